@@ -1,0 +1,135 @@
+# shellcheck shell=bash
+# Helpers sourced by scripts/test.sh and scripts/interop.sh. Requires bash; expects `set -euo pipefail` in the caller.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NODE_DIR="$REPO_ROOT/tests/interop/node"
+PY_DIR="$REPO_ROOT/tests/interop/python"
+VENV_DIR="$REPO_ROOT/.venv"
+REPORT_DIR="$REPO_ROOT/target/interop-reports"
+
+CURRENT_STEP="(setup)"
+
+banner() {
+  CURRENT_STEP="$1"
+  printf '\n==================================================================\n'
+  printf '== %s\n' "$1"
+  printf '==================================================================\n'
+}
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*"; }
+
+die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not found on PATH"; }
+
+# sha256 of the given files plus extra strings; used as "already installed" stamps.
+stamp_of() {
+  local extra="$1"; shift
+  { printf '%s\n' "$extra"; cat "$@"; } | sha256sum | cut -d' ' -f1
+}
+
+# Installs tests/interop/node/node_modules with `npm ci` from the committed lockfile,
+# unless node_modules already matches the lockfile and Node version.
+ensure_node_deps() {
+  need node
+  need npm
+  local want have="" stamp="$NODE_DIR/node_modules/.wsbroker-stamp"
+  want="$(stamp_of "node $(node --version)" "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json")"
+  [[ -f "$stamp" ]] && have="$(cat "$stamp")"
+  if [[ "$want" == "$have" ]]; then
+    log "node deps up to date ($NODE_DIR/node_modules)"
+    return
+  fi
+  log "installing node deps: npm ci (in $NODE_DIR)"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# Creates $REPO_ROOT/.venv (python3 -m venv) and installs the pinned requirements,
+# unless the venv already matches requirements.txt and the Python version.
+ensure_venv() {
+  need python3
+  local req="$PY_DIR/requirements.txt" stamp="$VENV_DIR/.wsbroker-stamp" want have=""
+  if [[ ! -x "$VENV_DIR/bin/python" ]] || ! "$VENV_DIR/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "creating venv: python3 -m venv $VENV_DIR"
+    rm -rf "$VENV_DIR"
+    python3 -m venv "$VENV_DIR"
+  fi
+  want="$(stamp_of "$("$VENV_DIR/bin/python" --version 2>&1)" "$req")"
+  [[ -f "$stamp" ]] && have="$(cat "$stamp")"
+  if [[ "$want" == "$have" ]]; then
+    log "python venv up to date ($VENV_DIR)"
+    return
+  fi
+  log "installing python deps: pip install -r $req"
+  "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# Prints "passed failed skipped" summed over the given JUnit XML files.
+junit_counts() {
+  python3 - "$@" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            failed += 1
+        elif "skipped" in tags:
+            skipped += 1
+        else:
+            passed += 1
+print(passed, failed, skipped)
+PY
+}
+
+# Prints "passed failed ignored" summed over the `test result:` lines of a cargo test log.
+cargo_counts() {
+  awk '/^test result: /{
+         for (i = 1; i <= NF; i++) {
+           if ($(i+1) ~ /^passed/) p += $i
+           if ($(i+1) ~ /^failed/) f += $i
+           if ($(i+1) ~ /^ignored/) s += $i
+         }
+       } END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+
+# Runs the Node interop suite; sets NODE_PASS NODE_FAIL NODE_SKIP. Fails (set -e) on a failing test.
+run_node_suite() {
+  (
+    cd "$NODE_DIR"
+    node --test \
+      --test-reporter=spec --test-reporter-destination=stdout \
+      --test-reporter=junit --test-reporter-destination="$REPORT_DIR/node.xml" \
+      test/*.test.js
+  )
+  read -r NODE_PASS NODE_FAIL NODE_SKIP < <(junit_counts "$REPORT_DIR/node.xml")
+}
+
+# Runs the Python interop suite; sets PY_PASS PY_FAIL PY_SKIP. Fails (set -e) on a failing test.
+run_python_suite() {
+  (
+    cd "$PY_DIR"
+    "$VENV_DIR/bin/python" -m pytest -q --timeout 60 -rs --junitxml="$REPORT_DIR/python.xml"
+  )
+  read -r PY_PASS PY_FAIL PY_SKIP < <(junit_counts "$REPORT_DIR/python.xml")
+}
+
+print_interop_summary() {
+  printf 'node interop:       %d passed, %d failed, %d skipped\n' "$NODE_PASS" "$NODE_FAIL" "$NODE_SKIP"
+  printf 'python interop:     %d passed, %d failed, %d skipped\n' "$PY_PASS" "$PY_FAIL" "$PY_SKIP"
+}
+
+install_exit_trap() {
+  START_TIME=$SECONDS
+  trap '_on_exit $?' EXIT
+}
+
+_on_exit() {
+  if [[ $1 -ne 0 ]]; then
+    printf '\n[%s] FAILED during step: %s (exit code %d, after %ds)\n' \
+      "$(basename "$0")" "$CURRENT_STEP" "$1" "$((SECONDS - START_TIME))" >&2
+  fi
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The test command of wsbroker: formatting, lints, Rust tests, release build, interop suites.
+#
+#   bash scripts/test.sh
+#
+# Installs what the interop suites need by itself (idempotent): Node deps with `npm ci` in
+# tests/interop/node, a Python venv in .venv with tests/interop/python/requirements.txt.
+# Reports (cargo log, JUnit XML) go to target/interop-reports/.
+# To run only the interop suites (e.g. against an existing binary): bash scripts/interop.sh
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+install_exit_trap
+
+need cargo
+mkdir -p "$REPORT_DIR"
+rm -f "$REPORT_DIR"/*.xml "$REPORT_DIR"/*.log
+
+banner "1/7 cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+banner "2/7 cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+banner "3/7 cargo test --all-targets"
+cargo test --all-targets 2>&1 | tee "$REPORT_DIR/cargo-test.log"
+read -r RUST_PASS RUST_FAIL RUST_SKIP < <(cargo_counts "$REPORT_DIR/cargo-test.log")
+
+banner "4/7 cargo build --release"
+cargo build --release
+# The interop suites spawn this binary themselves; never point them at an external broker here.
+export WSBROKER_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/wsbroker"
+unset WSBROKER_URL WSBROKER_TCP
+[[ -x "$WSBROKER_BIN" ]] || die "broker binary not found: $WSBROKER_BIN"
+
+banner "5/7 install interop dependencies (npm ci, python venv)"
+ensure_node_deps
+ensure_venv
+
+banner "6/7 interop: node (@stomp/stompjs over ws)"
+run_node_suite
+
+banner "7/7 interop: python (stomp.py, websockets)"
+run_python_suite
+
+CURRENT_STEP="summary"
+banner "summary ($((SECONDS - START_TIME))s)"
+printf 'rust (cargo test):  %d passed, %d failed, %d ignored\n' "$RUST_PASS" "$RUST_FAIL" "$RUST_SKIP"
+print_interop_summary
+printf 'total: %d passed, %d failed, %d skipped\n' \
+  "$((RUST_PASS + NODE_PASS + PY_PASS))" "$((RUST_FAIL + NODE_FAIL + PY_FAIL))" \
+  "$((RUST_SKIP + NODE_SKIP + PY_SKIP))"

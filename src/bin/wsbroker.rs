@@ -1,0 +1,134 @@
+//! The `wsbroker` command: a standalone STOMP broker over WebSocket (and optionally TCP).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use wsbroker::{Server, ServerConfig};
+
+/// An embeddable WebSocket/STOMP 1.0–1.2 message broker, run standalone.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// WebSocket listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:61614", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// HTTP path of the WebSocket endpoint.
+    #[arg(long, default_value = "/ws")]
+    path: String,
+    /// Also accept STOMP over plain TCP on this address (for native clients such as stomp.py).
+    #[arg(long, value_name = "ADDR:PORT")]
+    tcp_listen: Option<SocketAddr>,
+    /// Destination prefix handed to application handlers (repeatable). The standalone binary
+    /// has no handlers, so SENDs there are answered with an ERROR.
+    #[arg(long, value_name = "PREFIX")]
+    app_prefix: Vec<String>,
+    /// Heart-beat interval the server offers and asks for, in ms (0 disables).
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    heartbeat: u64,
+    /// Largest accepted STOMP frame in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_frame_size: Option<usize>,
+    /// Allowed Origin for browser clients (repeatable; none given allows every origin).
+    #[arg(long, value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
+    /// Most simultaneous connections.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Worker threads (0 = one per CPU).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    workers: usize,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    log: String,
+}
+
+fn config_from(args: &Args) -> ServerConfig {
+    let mut config = ServerConfig {
+        listen: args.listen,
+        path: args.path.clone(),
+        tcp_listen: args.tcp_listen,
+        allowed_origins: args.allowed_origin.clone(),
+        heartbeat_send: Duration::from_millis(args.heartbeat),
+        heartbeat_receive: Duration::from_millis(args.heartbeat),
+        worker_threads: args.workers,
+        ..ServerConfig::default()
+    };
+    if !args.app_prefix.is_empty() {
+        config.app_prefixes = args.app_prefix.clone();
+    }
+    if let Some(size) = args.max_frame_size {
+        config.max_frame_size = size;
+    }
+    if let Some(n) = args.max_connections {
+        config.max_connections = n;
+    }
+    config
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+fn wait_for_signal() -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let server = match Server::new(config_from(&args)) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("wsbroker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = server.start() {
+        eprintln!("wsbroker: cannot start: {e}");
+        return ExitCode::FAILURE;
+    }
+    // Machine-readable lines (tests and scripts read the real ports from them).
+    let mut out = std::io::stdout().lock();
+    if let Some(addr) = server.local_addr() {
+        let _ = writeln!(out, "wsbroker listening websocket ws://{addr}{}", args.path);
+    }
+    if let Some(addr) = server.tcp_local_addr() {
+        let _ = writeln!(out, "wsbroker listening tcp {addr}");
+    }
+    let _ = out.flush();
+    drop(out);
+
+    if let Err(e) = wait_for_signal() {
+        eprintln!("wsbroker: cannot wait for signals: {e}");
+    }
+    match server.stop(Duration::from_secs(5)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsbroker: stop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

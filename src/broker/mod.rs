@@ -1,0 +1,680 @@
+//! The in-process broker: destinations, subscriptions, acknowledgements and queues.
+//!
+//! It knows sessions (by id, each with its bounded [`Outbox`]) and destinations, never sockets.
+//! Routing rules:
+//! - a destination under the queue prefix (default `/queue/`) has competing consumers: each
+//!   message goes to exactly one subscription, round-robin; messages wait (bounded) while no
+//!   subscription can take them; unacknowledged messages of a consumer that NACKs, unsubscribes
+//!   or disconnects go back to the front of the queue with `redelivered:true`;
+//! - every other destination broadcasts: each matching subscription gets each message, and
+//!   subscriptions may use the wildcards of [`pattern`].
+//!
+//! One mutex guards the routing state; it is never held while host code runs.
+
+pub mod destination;
+pub mod message;
+pub mod outbox;
+pub mod pattern;
+pub mod stats;
+pub mod subscription;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use parking_lot::{Mutex, RwLock};
+
+pub use message::Message;
+pub use outbox::{CloseReason, Delivery, Outbound, Outbox, PushError};
+pub use stats::{Counters, Stats};
+pub use subscription::{AckMode, SubscribeSpec};
+use subscription::{Subscription, Unacked};
+
+use crate::config::ServerConfig;
+
+/// A refused broker operation; the text goes to the client in an ERROR frame's `message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BrokerError(pub String);
+
+fn refuse<T>(message: impl Into<String>) -> Result<T, BrokerError> {
+    Err(BrokerError(message.into()))
+}
+
+/// Callback of a host (in-process) subscription. Runs on the publishing thread, outside the
+/// broker's lock, so it may publish.
+pub type HostCallback = Arc<dyn Fn(&Arc<Message>) + Send + Sync>;
+
+struct HostSubscription {
+    id: u64,
+    pattern: String,
+    callback: HostCallback,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SubKey {
+    session: u64,
+    sub: Arc<str>,
+}
+
+struct SessionEntry {
+    outbox: Arc<Outbox>,
+    user: Option<String>,
+    /// STOMP 1.2 sessions get an `ack` header on MESSAGEs of client-ack subscriptions.
+    ack_header: bool,
+    subs: HashMap<Arc<str>, Subscription>,
+    next_seq: u64,
+    unacked: BTreeMap<u64, Unacked>,
+}
+
+struct Pending {
+    message: Arc<Message>,
+    redelivered: bool,
+    /// The consumer that gave it back: another one is preferred for the redelivery.
+    avoid: Option<SubKey>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Pending>,
+    consumers: Vec<SubKey>,
+    next: usize,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<u64, SessionEntry>,
+    exact: HashMap<String, Vec<SubKey>>,
+    patterns: Vec<(String, SubKey)>,
+    queues: HashMap<String, Queue>,
+}
+
+/// The limits and prefixes the broker routes with.
+#[derive(Clone, Debug)]
+struct Limits {
+    queue_prefix: String,
+    user_prefix: String,
+    max_queue_depth: usize,
+    max_subscriptions_per_session: usize,
+}
+
+/// The in-process message broker.
+pub struct Broker {
+    limits: Limits,
+    state: Mutex<State>,
+    counters: Arc<Counters>,
+    host_subs: RwLock<Vec<HostSubscription>>,
+    host_sub_count: AtomicUsize,
+    next_message: AtomicU64,
+    next_host_sub: AtomicU64,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker with the routing limits of `config`, counting into `counters`.
+    pub fn new(config: &ServerConfig, counters: Arc<Counters>) -> Broker {
+        Broker {
+            limits: Limits {
+                queue_prefix: config.queue_prefix.clone(),
+                user_prefix: config.user_prefix.clone(),
+                max_queue_depth: config.max_queue_depth,
+                max_subscriptions_per_session: config.max_subscriptions_per_session,
+            },
+            state: Mutex::new(State::default()),
+            counters,
+            host_subs: RwLock::new(Vec::new()),
+            host_sub_count: AtomicUsize::new(0),
+            next_message: AtomicU64::new(1),
+            next_host_sub: AtomicU64::new(1),
+        }
+    }
+
+    /// The counters this broker updates.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// A fresh broker-wide message number.
+    pub fn next_message_id(&self) -> u64 {
+        self.next_message.fetch_add(1, Relaxed)
+    }
+
+    /// True when `route` names a competing-consumer queue.
+    pub fn is_queue(&self, route: &str) -> bool {
+        route.starts_with(&self.limits.queue_prefix)
+    }
+
+    /// Adds a connected session. `ack_header` is true for STOMP 1.2 sessions.
+    pub fn register_session(
+        &self,
+        session: u64,
+        outbox: Arc<Outbox>,
+        ack_header: bool,
+        user: Option<String>,
+    ) {
+        let entry = SessionEntry {
+            outbox,
+            ack_header,
+            user,
+            subs: HashMap::new(),
+            next_seq: 1,
+            unacked: BTreeMap::new(),
+        };
+        if self.state.lock().sessions.insert(session, entry).is_none() {
+            stats::add(&self.counters.sessions, 1);
+        }
+    }
+
+    /// Removes a session: its subscriptions end and its unacknowledged queue messages are
+    /// redelivered to other consumers.
+    pub fn unregister_session(&self, session: u64) {
+        let mut state = self.state.lock();
+        let Some(mut entry) = state.sessions.remove(&session) else {
+            return;
+        };
+        stats::sub(&self.counters.sessions, 1);
+        let subs: Vec<Subscription> = entry.subs.drain().map(|(_, s)| s).collect();
+        let mut touched = Vec::new();
+        for sub in &subs {
+            let key = SubKey {
+                session,
+                sub: sub.spec.id.clone(),
+            };
+            state.unindex(&key, sub);
+            if sub.queue {
+                touched.push(sub.spec.route.clone());
+            }
+        }
+        stats::sub(&self.counters.subscriptions, subs.len() as u64);
+        let unacked = std::mem::take(&mut entry.unacked);
+        state.requeue(unacked.into_values(), session, &mut touched);
+        for name in touched {
+            state.dispatch(&name, &self.counters);
+        }
+    }
+
+    /// Subscribes a session. Queue destinations take no wildcards.
+    pub fn subscribe(&self, session: u64, spec: SubscribeSpec) -> Result<(), BrokerError> {
+        let queue = self.is_queue(&spec.route);
+        if queue && pattern::is_pattern(&spec.route) {
+            return refuse(format!(
+                "wildcards are not supported on queue destinations: {}",
+                spec.route
+            ));
+        }
+        let mut state = self.state.lock();
+        let Some(entry) = state.sessions.get_mut(&session) else {
+            return refuse("session is not connected");
+        };
+        if entry.subs.contains_key(&spec.id) {
+            return refuse(format!("subscription id '{}' is already in use", spec.id));
+        }
+        if entry.subs.len() >= self.limits.max_subscriptions_per_session {
+            return refuse(format!(
+                "too many subscriptions: at most {} per session",
+                self.limits.max_subscriptions_per_session
+            ));
+        }
+        let key = SubKey {
+            session,
+            sub: spec.id.clone(),
+        };
+        let route = spec.route.clone();
+        entry.subs.insert(
+            spec.id.clone(),
+            Subscription {
+                spec,
+                unacked: 0,
+                queue,
+            },
+        );
+        stats::add(&self.counters.subscriptions, 1);
+        if queue {
+            state
+                .queues
+                .entry(route.clone())
+                .or_default()
+                .consumers
+                .push(key);
+            state.dispatch(&route, &self.counters);
+        } else if pattern::is_pattern(&route) {
+            state.patterns.push((route, key));
+        } else {
+            state.exact.entry(route).or_default().push(key);
+        }
+        Ok(())
+    }
+
+    /// Ends a subscription; its unacknowledged queue messages go back to the queue.
+    pub fn unsubscribe(&self, session: u64, id: &str) -> Result<(), BrokerError> {
+        let mut state = self.state.lock();
+        let Some(entry) = state.sessions.get_mut(&session) else {
+            return refuse("session is not connected");
+        };
+        let Some(sub) = entry.subs.remove(id) else {
+            return refuse(format!("no subscription with id '{id}'"));
+        };
+        let seqs: Vec<u64> = entry
+            .unacked
+            .iter()
+            .filter(|(_, u)| &*u.subscription == id)
+            .map(|(seq, _)| *seq)
+            .collect();
+        let unacked: Vec<Unacked> = seqs
+            .iter()
+            .filter_map(|seq| entry.unacked.remove(seq))
+            .collect();
+        stats::sub(&self.counters.subscriptions, 1);
+        let key = SubKey {
+            session,
+            sub: sub.spec.id.clone(),
+        };
+        state.unindex(&key, &sub);
+        let mut touched = Vec::new();
+        if sub.queue {
+            touched.push(sub.spec.route.clone());
+        }
+        state.requeue(unacked.into_iter(), session, &mut touched);
+        for name in touched {
+            state.dispatch(&name, &self.counters);
+        }
+        Ok(())
+    }
+
+    /// Publishes to `route` (queue or broadcast) and then to matching host subscriptions.
+    /// Returns how many client subscriptions it was queued to (0 for a queue that holds it).
+    pub fn publish(&self, route: &str, message: Arc<Message>) -> Result<usize, BrokerError> {
+        let delivered = if self.is_queue(route) {
+            self.enqueue(route, message.clone())?
+        } else {
+            self.broadcast(route, &message)
+        };
+        stats::add(&self.counters.messages_in, 1);
+        self.notify_host_subscriptions(route, &message);
+        Ok(delivered)
+    }
+
+    fn enqueue(&self, route: &str, message: Arc<Message>) -> Result<usize, BrokerError> {
+        let mut state = self.state.lock();
+        let queue = state.queues.entry(route.to_string()).or_default();
+        if queue.pending.len() >= self.limits.max_queue_depth {
+            return refuse(format!(
+                "queue {route} is full ({} messages waiting)",
+                self.limits.max_queue_depth
+            ));
+        }
+        queue.pending.push_back(Pending {
+            message,
+            redelivered: false,
+            avoid: None,
+        });
+        Ok(state.dispatch(route, &self.counters))
+    }
+
+    fn broadcast(&self, route: &str, message: &Arc<Message>) -> usize {
+        let mut state = self.state.lock();
+        let State {
+            sessions,
+            exact,
+            patterns,
+            ..
+        } = &mut *state;
+        let mut delivered = 0;
+        let counters = &*self.counters;
+        let mut send = |key: &SubKey| {
+            let Some(entry) = sessions.get_mut(&key.session) else {
+                return;
+            };
+            let full = entry.subs.get(&key.sub).is_none_or(|s| !s.has_capacity());
+            if full {
+                // A client-ack subscriber on a broadcast destination that stopped acking:
+                // drop for it alone rather than grow without bound.
+                stats::add(&counters.dropped, 1);
+                return;
+            }
+            if deliver(key.session, entry, &key.sub, message, false, None, counters).is_ok() {
+                delivered += 1;
+            }
+        };
+        if let Some(keys) = exact.get(route) {
+            keys.iter().for_each(&mut send);
+        }
+        for (pattern, key) in patterns.iter() {
+            if pattern::matches(pattern, route) {
+                send(key);
+            }
+        }
+        delivered
+    }
+
+    /// Acknowledges (or, with `nack`, rejects) the delivery `ack_id` of `session`.
+    /// `subscription`, when given (STOMP 1.1), must be the delivery's subscription.
+    pub fn acknowledge(
+        &self,
+        session: u64,
+        ack_id: &str,
+        subscription: Option<&str>,
+        nack: bool,
+    ) -> Result<(), BrokerError> {
+        let seq = parse_ack_id(session, ack_id)
+            .ok_or_else(|| BrokerError(format!("unknown ack id '{ack_id}'")))?;
+        let mut state = self.state.lock();
+        let Some(entry) = state.sessions.get_mut(&session) else {
+            return refuse("session is not connected");
+        };
+        let Some(first) = entry.unacked.get(&seq) else {
+            return refuse(format!(
+                "unknown ack id '{ack_id}': not delivered to this session, or already acknowledged"
+            ));
+        };
+        let sub_id = first.subscription.clone();
+        if subscription.is_some_and(|s| s != &*sub_id) {
+            return refuse(format!(
+                "message '{ack_id}' was not delivered to subscription '{}'",
+                subscription.unwrap_or_default()
+            ));
+        }
+        let mode = entry.subs.get(&sub_id).map(|s| s.spec.ack);
+        let seqs: Vec<u64> = if mode == Some(AckMode::Client) {
+            entry
+                .unacked
+                .range(..=seq)
+                .filter(|(_, u)| u.subscription == sub_id)
+                .map(|(s, _)| *s)
+                .collect()
+        } else {
+            vec![seq]
+        };
+        let done: Vec<Unacked> = seqs
+            .iter()
+            .filter_map(|s| entry.unacked.remove(s))
+            .collect();
+        let mut touched = Vec::new();
+        if let Some(sub) = entry.subs.get_mut(&sub_id) {
+            sub.unacked -= done.len().min(sub.unacked);
+            if sub.queue {
+                touched.push(sub.spec.route.clone());
+            }
+        }
+        if nack {
+            state.requeue(done.into_iter(), session, &mut touched);
+        }
+        for name in touched {
+            state.dispatch(&name, &self.counters);
+        }
+        Ok(())
+    }
+
+    /// Delivers to the broadcast subscriptions of one session that match `destination`, written
+    /// as that session would subscribe to it (`/user/queue/x` means its own user queue). For an
+    /// application handler's reply to its sender. Returns how many subscriptions got it.
+    pub fn publish_to_session(
+        &self,
+        session: u64,
+        destination: &str,
+        message: Arc<Message>,
+    ) -> Result<usize, BrokerError> {
+        let mut state = self.state.lock();
+        let Some(entry) = state.sessions.get_mut(&session) else {
+            return refuse(format!("no session {session}"));
+        };
+        let route = destination::subscribe_route(
+            destination,
+            &self.limits.user_prefix,
+            entry.user.as_deref(),
+        )?;
+        let route = route.as_str();
+        let targets: Vec<Arc<str>> = entry
+            .subs
+            .values()
+            .filter(|s| {
+                !s.queue
+                    && s.has_capacity()
+                    && (s.spec.route == route || pattern::matches(&s.spec.route, route))
+            })
+            .map(|s| s.spec.id.clone())
+            .collect();
+        let mut delivered = 0;
+        for sub in &targets {
+            if deliver(session, entry, sub, &message, false, None, &self.counters).is_ok() {
+                delivered += 1;
+            }
+        }
+        stats::add(&self.counters.messages_in, 1);
+        Ok(delivered)
+    }
+
+    /// Closes a session from the host side with an ERROR carrying `reason`.
+    pub fn disconnect_session(&self, session: u64, reason: &str) -> Result<(), BrokerError> {
+        let state = self.state.lock();
+        let Some(entry) = state.sessions.get(&session) else {
+            return refuse(format!("no session {session}"));
+        };
+        entry.outbox.close(CloseReason::error(
+            crate::ws::codes::POLICY_VIOLATION,
+            reason,
+        ));
+        Ok(())
+    }
+
+    /// Ids of the sessions currently registered.
+    pub fn session_ids(&self) -> Vec<u64> {
+        self.state.lock().sessions.keys().copied().collect()
+    }
+
+    /// Messages waiting in a queue (for tests and stats).
+    pub fn queue_depth(&self, route: &str) -> usize {
+        self.state
+            .lock()
+            .queues
+            .get(route)
+            .map_or(0, |q| q.pending.len())
+    }
+
+    /// Adds a host subscription to `pattern` (any destination, queue or broadcast: the host
+    /// sees every message without consuming it). Returns its id, never reused.
+    pub fn add_host_subscription(&self, pattern: &str, callback: HostCallback) -> u64 {
+        let id = self.next_host_sub.fetch_add(1, Relaxed);
+        let mut subs = self.host_subs.write();
+        subs.push(HostSubscription {
+            id,
+            pattern: pattern.to_string(),
+            callback,
+        });
+        self.host_sub_count.store(subs.len(), Relaxed);
+        id
+    }
+
+    /// Removes a host subscription; false when the id is unknown.
+    pub fn remove_host_subscription(&self, id: u64) -> bool {
+        let mut subs = self.host_subs.write();
+        let before = subs.len();
+        subs.retain(|s| s.id != id);
+        self.host_sub_count.store(subs.len(), Relaxed);
+        subs.len() != before
+    }
+
+    fn notify_host_subscriptions(&self, route: &str, message: &Arc<Message>) {
+        if self.host_sub_count.load(Relaxed) == 0 {
+            return;
+        }
+        let callbacks: Vec<HostCallback> = self
+            .host_subs
+            .read()
+            .iter()
+            .filter(|s| s.pattern == route || pattern::matches(&s.pattern, route))
+            .map(|s| s.callback.clone())
+            .collect();
+        for callback in callbacks {
+            callback(message);
+        }
+    }
+}
+
+/// Parses `{session}-{seq}`, the form of every `message-id` / `ack` this broker writes.
+fn parse_ack_id(session: u64, ack_id: &str) -> Option<u64> {
+    let (s, seq) = ack_id.split_once('-')?;
+    if s.parse::<u64>().ok()? != session {
+        return None;
+    }
+    seq.parse().ok()
+}
+
+/// Queues one MESSAGE to one subscription, tracking it when the subscription acknowledges.
+fn deliver(
+    session: u64,
+    entry: &mut SessionEntry,
+    sub_id: &Arc<str>,
+    message: &Arc<Message>,
+    redelivered: bool,
+    queue: Option<&str>,
+    counters: &Counters,
+) -> Result<(), PushError> {
+    let Some(sub) = entry.subs.get_mut(sub_id) else {
+        return Err(PushError::Closed);
+    };
+    let seq = entry.next_seq;
+    let tracked = sub.spec.ack != AckMode::Auto;
+    let delivery = Delivery {
+        session,
+        seq,
+        subscription: sub.spec.id.clone(),
+        ack_header: entry.ack_header && tracked,
+        redelivered,
+        message: message.clone(),
+    };
+    match entry.outbox.push(Outbound::Message(delivery)) {
+        Ok(()) => {}
+        Err(PushError::Overflow) => {
+            stats::add(&counters.slow_consumer_disconnects, 1);
+            return Err(PushError::Overflow);
+        }
+        Err(e) => return Err(e),
+    }
+    entry.next_seq += 1;
+    stats::add(&counters.messages_out, 1);
+    if tracked {
+        sub.unacked += 1;
+        entry.unacked.insert(
+            seq,
+            Unacked {
+                subscription: sub.spec.id.clone(),
+                message: message.clone(),
+                queue: queue.map(str::to_string),
+            },
+        );
+    }
+    Ok(())
+}
+
+impl State {
+    /// Removes a subscription from the routing indexes.
+    fn unindex(&mut self, key: &SubKey, sub: &Subscription) {
+        let route = &sub.spec.route;
+        if sub.queue {
+            if let Some(queue) = self.queues.get_mut(route) {
+                queue.consumers.retain(|k| k != key);
+                if queue.consumers.is_empty() && queue.pending.is_empty() {
+                    self.queues.remove(route);
+                }
+            }
+        } else if pattern::is_pattern(route) {
+            self.patterns.retain(|(_, k)| k != key);
+        } else if let Some(keys) = self.exact.get_mut(route) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.exact.remove(route);
+            }
+        }
+    }
+
+    /// Puts unacknowledged queue messages back at the front of their queues, in their
+    /// original order, marked redelivered. Broadcast messages are simply dropped.
+    fn requeue(
+        &mut self,
+        unacked: impl DoubleEndedIterator<Item = Unacked>,
+        from_session: u64,
+        touched: &mut Vec<String>,
+    ) {
+        for u in unacked.rev() {
+            let Some(name) = u.queue else { continue };
+            let queue = self.queues.entry(name.clone()).or_default();
+            queue.pending.push_front(Pending {
+                message: u.message,
+                redelivered: true,
+                avoid: Some(SubKey {
+                    session: from_session,
+                    sub: u.subscription,
+                }),
+            });
+            if !touched.contains(&name) {
+                touched.push(name);
+            }
+        }
+    }
+
+    /// Hands waiting messages of queue `name` to consumers with capacity, round-robin.
+    /// Returns how many were delivered.
+    fn dispatch(&mut self, name: &str, counters: &Counters) -> usize {
+        let State {
+            sessions, queues, ..
+        } = self;
+        let Some(queue) = queues.get_mut(name) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        while let Some(front) = queue.pending.front() {
+            let n = queue.consumers.len();
+            let mut chosen = None;
+            let mut fallback = None;
+            for i in 0..n {
+                let idx = (queue.next + i) % n;
+                let key = &queue.consumers[idx];
+                let ready = sessions.get(&key.session).is_some_and(|e| {
+                    e.subs.get(&key.sub).is_some_and(Subscription::has_capacity)
+                        && !e.outbox.is_closing()
+                });
+                if !ready {
+                    continue;
+                }
+                if front.avoid.as_ref() == Some(key) {
+                    fallback.get_or_insert(idx);
+                } else {
+                    chosen = Some(idx);
+                    break;
+                }
+            }
+            let Some(idx) = chosen.or(fallback) else {
+                break;
+            };
+            let pending = queue.pending.pop_front().expect("front checked above");
+            let key = queue.consumers[idx].clone();
+            queue.next = (idx + 1) % n;
+            let entry = sessions.get_mut(&key.session).expect("checked ready above");
+            match deliver(
+                key.session,
+                entry,
+                &key.sub,
+                &pending.message,
+                pending.redelivered,
+                Some(name),
+                counters,
+            ) {
+                Ok(()) => delivered += 1,
+                // That consumer is closing now and will not be chosen again.
+                Err(_) => queue.pending.push_front(pending),
+            }
+        }
+        if queue.consumers.is_empty() && queue.pending.is_empty() {
+            queues.remove(name);
+        }
+        delivered
+    }
+}

@@ -1,0 +1,336 @@
+//! A session's bounded outbound queue: the only thing the broker knows about a connection.
+//!
+//! The broker pushes frames without blocking; the transport's writer drains them in batches and
+//! writes many frames per syscall. When a push would pass the bound in messages or bytes, the
+//! session is a slow consumer: its queued frames are discarded and it is closed with an ERROR,
+//! so that nobody else ever waits for it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::message::Message;
+use crate::stomp::escape::{Escaping, escaping_for};
+use crate::stomp::frame::Command;
+use crate::stomp::version::Version;
+use crate::ws::codes;
+
+/// One MESSAGE frame to one subscription; its prefix is formatted at write time.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Session the message goes to (part of the `message-id`).
+    pub session: u64,
+    /// Per-session delivery number: `message-id` and `ack` are `{session}-{seq}`.
+    pub seq: u64,
+    /// The subscription id the client chose.
+    pub subscription: Arc<str>,
+    /// Whether to write an `ack` header (STOMP 1.2 with a client ack mode).
+    pub ack_header: bool,
+    /// Whether the message was delivered before (`redelivered:true`).
+    pub redelivered: bool,
+    /// The shared message.
+    pub message: Arc<Message>,
+}
+
+/// Why and how a connection ends, once everything queued before it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// WebSocket close code (ignored on plain TCP).
+    pub code: u16,
+    /// When set, a STOMP ERROR frame with this `message` is written first.
+    pub error: Option<String>,
+    /// Receipt id of the frame that caused the error, if it asked for one.
+    pub receipt_id: Option<String>,
+    /// Longer explanation for the ERROR body.
+    pub detail: Option<String>,
+}
+
+impl CloseReason {
+    /// A normal close after DISCONNECT or a client's close.
+    pub fn normal() -> CloseReason {
+        CloseReason {
+            code: codes::NORMAL,
+            error: None,
+            receipt_id: None,
+            detail: None,
+        }
+    }
+    /// A close preceded by an ERROR frame.
+    pub fn error(code: u16, message: impl Into<String>) -> CloseReason {
+        CloseReason {
+            code,
+            error: Some(message.into()),
+            receipt_id: None,
+            detail: None,
+        }
+    }
+}
+
+/// An item of the outbound queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A complete encoded STOMP frame (CONNECTED, RECEIPT, ERROR) or a heart-beat EOL.
+    Frame(Bytes),
+    /// A MESSAGE frame assembled by the writer from its prefix and the shared tail.
+    Message(Delivery),
+    /// A WebSocket pong answering a ping (transport level; ignored on TCP).
+    Pong(Bytes),
+    /// A WebSocket ping probing a quiet peer (transport level; ignored on TCP).
+    Ping(Bytes),
+    /// Write everything before, then close the connection.
+    Close(CloseReason),
+}
+
+impl Outbound {
+    /// Bytes the item accounts for against the queue's bound.
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Frame(b) | Outbound::Pong(b) | Outbound::Ping(b) => b.len(),
+            Outbound::Message(d) => d.message.body().len() + d.message.destination().len() + 96,
+            Outbound::Close(_) => 0,
+        }
+    }
+}
+
+/// Result of a push that did not queue the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The connection is closing; nothing more is accepted.
+    Closed,
+    /// This push passed the bound: the session was just marked a slow consumer and is closing.
+    Overflow,
+}
+
+struct Inner {
+    items: VecDeque<Outbound>,
+    bytes: usize,
+    closing: bool,
+}
+
+/// The bounded queue between the broker (producers) and one connection's writer (consumer).
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    max_messages: usize,
+    max_bytes: usize,
+    version: AtomicU8,
+    heartbeat_ms: AtomicU32,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("max_messages", &self.max_messages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// An empty queue bounded by `max_messages` items and `max_bytes` bytes.
+    pub fn new(max_messages: usize, max_bytes: usize) -> Outbox {
+        Outbox {
+            inner: Mutex::new(Inner {
+                items: VecDeque::new(),
+                bytes: 0,
+                closing: false,
+            }),
+            notify: Notify::new(),
+            max_messages,
+            max_bytes,
+            version: AtomicU8::new(0),
+            heartbeat_ms: AtomicU32::new(0),
+        }
+    }
+
+    /// Queues an item without blocking. On overflow the queue is emptied and replaced by a
+    /// slow-consumer ERROR and close; the caller learns it once through `PushError::Overflow`.
+    pub fn push(&self, item: Outbound) -> Result<(), PushError> {
+        let weight = item.weight();
+        let mut inner = self.inner.lock();
+        if inner.closing {
+            return Err(PushError::Closed);
+        }
+        if inner.items.len() >= self.max_messages || inner.bytes + weight > self.max_bytes {
+            let reason = CloseReason {
+                detail: Some(format!(
+                    "The session did not read its messages fast enough: more than {} frames or {} bytes were waiting.",
+                    self.max_messages, self.max_bytes
+                )),
+                ..CloseReason::error(
+                    codes::POLICY_VIOLATION,
+                    "slow consumer: outbound queue full",
+                )
+            };
+            inner.items.clear();
+            inner.bytes = 0;
+            inner.items.push_back(Outbound::Close(reason));
+            inner.closing = true;
+            drop(inner);
+            self.notify.notify_one();
+            return Err(PushError::Overflow);
+        }
+        inner.bytes += weight;
+        let was_empty = inner.items.is_empty();
+        inner.items.push_back(item);
+        drop(inner);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues a close after everything already queued (bypassing the bound). Returns false if
+    /// the connection was already closing.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.closing {
+            return false;
+        }
+        inner.closing = true;
+        inner.items.push_back(Outbound::Close(reason));
+        drop(inner);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Queues a transport-level item (ping, pong) even past the bound, unless closing: control
+    /// replies are tiny and must not turn a reading client into a slow consumer.
+    pub fn push_control(&self, item: Outbound) {
+        let mut inner = self.inner.lock();
+        if !inner.closing {
+            inner.items.push_back(item);
+            drop(inner);
+            self.notify.notify_one();
+        }
+    }
+
+    /// True once a close is queued.
+    pub fn is_closing(&self) -> bool {
+        self.inner.lock().closing
+    }
+
+    /// Moves up to `max` queued items into `out`, waiting until there is at least one.
+    pub async fn next_batch(&self, out: &mut Vec<Outbound>, max: usize) {
+        loop {
+            if self.try_drain(out, max) > 0 {
+                return;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Moves up to `max` queued items into `out` without waiting; returns how many.
+    pub fn try_drain(&self, out: &mut Vec<Outbound>, max: usize) -> usize {
+        let mut inner = self.inner.lock();
+        let n = inner.items.len().min(max);
+        let mut freed = 0;
+        for item in inner.items.drain(..n) {
+            freed += item.weight();
+            out.push(item);
+        }
+        inner.bytes -= freed;
+        if inner.items.capacity() > 64 && inner.items.is_empty() {
+            // Give back the memory a burst grew, so idle connections stay small.
+            inner.items.shrink_to(16);
+        }
+        n
+    }
+
+    /// Number of queued items.
+    pub fn len(&self) -> usize {
+        self.inner.lock().items.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The session's negotiated STOMP version (1.0 until CONNECT); frames the writer encodes
+    /// (MESSAGE, ERROR) use its header escaping.
+    pub fn version(&self) -> Version {
+        match self.version.load(Relaxed) {
+            1 => Version::V1_1,
+            2 => Version::V1_2,
+            _ => Version::V1_0,
+        }
+    }
+
+    /// Header escaping of MESSAGE frames for the negotiated version.
+    pub fn message_escaping(&self) -> Escaping {
+        escaping_for(self.version(), Command::Message)
+    }
+
+    /// Records the negotiated version.
+    pub fn set_version(&self, version: Version) {
+        let v = match version {
+            Version::V1_0 => 0,
+            Version::V1_1 => 1,
+            Version::V1_2 => 2,
+        };
+        self.version.store(v, Relaxed);
+    }
+
+    /// Interval in ms at which the writer must send something (a heart-beat when idle); 0 = never.
+    pub fn heartbeat_ms(&self) -> u32 {
+        self.heartbeat_ms.load(Relaxed)
+    }
+
+    /// Sets the negotiated outgoing heart-beat interval and wakes the writer to pick it up.
+    pub fn set_heartbeat_ms(&self, ms: u32) {
+        self.heartbeat_ms.store(ms, Relaxed);
+        self.notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_replaces_queue_with_close_once() {
+        let outbox = Outbox::new(2, 1 << 20);
+        outbox
+            .push(Outbound::Frame(Bytes::from_static(b"a")))
+            .unwrap();
+        outbox
+            .push(Outbound::Frame(Bytes::from_static(b"b")))
+            .unwrap();
+        assert_eq!(
+            outbox.push(Outbound::Frame(Bytes::from_static(b"c"))),
+            Err(PushError::Overflow)
+        );
+        assert_eq!(
+            outbox.push(Outbound::Frame(Bytes::from_static(b"d"))),
+            Err(PushError::Closed)
+        );
+        let mut out = Vec::new();
+        assert_eq!(outbox.try_drain(&mut out, 10), 1);
+        match &out[0] {
+            Outbound::Close(reason) => {
+                assert_eq!(reason.code, codes::POLICY_VIOLATION);
+                assert!(reason.error.as_deref().unwrap().contains("slow consumer"));
+            }
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn byte_bound_counts_and_releases() {
+        let outbox = Outbox::new(100, 10);
+        outbox
+            .push(Outbound::Frame(Bytes::from_static(b"0123456789")))
+            .unwrap();
+        let mut out = Vec::new();
+        outbox.try_drain(&mut out, 10);
+        outbox
+            .push(Outbound::Frame(Bytes::from_static(b"0123456789")))
+            .unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert!(!outbox.is_closing());
+    }
+}

@@ -1,0 +1,65 @@
+//! Subscription records and acknowledgement modes.
+
+use std::sync::Arc;
+
+/// How a subscription acknowledges messages (STOMP `ack` header of SUBSCRIBE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckMode {
+    /// Delivered means acknowledged.
+    Auto,
+    /// An ACK acknowledges that message and every earlier one of the subscription.
+    Client,
+    /// An ACK acknowledges exactly one message.
+    ClientIndividual,
+}
+
+impl AckMode {
+    /// Parses the header value; absent means `auto`.
+    pub fn parse(value: Option<&str>) -> Option<AckMode> {
+        match value {
+            None | Some("auto") => Some(AckMode::Auto),
+            Some("client") => Some(AckMode::Client),
+            Some("client-individual") => Some(AckMode::ClientIndividual),
+            Some(_) => None,
+        }
+    }
+}
+
+/// What a session asks for when it subscribes.
+#[derive(Clone, Debug)]
+pub struct SubscribeSpec {
+    /// The client's subscription id.
+    pub id: Arc<str>,
+    /// Destination (or pattern) the broker routes on.
+    pub route: String,
+    /// Acknowledgement mode.
+    pub ack: AckMode,
+    /// Most unacknowledged messages in flight (client modes).
+    pub prefetch: usize,
+}
+
+/// A live subscription inside a session.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub spec: SubscribeSpec,
+    /// Unacknowledged deliveries of this subscription.
+    pub unacked: usize,
+    /// Routed to a competing-consumer queue rather than broadcast.
+    pub queue: bool,
+}
+
+impl Subscription {
+    /// Whether one more message may be delivered now.
+    pub fn has_capacity(&self) -> bool {
+        self.spec.ack == AckMode::Auto || self.unacked < self.spec.prefetch
+    }
+}
+
+/// A delivered message waiting for ACK or NACK.
+#[derive(Debug)]
+pub(crate) struct Unacked {
+    pub subscription: Arc<str>,
+    pub message: Arc<super::Message>,
+    /// The queue to put it back on when it is not acknowledged.
+    pub queue: Option<String>,
+}

@@ -1,0 +1,187 @@
+//! Server configuration: every limit has a safe default and is checked by [`ServerConfig::validate`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Everything a [`crate::Server`] needs to know before it starts.
+///
+/// `ServerConfig::default()` is a working broker on `127.0.0.1:61614` at path `/ws`
+/// with bounded queues, heart-beats and timeouts on.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// WebSocket listen address; port 0 picks a free port (read it back with `Server::local_addr`).
+    pub listen: SocketAddr,
+    /// HTTP path of the WebSocket endpoint.
+    pub path: String,
+    /// Plain-TCP STOMP listener (for native clients such as stomp.py); off when `None`.
+    pub tcp_listen: Option<SocketAddr>,
+    /// Allowed `Origin` values (`scheme://host[:port]`); empty allows every origin.
+    pub allowed_origins: Vec<String>,
+    /// Destination prefixes handed to the host's application handlers instead of subscribers.
+    pub app_prefixes: Vec<String>,
+    /// Prefix of destinations with competing consumers (each message to one subscriber).
+    /// Every other destination broadcasts to all of its subscribers.
+    pub queue_prefix: String,
+    /// Prefix of user destinations (`/user/queue/x` for the subscriber, `/user/{name}/queue/x` for senders).
+    pub user_prefix: String,
+    /// Heart-beat the server offers to send (STOMP `heart-beat` cx); zero disables.
+    pub heartbeat_send: Duration,
+    /// Heart-beat the server wants to receive (STOMP `heart-beat` cy); zero disables.
+    pub heartbeat_receive: Duration,
+    /// WebSocket ping interval on otherwise quiet connections; zero disables.
+    pub ws_ping_interval: Duration,
+    /// A WebSocket connection from which nothing arrives for this long is closed; zero disables.
+    pub idle_timeout: Duration,
+    /// Time allowed for the HTTP upgrade request to arrive completely.
+    pub handshake_timeout: Duration,
+    /// Time allowed between connection and the STOMP CONNECT frame.
+    pub connect_timeout: Duration,
+    /// Largest STOMP frame accepted (headers and body); also bounds WebSocket messages.
+    pub max_frame_size: usize,
+    /// Most headers in one STOMP frame.
+    pub max_headers: usize,
+    /// Longest single header line in bytes.
+    pub max_header_length: usize,
+    /// Most simultaneous connections over all listeners; more are refused at accept.
+    pub max_connections: usize,
+    /// Most subscriptions one session may hold.
+    pub max_subscriptions_per_session: usize,
+    /// Most frames queued for one connection before it counts as a slow consumer.
+    pub max_outbound_messages: usize,
+    /// Most bytes queued for one connection before it counts as a slow consumer.
+    pub max_outbound_bytes: usize,
+    /// Default limit of unacknowledged messages per subscription in `client` ack modes
+    /// (a SUBSCRIBE may lower or raise it with a `prefetch-count` header, up to this value × 16).
+    pub max_unacked_per_subscription: usize,
+    /// Most messages a `/queue/...` destination holds while no consumer can take them.
+    pub max_queue_depth: usize,
+    /// Most frames buffered inside one transaction.
+    pub max_transaction_frames: usize,
+    /// Most transactions open at once in one session.
+    pub max_open_transactions: usize,
+    /// Worker threads of the server's own tokio runtime; 0 means one per CPU.
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 61614)),
+            path: "/ws".into(),
+            tcp_listen: None,
+            allowed_origins: Vec::new(),
+            app_prefixes: vec!["/app".into()],
+            queue_prefix: "/queue/".into(),
+            user_prefix: "/user/".into(),
+            heartbeat_send: Duration::from_secs(10),
+            heartbeat_receive: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(70),
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(30),
+            max_frame_size: 4 * 1024 * 1024,
+            max_headers: 64,
+            max_header_length: 8 * 1024,
+            max_connections: 10_000,
+            max_subscriptions_per_session: 1024,
+            max_outbound_messages: 16 * 1024,
+            max_outbound_bytes: 8 * 1024 * 1024,
+            max_unacked_per_subscription: 1024,
+            max_queue_depth: 100_000,
+            max_transaction_frames: 10_000,
+            max_open_transactions: 16,
+            worker_threads: 0,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every field; the error names the first field that is out of range.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(msg: &str) -> Result<()> {
+            Err(Error::InvalidConfig(msg.to_string()))
+        }
+        if !self.path.starts_with('/') {
+            return bad("path must start with '/'");
+        }
+        if self.queue_prefix.is_empty() || !self.queue_prefix.starts_with('/') {
+            return bad("queue_prefix must start with '/'");
+        }
+        if !self.user_prefix.starts_with('/') || !self.user_prefix.ends_with('/') {
+            return bad("user_prefix must start and end with '/'");
+        }
+        if self.app_prefixes.iter().any(|p| !p.starts_with('/')) {
+            return bad("every app prefix must start with '/'");
+        }
+        let positive = [
+            (self.max_frame_size, "max_frame_size"),
+            (self.max_headers, "max_headers"),
+            (self.max_header_length, "max_header_length"),
+            (self.max_connections, "max_connections"),
+            (
+                self.max_subscriptions_per_session,
+                "max_subscriptions_per_session",
+            ),
+            (self.max_outbound_messages, "max_outbound_messages"),
+            (self.max_outbound_bytes, "max_outbound_bytes"),
+            (
+                self.max_unacked_per_subscription,
+                "max_unacked_per_subscription",
+            ),
+            (self.max_queue_depth, "max_queue_depth"),
+            (self.max_transaction_frames, "max_transaction_frames"),
+            (self.max_open_transactions, "max_open_transactions"),
+        ];
+        for (value, name) in positive {
+            if value == 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be greater than 0"
+                )));
+            }
+        }
+        if self.max_frame_size > 1 << 30 {
+            return bad("max_frame_size must be at most 1 GiB");
+        }
+        if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return bad("handshake_timeout and connect_timeout must be greater than 0");
+        }
+        if self.heartbeat_send.as_millis() > u32::MAX as u128
+            || self.heartbeat_receive.as_millis() > u32::MAX as u128
+        {
+            return bad("heart-beat intervals must fit in 32-bit milliseconds");
+        }
+        Ok(())
+    }
+
+    /// Largest WebSocket message accepted: a STOMP frame plus room for trailing heart-beat EOLs.
+    pub(crate) fn max_ws_message_size(&self) -> usize {
+        self.max_frame_size + 4096
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        ServerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_by_name() {
+        let cfg = ServerConfig {
+            max_queue_depth: 0,
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("max_queue_depth"), "{err}");
+        let cfg = ServerConfig {
+            path: "ws".into(),
+            ..Default::default()
+        };
+        assert!(cfg.validate().is_err());
+    }
+}

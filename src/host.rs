@@ -1,0 +1,120 @@
+//! Publishing on behalf of the host program: from the safe API, or from inside an application
+//! handler (which may also reply to the session that sent the message).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::broker::{Message, destination};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// Publishes messages into the broker. Cheap to clone; usable from any thread.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    engine: Arc<Engine>,
+    /// The session whose SEND is being handled, for `reply`.
+    session: Option<u64>,
+}
+
+fn owned_headers(headers: &[(&str, &str)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Publisher {
+    pub(crate) fn new(engine: Arc<Engine>, session: Option<u64>) -> Publisher {
+        Publisher { engine, session }
+    }
+
+    /// The session whose message is being handled, if any.
+    pub fn session(&self) -> Option<u64> {
+        self.session
+    }
+
+    fn message(&self, display: String, headers: &[(&str, &str)], body: Bytes) -> Arc<Message> {
+        let id = self.engine.broker.next_message_id();
+        Arc::new(Message::new(
+            id,
+            display,
+            owned_headers(headers),
+            body,
+            None,
+        ))
+    }
+
+    /// Publishes to a destination (topic, queue or `/user/{name}/...`). Returns how many client
+    /// subscriptions it was queued to; a queue that holds the message for later counts 0.
+    pub fn publish(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        let user_prefix = &self.engine.config.user_prefix;
+        let (route, display) = destination::send_route(destination, user_prefix)
+            .map_err(|e| Error::InvalidArgument(e.0))?;
+        let message = self.message(display, headers, body.into());
+        self.engine
+            .broker
+            .publish(&route, message)
+            .map_err(|e| Error::Backpressure(e.0))
+    }
+
+    /// Sends to every session of `user` subscribed to `/user{destination}` (e.g. `destination`
+    /// `/queue/reply` reaches subscriptions to `/user/queue/reply`).
+    pub fn send_to_user(
+        &self,
+        user: &str,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        let user_prefix = &self.engine.config.user_prefix;
+        let (route, display) = destination::user_route(user, destination, user_prefix)
+            .map_err(|e| Error::InvalidArgument(e.0))?;
+        let message = self.message(display, headers, body.into());
+        self.engine
+            .broker
+            .publish(&route, message)
+            .map_err(|e| Error::Backpressure(e.0))
+    }
+
+    /// Sends only to the subscriptions of `session` that match `destination`, written as that
+    /// session subscribes (`/user/queue/x` is its own user queue): for example an application
+    /// handler answering the client that sent the message.
+    pub fn send_to_session(
+        &self,
+        session: u64,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        if destination.is_empty() || destination.contains('*') {
+            return Err(Error::InvalidArgument(format!(
+                "invalid destination '{destination}'"
+            )));
+        }
+        let message = self.message(destination.to_string(), headers, body.into());
+        self.engine
+            .broker
+            .publish_to_session(session, destination, message)
+            .map_err(|e| Error::NotFound(e.0))
+    }
+
+    /// Replies to the session whose message is being handled: delivered to that session's
+    /// subscriptions matching `destination` only.
+    pub fn reply(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        let session = self.session.ok_or_else(|| {
+            Error::InvalidArgument("reply outside of an application handler".into())
+        })?;
+        self.send_to_session(session, destination, headers, body)
+    }
+}

@@ -1,0 +1,30 @@
+//! wsbroker — an embeddable WebSocket/STOMP message broker.
+//!
+//! Layers, from the wire up:
+//! - [`ws`] and [`stomp`]: sans-IO codecs and the STOMP session state machine (bytes in,
+//!   frames and actions out);
+//! - [`broker`]: destinations, subscriptions, acknowledgements and queues; knows sessions, not
+//!   sockets;
+//! - `transport`: tokio listeners and one task pair per connection, the only IO;
+//! - [`Server`]: the safe API that owns a runtime and that the C ABI wraps.
+
+pub mod broker;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod hooks;
+pub mod host;
+pub mod server;
+pub mod stomp;
+mod transport;
+pub mod ws;
+
+pub use broker::{Message, Stats};
+pub use config::ServerConfig;
+pub use error::{Error, Result};
+pub use hooks::{
+    AppHandler, AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest,
+    TransportKind,
+};
+pub use host::Publisher;
+pub use server::{HostSubscriptionId, Server};

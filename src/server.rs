@@ -1,0 +1,339 @@
+//! The safe facade: a broker with its own tokio runtime, started and stopped from any thread.
+//!
+//! ```no_run
+//! use wsbroker::{Server, ServerConfig};
+//! let server = Server::new(ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() })?;
+//! server.handle_app("/app/chat", |msg, publisher| {
+//!     publisher.publish("/topic/chat", &[], msg.body.clone()).map(|_| ()).map_err(|e| e.to_string())
+//! });
+//! server.start()?;
+//! println!("listening on {}", server.local_addr().unwrap());
+//! server.publish("/topic/news", &[("content-type", "text/plain")], "hello")?;
+//! server.stop(std::time::Duration::from_secs(1))?;
+//! # Ok::<(), wsbroker::Error>(())
+//! ```
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::broker::{Message, Stats};
+use crate::config::ServerConfig;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::hooks::{
+    AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
+};
+use crate::host::Publisher;
+use crate::transport::listener::{ListenerContext, accept_loop};
+use crate::ws::handshake::HandshakeConfig;
+
+thread_local! {
+    /// Set on the server runtimes' worker threads, where `stop` would deadlock.
+    static ON_SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long `Drop` lets connections close when the host never called `stop`.
+const DROP_GRACE: Duration = Duration::from_secs(1);
+
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    shutdown: watch::Sender<bool>,
+    local_addr: SocketAddr,
+    tcp_local_addr: Option<SocketAddr>,
+}
+
+/// A handle to a host subscription; see [`Server::subscribe`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HostSubscriptionId(pub u64);
+
+/// An embeddable STOMP broker over WebSocket (and optionally plain TCP).
+pub struct Server {
+    engine: Arc<Engine>,
+    running: Mutex<Option<Running>>,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr())
+            .field("stopped", &self.stopped.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server for `config` (validated now); set hooks, then [`Server::start`].
+    pub fn new(config: ServerConfig) -> Result<Server> {
+        config.validate()?;
+        Ok(Server {
+            engine: Engine::new(config),
+            running: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.engine.config
+    }
+
+    /// Binds the listeners (synchronously: an address in use is reported here) and starts the
+    /// server's own runtime.
+    pub fn start(&self) -> Result<()> {
+        let mut running = self.running.lock();
+        if running.is_some() || self.stopped.load(Ordering::Acquire) {
+            return Err(Error::AlreadyStarted);
+        }
+        let config = &self.engine.config;
+        let bind = |addr: SocketAddr| -> Result<std::net::TcpListener> {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| Error::from_bind(&addr.to_string(), e))?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        };
+        let ws = bind(config.listen)?;
+        let tcp = config.tcp_listen.map(bind).transpose()?;
+        let local_addr = ws.local_addr()?;
+        let tcp_local_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if config.worker_threads > 0 {
+            builder.worker_threads(config.worker_threads);
+        }
+        let runtime = builder
+            .thread_name("wsbroker-worker")
+            .on_thread_start(|| ON_SERVER_THREAD.with(|f| f.set(true)))
+            .enable_all()
+            .build()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let handshake = Arc::new(HandshakeConfig {
+            path: config.path.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+            ..HandshakeConfig::default()
+        });
+        {
+            let _enter = runtime.enter();
+            let ws = tokio::net::TcpListener::from_std(ws)?;
+            let ctx = ListenerContext {
+                engine: self.engine.clone(),
+                kind: TransportKind::WebSocket,
+                handshake: handshake.clone(),
+                shutdown: shutdown_rx.clone(),
+            };
+            runtime.spawn(accept_loop(ws, ctx));
+            if let Some(tcp) = tcp {
+                let tcp = tokio::net::TcpListener::from_std(tcp)?;
+                let ctx = ListenerContext {
+                    engine: self.engine.clone(),
+                    kind: TransportKind::Tcp,
+                    handshake,
+                    shutdown: shutdown_rx,
+                };
+                runtime.spawn(accept_loop(tcp, ctx));
+            }
+        }
+        tracing::info!(%local_addr, path = %config.path, "wsbroker listening (websocket)");
+        if let Some(addr) = tcp_local_addr {
+            tracing::info!(%addr, "wsbroker listening (stomp over tcp)");
+        }
+        *running = Some(Running {
+            runtime,
+            shutdown,
+            local_addr,
+            tcp_local_addr,
+        });
+        Ok(())
+    }
+
+    /// Stops accepting, closes every connection cleanly (ERROR "server shutting down", then
+    /// WebSocket close 1001), waits up to `grace` for them to finish, and stops the runtime.
+    /// Must not be called from a server callback (returns `CalledFromCallback`).
+    pub fn stop(&self, grace: Duration) -> Result<()> {
+        if ON_SERVER_THREAD.with(Cell::get) {
+            return Err(Error::CalledFromCallback("stop"));
+        }
+        let Some(running) = self.running.lock().take() else {
+            return Err(Error::NotRunning);
+        };
+        self.stopped.store(true, Ordering::Release);
+        let _ = running.shutdown.send(true);
+        let deadline = Instant::now() + grace;
+        let counters = self.engine.counters();
+        while counters.connections.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        running.runtime.shutdown_timeout(Duration::from_millis(200));
+        tracing::info!("wsbroker stopped");
+        Ok(())
+    }
+
+    /// True between `start` and `stop`.
+    pub fn is_running(&self) -> bool {
+        self.running.lock().is_some()
+    }
+
+    /// The bound WebSocket address (after `start`).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running.lock().as_ref().map(|r| r.local_addr)
+    }
+
+    /// The bound plain-TCP STOMP address, when that listener is on.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.running.lock().as_ref().and_then(|r| r.tcp_local_addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.engine.counters().snapshot()
+    }
+
+    /// A publisher for other threads; cheap to clone.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(self.engine.clone(), None)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Error::NotRunning);
+        }
+        Ok(())
+    }
+
+    /// Publishes to a destination; see [`Publisher::publish`]. Never blocks.
+    pub fn publish(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        self.check_open()?;
+        self.publisher().publish(destination, headers, body)
+    }
+
+    /// Sends to a user's sessions; see [`Publisher::send_to_user`].
+    pub fn send_to_user(
+        &self,
+        user: &str,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        self.check_open()?;
+        self.publisher()
+            .send_to_user(user, destination, headers, body)
+    }
+
+    /// Sends to one session's matching subscriptions; see [`Publisher::send_to_session`].
+    pub fn send_to_session(
+        &self,
+        session: u64,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<usize> {
+        self.check_open()?;
+        self.publisher()
+            .send_to_session(session, destination, headers, body)
+    }
+
+    /// Closes a session with an ERROR frame carrying `reason`.
+    pub fn disconnect_session(&self, session: u64, reason: &str) -> Result<()> {
+        self.engine
+            .broker
+            .disconnect_session(session, reason)
+            .map_err(|e| Error::NotFound(e.0))
+    }
+
+    /// Subscribes the host to a destination pattern (wildcards as for clients). The callback
+    /// sees every matching message — broadcast or queue — without consuming it, on the
+    /// publishing thread.
+    pub fn subscribe(
+        &self,
+        pattern: &str,
+        callback: impl Fn(&Arc<Message>) + Send + Sync + 'static,
+    ) -> HostSubscriptionId {
+        HostSubscriptionId(
+            self.engine
+                .broker
+                .add_host_subscription(pattern, Arc::new(callback)),
+        )
+    }
+
+    /// Ends a host subscription.
+    pub fn unsubscribe(&self, id: HostSubscriptionId) -> Result<()> {
+        if self.engine.broker.remove_host_subscription(id.0) {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("host subscription {}", id.0)))
+        }
+    }
+
+    /// Handles SENDs to application destinations matching `pattern` (e.g. `/app/chat` or
+    /// `/app/**`). Runs on a runtime thread; return `Err(text)` to answer the sender with an
+    /// ERROR.
+    pub fn handle_app(
+        &self,
+        pattern: &str,
+        handler: impl Fn(&AppMessage, &Publisher) -> std::result::Result<(), String>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        self.engine.hooks.add_app(pattern, Arc::new(handler));
+    }
+
+    /// Removes an application handler.
+    pub fn remove_app(&self, pattern: &str) -> Result<()> {
+        if self.engine.hooks.remove_app(pattern) {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("application handler {pattern}")))
+        }
+    }
+
+    /// Decides on every CONNECT (default: accept, user = `login`).
+    pub fn on_connect(
+        &self,
+        hook: impl Fn(&ConnectRequest) -> ConnectDecision + Send + Sync + 'static,
+    ) {
+        self.engine.hooks.set_connect(Some(Arc::new(hook)));
+    }
+
+    /// Authorizes every SUBSCRIBE (default: allow).
+    pub fn on_subscribe(
+        &self,
+        hook: impl Fn(&SubscribeRequest) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.engine.hooks.set_subscribe(Some(Arc::new(hook)));
+    }
+
+    /// Told whenever a connected session ends.
+    pub fn on_disconnect(&self, hook: impl Fn(&SessionInfo) + Send + Sync + 'static) {
+        self.engine.hooks.set_disconnect(Some(Arc::new(hook)));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.running.get_mut().is_none() {
+            return;
+        }
+        if ON_SERVER_THREAD.with(Cell::get) {
+            // Dropped on one of its own threads: the runtime cannot be joined here.
+            if let Some(running) = self.running.get_mut().take() {
+                let _ = running.shutdown.send(true);
+                running.runtime.shutdown_background();
+            }
+            return;
+        }
+        let _ = self.stop(DROP_GRACE);
+    }
+}

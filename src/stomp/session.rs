@@ -1,0 +1,728 @@
+//! The STOMP session state machine: decoded frames in, broker calls and outbound frames out.
+//!
+//! It never touches a socket. The transport feeds it frames with [`Session::handle`]; whatever
+//! must go back to the client is queued on the session's [`Outbox`]. When the host has to decide
+//! something (may this client connect, may it subscribe), `handle` returns [`Flow::Ask`] and the
+//! transport hands the answer back with [`Session::answer`]; the host may take its time, and the
+//! transport reads no further frames meanwhile, so frame order is kept.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::encoder::encode;
+use super::frame::{Command, Frame};
+use super::version::{Version, negotiate};
+use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
+use crate::broker::{AckMode, Message, SubscribeSpec, destination, stats};
+use crate::engine::Engine;
+use crate::hooks::{
+    AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
+};
+use crate::host::Publisher;
+use crate::ws::codes;
+
+/// Versions this server speaks, lowest first.
+pub const SUPPORTED_VERSIONS: [Version; 3] = [Version::V1_0, Version::V1_1, Version::V1_2];
+
+/// What the transport does after a frame.
+#[derive(Debug)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// The session is over; a close is queued on the outbox. Read nothing more.
+    Close,
+    /// The host must answer this before the next frame is handled.
+    Ask(Question),
+}
+
+/// A decision the host makes.
+#[derive(Debug, Clone)]
+pub enum Question {
+    /// May this client connect, and as which user?
+    Connect(ConnectRequest),
+    /// May this session subscribe?
+    Subscribe(SubscribeRequest),
+}
+
+/// The host's decision on a [`Question`].
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// On a CONNECT.
+    Connect(ConnectDecision),
+    /// On a SUBSCRIBE: `Err(message)` refuses it.
+    Subscribe(Result<(), String>),
+}
+
+/// A refused frame: becomes an ERROR frame, then the connection closes.
+#[derive(Debug)]
+struct Refusal {
+    message: String,
+    detail: Option<String>,
+    code: u16,
+}
+
+impl Refusal {
+    fn new(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            detail: None,
+            code: codes::PROTOCOL_ERROR,
+        }
+    }
+    fn policy(message: impl Into<String>) -> Refusal {
+        Refusal {
+            code: codes::POLICY_VIOLATION,
+            ..Refusal::new(message)
+        }
+    }
+}
+
+impl From<crate::broker::BrokerError> for Refusal {
+    fn from(e: crate::broker::BrokerError) -> Refusal {
+        Refusal::new(e.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingConnect,
+    Deciding,
+    Connected,
+    Closed,
+}
+
+/// Negotiated heart-beat intervals in milliseconds (0 = none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// How often the server must send something.
+    pub send_ms: u32,
+    /// How often the client promised to send something.
+    pub receive_ms: u32,
+}
+
+/// A decision the session is waiting for, with what it needs to finish the frame.
+#[derive(Debug)]
+enum Waiting {
+    Connect {
+        version: Version,
+        heartbeat: Heartbeat,
+    },
+    Subscribe {
+        spec: SubscribeSpec,
+        receipt: Option<String>,
+    },
+}
+
+/// One client's STOMP session.
+pub struct Session {
+    id: u64,
+    engine: Arc<Engine>,
+    outbox: Arc<Outbox>,
+    transport: TransportKind,
+    remote_addr: Option<SocketAddr>,
+    phase: Phase,
+    version: Version,
+    user: Option<String>,
+    heartbeat: Heartbeat,
+    transactions: HashMap<String, Vec<Frame>>,
+    waiting: Option<Waiting>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("phase", &self.phase)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ERROR frame for a close reason (also used by transports for closes they initiate).
+pub fn error_frame(reason: &CloseReason) -> Option<Frame> {
+    let message = reason.error.as_ref()?;
+    let mut frame = Frame::new(Command::Error).with_header("message", message.clone());
+    if let Some(receipt) = &reason.receipt_id {
+        frame.push_header("receipt-id", receipt.clone());
+    }
+    frame.push_header("content-type", "text/plain");
+    let body = reason.detail.clone().unwrap_or_else(|| message.clone());
+    Some(frame.with_body(Bytes::from(body)))
+}
+
+fn required<'a>(frame: &'a Frame, name: &str) -> Result<&'a str, Refusal> {
+    frame.header(name).ok_or_else(|| {
+        Refusal::new(format!(
+            "{} frame is missing the '{name}' header",
+            frame.command.as_str()
+        ))
+    })
+}
+
+/// Parses a `heart-beat` header value `cx,cy`.
+fn parse_heartbeat(value: Option<&str>) -> Result<(u32, u32), Refusal> {
+    let Some(value) = value else {
+        return Ok((0, 0));
+    };
+    let bad = || {
+        Refusal::new(format!(
+            "invalid heart-beat header '{value}': expected two integers 'cx,cy'"
+        ))
+    };
+    let (x, y) = value.split_once(',').ok_or_else(bad)?;
+    let x = x.trim().parse::<u32>().map_err(|_| bad())?;
+    let y = y.trim().parse::<u32>().map_err(|_| bad())?;
+    Ok((x, y))
+}
+
+/// Heart-beat negotiation of STOMP 1.1+: each side sends at the slower of what one side can
+/// do and the other wants; zero on either side turns that direction off.
+pub fn negotiate_heartbeat(client: (u32, u32), server: (u32, u32)) -> Heartbeat {
+    let (cx, cy) = client;
+    let (sx, sy) = server;
+    let both = |a: u32, b: u32| if a == 0 || b == 0 { 0 } else { a.max(b) };
+    Heartbeat {
+        send_ms: both(sx, cy),
+        receive_ms: both(cx, sy),
+    }
+}
+
+impl Session {
+    /// A new session for a connection. The outbox is its only output.
+    pub fn new(
+        engine: Arc<Engine>,
+        outbox: Arc<Outbox>,
+        transport: TransportKind,
+        remote_addr: Option<SocketAddr>,
+    ) -> Session {
+        let id = engine.next_session_id();
+        Session {
+            id,
+            engine,
+            outbox,
+            transport,
+            remote_addr,
+            phase: Phase::AwaitingConnect,
+            version: Version::V1_0,
+            user: None,
+            heartbeat: Heartbeat::default(),
+            transactions: HashMap::new(),
+            waiting: None,
+        }
+    }
+
+    /// Session id (the `session` header of CONNECTED).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Negotiated version (1.0 until CONNECT).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    /// True between CONNECTED and the end of the session.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+    /// True once the session ended.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+    /// Negotiated heart-beats.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat
+    }
+    /// How long the connection may stay silent before the client counts as dead: twice the
+    /// heart-beat interval the client promised, or `None` without client heart-beats.
+    pub fn receive_timeout(&self) -> Option<Duration> {
+        let ms = self.heartbeat.receive_ms;
+        (ms > 0 && self.phase == Phase::Connected).then(|| Duration::from_millis(u64::from(ms) * 2))
+    }
+
+    /// Handles one client frame.
+    pub fn handle(&mut self, frame: Frame) -> Flow {
+        if matches!(self.phase, Phase::Closed | Phase::Deciding) {
+            return if self.phase == Phase::Closed {
+                Flow::Close
+            } else {
+                Flow::Continue
+            };
+        }
+        let receipt = frame.header("receipt").map(str::to_string);
+        let command = frame.command;
+        let result = match (self.phase, command) {
+            (Phase::AwaitingConnect, Command::Connect | Command::Stomp) => self.on_connect(frame),
+            (Phase::AwaitingConnect, _) => Err(Refusal::new(format!(
+                "expected a CONNECT or STOMP frame first, got {}",
+                command.as_str()
+            ))),
+            (_, Command::Connect | Command::Stomp) => Err(Refusal::new("already connected")),
+            (_, Command::Send) => self.on_send(frame).map(|()| Flow::Continue),
+            (_, Command::Subscribe) => self.on_subscribe(frame, receipt.clone()),
+            (_, Command::Unsubscribe) => self.on_unsubscribe(&frame).map(|()| Flow::Continue),
+            (_, Command::Ack) => self.on_ack(frame, false).map(|()| Flow::Continue),
+            (_, Command::Nack) => self.on_ack(frame, true).map(|()| Flow::Continue),
+            (_, Command::Begin) => self.on_begin(&frame).map(|()| Flow::Continue),
+            (_, Command::Commit) => self.on_commit(&frame).map(|()| Flow::Continue),
+            (_, Command::Abort) => self.on_abort(&frame).map(|()| Flow::Continue),
+            (_, Command::Disconnect) => {
+                if let Some(receipt) = &receipt {
+                    self.send_receipt(receipt);
+                }
+                self.outbox.close(CloseReason::normal());
+                self.end();
+                return Flow::Close;
+            }
+            (_, other) => Err(Refusal::new(format!(
+                "{} is a server frame; clients may not send it",
+                other.as_str()
+            ))),
+        };
+        match result {
+            Ok(Flow::Continue) => {
+                // CONNECT answers with CONNECTED, SUBSCRIBE waiting on the host answers later.
+                if let (Some(receipt), false) = (
+                    &receipt,
+                    command == Command::Connect || command == Command::Stomp,
+                ) {
+                    self.send_receipt(receipt);
+                }
+                Flow::Continue
+            }
+            Ok(flow) => flow,
+            Err(refusal) => self.refuse(refusal, receipt),
+        }
+    }
+
+    /// Completes the frame that asked the host a [`Question`].
+    pub fn answer(&mut self, answer: Answer) -> Flow {
+        let Some(waiting) = self.waiting.take() else {
+            return Flow::Continue;
+        };
+        match (waiting, answer) {
+            (Waiting::Connect { version, heartbeat }, Answer::Connect(decision)) => {
+                self.finish_connect(version, heartbeat, decision)
+            }
+            (Waiting::Subscribe { spec, receipt }, Answer::Subscribe(decision)) => {
+                self.phase = Phase::Connected;
+                let result = match decision {
+                    Ok(()) => self
+                        .engine
+                        .broker
+                        .subscribe(self.id, spec)
+                        .map_err(Refusal::from),
+                    Err(message) => {
+                        Err(Refusal::policy(format!("subscription refused: {message}")))
+                    }
+                };
+                match result {
+                    Ok(()) => {
+                        if let Some(receipt) = &receipt {
+                            self.send_receipt(receipt);
+                        }
+                        Flow::Continue
+                    }
+                    Err(refusal) => self.refuse(refusal, receipt),
+                }
+            }
+            (waiting, answer) => {
+                tracing::error!(
+                    session = self.id,
+                    ?waiting,
+                    ?answer,
+                    "answer does not fit the question"
+                );
+                self.refuse(
+                    Refusal {
+                        code: codes::INTERNAL_ERROR,
+                        ..Refusal::new("internal error")
+                    },
+                    None,
+                )
+            }
+        }
+    }
+
+    /// A frame that could not be decoded: ERROR, then close.
+    pub fn protocol_error(&mut self, message: impl Into<String>) -> Flow {
+        self.refuse(Refusal::new(message), None)
+    }
+
+    /// Ends the session from the server side (timeouts, shutdown) with an ERROR and close code.
+    pub fn terminate(&mut self, code: u16, message: impl Into<String>) -> Flow {
+        self.refuse(
+            Refusal {
+                code,
+                ..Refusal::new(message)
+            },
+            None,
+        )
+    }
+
+    /// The connection is gone: leave the broker, drop open transactions, tell the host.
+    pub fn closed(&mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        let was_connected = matches!(self.phase, Phase::Connected | Phase::Deciding)
+            && self.waiting.is_none()
+            || matches!(self.waiting, Some(Waiting::Subscribe { .. }));
+        self.phase = Phase::Closed;
+        self.waiting = None;
+        self.transactions.clear();
+        if was_connected {
+            self.engine.broker.unregister_session(self.id);
+            let info = SessionInfo {
+                session: self.id,
+                user: self.user.clone(),
+                remote_addr: self.remote_addr,
+                transport: self.transport,
+            };
+            let hooks = &self.engine.hooks;
+            if catch_unwind(AssertUnwindSafe(|| hooks.disconnected(&info))).is_err() {
+                tracing::error!(session = self.id, "disconnect hook panicked");
+            }
+        }
+    }
+
+    fn refuse(&mut self, refusal: Refusal, receipt: Option<String>) -> Flow {
+        tracing::debug!(session = self.id, message = %refusal.message, "refusing frame");
+        let reason = CloseReason {
+            code: refusal.code,
+            error: Some(refusal.message),
+            receipt_id: receipt,
+            detail: refusal.detail,
+        };
+        self.outbox.close(reason);
+        self.end();
+        Flow::Close
+    }
+
+    fn push(&self, frame: &Frame) {
+        let mut out = BytesMut::with_capacity(64 + frame.body.len());
+        encode(frame, self.version, &mut out);
+        if self.outbox.push(Outbound::Frame(out.freeze())) == Err(PushError::Overflow) {
+            stats::add(&self.engine.counters().slow_consumer_disconnects, 1);
+        }
+    }
+
+    fn send_receipt(&self, receipt: &str) {
+        self.push(&Frame::new(Command::Receipt).with_header("receipt-id", receipt));
+    }
+
+    fn on_connect(&mut self, frame: Frame) -> Result<Flow, Refusal> {
+        let Some(version) = negotiate(frame.header("accept-version"), &SUPPORTED_VERSIONS) else {
+            // The ERROR must tell the client which versions exist (STOMP 1.2 §CONNECT).
+            let mut error = Frame::new(Command::Error)
+                .with_header("version", "1.0,1.1,1.2")
+                .with_header("message", "Supported protocol versions are 1.0,1.1,1.2")
+                .with_header("content-type", "text/plain");
+            error = error.with_body(Bytes::from(format!(
+                "None of the versions in accept-version '{}' is supported; this server speaks 1.0, 1.1 and 1.2.",
+                frame.header("accept-version").unwrap_or_default()
+            )));
+            self.push(&error);
+            self.outbox.close(CloseReason {
+                code: codes::PROTOCOL_ERROR,
+                ..CloseReason::normal()
+            });
+            self.end();
+            return Ok(Flow::Close);
+        };
+        self.version = version;
+        self.outbox.set_version(version);
+        let client_hb = if version == Version::V1_0 {
+            (0, 0)
+        } else {
+            parse_heartbeat(frame.header("heart-beat"))?
+        };
+        let config = &self.engine.config;
+        let server_hb = (
+            config.heartbeat_send.as_millis() as u32,
+            config.heartbeat_receive.as_millis() as u32,
+        );
+        let heartbeat = negotiate_heartbeat(client_hb, server_hb);
+        let request = ConnectRequest {
+            session: self.id,
+            login: frame.header("login").map(str::to_string),
+            passcode: frame.header("passcode").map(str::to_string),
+            headers: frame.headers,
+            remote_addr: self.remote_addr,
+            transport: self.transport,
+        };
+        self.phase = Phase::Deciding;
+        self.waiting = Some(Waiting::Connect { version, heartbeat });
+        Ok(Flow::Ask(Question::Connect(request)))
+    }
+
+    fn finish_connect(
+        &mut self,
+        version: Version,
+        heartbeat: Heartbeat,
+        decision: ConnectDecision,
+    ) -> Flow {
+        let user = match decision {
+            ConnectDecision::Reject(message) => {
+                self.phase = Phase::AwaitingConnect;
+                return self.refuse(Refusal::policy(message), None);
+            }
+            ConnectDecision::Accept { user } => user,
+        };
+        if let Some(name) = &user {
+            if let Err(e) = destination::check_user_name(name) {
+                self.phase = Phase::AwaitingConnect;
+                return self.refuse(Refusal::policy(e.0), None);
+            }
+        }
+        self.user = user;
+        self.heartbeat = heartbeat;
+        self.phase = Phase::Connected;
+        self.engine.broker.register_session(
+            self.id,
+            self.outbox.clone(),
+            version == Version::V1_2,
+            self.user.clone(),
+        );
+        let server_hb = format!(
+            "{},{}",
+            self.engine.config.heartbeat_send.as_millis(),
+            self.engine.config.heartbeat_receive.as_millis()
+        );
+        let mut connected = Frame::new(Command::Connected)
+            .with_header("version", version.as_str())
+            .with_header("heart-beat", server_hb)
+            .with_header("server", concat!("wsbroker/", env!("CARGO_PKG_VERSION")))
+            .with_header("session", self.id.to_string());
+        if let Some(user) = &self.user {
+            connected.push_header("user-name", user.clone());
+        }
+        self.push(&connected);
+        self.outbox.set_heartbeat_ms(heartbeat.send_ms);
+        Flow::Continue
+    }
+
+    fn is_app_destination(&self, destination: &str) -> bool {
+        self.engine.config.app_prefixes.iter().any(|prefix| {
+            destination
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| {
+                    rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
+                })
+        })
+    }
+
+    fn on_send(&mut self, frame: Frame) -> Result<(), Refusal> {
+        required(&frame, "destination")?;
+        if let Some(tx) = frame.header("transaction") {
+            return self.buffer(tx.to_string(), frame);
+        }
+        self.send_now(frame)
+    }
+
+    fn send_now(&mut self, frame: Frame) -> Result<(), Refusal> {
+        let dest = required(&frame, "destination")?.to_string();
+        if self.is_app_destination(&dest) {
+            return self.to_application(dest, frame);
+        }
+        let (route, display) = destination::send_route(&dest, &self.engine.config.user_prefix)?;
+        let broker = &self.engine.broker;
+        let message = Message::new(
+            broker.next_message_id(),
+            display,
+            frame.headers,
+            frame.body,
+            Some(self.id),
+        );
+        broker.publish(&route, Arc::new(message))?;
+        Ok(())
+    }
+
+    fn to_application(&mut self, destination: String, frame: Frame) -> Result<(), Refusal> {
+        let Some(handler) = self.engine.hooks.app_handler(&destination) else {
+            return Err(Refusal::new(format!(
+                "no application handler for destination {destination}"
+            )));
+        };
+        let message = AppMessage {
+            session: self.id,
+            user: self.user.clone(),
+            destination,
+            headers: frame.headers,
+            body: frame.body,
+        };
+        let publisher = Publisher::new(self.engine.clone(), Some(self.id));
+        match catch_unwind(AssertUnwindSafe(|| handler(&message, &publisher))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Refusal::new(format!("{} failed: {e}", message.destination))),
+            Err(_) => Err(Refusal {
+                code: codes::INTERNAL_ERROR,
+                ..Refusal::new(format!(
+                    "{} failed: the application handler panicked",
+                    message.destination
+                ))
+            }),
+        }
+    }
+
+    fn on_subscribe(&mut self, frame: Frame, receipt: Option<String>) -> Result<Flow, Refusal> {
+        let dest = required(&frame, "destination")?.to_string();
+        let id: Arc<str> = match frame.header("id") {
+            Some(id) => id.into(),
+            None if self.version == Version::V1_0 => dest.as_str().into(),
+            None => return Err(Refusal::new("SUBSCRIBE frame is missing the 'id' header")),
+        };
+        let ack = AckMode::parse(frame.header("ack")).ok_or_else(|| {
+            Refusal::new(format!(
+                "invalid ack mode '{}': expected auto, client or client-individual",
+                frame.header("ack").unwrap_or_default()
+            ))
+        })?;
+        let default_prefetch = self.engine.config.max_unacked_per_subscription;
+        let prefetch = match frame.header("prefetch-count") {
+            None => default_prefetch,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(0) => default_prefetch,
+                Ok(n) => n.min(default_prefetch.saturating_mul(16)),
+                Err(_) => return Err(Refusal::new(format!("invalid prefetch-count '{v}'"))),
+            },
+        };
+        let route = destination::subscribe_route(
+            &dest,
+            &self.engine.config.user_prefix,
+            self.user.as_deref(),
+        )?;
+        let spec = SubscribeSpec {
+            id,
+            route,
+            ack,
+            prefetch,
+        };
+        if self.engine.hooks.has_subscribe_hook() {
+            let request = SubscribeRequest {
+                session: self.id,
+                user: self.user.clone(),
+                destination: dest,
+                headers: frame.headers,
+            };
+            self.phase = Phase::Deciding;
+            self.waiting = Some(Waiting::Subscribe { spec, receipt });
+            return Ok(Flow::Ask(Question::Subscribe(request)));
+        }
+        self.engine.broker.subscribe(self.id, spec)?;
+        Ok(Flow::Continue)
+    }
+
+    fn on_unsubscribe(&mut self, frame: &Frame) -> Result<(), Refusal> {
+        let id = match (frame.header("id"), self.version) {
+            (Some(id), _) => id,
+            (None, Version::V1_0) => required(frame, "destination")?,
+            (None, _) => return Err(Refusal::new("UNSUBSCRIBE frame is missing the 'id' header")),
+        };
+        self.engine.broker.unsubscribe(self.id, id)?;
+        Ok(())
+    }
+
+    fn on_ack(&mut self, frame: Frame, nack: bool) -> Result<(), Refusal> {
+        if let Some(tx) = frame.header("transaction") {
+            return self.buffer(tx.to_string(), frame);
+        }
+        self.ack_now(&frame, nack)
+    }
+
+    fn ack_now(&mut self, frame: &Frame, nack: bool) -> Result<(), Refusal> {
+        let (primary, secondary) = if self.version == Version::V1_2 {
+            ("id", "message-id")
+        } else {
+            ("message-id", "id")
+        };
+        let ack_id = frame
+            .header(primary)
+            .or_else(|| frame.header(secondary))
+            .ok_or_else(|| {
+                Refusal::new(format!(
+                    "{} frame is missing the '{primary}' header",
+                    frame.command.as_str()
+                ))
+            })?;
+        let subscription = if self.version == Version::V1_1 {
+            frame.header("subscription")
+        } else {
+            None
+        };
+        self.engine
+            .broker
+            .acknowledge(self.id, ack_id, subscription, nack)?;
+        Ok(())
+    }
+
+    fn buffer(&mut self, tx: String, frame: Frame) -> Result<(), Refusal> {
+        let max = self.engine.config.max_transaction_frames;
+        let Some(frames) = self.transactions.get_mut(&tx) else {
+            return Err(Refusal::new(format!("unknown transaction '{tx}'")));
+        };
+        if frames.len() >= max {
+            return Err(Refusal::policy(format!(
+                "transaction '{tx}' exceeds {max} frames"
+            )));
+        }
+        frames.push(frame);
+        Ok(())
+    }
+
+    fn on_begin(&mut self, frame: &Frame) -> Result<(), Refusal> {
+        let tx = required(frame, "transaction")?;
+        if self.transactions.contains_key(tx) {
+            return Err(Refusal::new(format!("transaction '{tx}' is already open")));
+        }
+        let max = self.engine.config.max_open_transactions;
+        if self.transactions.len() >= max {
+            return Err(Refusal::policy(format!(
+                "too many open transactions (at most {max})"
+            )));
+        }
+        self.transactions.insert(tx.to_string(), Vec::new());
+        Ok(())
+    }
+
+    fn on_commit(&mut self, frame: &Frame) -> Result<(), Refusal> {
+        let tx = required(frame, "transaction")?;
+        let frames = self
+            .transactions
+            .remove(tx)
+            .ok_or_else(|| Refusal::new(format!("unknown transaction '{tx}'")))?;
+        for frame in frames {
+            match frame.command {
+                Command::Send => self.send_now(frame)?,
+                Command::Ack => self.ack_now(&frame, false)?,
+                Command::Nack => self.ack_now(&frame, true)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_abort(&mut self, frame: &Frame) -> Result<(), Refusal> {
+        let tx = required(frame, "transaction")?;
+        self.transactions
+            .remove(tx)
+            .map(|_| ())
+            .ok_or_else(|| Refusal::new(format!("unknown transaction '{tx}'")))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.phase != Phase::Closed {
+            self.end();
+        }
+    }
+}

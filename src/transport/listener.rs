@@ -1,0 +1,162 @@
+//! Accept loops for the WebSocket and plain-TCP STOMP listeners, and the per-connection
+//! setup: connection limit, WebSocket upgrade handshake, writer task, session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+use super::connection::{Connection, Inbound, drive};
+use super::source::ReadSource;
+use super::writer::{self, Framing};
+use crate::broker::Outbox;
+use crate::broker::stats;
+use crate::engine::Engine;
+use crate::hooks::TransportKind;
+use crate::stomp::session::Session;
+use crate::ws::handshake::{
+    Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
+};
+
+/// Keeps the open-connection gauge right however a connection task ends.
+struct ConnectionSlot(Arc<Engine>);
+
+impl ConnectionSlot {
+    /// Takes a slot, or `None` at the connection limit.
+    fn acquire(engine: &Arc<Engine>) -> Option<ConnectionSlot> {
+        let counters = engine.counters();
+        let open = counters
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if open as usize >= engine.config.max_connections {
+            stats::sub(&counters.connections, 1);
+            stats::add(&counters.connections_refused, 1);
+            return None;
+        }
+        stats::add(&counters.connections_total, 1);
+        Some(ConnectionSlot(engine.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        stats::sub(&self.0.counters().connections, 1);
+    }
+}
+
+/// Shared by every connection of one listener.
+pub(crate) struct ListenerContext {
+    pub engine: Arc<Engine>,
+    pub kind: TransportKind,
+    pub handshake: Arc<HandshakeConfig>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Accepts until shutdown.
+pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
+    let ctx = Arc::new(ctx);
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { serve(stream, peer, ctx).await });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
+    let Some(_slot) = ConnectionSlot::acquire(&ctx.engine) else {
+        let refusal: &[u8] = match ctx.kind {
+            TransportKind::WebSocket => &reject_response(503, "connection limit reached"),
+            TransportKind::Tcp => b"ERROR\nmessage:connection limit reached\n\n\0",
+        };
+        let _ = timeout(Duration::from_secs(1), stream.write_all(refusal)).await;
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut read, mut write) = stream.into_split();
+    let mut buf = BytesMut::new();
+    let (framing, inbound) = match ctx.kind {
+        TransportKind::Tcp => (Framing::Raw, Inbound::Raw),
+        TransportKind::WebSocket => {
+            let limit = ctx.engine.config.handshake_timeout;
+            let outcome = timeout(limit, read_upgrade(&mut read, &mut buf, &ctx.handshake)).await;
+            let response = match outcome {
+                Err(_) => Err(reject_response(408, "handshake timed out")),
+                Ok(Err(HandshakeError::RequestTooLarge { .. })) => {
+                    Err(reject_response(431, "request header fields too large"))
+                }
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some((consumed, Handshake::Accept { response, .. })))) => {
+                    buf.advance(consumed);
+                    Ok(response)
+                }
+                Ok(Ok(Some((_, Handshake::Reject { response, .. })))) => Err(response),
+            };
+            match response {
+                Ok(accept) => {
+                    if write.write_all(&accept).await.is_err() {
+                        return;
+                    }
+                }
+                Err(reject) => {
+                    let _ = timeout(Duration::from_secs(1), async {
+                        let _ = write.write_all(&reject).await;
+                        let _ = write.shutdown().await;
+                    })
+                    .await;
+                    return;
+                }
+            }
+            (Framing::WebSocket, Inbound::websocket(&ctx.engine))
+        }
+    };
+    let config = &ctx.engine.config;
+    let outbox = Arc::new(Outbox::new(
+        config.max_outbound_messages,
+        config.max_outbound_bytes,
+    ));
+    let writer = tokio::spawn(writer::run(
+        write,
+        outbox.clone(),
+        framing,
+        ctx.engine.counters().clone(),
+    ));
+    let session = Session::new(ctx.engine.clone(), outbox.clone(), ctx.kind, Some(peer));
+    let conn = Connection::new(ctx.engine.clone(), session, outbox, inbound);
+    drive(read, buf, conn, writer, ctx.shutdown.clone()).await;
+}
+
+/// Reads until a complete upgrade request is parsed; `Ok(None)` when the peer went away.
+async fn read_upgrade<S: ReadSource>(
+    read: &mut S,
+    buf: &mut BytesMut,
+    config: &HandshakeConfig,
+) -> Result<Option<(usize, Handshake)>, HandshakeError> {
+    loop {
+        if !buf.is_empty() {
+            if let Some(parsed) = parse_upgrade(buf, config)? {
+                return Ok(Some(parsed));
+            }
+        }
+        match read.read_into(buf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+    }
+}

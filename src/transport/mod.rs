@@ -1,0 +1,7 @@
+//! The only IO: tokio listeners and, per connection, a reader (this task) and a writer task
+//! that adapt a socket to a STOMP [`crate::stomp::session::Session`].
+
+mod connection;
+pub(crate) mod listener;
+mod source;
+mod writer;
