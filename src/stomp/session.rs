@@ -131,6 +131,8 @@ pub struct Session {
     heartbeat: Heartbeat,
     transactions: HashMap<String, Vec<Frame>>,
     waiting: Option<Waiting>,
+    /// Registered with the broker (so leaving it and the disconnect hook are due at the end).
+    registered: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -213,6 +215,7 @@ impl Session {
             heartbeat: Heartbeat::default(),
             transactions: HashMap::new(),
             waiting: None,
+            registered: false,
         }
     }
 
@@ -373,13 +376,10 @@ impl Session {
     }
 
     fn end(&mut self) {
-        let was_connected = matches!(self.phase, Phase::Connected | Phase::Deciding)
-            && self.waiting.is_none()
-            || matches!(self.waiting, Some(Waiting::Subscribe { .. }));
         self.phase = Phase::Closed;
         self.waiting = None;
         self.transactions.clear();
-        if was_connected {
+        if std::mem::take(&mut self.registered) {
             self.engine.broker.unregister_session(self.id);
             let info = SessionInfo {
                 session: self.id,
@@ -492,6 +492,7 @@ impl Session {
             version == Version::V1_2,
             self.user.clone(),
         );
+        self.registered = true;
         let server_hb = format!(
             "{},{}",
             self.engine.config.heartbeat_send.as_millis(),
@@ -505,8 +506,9 @@ impl Session {
         if let Some(user) = &self.user {
             connected.push_header("user-name", user.clone());
         }
-        self.push(&connected);
+        // Before CONNECTED is queued, so the writer that wakes for it sees the interval.
         self.outbox.set_heartbeat_ms(heartbeat.send_ms);
+        self.push(&connected);
         Flow::Continue
     }
 
@@ -721,8 +723,6 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.phase != Phase::Closed {
-            self.end();
-        }
+        self.end();
     }
 }
