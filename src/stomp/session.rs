@@ -477,11 +477,9 @@ impl Session {
             }
             ConnectDecision::Accept { user } => user,
         };
-        if let Some(name) = &user {
-            if let Err(e) = destination::check_user_name(name) {
-                self.phase = Phase::AwaitingConnect;
-                return self.refuse(Refusal::policy(e.0), None);
-            }
+        if let Some(Err(e)) = user.as_deref().map(destination::check_user_name) {
+            self.phase = Phase::AwaitingConnect;
+            return self.refuse(Refusal::policy(e.0), None);
         }
         self.user = user;
         self.heartbeat = heartbeat;
@@ -533,7 +531,7 @@ impl Session {
     fn send_now(&mut self, frame: Frame) -> Result<(), Refusal> {
         let dest = required(&frame, "destination")?.to_string();
         if self.is_app_destination(&dest) {
-            return self.to_application(dest, frame);
+            return self.hand_to_application(dest, frame);
         }
         let (route, display) = destination::send_route(&dest, &self.engine.config.user_prefix)?;
         let broker = &self.engine.broker;
@@ -548,7 +546,7 @@ impl Session {
         Ok(())
     }
 
-    fn to_application(&mut self, destination: String, frame: Frame) -> Result<(), Refusal> {
+    fn hand_to_application(&mut self, destination: String, frame: Frame) -> Result<(), Refusal> {
         let Some(handler) = self.engine.hooks.app_handler(&destination) else {
             return Err(Refusal::new(format!(
                 "no application handler for destination {destination}"

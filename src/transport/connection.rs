@@ -135,13 +135,10 @@ impl Connection {
                     let mut stomp_buf = std::mem::take(stomp_buf);
                     stomp_buf.extend_from_slice(&payload);
                     let go_on = self.process_stomp(&mut stomp_buf);
-                    if let Inbound::WebSocket {
-                        stomp_buf: slot, ..
-                    } = &mut self.inbound
+                    if !stomp_buf.is_empty()
+                        && let Inbound::WebSocket { stomp_buf: slot, .. } = &mut self.inbound
                     {
-                        if !stomp_buf.is_empty() {
-                            *slot = stomp_buf;
-                        }
+                        *slot = stomp_buf;
                     }
                     if !go_on {
                         return false;
@@ -163,12 +160,12 @@ impl Connection {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "websocket protocol error");
-                    self.outbox.close(CloseReason {
-                        code: error.close_code,
-                        error: None,
-                        receipt_id: None,
-                        detail: None,
-                    });
+                    // A STOMP ERROR first (as for STOMP-level errors), so that clients learn
+                    // why, e.g. that a frame exceeded the size limit; then the close.
+                    self.outbox.close(CloseReason::error(
+                        error.close_code,
+                        format!("websocket error: {error}"),
+                    ));
                     self.session.closed();
                     return false;
                 }
@@ -243,15 +240,15 @@ impl Connection {
             );
             return false;
         }
-        if let Some(t) = self.session.receive_timeout() {
-            if now >= self.last_read + t {
-                let ms = t.as_millis();
-                self.session.terminate(
-                    codes::POLICY_VIOLATION,
-                    format!("heart-beat timeout: nothing received for {ms} ms"),
-                );
-                return false;
-            }
+        if let Some(t) = self.session.receive_timeout()
+            && now >= self.last_read + t
+        {
+            let ms = t.as_millis();
+            self.session.terminate(
+                codes::POLICY_VIOLATION,
+                format!("heart-beat timeout: nothing received for {ms} ms"),
+            );
+            return false;
         }
         if self.is_websocket() {
             if !config.idle_timeout.is_zero() && now >= self.last_read + config.idle_timeout {

@@ -149,10 +149,10 @@ async fn read_upgrade<S: ReadSource>(
     config: &HandshakeConfig,
 ) -> Result<Option<(usize, Handshake)>, HandshakeError> {
     loop {
-        if !buf.is_empty() {
-            if let Some(parsed) = parse_upgrade(buf, config)? {
-                return Ok(Some(parsed));
-            }
+        if !buf.is_empty()
+            && let Some(parsed) = parse_upgrade(buf, config)?
+        {
+            return Ok(Some(parsed));
         }
         match read.read_into(buf).await {
             Ok(0) | Err(_) => return Ok(None),
