@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time allowed between connection and the STOMP CONNECT frame.
     pub connect_timeout: Duration,
+    /// How long a session waits for a host decision asked through the event queue (connect or
+    /// subscribe) before it is refused.
+    pub decision_timeout: Duration,
     /// Largest STOMP frame accepted (headers and body); also bounds WebSocket messages.
     pub max_frame_size: usize,
     /// Most headers in one STOMP frame.
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(70),
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(30),
+            decision_timeout: Duration::from_secs(10),
             max_frame_size: 4 * 1024 * 1024,
             max_headers: 64,
             max_header_length: 8 * 1024,
@@ -144,8 +148,13 @@ impl ServerConfig {
         if self.max_frame_size > 1 << 30 {
             return bad("max_frame_size must be at most 1 GiB");
         }
-        if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
-            return bad("handshake_timeout and connect_timeout must be greater than 0");
+        if self.handshake_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.decision_timeout.is_zero()
+        {
+            return bad(
+                "handshake_timeout, connect_timeout and decision_timeout must be greater than 0",
+            );
         }
         if self.heartbeat_send.as_millis() > u32::MAX as u128
             || self.heartbeat_receive.as_millis() > u32::MAX as u128

@@ -1,14 +1,36 @@
-//! What every connection of one server shares: configuration, broker, hooks and counters.
+//! What every connection of one server shares: configuration, broker, hooks, counters, the
+//! optional event queue, and the sessions waiting for a host decision.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use crate::broker::{Broker, Counters};
 use crate::config::ServerConfig;
-use crate::hooks::Hooks;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventQueue};
+use crate::hooks::{ConnectDecision, Hooks};
+use crate::stomp::session::{Answer, Question};
+
+/// How a session's question gets its answer.
+pub(crate) enum Asked {
+    /// Decided already (a hook or the default).
+    Now(Answer),
+    /// Queued as an event; the answer arrives on this channel (or never: time out).
+    Later(oneshot::Receiver<Answer>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuestionKind {
+    Connect,
+    Subscribe,
+}
 
 /// The IO-free heart of a server; transports and the safe API hold it in an `Arc`.
-#[derive(Debug)]
 pub struct Engine {
     /// The validated configuration.
     pub config: ServerConfig,
@@ -16,7 +38,17 @@ pub struct Engine {
     pub broker: Broker,
     /// The host's hooks.
     pub hooks: Hooks,
+    events: OnceLock<Arc<EventQueue>>,
+    pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -27,6 +59,8 @@ impl Engine {
             broker: Broker::new(&config, counters),
             config,
             hooks: Hooks::default(),
+            events: OnceLock::new(),
+            pending: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         })
     }
@@ -39,5 +73,114 @@ impl Engine {
     /// A session id never used before on this server.
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Relaxed)
+    }
+
+    /// Turns on polled delivery; only once.
+    pub fn set_event_queue(&self, queue: Arc<EventQueue>) -> Result<()> {
+        self.events
+            .set(queue)
+            .map_err(|_| Error::InvalidArgument("the event queue is already configured".into()))
+    }
+
+    /// The event queue, when polled delivery is on.
+    pub fn event_queue(&self) -> Option<&Arc<EventQueue>> {
+        self.events.get()
+    }
+
+    /// Queues an event when polled delivery is on; false when it is off or the event was dropped.
+    pub fn emit(&self, event: Event) -> bool {
+        self.events.get().is_some_and(|queue| queue.push(event))
+    }
+
+    /// Asks the host: through the event queue when that kind of question is deferred, else
+    /// through the hooks right away. A panicking hook refuses instead of unwinding.
+    pub(crate) fn ask(&self, session: u64, question: Question) -> Asked {
+        let kind = match question {
+            Question::Connect(_) => QuestionKind::Connect,
+            Question::Subscribe(_) => QuestionKind::Subscribe,
+        };
+        let deferred = self.events.get().filter(|queue| match kind {
+            QuestionKind::Connect => queue.config().defer_connect,
+            QuestionKind::Subscribe => queue.config().defer_subscribe,
+        });
+        let Some(queue) = deferred else {
+            return Asked::Now(self.ask_hooks(question));
+        };
+        let (tx, rx) = oneshot::channel();
+        // Registered before the event is visible, so an immediate answer finds it.
+        self.pending.lock().insert(session, (kind, tx));
+        let event = match question {
+            Question::Connect(request) => Event::Connect(request),
+            Question::Subscribe(request) => Event::Subscribe(request),
+        };
+        if !queue.push(event) {
+            self.pending.lock().remove(&session);
+            return Asked::Now(refusal(
+                kind,
+                "the host's event queue is full; try again later",
+            ));
+        }
+        Asked::Later(rx)
+    }
+
+    /// Forgets a question that will not be answered (timeout, connection gone) and gives the
+    /// refusal that replaces the answer.
+    pub(crate) fn abandon(&self, session: u64, why: &str) -> Option<Answer> {
+        let (kind, _) = self.pending.lock().remove(&session)?;
+        Some(refusal(kind, why))
+    }
+
+    /// Delivers the host's answer to a waiting session.
+    pub fn answer(&self, session: u64, answer: Answer) -> Result<()> {
+        let mut pending = self.pending.lock();
+        let expected = match answer {
+            Answer::Connect(_) => QuestionKind::Connect,
+            Answer::Subscribe(_) => QuestionKind::Subscribe,
+        };
+        match pending.get(&session) {
+            Some((kind, _)) if *kind == expected => {}
+            Some(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "session {session} waits for a different decision"
+                )));
+            }
+            None => {
+                return Err(Error::NotFound(format!(
+                    "session {session} is not waiting for a decision (answered, timed out or gone)"
+                )));
+            }
+        }
+        let (_, tx) = pending.remove(&session).expect("checked above");
+        drop(pending);
+        tx.send(answer)
+            .map_err(|_| Error::NotFound(format!("session {session} is gone")))
+    }
+
+    fn ask_hooks(&self, question: Question) -> Answer {
+        let hooks = &self.hooks;
+        match question {
+            Question::Connect(request) => Answer::Connect(
+                catch_unwind(AssertUnwindSafe(|| hooks.decide_connect(&request))).unwrap_or_else(
+                    |_| {
+                        tracing::error!("connect hook panicked");
+                        ConnectDecision::Reject("internal error in the connect hook".into())
+                    },
+                ),
+            ),
+            Question::Subscribe(request) => Answer::Subscribe(
+                catch_unwind(AssertUnwindSafe(|| hooks.authorize_subscribe(&request)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("subscribe hook panicked");
+                        Err("internal error in the subscribe hook".into())
+                    }),
+            ),
+        }
+    }
+}
+
+fn refusal(kind: QuestionKind, why: &str) -> Answer {
+    match kind {
+        QuestionKind::Connect => Answer::Connect(ConnectDecision::Reject(why.to_string())),
+        QuestionKind::Subscribe => Answer::Subscribe(Err(why.to_string())),
     }
 }

@@ -12,6 +12,7 @@ pub mod broker;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod hooks;
 pub mod host;
 pub mod server;

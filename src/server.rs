@@ -27,10 +27,12 @@ use crate::broker::{Message, Stats};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::{Event, EventQueue, EventQueueConfig};
 use crate::hooks::{
     AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
 };
 use crate::host::Publisher;
+use crate::stomp::session::Answer;
 use crate::transport::listener::{ListenerContext, accept_loop};
 use crate::ws::handshake::HandshakeConfig;
 
@@ -313,6 +315,101 @@ impl Server {
         hook: impl Fn(&SubscribeRequest) -> std::result::Result<(), String> + Send + Sync + 'static,
     ) {
         self.engine.hooks.set_subscribe(Some(Arc::new(hook)));
+    }
+
+    /// Turns on polled delivery (before `start`): events go to a bounded queue drained with
+    /// [`Server::poll_events`]. With `defer_connect` (the default) every CONNECT waits for
+    /// [`Server::accept_connect`] / [`Server::reject_connect`]; with `defer_subscribe` every
+    /// SUBSCRIBE waits for [`Server::answer_subscribe`].
+    pub fn enable_events(&self, config: EventQueueConfig) -> Result<()> {
+        if self.is_running() {
+            return Err(Error::AlreadyStarted);
+        }
+        self.engine
+            .set_event_queue(Arc::new(EventQueue::new(config)))
+    }
+
+    /// Moves up to `max` events into `out`, waiting up to `timeout` for the first. Returns how
+    /// many were added. Any thread may poll; each event goes to exactly one poller.
+    pub fn poll_events(
+        &self,
+        out: &mut Vec<Event>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let queue = self.engine.event_queue().ok_or_else(|| {
+            Error::InvalidArgument("polled delivery is off: call enable_events before start".into())
+        })?;
+        Ok(queue.poll(out, max, timeout))
+    }
+
+    /// Accepts a CONNECT waiting in the event queue, optionally as a named user.
+    pub fn accept_connect(&self, session: u64, user: Option<&str>) -> Result<()> {
+        let decision = ConnectDecision::Accept {
+            user: user.map(str::to_string),
+        };
+        self.engine.answer(session, Answer::Connect(decision))
+    }
+
+    /// Rejects a CONNECT waiting in the event queue; the client gets an ERROR with `message`.
+    pub fn reject_connect(&self, session: u64, message: &str) -> Result<()> {
+        let decision = ConnectDecision::Reject(message.to_string());
+        self.engine.answer(session, Answer::Connect(decision))
+    }
+
+    /// Answers a SUBSCRIBE waiting in the event queue: `Err(message)` refuses it with an ERROR.
+    pub fn answer_subscribe(
+        &self,
+        session: u64,
+        decision: std::result::Result<(), String>,
+    ) -> Result<()> {
+        self.engine.answer(session, Answer::Subscribe(decision))
+    }
+
+    /// Routes SENDs to application destinations matching `pattern` into the event queue as
+    /// [`Event::AppMessage`] (answer with `send_to_session`, `publish`, ...). A full queue
+    /// answers the sender with an ERROR.
+    pub fn route_app_to_events(&self, pattern: &str) -> Result<()> {
+        let engine = Arc::downgrade(&self.engine);
+        if self.engine.event_queue().is_none() {
+            return Err(Error::InvalidArgument(
+                "polled delivery is off: call enable_events first".into(),
+            ));
+        }
+        self.handle_app(pattern, move |message, _| {
+            let engine = engine.upgrade().ok_or("server is gone")?;
+            if engine.emit(Event::AppMessage(message.clone())) {
+                Ok(())
+            } else {
+                Err("the host's event queue is full; message not accepted".into())
+            }
+        });
+        Ok(())
+    }
+
+    /// Subscribes the host to `pattern` through the event queue: each matching message becomes
+    /// an [`Event::Message`] carrying the returned id.
+    pub fn subscribe_events(&self, pattern: &str) -> Result<HostSubscriptionId> {
+        if self.engine.event_queue().is_none() {
+            return Err(Error::InvalidArgument(
+                "polled delivery is off: call enable_events first".into(),
+            ));
+        }
+        let engine = Arc::downgrade(&self.engine);
+        let id = self
+            .engine
+            .broker
+            .add_host_subscription_with(pattern, move |subscription| {
+                Arc::new(move |message: &Arc<Message>| {
+                    if let Some(engine) = engine.upgrade() {
+                        engine.emit(Event::Message {
+                            subscription,
+                            message: message.clone(),
+                        });
+                    }
+                })
+            });
+        Ok(HostSubscriptionId(id))
     }
 
     /// Told whenever a connected session ends.

@@ -481,7 +481,17 @@ impl Broker {
     /// Adds a host subscription to `pattern` (any destination, queue or broadcast: the host
     /// sees every message without consuming it). Returns its id, never reused.
     pub fn add_host_subscription(&self, pattern: &str, callback: HostCallback) -> u64 {
+        self.add_host_subscription_with(pattern, |_| callback)
+    }
+
+    /// Like [`Broker::add_host_subscription`], for a callback that needs its own id.
+    pub fn add_host_subscription_with(
+        &self,
+        pattern: &str,
+        make_callback: impl FnOnce(u64) -> HostCallback,
+    ) -> u64 {
         let id = self.next_host_sub.fetch_add(1, Relaxed);
+        let callback = make_callback(id);
         let mut subs = self.host_subs.write();
         subs.push(HostSubscription {
             id,

@@ -115,6 +115,8 @@ struct Inner {
 pub struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Woken (all waiters) when a close is queued, for the connection's reader.
+    closed: Notify,
     max_messages: usize,
     max_bytes: usize,
     version: AtomicU8,
@@ -139,6 +141,7 @@ impl Outbox {
                 closing: false,
             }),
             notify: Notify::new(),
+            closed: Notify::new(),
             max_messages,
             max_bytes,
             version: AtomicU8::new(0),
@@ -171,6 +174,7 @@ impl Outbox {
             inner.closing = true;
             drop(inner);
             self.notify.notify_one();
+            self.closed.notify_waiters();
             return Err(PushError::Overflow);
         }
         inner.bytes += weight;
@@ -194,6 +198,7 @@ impl Outbox {
         inner.items.push_back(Outbound::Close(reason));
         drop(inner);
         self.notify.notify_one();
+        self.closed.notify_waiters();
         true
     }
 
@@ -211,6 +216,18 @@ impl Outbox {
     /// True once a close is queued.
     pub fn is_closing(&self) -> bool {
         self.inner.lock().closing
+    }
+
+    /// Resolves once a close is queued (by the session, the broker or the host).
+    pub async fn closing(&self) {
+        loop {
+            let mut notified = std::pin::pin!(self.closed.notified());
+            notified.as_mut().enable();
+            if self.is_closing() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Moves up to `max` queued items into `out`, waiting until there is at least one.

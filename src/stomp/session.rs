@@ -20,6 +20,7 @@ use super::version::{Version, negotiate};
 use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
 use crate::broker::{AckMode, Message, SubscribeSpec, destination, stats};
 use crate::engine::Engine;
+use crate::events::Event;
 use crate::hooks::{
     AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
 };
@@ -391,6 +392,7 @@ impl Session {
             if catch_unwind(AssertUnwindSafe(|| hooks.disconnected(&info))).is_err() {
                 tracing::error!(session = self.id, "disconnect hook panicked");
             }
+            self.engine.emit(Event::Disconnect(info));
         }
     }
 

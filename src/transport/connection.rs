@@ -4,22 +4,20 @@
 //! kernel never resets a connection that still has a final ERROR to deliver).
 
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::source::ReadSource;
 use crate::broker::outbox::{CloseReason, Outbound, Outbox};
 use crate::broker::stats;
-use crate::engine::Engine;
-use crate::hooks::ConnectDecision;
+use crate::engine::{Asked, Engine};
 use crate::stomp::decoder::{Decoded, Decoder, DecoderLimits};
-use crate::stomp::session::{Answer, Flow, Question, Session};
+use crate::stomp::session::{Answer, Flow, Session};
 use crate::ws::codes;
 use crate::ws::decoder::{MessageDecoder, WsEvent, WsLimits};
 
@@ -50,30 +48,6 @@ impl Inbound {
     }
 }
 
-/// Asks the host a session's question. A panicking hook refuses rather than unwinding into
-/// the runtime.
-fn ask_host(engine: &Engine, question: Question) -> Answer {
-    let hooks = &engine.hooks;
-    match question {
-        Question::Connect(request) => Answer::Connect(
-            catch_unwind(AssertUnwindSafe(|| hooks.decide_connect(&request))).unwrap_or_else(
-                |_| {
-                    tracing::error!("connect hook panicked");
-                    ConnectDecision::Reject("internal error in the connect hook".into())
-                },
-            ),
-        ),
-        Question::Subscribe(request) => Answer::Subscribe(
-            catch_unwind(AssertUnwindSafe(|| hooks.authorize_subscribe(&request))).unwrap_or_else(
-                |_| {
-                    tracing::error!("subscribe hook panicked");
-                    Err("internal error in the subscribe hook".into())
-                },
-            ),
-        ),
-    }
-}
-
 /// One connection's reader state.
 pub(crate) struct Connection {
     engine: Arc<Engine>,
@@ -84,6 +58,19 @@ pub(crate) struct Connection {
     started: Instant,
     last_read: Instant,
     ping_sent: bool,
+    /// A host decision being waited for, and until when.
+    waiting: Option<(oneshot::Receiver<Answer>, Instant)>,
+}
+
+/// Where a connection's input processing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Keep reading.
+    Reading,
+    /// Paused until the host decides (see `Connection::waiting`).
+    Waiting,
+    /// Done reading: the session ended.
+    Stopped,
 }
 
 impl Connection {
@@ -109,6 +96,7 @@ impl Connection {
             started: now,
             last_read: now,
             ping_sent: false,
+            waiting: None,
         }
     }
 
@@ -116,32 +104,45 @@ impl Connection {
         matches!(self.inbound, Inbound::WebSocket { .. })
     }
 
-    /// Handles everything complete in `buf`; false once the connection stops reading.
-    fn process(&mut self, buf: &mut BytesMut) -> bool {
+    /// Handles everything complete in `buf` (and in the STOMP buffer left from before).
+    fn process(&mut self, buf: &mut BytesMut) -> Progress {
         match &mut self.inbound {
             Inbound::Raw => self.process_stomp(buf),
-            Inbound::WebSocket { .. } => self.process_websocket(buf),
+            Inbound::WebSocket { stomp_buf, .. } => {
+                // Frames left behind by a pause for a host decision come first.
+                let mut pending = std::mem::take(stomp_buf);
+                let progress = self.process_stomp(&mut pending);
+                self.keep_stomp_buf(pending);
+                match progress {
+                    Progress::Reading => self.process_websocket(buf),
+                    other => other,
+                }
+            }
         }
     }
 
-    fn process_websocket(&mut self, buf: &mut BytesMut) -> bool {
+    fn keep_stomp_buf(&mut self, leftover: BytesMut) {
+        if !leftover.is_empty()
+            && let Inbound::WebSocket { stomp_buf, .. } = &mut self.inbound
+        {
+            *stomp_buf = leftover;
+        }
+    }
+
+    fn process_websocket(&mut self, buf: &mut BytesMut) -> Progress {
         loop {
             let Inbound::WebSocket { decoder, stomp_buf } = &mut self.inbound else {
                 unreachable!("websocket inbound")
             };
             match decoder.decode(buf) {
-                Ok(None) => return true,
+                Ok(None) => return Progress::Reading,
                 Ok(Some(WsEvent::Text(payload) | WsEvent::Binary(payload))) => {
-                    let mut stomp_buf = std::mem::take(stomp_buf);
-                    stomp_buf.extend_from_slice(&payload);
-                    let go_on = self.process_stomp(&mut stomp_buf);
-                    if !stomp_buf.is_empty()
-                        && let Inbound::WebSocket { stomp_buf: slot, .. } = &mut self.inbound
-                    {
-                        *slot = stomp_buf;
-                    }
-                    if !go_on {
-                        return false;
+                    let mut pending = std::mem::take(stomp_buf);
+                    pending.extend_from_slice(&payload);
+                    let progress = self.process_stomp(&mut pending);
+                    self.keep_stomp_buf(pending);
+                    if progress != Progress::Reading {
+                        return progress;
                     }
                 }
                 Ok(Some(WsEvent::Ping(payload))) => {
@@ -149,14 +150,14 @@ impl Connection {
                 }
                 Ok(Some(WsEvent::Pong(_))) => {}
                 Ok(Some(WsEvent::Close { code, .. })) => {
-                    // Echo the peer's code (RFC 6455 §5.5.1); no code received → empty-coded 1000.
+                    // Echo the peer's code (RFC 6455 §5.5.1); none received → 1000.
                     let code = code.unwrap_or(codes::NORMAL);
                     self.outbox.close(CloseReason {
                         code,
                         ..CloseReason::normal()
                     });
                     self.session.closed();
-                    return false;
+                    return Progress::Stopped;
                 }
                 Err(error) => {
                     tracing::debug!(%error, "websocket protocol error");
@@ -167,44 +168,62 @@ impl Connection {
                         format!("websocket error: {error}"),
                     ));
                     self.session.closed();
-                    return false;
+                    return Progress::Stopped;
                 }
             }
         }
     }
 
-    fn process_stomp(&mut self, buf: &mut BytesMut) -> bool {
+    fn process_stomp(&mut self, buf: &mut BytesMut) -> Progress {
         loop {
             match self.stomp.decode(buf) {
-                Ok(None) => return true,
+                Ok(None) => return Progress::Reading,
                 Ok(Some(Decoded::Heartbeat)) => {}
                 Ok(Some(Decoded::Frame(frame))) => {
-                    if !self.on_frame(frame) {
-                        return false;
+                    let flow = self.session.handle(frame);
+                    let progress = self.follow(flow);
+                    if progress != Progress::Reading {
+                        return progress;
                     }
                 }
                 Err(error) => {
                     self.session
                         .protocol_error(format!("malformed frame: {error}"));
-                    return false;
+                    return Progress::Stopped;
                 }
             }
         }
     }
 
-    fn on_frame(&mut self, frame: crate::stomp::Frame) -> bool {
-        let mut flow = self.session.handle(frame);
+    /// Acts on what the session asked for after a frame or an answer.
+    fn follow(&mut self, mut flow: Flow) -> Progress {
         loop {
             match flow {
                 Flow::Continue => break,
-                Flow::Close => return false,
-                Flow::Ask(question) => flow = self.session.answer(ask_host(&self.engine, question)),
+                Flow::Close => return Progress::Stopped,
+                Flow::Ask(question) => match self.engine.ask(self.session.id(), question) {
+                    Asked::Now(answer) => flow = self.session.answer(answer),
+                    Asked::Later(receiver) => {
+                        let deadline = Instant::now() + self.engine.config.decision_timeout;
+                        self.waiting = Some((receiver, deadline));
+                        return Progress::Waiting;
+                    }
+                },
             }
         }
         if self.session.is_connected() && self.stomp.version() != Some(self.session.version()) {
             self.stomp.set_version(self.session.version());
         }
-        true
+        Progress::Reading
+    }
+
+    /// Completes a paused frame with the host's answer (or the refusal that replaces it).
+    fn resume(&mut self, answer: Answer) -> Progress {
+        self.waiting = None;
+        // The pause was ours: silence during it does not count against the client.
+        self.last_read = Instant::now();
+        let flow = self.session.answer(answer);
+        self.follow(flow)
     }
 
     /// The next instant a timer needs attention.
@@ -228,8 +247,16 @@ impl Connection {
         deadline
     }
 
-    /// Acts on expired timers; false once the connection stops reading.
-    fn on_timer(&mut self) -> bool {
+    /// Acts on expired timers.
+    fn on_timer(&mut self) -> Progress {
+        if self.on_timer_keeps_reading() {
+            Progress::Reading
+        } else {
+            Progress::Stopped
+        }
+    }
+
+    fn on_timer_keeps_reading(&mut self) -> bool {
         let now = Instant::now();
         let config = &self.engine.config;
         if !self.session.is_connected() && now >= self.started + config.connect_timeout {
@@ -276,36 +303,79 @@ pub(crate) async fn drive<S: ReadSource>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let counters = conn.engine.counters().clone();
-    let mut reading = buf.is_empty() || conn.process(&mut buf);
+    let mut progress = if buf.is_empty() {
+        Progress::Reading
+    } else {
+        conn.process(&mut buf)
+    };
     let mut writer_done = false;
     let mut eof = false;
     let mut shutdown_open = true;
-    while reading {
+    while progress != Progress::Stopped {
         if buf.is_empty() {
             buf = BytesMut::new();
         }
-        let deadline = conn.next_deadline();
+        let reading = progress == Progress::Reading;
+        let deadline = match &conn.waiting {
+            Some((_, until)) => *until,
+            None => conn.next_deadline(),
+        };
         tokio::select! {
             biased;
             _ = &mut writer => { writer_done = true; break; }
+            // Closed from elsewhere (slow consumer, host disconnect): stop reading; the writer
+            // gets LINGER to flush, so a peer that never reads cannot pin the connection.
+            _ = conn.outbox.closing() => {
+                conn.session.closed();
+                progress = Progress::Stopped;
+            }
             changed = shutdown.changed(), if shutdown_open => {
                 if changed.is_err() || *shutdown.borrow() {
                     conn.session.terminate(codes::GOING_AWAY, "server shutting down");
-                    reading = false;
+                    progress = Progress::Stopped;
                 }
                 shutdown_open = changed.is_ok();
             }
-            _ = sleep_until(deadline) => reading = conn.on_timer(),
-            read = source.read_into(&mut buf) => match read {
+            answer = async { (&mut conn.waiting.as_mut().expect("paused").0).await }, if !reading => {
+                let answer = answer.ok().or_else(|| {
+                    conn.engine.abandon(conn.session.id(), "the host did not decide")
+                });
+                progress = match answer {
+                    Some(answer) => conn.resume(answer),
+                    None => Progress::Stopped,
+                };
+                if progress == Progress::Reading {
+                    progress = conn.process(&mut buf);
+                }
+            }
+            _ = sleep_until(deadline) => {
+                progress = if reading {
+                    conn.on_timer()
+                } else {
+                    let secs = conn.engine.config.decision_timeout.as_secs_f32();
+                    let why = format!("no decision from the host within {secs} s");
+                    match conn.engine.abandon(conn.session.id(), &why) {
+                        Some(refusal) => conn.resume(refusal),
+                        None => Progress::Waiting, // answered just now: the channel has it
+                    }
+                };
+                if progress == Progress::Reading {
+                    progress = conn.process(&mut buf);
+                }
+            }
+            read = source.read_into(&mut buf), if reading => match read {
                 Ok(0) | Err(_) => { eof = true; break; }
                 Ok(n) => {
                     stats::add(&counters.bytes_in, n as u64);
                     conn.last_read = Instant::now();
                     conn.ping_sent = false;
-                    reading = conn.process(&mut buf);
+                    progress = conn.process(&mut buf);
                 }
             },
         }
+    }
+    if conn.waiting.take().is_some() {
+        conn.engine.abandon(conn.session.id(), "connection closed");
     }
     conn.session.closed();
     if !writer_done {

@@ -1,0 +1,298 @@
+//! Polled delivery: what happens in the server becomes an [`Event`] in a bounded queue that the
+//! host drains on a thread of its choosing (a game engine's main loop, say).
+//!
+//! Questions (may this client connect, may it subscribe) are asked through the queue too: the
+//! event carries the session id, the session waits, and the host answers later with
+//! `Server::accept_connect` / `reject_connect` / `answer_subscribe`. An answer that does not come
+//! within `decision_timeout` refuses the client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+
+use crate::broker::Message;
+use crate::hooks::{AppMessage, ConnectRequest, SessionInfo, SubscribeRequest};
+
+/// Something the host is told or asked.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A client sent CONNECT and waits for `accept_connect` or `reject_connect`.
+    Connect(ConnectRequest),
+    /// A session wants to subscribe and waits for `answer_subscribe`.
+    Subscribe(SubscribeRequest),
+    /// A connected session ended.
+    Disconnect(SessionInfo),
+    /// A SEND to an application destination routed to the queue.
+    AppMessage(AppMessage),
+    /// A message matching a host subscription made with `subscribe_events`.
+    Message {
+        /// The host subscription it matched.
+        subscription: u64,
+        /// The message (shared, not copied).
+        message: Arc<Message>,
+    },
+    /// Events were discarded because the queue was full; `dropped` counts them.
+    Overflow {
+        /// Events discarded since the last `Overflow` event.
+        dropped: u64,
+    },
+}
+
+/// What a full queue does with one more event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// Discard the new event (default): what is queued is kept in order.
+    #[default]
+    DropNewest,
+    /// Discard the oldest queued event to make room.
+    DropOldest,
+}
+
+/// Settings of polled delivery.
+#[derive(Clone)]
+pub struct EventQueueConfig {
+    /// Most events queued.
+    pub capacity: usize,
+    /// What a full queue does.
+    pub overflow: OverflowPolicy,
+    /// Ask connect decisions through the queue (otherwise the connect hook or the default decides).
+    pub defer_connect: bool,
+    /// Ask subscribe decisions through the queue (otherwise the subscribe hook or the default decides).
+    pub defer_subscribe: bool,
+    /// Called (on a server thread) when the queue goes from empty to non-empty, so the host can
+    /// schedule a poll; must be quick and must not block.
+    pub wake: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl Default for EventQueueConfig {
+    fn default() -> Self {
+        EventQueueConfig {
+            capacity: 65_536,
+            overflow: OverflowPolicy::DropNewest,
+            defer_connect: true,
+            defer_subscribe: false,
+            wake: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EventQueueConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueueConfig")
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("defer_connect", &self.defer_connect)
+            .field("defer_subscribe", &self.defer_subscribe)
+            .field("wake", &self.wake.is_some())
+            .finish()
+    }
+}
+
+/// The bounded queue between server threads (producers) and the polling host (consumer).
+pub struct EventQueue {
+    config: EventQueueConfig,
+    sender: Sender<Event>,
+    receiver: Receiver<Event>,
+    dropped: AtomicU64,
+    /// Set by the consumer when it found the queue empty; the next push calls `wake`.
+    wake_armed: AtomicBool,
+}
+
+impl std::fmt::Debug for EventQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventQueue {
+    /// A queue with `config`; a capacity of 0 is raised to 1.
+    pub fn new(config: EventQueueConfig) -> EventQueue {
+        let (sender, receiver) = crossbeam_channel::bounded(config.capacity.max(1));
+        EventQueue {
+            config,
+            sender,
+            receiver,
+            dropped: AtomicU64::new(0),
+            wake_armed: AtomicBool::new(true),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EventQueueConfig {
+        &self.config
+    }
+
+    /// Queues an event without blocking, applying the overflow policy. Returns false when the
+    /// event itself was discarded.
+    pub fn push(&self, event: Event) -> bool {
+        let mut event = event;
+        let kept = loop {
+            match self.sender.try_send(event) {
+                Ok(()) => break true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => match self.config.overflow {
+                    OverflowPolicy::DropNewest => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        break false;
+                    }
+                    OverflowPolicy::DropOldest => {
+                        if self.receiver.try_recv().is_ok() {
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        event = back;
+                    }
+                },
+            }
+        };
+        if kept && self.wake_armed.swap(false, Ordering::AcqRel) {
+            if let Some(wake) = &self.config.wake {
+                wake();
+            }
+        }
+        kept
+    }
+
+    /// Moves up to `max` events into `out`, waiting up to `timeout` for the first one
+    /// (`Duration::ZERO` does not wait). An `Overflow` event comes first when events were lost.
+    pub fn poll(&self, out: &mut Vec<Event>, max: usize, timeout: Duration) -> usize {
+        let start = out.len();
+        if max == 0 {
+            return 0;
+        }
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            out.push(Event::Overflow { dropped });
+        }
+        while out.len() - start < max {
+            match self.receiver.try_recv() {
+                Ok(event) => out.push(event),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        if out.len() == start && !timeout.is_zero() {
+            if let Ok(event) = self.receiver.recv_timeout(timeout) {
+                out.push(event);
+                while out.len() - start < max {
+                    match self.receiver.try_recv() {
+                        Ok(event) => out.push(event),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        if self.receiver.is_empty() {
+            // Arm before re-checking so a push racing with this poll still wakes the host.
+            self.wake_armed.store(true, Ordering::Release);
+            if !self.receiver.is_empty() && self.wake_armed.swap(false, Ordering::AcqRel) {
+                if let Some(wake) = &self.config.wake {
+                    wake();
+                }
+            }
+        }
+        out.len() - start
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// True when no event waits.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn disconnect(session: u64) -> Event {
+        Event::Disconnect(SessionInfo {
+            session,
+            user: None,
+            remote_addr: None,
+            transport: crate::hooks::TransportKind::Tcp,
+        })
+    }
+
+    fn session_of(event: &Event) -> u64 {
+        match event {
+            Event::Disconnect(info) => info.session,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn drop_newest_keeps_order_and_reports_count() {
+        let queue = EventQueue::new(EventQueueConfig {
+            capacity: 2,
+            ..Default::default()
+        });
+        assert!(queue.push(disconnect(1)));
+        assert!(queue.push(disconnect(2)));
+        assert!(!queue.push(disconnect(3)));
+        let mut out = Vec::new();
+        assert_eq!(queue.poll(&mut out, 10, Duration::ZERO), 3);
+        assert!(matches!(out[0], Event::Overflow { dropped: 1 }));
+        assert_eq!(session_of(&out[1]), 1);
+        assert_eq!(session_of(&out[2]), 2);
+    }
+
+    #[test]
+    fn drop_oldest_makes_room() {
+        let queue = EventQueue::new(EventQueueConfig {
+            capacity: 2,
+            overflow: OverflowPolicy::DropOldest,
+            ..Default::default()
+        });
+        for s in 1..=3 {
+            assert!(queue.push(disconnect(s)));
+        }
+        let mut out = Vec::new();
+        queue.poll(&mut out, 10, Duration::ZERO);
+        assert!(matches!(out[0], Event::Overflow { dropped: 1 }));
+        assert_eq!(session_of(&out[1]), 2);
+        assert_eq!(session_of(&out[2]), 3);
+    }
+
+    #[test]
+    fn wake_fires_on_empty_to_non_empty_only() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let counter = wakes.clone();
+        let queue = EventQueue::new(EventQueueConfig {
+            wake: Some(Arc::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..Default::default()
+        });
+        queue.push(disconnect(1));
+        queue.push(disconnect(2));
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let mut out = Vec::new();
+        queue.poll(&mut out, 1, Duration::ZERO);
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "not empty yet: no re-arm");
+        queue.poll(&mut out, 10, Duration::ZERO);
+        queue.push(disconnect(3));
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn poll_waits_up_to_timeout() {
+        let queue = Arc::new(EventQueue::new(EventQueueConfig::default()));
+        let producer = queue.clone();
+        let handle = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            producer.push(disconnect(7));
+        });
+        let mut out = Vec::new();
+        assert_eq!(queue.poll(&mut out, 4, Duration::from_secs(5)), 1);
+        handle.join().unwrap();
+        assert_eq!(session_of(&out[0]), 7);
+    }
+}
