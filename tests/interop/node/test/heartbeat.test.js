@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startBroker, stopBroker, connect, disconnectAll, subscribe, publish, uniqueDest, delay,
+  startBroker, stopBroker, connect, disconnectAll, subscribe, publish, uniqueDest, delay, EXTERNAL,
 } from '../lib/broker.js';
 
 let broker;
@@ -21,6 +21,7 @@ test('heart-beat 2000,2000 negotiated; connection survives 6 s of idle time', as
   try {
     const hb = c.connected.headers['heart-beat'];
     assert.match(hb || '', /^\d+,\d+$/, `CONNECTED heart-beat header: ${hb}`);
+    if (!EXTERNAL) assert.equal(hb, '2000,2000', 'wsbroker --heartbeat 2000 offers and wants 2000 ms');
     const [sx, sy] = hb.split(',').map(Number);
     assert.ok(sx > 0, `server must offer to send heart-beats (sx=${sx})`);
     assert.ok(sy > 0, `server must want heart-beats from the client (sy=${sy})`);
