@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use crate::broker::{Broker, Counters};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventQueue};
+use crate::events::{Event, EventQueue, EventSink};
 use crate::hooks::{ConnectDecision, Hooks};
 use crate::stomp::session::{Answer, Question};
 
@@ -38,7 +38,7 @@ pub struct Engine {
     pub broker: Broker,
     /// The host's hooks.
     pub hooks: Hooks,
-    events: OnceLock<Arc<EventQueue>>,
+    events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
 }
@@ -75,21 +75,34 @@ impl Engine {
         self.next_session.fetch_add(1, Relaxed)
     }
 
-    /// Turns on polled delivery; only once.
-    pub fn set_event_queue(&self, queue: Arc<EventQueue>) -> Result<()> {
+    /// Turns on event delivery (queue or callback); only once.
+    pub fn set_event_sink(&self, sink: EventSink) -> Result<()> {
         self.events
-            .set(queue)
-            .map_err(|_| Error::InvalidArgument("the event queue is already configured".into()))
+            .set(sink)
+            .map_err(|_| Error::InvalidArgument("event delivery is already configured".into()))
     }
 
     /// The event queue, when polled delivery is on.
     pub fn event_queue(&self) -> Option<&Arc<EventQueue>> {
-        self.events.get()
+        match self.events.get() {
+            Some(EventSink::Queue(queue)) => Some(queue),
+            _ => None,
+        }
     }
 
-    /// Queues an event when polled delivery is on; false when it is off or the event was dropped.
+    /// True when events are delivered (queue or callback).
+    pub fn has_event_sink(&self) -> bool {
+        self.events.get().is_some()
+    }
+
+    /// Delivers an event when event delivery is on; false when it is off or the event was dropped.
     pub fn emit(&self, event: Event) -> bool {
-        self.events.get().is_some_and(|queue| queue.push(event))
+        self.events.get().is_some_and(|sink| sink.emit(event))
+    }
+
+    /// Whether a SUBSCRIBE must wait for a decision (a subscribe hook, or deferred to events).
+    pub fn wants_subscribe_decision(&self) -> bool {
+        self.hooks.has_subscribe_hook() || self.events.get().is_some_and(|sink| sink.defers(false))
     }
 
     /// Asks the host: through the event queue when that kind of question is deferred, else
@@ -99,11 +112,11 @@ impl Engine {
             Question::Connect(_) => QuestionKind::Connect,
             Question::Subscribe(_) => QuestionKind::Subscribe,
         };
-        let deferred = self.events.get().filter(|queue| match kind {
-            QuestionKind::Connect => queue.config().defer_connect,
-            QuestionKind::Subscribe => queue.config().defer_subscribe,
-        });
-        let Some(queue) = deferred else {
+        let deferred = self
+            .events
+            .get()
+            .filter(|sink| sink.defers(kind == QuestionKind::Connect));
+        let Some(sink) = deferred else {
             return Asked::Now(self.ask_hooks(question));
         };
         let (tx, rx) = oneshot::channel();
@@ -113,7 +126,7 @@ impl Engine {
             Question::Connect(request) => Event::Connect(request),
             Question::Subscribe(request) => Event::Subscribe(request),
         };
-        if !queue.push(event) {
+        if !sink.emit(event) {
             self.pending.lock().remove(&session);
             return Asked::Now(refusal(
                 kind,

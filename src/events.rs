@@ -90,6 +90,65 @@ impl std::fmt::Debug for EventQueueConfig {
     }
 }
 
+/// Events delivered by calling the host on a server thread instead of queueing them.
+#[derive(Clone)]
+pub struct EventCallback {
+    /// Runs on a server runtime thread for every event; must not block for long. It may
+    /// answer a question (accept/reject a connect) right away or later from any thread.
+    pub callback: Arc<dyn Fn(Event) + Send + Sync>,
+    /// Ask connect decisions through the callback (otherwise the connect hook decides).
+    pub defer_connect: bool,
+    /// Ask subscribe decisions through the callback (otherwise the subscribe hook decides).
+    pub defer_subscribe: bool,
+}
+
+impl std::fmt::Debug for EventCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventCallback")
+            .field("defer_connect", &self.defer_connect)
+            .field("defer_subscribe", &self.defer_subscribe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where events go: a queue the host polls, or a callback.
+#[derive(Debug, Clone)]
+pub enum EventSink {
+    /// Polled delivery.
+    Queue(Arc<EventQueue>),
+    /// Direct delivery on server threads.
+    Callback(EventCallback),
+}
+
+impl EventSink {
+    /// Hands over one event; false when it was dropped (full queue).
+    pub fn emit(&self, event: Event) -> bool {
+        match self {
+            EventSink::Queue(queue) => queue.push(event),
+            EventSink::Callback(sink) => {
+                let callback = &sink.callback;
+                let delivered =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(event)));
+                if delivered.is_err() {
+                    tracing::error!("event callback panicked");
+                }
+                delivered.is_ok()
+            }
+        }
+    }
+
+    /// Whether connect (`true`) or subscribe (`false`) questions go through this sink.
+    pub fn defers(&self, connect: bool) -> bool {
+        let (c, s) = match self {
+            EventSink::Queue(queue) => {
+                (queue.config().defer_connect, queue.config().defer_subscribe)
+            }
+            EventSink::Callback(sink) => (sink.defer_connect, sink.defer_subscribe),
+        };
+        if connect { c } else { s }
+    }
+}
+
 /// The bounded queue between server threads (producers) and the polling host (consumer).
 pub struct EventQueue {
     config: EventQueueConfig,

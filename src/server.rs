@@ -27,7 +27,7 @@ use crate::broker::{Message, Stats};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventQueue, EventQueueConfig};
+use crate::events::{Event, EventCallback, EventQueue, EventQueueConfig, EventSink};
 use crate::hooks::{
     AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
 };
@@ -326,7 +326,17 @@ impl Server {
             return Err(Error::AlreadyStarted);
         }
         self.engine
-            .set_event_queue(Arc::new(EventQueue::new(config)))
+            .set_event_sink(EventSink::Queue(Arc::new(EventQueue::new(config))))
+    }
+
+    /// Turns on direct event delivery (before `start`, instead of `enable_events`): every event
+    /// is handed to `sink.callback` on a server thread. Deferred questions are answered with
+    /// the same calls as in polled mode, from inside the callback or later from any thread.
+    pub fn enable_event_callback(&self, sink: EventCallback) -> Result<()> {
+        if self.is_running() {
+            return Err(Error::AlreadyStarted);
+        }
+        self.engine.set_event_sink(EventSink::Callback(sink))
     }
 
     /// Moves up to `max` events into `out`, waiting up to `timeout` for the first. Returns how
@@ -371,9 +381,9 @@ impl Server {
     /// answers the sender with an ERROR.
     pub fn route_app_to_events(&self, pattern: &str) -> Result<()> {
         let engine = Arc::downgrade(&self.engine);
-        if self.engine.event_queue().is_none() {
+        if !self.engine.has_event_sink() {
             return Err(Error::InvalidArgument(
-                "polled delivery is off: call enable_events first".into(),
+                "event delivery is off: call enable_events or enable_event_callback first".into(),
             ));
         }
         self.handle_app(pattern, move |message, _| {
@@ -390,9 +400,9 @@ impl Server {
     /// Subscribes the host to `pattern` through the event queue: each matching message becomes
     /// an [`Event::Message`] carrying the returned id.
     pub fn subscribe_events(&self, pattern: &str) -> Result<HostSubscriptionId> {
-        if self.engine.event_queue().is_none() {
+        if !self.engine.has_event_sink() {
             return Err(Error::InvalidArgument(
-                "polled delivery is off: call enable_events first".into(),
+                "event delivery is off: call enable_events or enable_event_callback first".into(),
             ));
         }
         let engine = Arc::downgrade(&self.engine);

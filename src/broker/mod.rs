@@ -430,14 +430,13 @@ impl Broker {
             &self.limits.user_prefix,
             entry.user.as_deref(),
         )?;
-        let route = route.as_str();
         let targets: Vec<Arc<str>> = entry
             .subs
             .values()
             .filter(|s| {
                 !s.queue
                     && s.has_capacity()
-                    && (s.spec.route == route || pattern::matches(&s.spec.route, route))
+                    && (s.spec.route == route || pattern::matches(&s.spec.route, &route))
             })
             .map(|s| s.spec.id.clone())
             .collect();
@@ -448,6 +447,8 @@ impl Broker {
             }
         }
         stats::add(&self.counters.messages_in, 1);
+        drop(state);
+        self.notify_host_subscriptions(&route, &message);
         Ok(delivered)
     }
 

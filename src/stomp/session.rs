@@ -608,7 +608,7 @@ impl Session {
             ack,
             prefetch,
         };
-        if self.engine.hooks.has_subscribe_hook() {
+        if self.engine.wants_subscribe_decision() {
             let request = SubscribeRequest {
                 session: self.id,
                 user: self.user.clone(),
