@@ -71,7 +71,7 @@ impl Default for EventQueueConfig {
         EventQueueConfig {
             capacity: 65_536,
             overflow: OverflowPolicy::DropNewest,
-            defer_connect: true,
+            defer_connect: false,
             defer_subscribe: false,
             wake: None,
         }

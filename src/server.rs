@@ -318,7 +318,7 @@ impl Server {
     }
 
     /// Turns on polled delivery (before `start`): events go to a bounded queue drained with
-    /// [`Server::poll_events`]. With `defer_connect` (the default) every CONNECT waits for
+    /// [`Server::poll_events`]. With `defer_connect` every CONNECT waits for
     /// [`Server::accept_connect`] / [`Server::reject_connect`]; with `defer_subscribe` every
     /// SUBSCRIBE waits for [`Server::answer_subscribe`].
     pub fn enable_events(&self, config: EventQueueConfig) -> Result<()> {

@@ -22,6 +22,13 @@ fn start_polled(
     TestServer::from_server(server)
 }
 
+fn deferring() -> EventQueueConfig {
+    EventQueueConfig {
+        defer_connect: true,
+        ..Default::default()
+    }
+}
+
 /// Polls (off the test runtime) until an event matching `pick` arrives; other events are kept.
 async fn wait_event<T: Send + 'static>(
     server: &Arc<Server>,
@@ -48,7 +55,7 @@ async fn wait_event<T: Send + 'static>(
 
 #[tokio::test]
 async fn deferred_connect_accepted_later_as_a_user() {
-    let ts = start_polled(EventQueueConfig::default(), |_| {});
+    let ts = start_polled(deferring(), |_| {});
     let mut client = ts.ws_client().await;
     client
         .frame(
@@ -86,7 +93,7 @@ async fn deferred_connect_accepted_later_as_a_user() {
 
 #[tokio::test]
 async fn deferred_connect_rejected_and_timed_out() {
-    let ts = start_polled(EventQueueConfig::default(), |c| {
+    let ts = start_polled(deferring(), |c| {
         c.decision_timeout = Duration::from_millis(300)
     });
     let mut rejected = ts.ws_client().await;
