@@ -208,9 +208,7 @@ impl EventQueue {
             }
         };
         if kept && self.wake_armed.swap(false, Ordering::AcqRel) {
-            if let Some(wake) = &self.config.wake {
-                wake();
-            }
+            self.wake();
         }
         kept
     }
@@ -232,8 +230,11 @@ impl EventQueue {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        if out.len() == start && !timeout.is_zero() {
-            if let Ok(event) = self.receiver.recv_timeout(timeout) {
+        if out.len() == start
+            && !timeout.is_zero()
+            && let Ok(event) = self.receiver.recv_timeout(timeout)
+        {
+            {
                 out.push(event);
                 while out.len() - start < max {
                     match self.receiver.try_recv() {
@@ -247,12 +248,18 @@ impl EventQueue {
             // Arm before re-checking so a push racing with this poll still wakes the host.
             self.wake_armed.store(true, Ordering::Release);
             if !self.receiver.is_empty() && self.wake_armed.swap(false, Ordering::AcqRel) {
-                if let Some(wake) = &self.config.wake {
-                    wake();
-                }
+                self.wake();
             }
         }
         out.len() - start
+    }
+
+    fn wake(&self) {
+        if let Some(wake) = &self.config.wake
+            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wake())).is_err()
+        {
+            tracing::error!("wake callback panicked");
+        }
     }
 
     /// Events waiting.

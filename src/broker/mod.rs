@@ -564,7 +564,7 @@ fn deliver(
     match entry.outbox.push(Outbound::Message(delivery)) {
         Ok(()) => {}
         Err(PushError::Overflow) => {
-            stats::add(&counters.slow_consumer_disconnects, 1);
+            stats::count_overflow(counters, &entry.outbox);
             return Err(PushError::Overflow);
         }
         Err(e) => return Err(e),

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -119,6 +119,8 @@ pub struct Outbox {
     closed: Notify,
     max_messages: usize,
     max_bytes: usize,
+    /// Items discarded when the bound was passed (the queue plus the item that did not fit).
+    discarded: AtomicU64,
     version: AtomicU8,
     heartbeat_ms: AtomicU32,
 }
@@ -144,6 +146,7 @@ impl Outbox {
             closed: Notify::new(),
             max_messages,
             max_bytes,
+            discarded: AtomicU64::new(0),
             version: AtomicU8::new(0),
             heartbeat_ms: AtomicU32::new(0),
         }
@@ -168,6 +171,8 @@ impl Outbox {
                     "slow consumer: outbound queue full",
                 )
             };
+            let discarded = inner.items.len() + 1;
+            self.discarded.store(discarded as u64, Relaxed);
             inner.items.clear();
             inner.bytes = 0;
             inner.items.push_back(Outbound::Close(reason));
@@ -207,10 +212,17 @@ impl Outbox {
     pub fn push_control(&self, item: Outbound) {
         let mut inner = self.inner.lock();
         if !inner.closing {
+            // Counted (not bounded): `try_drain` subtracts every drained item's weight.
+            inner.bytes += item.weight();
             inner.items.push_back(item);
             drop(inner);
             self.notify.notify_one();
         }
+    }
+
+    /// How many queued items the overflow discarded (0 until it happened).
+    pub fn discarded(&self) -> u64 {
+        self.discarded.load(Relaxed)
     }
 
     /// True once a close is queued.

@@ -65,6 +65,12 @@ impl Counters {
     }
 }
 
+/// Records a slow-consumer disconnect and the frames its outbox discarded.
+pub(crate) fn count_overflow(counters: &Counters, outbox: &super::Outbox) {
+    add(&counters.slow_consumer_disconnects, 1);
+    add(&counters.dropped, outbox.discarded());
+}
+
 /// Adds to a counter.
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);

@@ -413,7 +413,7 @@ impl Session {
         let mut out = BytesMut::with_capacity(64 + frame.body.len());
         encode(frame, self.version, &mut out);
         if self.outbox.push(Outbound::Frame(out.freeze())) == Err(PushError::Overflow) {
-            stats::add(&self.engine.counters().slow_consumer_disconnects, 1);
+            stats::count_overflow(self.engine.counters(), &self.outbox);
         }
     }
 

@@ -382,7 +382,9 @@ pub(crate) async fn drive<S: ReadSource>(
         // The peer is gone or we are closing: make sure the writer ends after its last frame.
         conn.outbox.close(CloseReason::normal());
         if timeout(LINGER, &mut writer).await.is_err() {
+            // The peer does not read; waiting for it to close as well would only hold the slot.
             writer.abort();
+            eof = true;
         }
     }
     if !eof {

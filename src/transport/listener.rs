@@ -95,7 +95,13 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext
         TransportKind::Tcp => (Framing::Raw, Inbound::Raw),
         TransportKind::WebSocket => {
             let limit = ctx.engine.config.handshake_timeout;
-            let outcome = timeout(limit, read_upgrade(&mut read, &mut buf, &ctx.handshake)).await;
+            let mut shutdown = ctx.shutdown.clone();
+            let outcome = tokio::select! {
+                outcome = timeout(limit, read_upgrade(&mut read, &mut buf, &ctx.handshake)) => outcome,
+                // Stopping: a connection still in the handshake has no session to close
+                // cleanly; drop it rather than make `stop` wait out its grace period.
+                _ = shutdown.wait_for(|stopping| *stopping) => return,
+            };
             let response = match outcome {
                 Err(_) => Err(reject_response(408, "handshake timed out")),
                 Ok(Err(HandshakeError::RequestTooLarge { .. })) => {

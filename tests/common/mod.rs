@@ -821,6 +821,58 @@ impl Client {
         }
     }
 
+    /// WebSocket only: sends a ping and waits for the matching pong (skipping STOMP traffic).
+    pub async fn ws_ping(&mut self, payload: &[u8]) {
+        let Io::Ws(ws) = &mut self.io else {
+            panic!("not a WebSocket client")
+        };
+        ws.send(WsMessage::Ping(payload.to_vec().into()))
+            .await
+            .expect("ping sent");
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(WsMessage::Pong(p))) => {
+                        assert_eq!(&p[..], payload);
+                        return;
+                    }
+                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => {
+                        panic!("closed while waiting for a pong")
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .expect("pong in time");
+    }
+
+    /// WebSocket only: starts the closing handshake with `code` and returns the code the
+    /// server echoes.
+    pub async fn ws_close(mut self, code: u16) -> Option<u16> {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let Io::Ws(ws) = &mut self.io else {
+            panic!("not a WebSocket client")
+        };
+        ws.send(WsMessage::Close(Some(CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        })))
+        .await
+        .expect("close sent");
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+        .expect("close echoed in time")
+    }
+
     /// Reads raw bytes until `n` NUL-terminated frames (ignoring leading EOLs) are in the
     /// buffer, and returns them verbatim, NULs included. Only for tests asserting exact bytes.
     pub async fn raw_frames(&mut self, n: usize) -> Vec<Vec<u8>> {
