@@ -346,8 +346,14 @@ impl Broker {
         if let Some(keys) = exact.get(route) {
             keys.iter().for_each(&mut send);
         }
+        // A user's private destinations are never reached by a broad pattern (`/**`) of
+        // someone else: only patterns under the user prefix (which subscribe_route scopes to
+        // the subscriber's own name) may match them.
+        let private = route.starts_with(&self.limits.user_prefix);
         for (pattern, key) in patterns.iter() {
-            if pattern::matches(pattern, route) {
+            if (!private || pattern.starts_with(&self.limits.user_prefix))
+                && pattern::matches(pattern, route)
+            {
                 send(key);
             }
         }
