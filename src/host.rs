@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::broker::{Message, destination};
+use crate::broker::{BrokerError, Message, destination};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -53,14 +53,8 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
-        let user_prefix = &self.engine.config.user_prefix;
-        let (route, display) = destination::send_route(destination, user_prefix)
-            .map_err(|e| Error::InvalidArgument(e.0))?;
-        let message = self.message(display, headers, body.into());
-        self.engine
-            .broker
-            .publish(&route, message)
-            .map_err(|e| Error::Backpressure(e.0))
+        let routed = destination::send_route(destination, &self.engine.config.user_prefix);
+        self.publish_routed(routed, headers, body.into())
     }
 
     /// Sends to every session of `user` subscribed to `/user{destination}` (e.g. `destination`
@@ -72,10 +66,20 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
-        let user_prefix = &self.engine.config.user_prefix;
-        let (route, display) = destination::user_route(user, destination, user_prefix)
-            .map_err(|e| Error::InvalidArgument(e.0))?;
-        let message = self.message(display, headers, body.into());
+        let routed = destination::user_route(user, destination, &self.engine.config.user_prefix);
+        self.publish_routed(routed, headers, body.into())
+    }
+
+    /// Publishes on a routing key computed by `destination`: a bad name is the caller's
+    /// error, a refusal by the broker (a full queue) is backpressure.
+    fn publish_routed(
+        &self,
+        routed: std::result::Result<(String, String), BrokerError>,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<usize> {
+        let (route, display) = routed.map_err(|e| Error::InvalidArgument(e.0))?;
+        let message = self.message(display, headers, body);
         self.engine
             .broker
             .publish(&route, message)
