@@ -7,12 +7,14 @@
 //!   sockets;
 //! - `transport`: tokio listeners and one task pair per connection, the only IO;
 //! - [`Server`]: the safe API that owns a runtime and that the C ABI wraps.
+//! - [`ffi`]: the C ABI over [`Server`] (header `include/wsbroker.h`).
 
 pub mod broker;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod ffi;
 pub mod hooks;
 pub mod host;
 pub mod server;

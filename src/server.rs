@@ -192,6 +192,22 @@ impl Server {
         self.running.lock().as_ref().and_then(|r| r.tcp_local_addr)
     }
 
+    /// The bound WebSocket port; `NotRunning` before `start` and after `stop`.
+    pub fn local_port(&self) -> Result<u16> {
+        self.local_addr().map(|a| a.port()).ok_or(Error::NotRunning)
+    }
+
+    /// The bound plain-TCP STOMP port; `NotRunning` when the server is not running,
+    /// `NotFound` when the TCP listener is off.
+    pub fn tcp_port(&self) -> Result<u16> {
+        let running = self.running.lock();
+        let running = running.as_ref().ok_or(Error::NotRunning)?;
+        running
+            .tcp_local_addr
+            .map(|a| a.port())
+            .ok_or_else(|| Error::NotFound("the plain-TCP listener is off".into()))
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.engine.counters().snapshot()
@@ -266,6 +282,24 @@ impl Server {
             self.engine
                 .broker
                 .add_host_subscription(pattern, Arc::new(callback)),
+        )
+    }
+
+    /// Like [`Server::subscribe`], for a callback that needs its own subscription id (it is
+    /// passed to every call, also to one racing with the return of this method).
+    pub fn subscribe_with_id(
+        &self,
+        pattern: &str,
+        callback: impl Fn(HostSubscriptionId, &Arc<Message>) + Send + Sync + 'static,
+    ) -> HostSubscriptionId {
+        HostSubscriptionId(
+            self.engine
+                .broker
+                .add_host_subscription_with(pattern, move |id| {
+                    Arc::new(move |message: &Arc<Message>| {
+                        callback(HostSubscriptionId(id), message)
+                    })
+                }),
         )
     }
 

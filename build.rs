@@ -1,0 +1,30 @@
+//! Generates the C header of the FFI layer (`src/ffi`) with cbindgen into
+//! `$OUT_DIR/wsbroker.h`. The committed copy, `include/wsbroker.h`, is compared with it by
+//! `tests/ffi_header.rs`, which prints the command that refreshes it.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let header = out_dir.join("wsbroker.h");
+
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .unwrap_or_else(|e| panic!("reading cbindgen.toml: {e}"));
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
+        .generate()
+        .unwrap_or_else(|e| panic!("generating the C header from src/ffi: {e}"));
+    bindings.write_to_file(&header);
+
+    println!(
+        "cargo:rustc-env=WSBROKER_GENERATED_HEADER={}",
+        header.display()
+    );
+}

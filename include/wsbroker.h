@@ -1,0 +1,727 @@
+/*
+ * wsbroker.h - C API (ABI version 1) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
+ * over WebSocket (and optionally plain TCP), with its own threads.
+ *
+ * A host program creates a configuration (wsb_config_new, wsb_config_set_*), creates a server
+ * from it (wsb_server_new), registers application handlers and host subscriptions, starts it
+ * (wsb_server_start), publishes messages to the connected clients (wsb_server_publish, ...)
+ * and learns what the clients do through events: polled (WSB_DELIVERY_POLL, the default:
+ * wsb_server_poll from a loop of its choosing, with an optional wake callback) or pushed
+ * (WSB_DELIVERY_CALLBACK: an event callback on the server's threads). It stops and frees the
+ * server with wsb_server_stop / wsb_server_free. Link with -lwsbroker (libwsbroker.so or .a;
+ * the static library also needs -lpthread -ldl -lm).
+ *
+ * Conventions
+ *   - Every fallible call returns a wsb_result; WSB_OK is 0. Results go out through trailing
+ *     out_* pointers, written only on success.
+ *   - Strings in are pointer + length (UTF-8, need not be NUL-terminated); NULL with length 0
+ *     is the empty string, NULL with a non-zero length is WSB_ERR_NULL_ARGUMENT, invalid
+ *     UTF-8 is WSB_ERR_INVALID_UTF8. Bodies are const uint8_t * + length (NULL when 0).
+ *   - Strings out (in events) are pointer + length and also NUL-terminated; absent ones are
+ *     NULL with length 0.
+ *   - Small enumerations (WSB_DELIVERY_*, WSB_OVERFLOW_*, WSB_LOG_*) are passed as integers;
+ *     unknown values are WSB_ERR_INVALID_ARGUMENT.
+ *   - Connections/sessions and host subscriptions are uint64_t ids, never reused: a stale
+ *     id gives WSB_ERR_NOT_FOUND.
+ *
+ * Result codes (wsb_result; wsb_result_str gives a static description)
+ *   0        WSB_OK
+ *   100-199  bad arguments: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, INVALID_CONFIG
+ *   200-299  state: ALREADY_STARTED, NOT_RUNNING, NOT_FOUND, CALLED_FROM_CALLBACK
+ *   300-399  I/O and resources: ADDRESS_IN_USE, IO, BACKPRESSURE
+ *   900      PANIC: an internal panic was caught at the API boundary (never unwinds into C)
+ * Every failing call stores a detail message: wsb_last_error (the calling thread's last
+ * failure) and wsb_server_last_error (the server's last failure, any thread).
+ *
+ * Ownership
+ *   - Everything passed in (strings, headers, bodies) is copied; the caller still owns it
+ *     and may free or reuse it as soon as the call returns.
+ *   - wsb_config and wsb_server are owned by the host: free them with wsb_config_free and
+ *     wsb_server_free (which implies wsb_server_stop with a 1 s grace period).
+ *   - A registration that takes (cb, user_data, drop) keeps user_data until the server no
+ *     longer needs it, then calls drop(user_data) exactly once: when the registration is
+ *     removed or replaced, or on wsb_server_free (wsb_config_free for a config's callbacks;
+ *     wsb_server_new moves them from the config into the server). With a NULL cb, or when
+ *     the server does not use the callback, drop runs right away. When the registering call
+ *     fails, nothing is kept and drop is not called: the caller still owns user_data.
+ *
+ * Lifetimes of borrowed pointers
+ *   - Events filled in by wsb_server_poll / wsb_server_poll_timeout, and every pointer inside
+ *     them, stay valid until the next poll call on the same server from the same thread, or
+ *     until wsb_server_free.
+ *   - The event (and error_buf) passed to a callback are valid only during that call.
+ *   - Strings returned by wsb_version and wsb_result_str are static.
+ *
+ * Thread safety
+ *   - All wsb_server_* functions are thread-safe; publishing (wsb_server_publish,
+ *     wsb_server_send_to_*) never blocks and may be called from any thread, including from
+ *     inside any wsbroker callback, and so may the decisions (wsb_server_accept / _reject /
+ *     _answer_subscribe). Several threads may poll one server; each event is delivered once.
+ *   - A wsb_config is not thread-safe: use it from one thread at a time.
+ *   - Callbacks run on wsbroker's threads: the event callback (callback mode), application
+ *     handlers and the wake callback on the server's runtime threads ("wsbroker-worker");
+ *     host-subscription callbacks on the publishing thread (a runtime thread for client
+ *     SENDs, the host's own thread for its publishes); the log callback on the thread that
+ *     logged; drop callbacks on whichever thread releases the registration. user_data must
+ *     therefore be usable from any thread. Callbacks should return quickly; they must not
+ *     unwind (C++ exceptions, longjmp) through wsbroker.
+ *   - Calling wsb_server_stop or wsb_server_free from inside any wsbroker callback returns
+ *     WSB_ERR_CALLED_FROM_CALLBACK instead of deadlocking; stop the server from another
+ *     thread. Drop and log callbacks must not call wsbroker functions at all.
+ */
+
+#ifndef WSBROKER_H
+#define WSBROKER_H
+
+/*
+ * Generated by cbindgen from src/ffi (build.rs writes it to $OUT_DIR/wsbroker.h); do not edit.
+ * tests/ffi_header.rs fails when this committed copy differs and prints the command to refresh it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
+#define WSB_ABI_VERSION 1
+
+// Log level: errors.
+#define WSB_LOG_ERROR 1
+
+// Log level: warnings.
+#define WSB_LOG_WARN 2
+
+// Log level: informational (start, stop, listening addresses).
+#define WSB_LOG_INFO 3
+
+// Log level: debugging detail.
+#define WSB_LOG_DEBUG 4
+
+// Log level: tracing detail.
+#define WSB_LOG_TRACE 5
+
+// No transport (events other than CONNECT and DISCONNECT).
+#define WSB_TRANSPORT_NONE 0
+
+// STOMP over WebSocket.
+#define WSB_TRANSPORT_WEBSOCKET 1
+
+// STOMP over plain TCP.
+#define WSB_TRANSPORT_TCP 2
+
+// A client sent CONNECT. With deferred connects (`wsb_config_set_defer`) it waits for
+// `wsb_server_accept` / `wsb_server_reject` (or the decision timeout, which rejects).
+#define WSB_EVENT_CONNECT 1
+
+// A session wants to subscribe; with deferred subscribes it waits for
+// `wsb_server_answer_subscribe`.
+#define WSB_EVENT_SUBSCRIBE 2
+
+// A connected session ended.
+#define WSB_EVENT_DISCONNECT 3
+
+// A SEND to an application destination handled with `wsb_server_handle_app` (NULL callback
+// in poll or callback mode, or the argument of a `wsb_app_callback`).
+#define WSB_EVENT_APP_MESSAGE 4
+
+// A message matching a host subscription (`wsb_server_subscribe`).
+#define WSB_EVENT_MESSAGE 5
+
+// Events were lost because the event queue was full; `dropped` counts them.
+#define WSB_EVENT_OVERFLOW 6
+
+// Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
+#define WSB_DELIVERY_POLL 0
+
+// Events are handed to the event callback (`wsb_config_set_event_callback`) on runtime threads.
+#define WSB_DELIVERY_CALLBACK 1
+
+// A full event queue discards the new event (default).
+#define WSB_OVERFLOW_DROP_NEWEST 0
+
+// A full event queue discards its oldest event.
+#define WSB_OVERFLOW_DROP_OLDEST 1
+
+// The result of every fallible call. Values are grouped and never renumbered:
+// 0 success; 1xx bad arguments; 2xx state (wrong time to call, unknown id); 3xx I/O and
+// resources; 900 an internal panic (caught; the library stays usable).
+typedef enum wsb_result {
+    // Success.
+    WSB_OK = 0,
+    // A required pointer was NULL (or a NULL string/array with a non-zero length).
+    WSB_ERR_NULL_ARGUMENT = 100,
+    // A string argument was not valid UTF-8.
+    WSB_ERR_INVALID_UTF8 = 101,
+    // An argument was out of range: an unknown enum value, an unparsable address, a bad
+    // destination, a call that does not fit the delivery mode.
+    WSB_ERR_INVALID_ARGUMENT = 102,
+    // The configuration was rejected by `wsb_server_new`; the last error names the field.
+    WSB_ERR_INVALID_CONFIG = 103,
+    // `wsb_server_start` on a server that was started before.
+    WSB_ERR_ALREADY_STARTED = 200,
+    // The server is not running (never started, or stopped).
+    WSB_ERR_NOT_RUNNING = 201,
+    // Unknown (or no longer existing) session, subscription, handler or listener.
+    WSB_ERR_NOT_FOUND = 202,
+    // `wsb_server_stop` / `wsb_server_free` (or `wsb_set_log_callback` from the log
+    // callback) called from inside a wsbroker callback.
+    WSB_ERR_CALLED_FROM_CALLBACK = 203,
+    // A listen address is taken.
+    WSB_ERR_ADDRESS_IN_USE = 300,
+    // Any other I/O error.
+    WSB_ERR_IO = 301,
+    // A bounded queue is full; nothing was queued (the call never blocks).
+    WSB_ERR_BACKPRESSURE = 302,
+    // A panic inside wsbroker was caught; the last error holds its message.
+    WSB_ERR_PANIC = 900,
+} wsb_result;
+
+// The settings of a server. Create with `wsb_config_new`, free with `wsb_config_free`; one
+// config may create several servers. Not thread-safe: use it from one thread at a time.
+typedef struct wsb_config wsb_config;
+
+// A server. Create with `wsb_server_new`, free with `wsb_server_free`; every `wsb_server_*`
+// call is thread-safe.
+typedef struct wsb_server wsb_server;
+
+// Receives a log record: `level` is a `WSB_LOG_*` value, `target` the Rust module path and
+// `message` the formatted text (both NUL-terminated, valid during the call). Runs on the
+// thread that logged; must not call wsbroker functions.
+typedef void (*wsb_log_callback)(void *user_data,
+                                 int32_t level,
+                                 const char *target,
+                                 const char *message);
+
+// Poll mode: the event queue went from empty to non-empty. Runs on a "wsbroker-worker"
+// thread (or the publishing thread); must be quick and must not block (signal a condition
+// variable, write to an eventfd, post to the host's main loop).
+typedef void (*wsb_wake_callback)(void *user_data);
+
+// Releases a `user_data`. Runs exactly once, when the server no longer needs it: when the
+// registration is removed or replaced, or on `wsb_server_free` / `wsb_config_free`. It may
+// run on any thread; it must not call back into wsbroker.
+typedef void (*wsb_drop_callback)(void *user_data);
+
+// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
+// In events: also NUL-terminated.
+typedef struct wsb_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} wsb_header;
+
+// Something the host is told or asked; `kind` says which fields are set. Strings are
+// pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
+// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE and MESSAGE events,
+// NULL otherwise.
+//
+// Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
+// the next poll call on the same server from the same thread, or `wsb_server_free`. An event
+// passed to a callback is valid only during that call. Copy what you keep.
+typedef struct wsb_event {
+    // `WSB_EVENT_*`.
+    uint32_t kind;
+    // `WSB_TRANSPORT_*` for CONNECT and DISCONNECT, else 0.
+    uint32_t transport;
+    // CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session id; 0 otherwise.
+    uint64_t session;
+    // MESSAGE: the host subscription id; 0 otherwise.
+    uint64_t subscription;
+    // OVERFLOW: number of events lost.
+    uint64_t dropped;
+    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user (may be absent).
+    const char *user;
+    size_t user_len;
+    // CONNECT: the `login` header (may be absent).
+    const char *login;
+    size_t login_len;
+    // CONNECT: the `passcode` header (may be absent).
+    const char *passcode;
+    size_t passcode_len;
+    // SUBSCRIBE, APP_MESSAGE, MESSAGE: the destination.
+    const char *destination;
+    size_t destination_len;
+    // CONNECT, DISCONNECT: the peer, "ip:port" (may be absent).
+    const char *remote_addr;
+    size_t remote_addr_len;
+    // CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
+    const struct wsb_header *headers;
+    size_t header_count;
+    // APP_MESSAGE, MESSAGE: the body.
+    const uint8_t *body;
+    size_t body_len;
+} wsb_event;
+
+// Receives an event (callback mode, or a host subscription with a callback). `event` and
+// every pointer inside it are valid only during the call.
+typedef void (*wsb_event_callback)(void *user_data, const struct wsb_event *event);
+
+// Server counters, as `wsb_server_stats` returns them (11 x uint64_t, in this order).
+typedef struct wsb_stats {
+    // Open connections (WebSocket and TCP).
+    uint64_t connections;
+    // Connections accepted since start.
+    uint64_t connections_total;
+    // Connections refused because of the connection limit.
+    uint64_t connections_refused;
+    // STOMP sessions past CONNECT.
+    uint64_t sessions;
+    // Active client subscriptions.
+    uint64_t subscriptions;
+    // Messages published (client SENDs and host publishes).
+    uint64_t messages_in;
+    // MESSAGE frames queued to subscribers.
+    uint64_t messages_out;
+    // Bytes read from clients.
+    uint64_t bytes_in;
+    // Bytes written to clients.
+    uint64_t bytes_out;
+    // Messages discarded (slow consumers, unacknowledged limits).
+    uint64_t dropped;
+    // Sessions closed because their outbound queue passed its bound.
+    uint64_t slow_consumer_disconnects;
+} wsb_stats;
+
+// Handles a SEND to an application destination (a `WSB_EVENT_APP_MESSAGE` event). Return 0
+// to accept; non-zero refuses it, and the sender gets an ERROR frame whose message is the
+// NUL-terminated text written into `error_buf` (capacity `error_cap`; may be left empty).
+typedef int32_t (*wsb_app_callback)(void *user_data,
+                                    const struct wsb_event *event,
+                                    char *error_buf,
+                                    size_t error_cap);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// The library version, e.g. "0.1.0" (static, NUL-terminated).
+const char *wsb_version(void);
+
+// The ABI version of the loaded library: compare with `WSB_ABI_VERSION`.
+uint32_t wsb_abi_version(void);
+
+#if defined(WSBROKER_FFI_TEST_PANIC)
+// Test-only (cargo feature `ffi-test-panic`): panics inside the guard and returns
+// `WSB_ERR_PANIC`, with the panic message in `wsb_last_error`.
+enum wsb_result wsb_debug_panic(void);
+#endif
+
+// A static description of a result code, e.g. "WSB_ERR_NOT_FOUND: not found";
+// "unknown result code" for values this library does not know.
+const char *wsb_result_str(int32_t code);
+
+// The detail message of the calling thread's last failed call (not cleared by successful
+// calls). Returns its full length in bytes (NUL excluded); when `buf` is not NULL and `cap`
+// is not 0, writes a NUL-terminated copy, truncated to `cap - 1` bytes if needed.
+//
+// # Safety
+// `buf` is NULL or valid for `cap` bytes of writing.
+size_t wsb_last_error(char *buf, size_t cap);
+
+// Sets the process-wide log callback: records of level `max_level` (`WSB_LOG_*`) and more
+// severe are passed to `cb(user_data, level, target, message)` on the thread that logged (see
+// `wsb_log_callback`). `cb` NULL turns logging off (`max_level` is then ignored); when this
+// returns, no call of the previous callback is in progress. The first call with a callback
+// installs wsbroker's `tracing` subscriber as the process's global one; if the program already
+// has one, records go there instead and `cb` is not called. From inside the log callback:
+// `WSB_ERR_CALLED_FROM_CALLBACK`.
+//
+// # Safety
+// `cb` is NULL or a valid function; `user_data` stays valid until the callback is replaced.
+enum wsb_result wsb_set_log_callback(wsb_log_callback cb, void *user_data, int32_t max_level);
+
+// A new config with every default: WebSocket on 127.0.0.1:61614 at path "/ws", poll
+// delivery, app prefix "/app", bounded queues, heart-beats 10 s / 10 s. `*out_config` is
+// written on success; free it with `wsb_config_free`.
+//
+// # Safety
+// `out_config` is NULL or valid for writing.
+enum wsb_result wsb_config_new(struct wsb_config **out_config);
+
+// Frees a config (NULL is fine); callbacks still in it have their drop run. Servers made
+// from it are not affected.
+//
+// # Safety
+// `config` is NULL or a pointer from `wsb_config_new` not freed before.
+void wsb_config_free(struct wsb_config *config);
+
+// The WebSocket listen address, "ip:port" (e.g. "127.0.0.1:0": port 0 picks a free port;
+// read it back with `wsb_server_local_port`). Copied; the caller still owns `addr`.
+//
+// # Safety
+// `config` is NULL or a live config; `addr` is NULL or valid for `addr_len` bytes.
+enum wsb_result wsb_config_set_listen(struct wsb_config *config, const char *addr, size_t addr_len);
+
+// The HTTP path of the WebSocket endpoint (default "/ws"). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `path` is NULL or valid for `path_len` bytes.
+enum wsb_result wsb_config_set_path(struct wsb_config *config, const char *path, size_t path_len);
+
+// The plain-TCP STOMP listen address ("ip:port"); `addr` NULL turns that listener off
+// (the default). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `addr` is NULL or valid for `addr_len` bytes.
+enum wsb_result wsb_config_set_tcp_listen(struct wsb_config *config,
+                                          const char *addr,
+                                          size_t addr_len);
+
+// Adds an allowed `Origin` ("scheme://host[:port]"); while none is added every origin is
+// allowed. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `origin` is NULL or valid for `origin_len` bytes.
+enum wsb_result wsb_config_add_allowed_origin(struct wsb_config *config,
+                                              const char *origin,
+                                              size_t origin_len);
+
+// Adds an application destination prefix (SENDs there go to `wsb_server_handle_app`
+// handlers, not to subscribers). The first call replaces the default "/app". Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `prefix` is NULL or valid for `prefix_len` bytes.
+enum wsb_result wsb_config_add_app_prefix(struct wsb_config *config,
+                                          const char *prefix,
+                                          size_t prefix_len);
+
+// STOMP heart-beats the server offers to send and wants to receive, in ms (0 disables).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_heartbeat(struct wsb_config *config,
+                                         uint32_t send_ms,
+                                         uint32_t receive_ms);
+
+// Timeouts in ms: the HTTP upgrade, the CONNECT frame after connecting (0 keeps the default
+// for these two: 10 s and 30 s), closing a silent WebSocket connection and the WebSocket
+// ping interval (0 disables these two).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_timeouts(struct wsb_config *config,
+                                        uint32_t handshake_ms,
+                                        uint32_t connect_ms,
+                                        uint32_t idle_ms,
+                                        uint32_t ping_ms);
+
+// Largest STOMP frame accepted, in bytes (default 4 MiB; at most 1 GiB).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_max_frame_size(struct wsb_config *config, size_t bytes);
+
+// Most simultaneous connections over all listeners (default 10000).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_max_connections(struct wsb_config *config, size_t n);
+
+// Bounds of one connection's outbound queue (frames and bytes); past either the client is a
+// slow consumer and is disconnected.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_outbound_limits(struct wsb_config *config,
+                                               size_t max_messages,
+                                               size_t max_bytes);
+
+// Most messages a "/queue/..." destination holds while no consumer takes them; a publish to
+// a full queue fails with `WSB_ERR_BACKPRESSURE`.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_max_queue_depth(struct wsb_config *config, size_t n);
+
+// Worker threads of the server's runtime; 0 (default) means one per CPU.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_worker_threads(struct wsb_config *config, uint32_t n);
+
+// `WSB_DELIVERY_POLL` (default) or `WSB_DELIVERY_CALLBACK` (needs an event callback);
+// anything else is `WSB_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_delivery_mode(struct wsb_config *config, uint32_t mode);
+
+// Poll mode: the event queue's capacity (default 65536; 0 counts as 1) and what a full
+// queue does (`WSB_OVERFLOW_*`; lost events are reported by a `WSB_EVENT_OVERFLOW` event).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_event_queue(struct wsb_config *config,
+                                           size_t capacity,
+                                           uint32_t overflow_policy);
+
+// Which decisions the host makes through events (both modes): with `connect`, every CONNECT
+// becomes a `WSB_EVENT_CONNECT` and waits for `wsb_server_accept` / `wsb_server_reject`;
+// with `subscribe`, every SUBSCRIBE a `WSB_EVENT_SUBSCRIBE` waiting for
+// `wsb_server_answer_subscribe`. Default: neither (every client is accepted as its `login`,
+// every subscription allowed).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_defer(struct wsb_config *config, bool connect, bool subscribe);
+
+// How long a deferred decision may take before the client is refused (default 10 s; must
+// be > 0).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_decision_timeout(struct wsb_config *config, uint32_t ms);
+
+// Poll mode: `cb(user_data)` runs when the event queue goes from empty to non-empty (see
+// `wsb_wake_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
+// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in
+// callback mode it is unused and dropped there.
+//
+// # Safety
+// `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_config_set_wake_callback(struct wsb_config *config,
+                                             wsb_wake_callback cb,
+                                             void *user_data,
+                                             wsb_drop_callback drop);
+
+// Callback mode: `cb(user_data, event)` receives every event on a "wsbroker-worker" thread
+// (see `wsb_event_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
+// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in poll
+// mode it is unused and dropped there.
+//
+// # Safety
+// `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_config_set_event_callback(struct wsb_config *config,
+                                              wsb_event_callback cb,
+                                              void *user_data,
+                                              wsb_drop_callback drop);
+
+// Creates a server from `config` (validated now: `WSB_ERR_INVALID_CONFIG` names the bad
+// field). Copies the settings and moves the callbacks out of the config (so each drop runs
+// once); on failure the config is left as it was. Write `*out_server` on success; the server
+// does not listen until `wsb_server_start`.
+//
+// # Safety
+// `config` is NULL or a live config; `out_server` is NULL or valid for writing.
+enum wsb_result wsb_server_new(struct wsb_config *config, struct wsb_server **out_server);
+
+// Stops the server if it runs (1 s grace), runs every remaining drop callback and frees it.
+// NULL is fine. From inside a wsbroker callback: `WSB_ERR_CALLED_FROM_CALLBACK`, and nothing
+// is freed. No other call on this server may run or follow.
+//
+// # Safety
+// `server` is NULL or a pointer from `wsb_server_new` not freed before.
+enum wsb_result wsb_server_free(struct wsb_server *server);
+
+// Binds the listeners (synchronously: a taken address is `WSB_ERR_ADDRESS_IN_USE` here) and
+// starts the server's threads. A server starts once (`WSB_ERR_ALREADY_STARTED`).
+//
+// # Safety
+// `server` is NULL or a live server.
+enum wsb_result wsb_server_start(struct wsb_server *server);
+
+// Stops accepting, closes every connection (ERROR "server shutting down", WebSocket close
+// 1001), waits up to `grace_ms` for them and stops the server's threads. Twice, or before
+// start: `WSB_ERR_NOT_RUNNING`. From inside a wsbroker callback:
+// `WSB_ERR_CALLED_FROM_CALLBACK`.
+//
+// # Safety
+// `server` is NULL or a live server.
+enum wsb_result wsb_server_stop(struct wsb_server *server, uint32_t grace_ms);
+
+// The bound WebSocket port (`WSB_ERR_NOT_RUNNING` when not running).
+//
+// # Safety
+// `server` is NULL or a live server; `out_port` is NULL or valid for writing.
+enum wsb_result wsb_server_local_port(const struct wsb_server *server, uint16_t *out_port);
+
+// The bound plain-TCP STOMP port (`WSB_ERR_NOT_FOUND` when that listener is off,
+// `WSB_ERR_NOT_RUNNING` when the server is not running).
+//
+// # Safety
+// `server` is NULL or a live server; `out_port` is NULL or valid for writing.
+enum wsb_result wsb_server_tcp_port(const struct wsb_server *server, uint16_t *out_port);
+
+// The detail message of the last failed call on this server (from any thread). Writes the
+// full length (NUL excluded) to `*out_len` and, when `buf` is not NULL and `cap` is not 0, a
+// NUL-terminated copy truncated to `cap - 1` bytes. `buf` may be NULL only with `cap` 0.
+//
+// # Safety
+// `server` is NULL or a live server; `buf` is NULL or valid for `cap` bytes of writing;
+// `out_len` is NULL or valid for writing.
+enum wsb_result wsb_server_last_error(const struct wsb_server *server,
+                                      char *buf,
+                                      size_t cap,
+                                      size_t *out_len);
+
+// A snapshot of the server's counters.
+//
+// # Safety
+// `server` is NULL or a live server; `out_stats` is NULL or valid for writing.
+enum wsb_result wsb_server_stats(const struct wsb_server *server, struct wsb_stats *out_stats);
+
+// Publishes a message to a destination ("/topic/x" broadcast, "/queue/x" one consumer,
+// "/user/{name}/..."). Headers and body are copied; the caller still owns them. Never
+// blocks; from any thread, also inside callbacks. A full queue destination is
+// `WSB_ERR_BACKPRESSURE`; after stop, `WSB_ERR_NOT_RUNNING`.
+//
+// # Safety
+// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
+enum wsb_result wsb_server_publish(struct wsb_server *server,
+                                   const char *destination,
+                                   size_t destination_len,
+                                   const struct wsb_header *headers,
+                                   size_t header_count,
+                                   const uint8_t *body,
+                                   size_t body_len);
+
+// Sends to every session of `user` subscribed to "/user" + `destination` (e.g. destination
+// "/queue/reply" reaches subscriptions to "/user/queue/reply"). Copied; never blocks.
+//
+// # Safety
+// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
+enum wsb_result wsb_server_send_to_user(struct wsb_server *server,
+                                        const char *user,
+                                        size_t user_len,
+                                        const char *destination,
+                                        size_t destination_len,
+                                        const struct wsb_header *headers,
+                                        size_t header_count,
+                                        const uint8_t *body,
+                                        size_t body_len);
+
+// Sends only to the subscriptions of one session that match `destination` (written as the
+// session subscribed it). Unknown session: `WSB_ERR_NOT_FOUND`. Copied; never blocks.
+//
+// # Safety
+// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
+enum wsb_result wsb_server_send_to_session(struct wsb_server *server,
+                                           uint64_t session,
+                                           const char *destination,
+                                           size_t destination_len,
+                                           const struct wsb_header *headers,
+                                           size_t header_count,
+                                           const uint8_t *body,
+                                           size_t body_len);
+
+// Closes a session with an ERROR frame carrying `reason` (copied).
+//
+// # Safety
+// `server` is NULL or a live server; `reason` is NULL or valid for `reason_len` bytes.
+enum wsb_result wsb_server_disconnect(struct wsb_server *server,
+                                      uint64_t session,
+                                      const char *reason,
+                                      size_t reason_len);
+
+// Subscribes the host to a destination pattern ("/topic/a", "/topic/*", "/topic/**"); the host
+// sees every matching message (broadcast or queue) without consuming it. With `cb`, it is
+// called with a `WSB_EVENT_MESSAGE` event on the publishing thread (a runtime thread for
+// client SENDs, the host's thread for host publishes); with `cb` NULL the messages arrive as
+// `WSB_EVENT_MESSAGE` events through the delivery mode (and a given `drop(user_data)` runs at
+// once). Writes the subscription id (never reused) to `*out_id`. On failure nothing is
+// registered and `drop` is not called.
+//
+// # Safety
+// `server` is NULL or a live server; `pattern` is NULL or valid for `pattern_len` bytes;
+// `cb` and `drop` are NULL or valid functions; `out_id` is NULL or valid for writing.
+enum wsb_result wsb_server_subscribe(struct wsb_server *server,
+                                     const char *pattern,
+                                     size_t pattern_len,
+                                     wsb_event_callback cb,
+                                     void *user_data,
+                                     wsb_drop_callback drop,
+                                     uint64_t *out_id);
+
+// Ends a host subscription (its drop runs once no call of its callback is in progress).
+// Unknown id: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// `server` is NULL or a live server.
+enum wsb_result wsb_server_unsubscribe(struct wsb_server *server, uint64_t id);
+
+// Handles SENDs to application destinations matching `pattern` (e.g. "/app/chat",
+// "/app/**"); a later registration of the same pattern replaces the earlier one (whose drop
+// runs). With `cb`, it is called on a runtime thread for each such SEND (see
+// `wsb_app_callback`); with `cb` NULL they arrive as `WSB_EVENT_APP_MESSAGE` events through
+// the delivery mode (and a given `drop(user_data)` runs at once). On failure nothing is
+// registered and `drop` is not called.
+//
+// # Safety
+// `server` is NULL or a live server; `pattern` is NULL or valid for `pattern_len` bytes;
+// `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_server_handle_app(struct wsb_server *server,
+                                      const char *pattern,
+                                      size_t pattern_len,
+                                      wsb_app_callback cb,
+                                      void *user_data,
+                                      wsb_drop_callback drop);
+
+// Removes the application handler of `pattern` (its drop runs). Unknown: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// `server` is NULL or a live server; `pattern` is NULL or valid for `pattern_len` bytes.
+enum wsb_result wsb_server_remove_app(struct wsb_server *server,
+                                      const char *pattern,
+                                      size_t pattern_len);
+
+// Accepts a deferred CONNECT (`WSB_EVENT_CONNECT`), as user `user` (NULL: no user; the user
+// enables "/user/..." destinations). A session not waiting (answered, timed out, gone):
+// `WSB_ERR_NOT_FOUND`. From any thread, also inside callbacks.
+//
+// # Safety
+// `server` is NULL or a live server; `user` is NULL or valid for `user_len` bytes.
+enum wsb_result wsb_server_accept(struct wsb_server *server,
+                                  uint64_t session,
+                                  const char *user,
+                                  size_t user_len);
+
+// Rejects a deferred CONNECT; the client gets an ERROR frame with `message` (copied).
+//
+// # Safety
+// `server` is NULL or a live server; `message` is NULL or valid for `message_len` bytes.
+enum wsb_result wsb_server_reject(struct wsb_server *server,
+                                  uint64_t session,
+                                  const char *message,
+                                  size_t message_len);
+
+// Answers a deferred SUBSCRIBE (`WSB_EVENT_SUBSCRIBE`): `allow`, or refuse with an ERROR
+// frame carrying `message` (copied; ignored when allowing).
+//
+// # Safety
+// `server` is NULL or a live server; `message` is NULL or valid for `message_len` bytes.
+enum wsb_result wsb_server_answer_subscribe(struct wsb_server *server,
+                                            uint64_t session,
+                                            bool allow,
+                                            const char *message,
+                                            size_t message_len);
+
+// Poll mode: moves up to `max_events` queued events into `events[0..*out_count]` without
+// blocking (`*out_count` may be 0). A `WSB_EVENT_OVERFLOW` comes first when events were lost.
+// Each event goes to exactly one poller. The events' pointers stay valid until this thread's
+// next poll on this server (or `wsb_server_free`). In callback mode:
+// `WSB_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `server` is NULL or a live server; `events` is NULL or valid for `max_events` writes;
+// `out_count` is NULL or valid for writing.
+enum wsb_result wsb_server_poll(struct wsb_server *server,
+                                struct wsb_event *events,
+                                size_t max_events,
+                                size_t *out_count);
+
+// Like `wsb_server_poll`, but waits up to `timeout_ms` for the first event.
+//
+// # Safety
+// As `wsb_server_poll`.
+enum wsb_result wsb_server_poll_timeout(struct wsb_server *server,
+                                        struct wsb_event *events,
+                                        size_t max_events,
+                                        uint32_t timeout_ms,
+                                        size_t *out_count);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* WSBROKER_H */

@@ -1,0 +1,496 @@
+//! `wsb_config`: the settings of a server before it exists (host-owned, reusable).
+
+use std::ffi::{c_char, c_void};
+use std::net::SocketAddr;
+
+use super::callbacks::{
+    Callback, UserData, wsb_drop_callback, wsb_event_callback, wsb_wake_callback,
+};
+use super::convert::{millis, mut_arg, opt_str_arg, str_arg};
+use super::result::{FfiError, FfiResult, wsb_result};
+use crate::config::ServerConfig;
+use crate::events::OverflowPolicy;
+
+/// Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
+pub const WSB_DELIVERY_POLL: u32 = 0;
+/// Events are handed to the event callback (`wsb_config_set_event_callback`) on runtime threads.
+pub const WSB_DELIVERY_CALLBACK: u32 = 1;
+
+/// A full event queue discards the new event (default).
+pub const WSB_OVERFLOW_DROP_NEWEST: u32 = 0;
+/// A full event queue discards its oldest event.
+pub const WSB_OVERFLOW_DROP_OLDEST: u32 = 1;
+
+/// The settings of a server. Create with `wsb_config_new`, free with `wsb_config_free`; one
+/// config may create several servers. Not thread-safe: use it from one thread at a time.
+pub struct wsb_config {
+    pub(crate) server: ServerConfig,
+    pub(crate) app_prefixes_set: bool,
+    pub(crate) delivery: u32,
+    pub(crate) queue_capacity: usize,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) defer_connect: bool,
+    pub(crate) defer_subscribe: bool,
+    pub(crate) wake: Option<Callback<unsafe extern "C" fn(*mut c_void)>>,
+    pub(crate) event_callback: Option<Callback<EventFn>>,
+}
+
+pub(crate) type EventFn = unsafe extern "C" fn(*mut c_void, *const super::events::wsb_event);
+
+impl Default for wsb_config {
+    fn default() -> Self {
+        wsb_config {
+            server: ServerConfig::default(),
+            app_prefixes_set: false,
+            delivery: WSB_DELIVERY_POLL,
+            queue_capacity: crate::events::EventQueueConfig::default().capacity,
+            overflow: OverflowPolicy::DropNewest,
+            defer_connect: false,
+            defer_subscribe: false,
+            wake: None,
+            event_callback: None,
+        }
+    }
+}
+
+/// Runs `f` on the config behind `config`.
+fn with_config(config: *mut wsb_config, f: impl FnOnce(&mut wsb_config) -> FfiResult) -> FfiResult {
+    // SAFETY: the header requires a pointer from `wsb_config_new`, not yet freed, used by one
+    // thread at a time.
+    f(unsafe { mut_arg(config, "config")? })
+}
+
+fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, FfiError> {
+    text.parse().map_err(|e| {
+        FfiError::invalid(format!(
+            "{what}: '{text}' is not an address of the form ip:port ({e})"
+        ))
+    })
+}
+
+/// A new config with every default: WebSocket on 127.0.0.1:61614 at path "/ws", poll
+/// delivery, app prefix "/app", bounded queues, heart-beats 10 s / 10 s. `*out_config` is
+/// written on success; free it with `wsb_config_free`.
+///
+/// # Safety
+/// `out_config` is NULL or valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_new(out_config: *mut *mut wsb_config) -> wsb_result {
+    ffi_guard!(result {
+        let out = super::convert::out_arg(out_config, "out_config")?;
+        let config = Box::into_raw(Box::new(wsb_config::default()));
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(config) };
+        Ok(())
+    })
+}
+
+/// Frees a config (NULL is fine); callbacks still in it have their drop run. Servers made
+/// from it are not affected.
+///
+/// # Safety
+/// `config` is NULL or a pointer from `wsb_config_new` not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_free(config: *mut wsb_config) {
+    ffi_guard!({
+        if !config.is_null() {
+            // SAFETY: from `wsb_config_new` (Box::into_raw), freed once (caller).
+            drop(unsafe { Box::from_raw(config) });
+        }
+    })
+}
+
+/// The WebSocket listen address, "ip:port" (e.g. "127.0.0.1:0": port 0 picks a free port;
+/// read it back with `wsb_server_local_port`). Copied; the caller still owns `addr`.
+///
+/// # Safety
+/// `config` is NULL or a live config; `addr` is NULL or valid for `addr_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_listen(
+    config: *mut wsb_config,
+    addr: *const c_char,
+    addr_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let addr = unsafe { str_arg(addr, addr_len, "addr")? };
+            c.server.listen = parse_addr(addr, "addr")?;
+            Ok(())
+        })
+    })
+}
+
+/// The HTTP path of the WebSocket endpoint (default "/ws"). Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `path` is NULL or valid for `path_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_path(
+    config: *mut wsb_config,
+    path: *const c_char,
+    path_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            c.server.path = unsafe { str_arg(path, path_len, "path")? }.to_string();
+            Ok(())
+        })
+    })
+}
+
+/// The plain-TCP STOMP listen address ("ip:port"); `addr` NULL turns that listener off
+/// (the default). Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `addr` is NULL or valid for `addr_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_tcp_listen(
+    config: *mut wsb_config,
+    addr: *const c_char,
+    addr_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let addr = unsafe { opt_str_arg(addr, addr_len, "addr")? };
+            c.server.tcp_listen = addr.map(|a| parse_addr(a, "addr")).transpose()?;
+            Ok(())
+        })
+    })
+}
+
+/// Adds an allowed `Origin` ("scheme://host[:port]"); while none is added every origin is
+/// allowed. Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `origin` is NULL or valid for `origin_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_add_allowed_origin(
+    config: *mut wsb_config,
+    origin: *const c_char,
+    origin_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let origin = unsafe { str_arg(origin, origin_len, "origin")? };
+            c.server.allowed_origins.push(origin.to_string());
+            Ok(())
+        })
+    })
+}
+
+/// Adds an application destination prefix (SENDs there go to `wsb_server_handle_app`
+/// handlers, not to subscribers). The first call replaces the default "/app". Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `prefix` is NULL or valid for `prefix_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_add_app_prefix(
+    config: *mut wsb_config,
+    prefix: *const c_char,
+    prefix_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let prefix = unsafe { str_arg(prefix, prefix_len, "prefix")? };
+            if !c.app_prefixes_set {
+                c.server.app_prefixes.clear();
+                c.app_prefixes_set = true;
+            }
+            c.server.app_prefixes.push(prefix.to_string());
+            Ok(())
+        })
+    })
+}
+
+/// STOMP heart-beats the server offers to send and wants to receive, in ms (0 disables).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_heartbeat(
+    config: *mut wsb_config,
+    send_ms: u32,
+    receive_ms: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.heartbeat_send = millis(send_ms);
+            c.server.heartbeat_receive = millis(receive_ms);
+            Ok(())
+        })
+    })
+}
+
+/// Timeouts in ms: the HTTP upgrade, the CONNECT frame after connecting (0 keeps the default
+/// for these two: 10 s and 30 s), closing a silent WebSocket connection and the WebSocket
+/// ping interval (0 disables these two).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_timeouts(
+    config: *mut wsb_config,
+    handshake_ms: u32,
+    connect_ms: u32,
+    idle_ms: u32,
+    ping_ms: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            let defaults = ServerConfig::default();
+            c.server.handshake_timeout = match handshake_ms {
+                0 => defaults.handshake_timeout,
+                ms => millis(ms),
+            };
+            c.server.connect_timeout = match connect_ms {
+                0 => defaults.connect_timeout,
+                ms => millis(ms),
+            };
+            c.server.idle_timeout = millis(idle_ms);
+            c.server.ws_ping_interval = millis(ping_ms);
+            Ok(())
+        })
+    })
+}
+
+/// Largest STOMP frame accepted, in bytes (default 4 MiB; at most 1 GiB).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_max_frame_size(
+    config: *mut wsb_config,
+    bytes: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_frame_size = bytes;
+            Ok(())
+        })
+    })
+}
+
+/// Most simultaneous connections over all listeners (default 10000).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_max_connections(
+    config: *mut wsb_config,
+    n: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_connections = n;
+            Ok(())
+        })
+    })
+}
+
+/// Bounds of one connection's outbound queue (frames and bytes); past either the client is a
+/// slow consumer and is disconnected.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_outbound_limits(
+    config: *mut wsb_config,
+    max_messages: usize,
+    max_bytes: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_outbound_messages = max_messages;
+            c.server.max_outbound_bytes = max_bytes;
+            Ok(())
+        })
+    })
+}
+
+/// Most messages a "/queue/..." destination holds while no consumer takes them; a publish to
+/// a full queue fails with `WSB_ERR_BACKPRESSURE`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_max_queue_depth(
+    config: *mut wsb_config,
+    n: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_queue_depth = n;
+            Ok(())
+        })
+    })
+}
+
+/// Worker threads of the server's runtime; 0 (default) means one per CPU.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_worker_threads(
+    config: *mut wsb_config,
+    n: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.worker_threads = n as usize;
+            Ok(())
+        })
+    })
+}
+
+/// `WSB_DELIVERY_POLL` (default) or `WSB_DELIVERY_CALLBACK` (needs an event callback);
+/// anything else is `WSB_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_delivery_mode(
+    config: *mut wsb_config,
+    mode: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            if mode != WSB_DELIVERY_POLL && mode != WSB_DELIVERY_CALLBACK {
+                return Err(FfiError::invalid(format!(
+                    "mode: {mode} is not a WSB_DELIVERY_* value"
+                )));
+            }
+            c.delivery = mode;
+            Ok(())
+        })
+    })
+}
+
+/// Poll mode: the event queue's capacity (default 65536; 0 counts as 1) and what a full
+/// queue does (`WSB_OVERFLOW_*`; lost events are reported by a `WSB_EVENT_OVERFLOW` event).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_event_queue(
+    config: *mut wsb_config,
+    capacity: usize,
+    overflow_policy: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.overflow = match overflow_policy {
+                WSB_OVERFLOW_DROP_NEWEST => OverflowPolicy::DropNewest,
+                WSB_OVERFLOW_DROP_OLDEST => OverflowPolicy::DropOldest,
+                other => {
+                    return Err(FfiError::invalid(format!(
+                        "overflow_policy: {other} is not a WSB_OVERFLOW_* value"
+                    )));
+                }
+            };
+            c.queue_capacity = capacity;
+            Ok(())
+        })
+    })
+}
+
+/// Which decisions the host makes through events (both modes): with `connect`, every CONNECT
+/// becomes a `WSB_EVENT_CONNECT` and waits for `wsb_server_accept` / `wsb_server_reject`;
+/// with `subscribe`, every SUBSCRIBE a `WSB_EVENT_SUBSCRIBE` waiting for
+/// `wsb_server_answer_subscribe`. Default: neither (every client is accepted as its `login`,
+/// every subscription allowed).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_defer(
+    config: *mut wsb_config,
+    connect: bool,
+    subscribe: bool,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.defer_connect = connect;
+            c.defer_subscribe = subscribe;
+            Ok(())
+        })
+    })
+}
+
+/// How long a deferred decision may take before the client is refused (default 10 s; must
+/// be > 0).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_decision_timeout(
+    config: *mut wsb_config,
+    ms: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.decision_timeout = millis(ms);
+            Ok(())
+        })
+    })
+}
+
+/// Poll mode: `cb(user_data)` runs when the event queue goes from empty to non-empty (see
+/// `wsb_wake_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
+/// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in
+/// callback mode it is unused and dropped there.
+///
+/// # Safety
+/// `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_wake_callback(
+    config: *mut wsb_config,
+    cb: wsb_wake_callback,
+    user_data: *mut c_void,
+    drop: wsb_drop_callback,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.wake = match cb {
+                Some(func) => Some(Callback::new(func, user_data, drop)),
+                None => {
+                    std::mem::drop(UserData::new(user_data, drop));
+                    None
+                }
+            };
+            Ok(())
+        })
+    })
+}
+
+/// Callback mode: `cb(user_data, event)` receives every event on a "wsbroker-worker" thread
+/// (see `wsb_event_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
+/// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in poll
+/// mode it is unused and dropped there.
+///
+/// # Safety
+/// `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_event_callback(
+    config: *mut wsb_config,
+    cb: wsb_event_callback,
+    user_data: *mut c_void,
+    drop: wsb_drop_callback,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.event_callback = match cb {
+                Some(func) => Some(Callback::new(func, user_data, drop)),
+                None => {
+                    std::mem::drop(UserData::new(user_data, drop));
+                    None
+                }
+            };
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,269 @@
+//! Rust [`Event`]s as C [`wsb_event`]s: every string is copied once into NUL-terminated storage
+//! owned by an [`OwnedEvent`]; bodies point into the Rust message, which the owner keeps alive.
+
+use std::ffi::c_char;
+use std::net::SocketAddr;
+use std::ptr;
+
+use crate::broker::Message;
+use crate::events::Event;
+use crate::hooks::{AppMessage, TransportKind};
+
+/// No transport (events other than CONNECT and DISCONNECT).
+pub const WSB_TRANSPORT_NONE: u32 = 0;
+/// STOMP over WebSocket.
+pub const WSB_TRANSPORT_WEBSOCKET: u32 = 1;
+/// STOMP over plain TCP.
+pub const WSB_TRANSPORT_TCP: u32 = 2;
+
+/// A client sent CONNECT. With deferred connects (`wsb_config_set_defer`) it waits for
+/// `wsb_server_accept` / `wsb_server_reject` (or the decision timeout, which rejects).
+pub const WSB_EVENT_CONNECT: u32 = 1;
+/// A session wants to subscribe; with deferred subscribes it waits for
+/// `wsb_server_answer_subscribe`.
+pub const WSB_EVENT_SUBSCRIBE: u32 = 2;
+/// A connected session ended.
+pub const WSB_EVENT_DISCONNECT: u32 = 3;
+/// A SEND to an application destination handled with `wsb_server_handle_app` (NULL callback
+/// in poll or callback mode, or the argument of a `wsb_app_callback`).
+pub const WSB_EVENT_APP_MESSAGE: u32 = 4;
+/// A message matching a host subscription (`wsb_server_subscribe`).
+pub const WSB_EVENT_MESSAGE: u32 = 5;
+/// Events were lost because the event queue was full; `dropped` counts them.
+pub const WSB_EVENT_OVERFLOW: u32 = 6;
+
+/// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
+/// In events: also NUL-terminated.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsb_header {
+    pub name: *const c_char,
+    pub name_len: usize,
+    pub value: *const c_char,
+    pub value_len: usize,
+}
+
+/// Something the host is told or asked; `kind` says which fields are set. Strings are
+/// pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
+/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE and MESSAGE events,
+/// NULL otherwise.
+///
+/// Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
+/// the next poll call on the same server from the same thread, or `wsb_server_free`. An event
+/// passed to a callback is valid only during that call. Copy what you keep.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsb_event {
+    /// `WSB_EVENT_*`.
+    pub kind: u32,
+    /// `WSB_TRANSPORT_*` for CONNECT and DISCONNECT, else 0.
+    pub transport: u32,
+    /// CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session id; 0 otherwise.
+    pub session: u64,
+    /// MESSAGE: the host subscription id; 0 otherwise.
+    pub subscription: u64,
+    /// OVERFLOW: number of events lost.
+    pub dropped: u64,
+    /// SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user (may be absent).
+    pub user: *const c_char,
+    pub user_len: usize,
+    /// CONNECT: the `login` header (may be absent).
+    pub login: *const c_char,
+    pub login_len: usize,
+    /// CONNECT: the `passcode` header (may be absent).
+    pub passcode: *const c_char,
+    pub passcode_len: usize,
+    /// SUBSCRIBE, APP_MESSAGE, MESSAGE: the destination.
+    pub destination: *const c_char,
+    pub destination_len: usize,
+    /// CONNECT, DISCONNECT: the peer, "ip:port" (may be absent).
+    pub remote_addr: *const c_char,
+    pub remote_addr_len: usize,
+    /// CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
+    pub headers: *const wsb_header,
+    pub header_count: usize,
+    /// APP_MESSAGE, MESSAGE: the body.
+    pub body: *const u8,
+    pub body_len: usize,
+}
+
+impl wsb_event {
+    fn empty(kind: u32) -> wsb_event {
+        wsb_event {
+            kind,
+            transport: WSB_TRANSPORT_NONE,
+            session: 0,
+            subscription: 0,
+            dropped: 0,
+            user: ptr::null(),
+            user_len: 0,
+            login: ptr::null(),
+            login_len: 0,
+            passcode: ptr::null(),
+            passcode_len: 0,
+            destination: ptr::null(),
+            destination_len: 0,
+            remote_addr: ptr::null(),
+            remote_addr_len: 0,
+            headers: ptr::null(),
+            header_count: 0,
+            body: ptr::null(),
+            body_len: 0,
+        }
+    }
+}
+
+/// The body pointer of a present but empty body.
+static EMPTY_BODY: [u8; 1] = [0];
+
+/// A [`wsb_event`] with the storage its pointers point into. Moving it keeps them valid (the
+/// storage is on the heap). Body pointers borrow from the Rust event or message it was built
+/// from: keep that alive as long as this.
+pub struct OwnedEvent {
+    raw: wsb_event,
+    strings: Vec<Box<[u8]>>,
+    headers: Box<[wsb_header]>,
+}
+
+// SAFETY: the raw pointers point into the heap storage owned by this value (or into the Rust
+// event its owner keeps alongside), never into thread-local data.
+unsafe impl Send for OwnedEvent {}
+
+impl OwnedEvent {
+    fn start(kind: u32) -> OwnedEvent {
+        OwnedEvent {
+            raw: wsb_event::empty(kind),
+            strings: Vec::new(),
+            headers: Box::new([]),
+        }
+    }
+
+    /// The C view.
+    pub fn raw(&self) -> &wsb_event {
+        &self.raw
+    }
+
+    fn string(&mut self, text: &str) -> (*const c_char, usize) {
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(0);
+        let bytes = bytes.into_boxed_slice();
+        let ptr = bytes.as_ptr().cast::<c_char>();
+        self.strings.push(bytes);
+        (ptr, text.len())
+    }
+
+    fn opt_string(&mut self, text: Option<&str>) -> (*const c_char, usize) {
+        text.map_or((ptr::null(), 0), |t| self.string(t))
+    }
+
+    fn addr(&mut self, addr: Option<&SocketAddr>) -> (*const c_char, usize) {
+        self.opt_string(addr.map(ToString::to_string).as_deref())
+    }
+
+    fn set_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = (&'h str, &'h str)>) {
+        if headers.len() == 0 {
+            return;
+        }
+        let mut out = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let (name, name_len) = self.string(name);
+            let (value, value_len) = self.string(value);
+            out.push(wsb_header {
+                name,
+                name_len,
+                value,
+                value_len,
+            });
+        }
+        self.headers = out.into_boxed_slice();
+        self.raw.headers = self.headers.as_ptr();
+        self.raw.header_count = self.headers.len();
+    }
+
+    fn set_body(&mut self, body: &[u8]) {
+        self.raw.body = if body.is_empty() {
+            EMPTY_BODY.as_ptr()
+        } else {
+            body.as_ptr()
+        };
+        self.raw.body_len = body.len();
+    }
+
+    /// Converts any event (the body borrows from `event`).
+    pub fn new(event: &Event) -> OwnedEvent {
+        match event {
+            Event::Connect(request) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_CONNECT);
+                out.raw.session = request.session;
+                out.raw.transport = transport(request.transport);
+                (out.raw.login, out.raw.login_len) = out.opt_string(request.login.as_deref());
+                (out.raw.passcode, out.raw.passcode_len) =
+                    out.opt_string(request.passcode.as_deref());
+                (out.raw.remote_addr, out.raw.remote_addr_len) =
+                    out.addr(request.remote_addr.as_ref());
+                out.set_headers(pairs(&request.headers));
+                out
+            }
+            Event::Subscribe(request) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_SUBSCRIBE);
+                out.raw.session = request.session;
+                (out.raw.user, out.raw.user_len) = out.opt_string(request.user.as_deref());
+                (out.raw.destination, out.raw.destination_len) = out.string(&request.destination);
+                out.set_headers(pairs(&request.headers));
+                out
+            }
+            Event::Disconnect(info) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_DISCONNECT);
+                out.raw.session = info.session;
+                out.raw.transport = transport(info.transport);
+                (out.raw.user, out.raw.user_len) = out.opt_string(info.user.as_deref());
+                (out.raw.remote_addr, out.raw.remote_addr_len) =
+                    out.addr(info.remote_addr.as_ref());
+                out
+            }
+            Event::AppMessage(message) => OwnedEvent::app_message(message),
+            Event::Message {
+                subscription,
+                message,
+            } => OwnedEvent::message(*subscription, message),
+            Event::Overflow { dropped } => {
+                let mut out = OwnedEvent::start(WSB_EVENT_OVERFLOW);
+                out.raw.dropped = *dropped;
+                out
+            }
+        }
+    }
+
+    /// An APP_MESSAGE event (the body borrows from `message`).
+    pub fn app_message(message: &AppMessage) -> OwnedEvent {
+        let mut out = OwnedEvent::start(WSB_EVENT_APP_MESSAGE);
+        out.raw.session = message.session;
+        (out.raw.user, out.raw.user_len) = out.opt_string(message.user.as_deref());
+        (out.raw.destination, out.raw.destination_len) = out.string(&message.destination);
+        out.set_headers(pairs(&message.headers));
+        out.set_body(&message.body);
+        out
+    }
+
+    /// A MESSAGE event for host subscription `subscription` (the body borrows from `message`).
+    pub fn message(subscription: u64, message: &Message) -> OwnedEvent {
+        let mut out = OwnedEvent::start(WSB_EVENT_MESSAGE);
+        out.raw.subscription = subscription;
+        (out.raw.destination, out.raw.destination_len) = out.string(message.destination());
+        out.set_headers(pairs(message.headers()));
+        out.set_body(message.body());
+        out
+    }
+}
+
+fn pairs(headers: &[(String, String)]) -> impl ExactSizeIterator<Item = (&str, &str)> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+}
+
+fn transport(kind: TransportKind) -> u32 {
+    match kind {
+        TransportKind::WebSocket => WSB_TRANSPORT_WEBSOCKET,
+        TransportKind::Tcp => WSB_TRANSPORT_TCP,
+    }
+}

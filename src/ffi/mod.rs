@@ -1,0 +1,87 @@
+//! The C ABI (v1): thin, `extern "C"` translations of the safe API in [`crate::Server`].
+//!
+//! The contract is `include/wsbroker.h`, generated from this module by cbindgen (see
+//! `build.rs` and `cbindgen.toml`); the doc comments here become the header's documentation.
+//!
+//! Every export follows the same shape: check and convert its arguments (pointer + length
+//! strings, header arrays, small enums passed as integers), call one method of the safe API,
+//! map the `Result` to a [`wsb_result`] code and record a detail message for
+//! [`wsb_last_error`] / [`wsb_server_last_error`]. The body runs inside [`ffi_guard!`], which
+//! catches panics so that none unwinds into C.
+//!
+//! Modules:
+//! - `macros`: the guard and the per-return-type value used on panic;
+//! - `result`: [`wsb_result`], the mapping from [`crate::Error`], the last-error store;
+//! - `convert`: arguments from C (strings, bytes, headers, out-pointers);
+//! - `callbacks`: `user_data` ownership (drop-once) and the "inside a callback" depth;
+//! - `events`: Rust events to [`wsb_event`] with owned storage;
+//! - `config`, `server`: the exported functions; `log`: the process-wide log callback.
+//!
+//! The exports are `unsafe extern "C" fn`s when they take pointers: C does not see the
+//! difference, and Rust callers have to uphold the header's pointer rules.
+
+#![allow(non_camel_case_types)]
+
+// The declaration order is the order of the header's sections (cbindgen keeps it).
+#[macro_use]
+mod macros;
+
+mod result;
+
+mod log;
+
+mod callbacks;
+mod events;
+
+mod config;
+
+mod server;
+
+mod convert;
+
+pub use callbacks::{
+    wsb_app_callback, wsb_drop_callback, wsb_event_callback, wsb_log_callback, wsb_wake_callback,
+};
+pub use config::*;
+pub use events::{
+    WSB_EVENT_APP_MESSAGE, WSB_EVENT_CONNECT, WSB_EVENT_DISCONNECT, WSB_EVENT_MESSAGE,
+    WSB_EVENT_OVERFLOW, WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP,
+    WSB_TRANSPORT_WEBSOCKET, wsb_event, wsb_header,
+};
+pub use log::*;
+pub use result::{wsb_last_error, wsb_result, wsb_result_str};
+pub use server::*;
+
+use std::ffi::c_char;
+
+/// Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
+pub const WSB_ABI_VERSION: u32 = 1;
+
+/// The library version, e.g. "0.1.0" (static, NUL-terminated).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsb_version() -> *const c_char {
+    ffi_guard!({
+        concat!(env!("CARGO_PKG_VERSION"), "\0")
+            .as_ptr()
+            .cast::<c_char>()
+    })
+}
+
+/// The ABI version of the loaded library: compare with `WSB_ABI_VERSION`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsb_abi_version() -> u32 {
+    ffi_guard!({ WSB_ABI_VERSION })
+}
+
+/// Test-only (cargo feature `ffi-test-panic`): panics inside the guard and returns
+/// `WSB_ERR_PANIC`, with the panic message in `wsb_last_error`.
+#[cfg(feature = "ffi-test-panic")]
+#[unsafe(no_mangle)]
+pub extern "C" fn wsb_debug_panic() -> wsb_result {
+    ffi_guard!({
+        if WSB_ABI_VERSION > 0 {
+            panic!("wsb_debug_panic: deliberate panic inside the FFI guard");
+        }
+        wsb_result::WSB_OK
+    })
+}

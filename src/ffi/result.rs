@@ -1,0 +1,163 @@
+//! Result codes, the mapping from [`crate::Error`], and the thread-local last error.
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+
+use crate::error::Error;
+
+/// The result of every fallible call. Values are grouped and never renumbered:
+/// 0 success; 1xx bad arguments; 2xx state (wrong time to call, unknown id); 3xx I/O and
+/// resources; 900 an internal panic (caught; the library stays usable).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum wsb_result {
+    /// Success.
+    WSB_OK = 0,
+    /// A required pointer was NULL (or a NULL string/array with a non-zero length).
+    WSB_ERR_NULL_ARGUMENT = 100,
+    /// A string argument was not valid UTF-8.
+    WSB_ERR_INVALID_UTF8 = 101,
+    /// An argument was out of range: an unknown enum value, an unparsable address, a bad
+    /// destination, a call that does not fit the delivery mode.
+    WSB_ERR_INVALID_ARGUMENT = 102,
+    /// The configuration was rejected by `wsb_server_new`; the last error names the field.
+    WSB_ERR_INVALID_CONFIG = 103,
+    /// `wsb_server_start` on a server that was started before.
+    WSB_ERR_ALREADY_STARTED = 200,
+    /// The server is not running (never started, or stopped).
+    WSB_ERR_NOT_RUNNING = 201,
+    /// Unknown (or no longer existing) session, subscription, handler or listener.
+    WSB_ERR_NOT_FOUND = 202,
+    /// `wsb_server_stop` / `wsb_server_free` (or `wsb_set_log_callback` from the log
+    /// callback) called from inside a wsbroker callback.
+    WSB_ERR_CALLED_FROM_CALLBACK = 203,
+    /// A listen address is taken.
+    WSB_ERR_ADDRESS_IN_USE = 300,
+    /// Any other I/O error.
+    WSB_ERR_IO = 301,
+    /// A bounded queue is full; nothing was queued (the call never blocks).
+    WSB_ERR_BACKPRESSURE = 302,
+    /// A panic inside wsbroker was caught; the last error holds its message.
+    WSB_ERR_PANIC = 900,
+}
+
+/// An error on its way to C: the code and the detail message.
+#[derive(Debug, Clone)]
+pub struct FfiError {
+    pub code: wsb_result,
+    pub message: String,
+}
+
+impl FfiError {
+    pub fn new(code: wsb_result, message: impl Into<String>) -> FfiError {
+        FfiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn null(what: &str) -> FfiError {
+        FfiError::new(
+            wsb_result::WSB_ERR_NULL_ARGUMENT,
+            format!("{what}: NULL pointer"),
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> FfiError {
+        FfiError::new(wsb_result::WSB_ERR_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(err: Error) -> FfiError {
+        let code = match &err {
+            Error::InvalidConfig(_) => wsb_result::WSB_ERR_INVALID_CONFIG,
+            Error::AddressInUse(_) => wsb_result::WSB_ERR_ADDRESS_IN_USE,
+            Error::Io(_) => wsb_result::WSB_ERR_IO,
+            Error::AlreadyStarted => wsb_result::WSB_ERR_ALREADY_STARTED,
+            Error::NotRunning => wsb_result::WSB_ERR_NOT_RUNNING,
+            Error::InvalidArgument(_) => wsb_result::WSB_ERR_INVALID_ARGUMENT,
+            Error::Backpressure(_) => wsb_result::WSB_ERR_BACKPRESSURE,
+            Error::NotFound(_) => wsb_result::WSB_ERR_NOT_FOUND,
+            Error::CalledFromCallback(_) => wsb_result::WSB_ERR_CALLED_FROM_CALLBACK,
+        };
+        FfiError::new(code, err.to_string())
+    }
+}
+
+/// What an export body returns when the export returns `wsb_result`.
+pub type FfiResult = Result<(), FfiError>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Stores the calling thread's last error message.
+pub fn set_last_error(message: &str) {
+    LAST_ERROR.with(|last| {
+        let mut last = last.borrow_mut();
+        last.clear();
+        last.push_str(message);
+    });
+}
+
+/// Copies `text` into `buf` (capacity `cap`) as a NUL-terminated, possibly truncated string
+/// (truncated on a UTF-8 boundary) and returns the full length in bytes, NUL excluded.
+///
+/// # Safety
+/// `buf` is NULL or valid for `cap` bytes of writing.
+pub unsafe fn copy_to_buffer(text: &str, buf: *mut c_char, cap: usize) -> usize {
+    if !buf.is_null() && cap > 0 {
+        let mut n = text.len().min(cap - 1);
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: the caller guarantees `cap` writable bytes at `buf`; n + 1 <= cap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    text.len()
+}
+
+/// A static description of a result code, e.g. "WSB_ERR_NOT_FOUND: not found";
+/// "unknown result code" for values this library does not know.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsb_result_str(code: i32) -> *const c_char {
+    ffi_guard!({
+        let text: &'static std::ffi::CStr = match code {
+            0 => c"WSB_OK: success",
+            100 => c"WSB_ERR_NULL_ARGUMENT: a required pointer was NULL",
+            101 => c"WSB_ERR_INVALID_UTF8: a string argument is not valid UTF-8",
+            102 => c"WSB_ERR_INVALID_ARGUMENT: invalid argument",
+            103 => c"WSB_ERR_INVALID_CONFIG: invalid configuration",
+            200 => c"WSB_ERR_ALREADY_STARTED: server already started",
+            201 => c"WSB_ERR_NOT_RUNNING: server not running",
+            202 => c"WSB_ERR_NOT_FOUND: not found",
+            203 => c"WSB_ERR_CALLED_FROM_CALLBACK: not allowed inside a wsbroker callback",
+            300 => c"WSB_ERR_ADDRESS_IN_USE: address in use",
+            301 => c"WSB_ERR_IO: I/O error",
+            302 => c"WSB_ERR_BACKPRESSURE: queue full, nothing was queued",
+            900 => c"WSB_ERR_PANIC: internal panic (caught)",
+            _ => c"unknown result code",
+        };
+        text.as_ptr()
+    })
+}
+
+/// The detail message of the calling thread's last failed call (not cleared by successful
+/// calls). Returns its full length in bytes (NUL excluded); when `buf` is not NULL and `cap`
+/// is not 0, writes a NUL-terminated copy, truncated to `cap - 1` bytes if needed.
+///
+/// # Safety
+/// `buf` is NULL or valid for `cap` bytes of writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_last_error(buf: *mut c_char, cap: usize) -> usize {
+    ffi_guard!({
+        LAST_ERROR.with(|last| {
+            // SAFETY: forwarded from the caller.
+            unsafe { copy_to_buffer(&last.borrow(), buf, cap) }
+        })
+    })
+}
