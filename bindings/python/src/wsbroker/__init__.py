@@ -1,0 +1,145 @@
+"""wsbroker — an embeddable WebSocket/STOMP broker, from Python.
+
+A ctypes binding over the wsbroker C ABI (``include/wsbroker.h``); the shared library is
+bundled in the package (``WSBROKER_LIBRARY`` overrides where it is loaded from)::
+
+    import wsbroker
+
+    with wsbroker.Server(port=0, tcp_port=0) as server:       # started by `with` (or start())
+        print(server.url)                                      # ws://127.0.0.1:PORT/ws
+
+        @server.app_handler("/app/chat")                       # SEND to /app/chat lands here
+        def on_chat(msg):
+            room = msg.json()["chatRoomId"]
+            server.publish(f"/topic/chat/room/{room}", msg.body)
+
+        while True:
+            server.poll(timeout=0.1)                           # poll mode: handlers run here
+
+Design choices
+--------------
+* **Lifecycle.** ``Server(...)`` only builds the configuration (bad values raise at once);
+  ``start()`` or ``with`` creates the C server and binds (``AddressInUse`` is raised there),
+  after which ``server.port`` / ``server.tcp_port`` / ``server.url`` are valid. ``close()``
+  stops and frees it; it is idempotent, waits for calls in flight, and releases every
+  callback (no reference to your callables remains). A server dropped without ``close()`` is
+  closed by garbage collection, and servers still running at interpreter exit are closed by an
+  ``atexit`` hook before Python tears down, so library threads never call into a dead
+  interpreter.
+* **Poll mode** (``mode="poll"``, the default): nothing runs on the library's threads except
+  the wake-up hook. ``poll(timeout)`` returns the events (copied out of C memory) after running
+  the handlers for them in the calling thread: ``on_connect``, ``on_subscribe``, app handlers
+  (``@server.app_handler``) and host-subscription callbacks. You must keep polling (a loop,
+  a timer, or ``aevents()``) or clients that need a handler wait. ``aevents()`` is the asyncio
+  form: an async iterator woken by the library's wake callback through
+  ``loop.call_soon_threadsafe``; handlers may be ``async`` there (they run as tasks).
+* **Callback mode** (``mode="callback"``): handlers run on the library's runtime threads.
+  App handlers go through ``wsb_app_callback`` before the SEND is acknowledged; host
+  subscriptions are called on the publishing thread; ``on_event`` sees every event.
+* **Connect decisions.** ``on_connect`` (set before start: keyword or attribute) turns on
+  deferred connect decisions. It is called with a :class:`ConnectEvent` when the CONNECT event
+  is processed (inside ``poll()``, or on a runtime thread in callback mode) and returns
+  ``True`` (accept, the login becomes the user name), a ``str`` (accept as that user),
+  :class:`Accept` ``(user)``, ``False`` or :class:`Reject` ``("message")`` (the client gets an
+  ERROR frame with the message), or ``None`` to decide later with ``server.accept()`` /
+  ``server.reject()``. ``on_subscribe`` does the same for SUBSCRIBE. Without them the broker
+  accepts every client as its login and allows every subscription.
+* **Refusing messages.** An app handler that returns or raises :class:`Reject` refuses the
+  message; any other exception refuses it too (its text goes to the client). In poll mode the
+  SEND was already acknowledged when it was queued, so the refusal is sent with
+  ``wsb_server_disconnect`` (an ERROR frame, which ends the session — as a refusal does).
+* **Errors.** Failing calls raise a subclass of :class:`Error` chosen by the C result code,
+  with the library's ``wsb_last_error`` text. An exception inside any callback is logged
+  (logger ``wsbroker``), kept in ``server.callback_errors`` and re-raised as
+  :class:`CallbackError` from the next ``poll()``/``aevents()`` step or from ``close()``.
+* **Callbacks and C.** One ``CFUNCTYPE`` trampoline per callback type lives for the whole
+  process; each registration gets an integer slot passed as ``user_data``, and the library's
+  drop callback frees the slot. Everything is thread-safe: publish from any thread.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import _ffi
+from ._errors import (
+    AddressInUse,
+    AlreadyStarted,
+    Backpressure,
+    CalledFromCallback,
+    CallbackError,
+    Error,
+    InvalidArgument,
+    InvalidConfig,
+    InvalidUtf8,
+    IoError,
+    NotFound,
+    NotRunning,
+    NullArgument,
+    Panic,
+    last_error,
+    result_str,
+)
+from ._events import (
+    Accept,
+    ConnectEvent,
+    DisconnectEvent,
+    Event,
+    EventKind,
+    Message,
+    OverflowEvent,
+    Reject,
+    Stats,
+    SubscribeEvent,
+    Transport,
+)
+from ._server import Server, Subscription, set_native_log_level
+
+__version__ = "0.1.0"
+
+#: Path of the shared library in use.
+LIBRARY_PATH = _ffi.LIBRARY_PATH
+ABI_VERSION = _ffi.ABI_VERSION
+
+
+def version() -> str:
+    """The library's version (``wsb_version``)."""
+    raw: Optional[bytes] = _ffi.lib.wsb_version()
+    return raw.decode() if raw else ""
+
+
+__all__ = [
+    "ABI_VERSION",
+    "LIBRARY_PATH",
+    "Accept",
+    "AddressInUse",
+    "AlreadyStarted",
+    "Backpressure",
+    "CalledFromCallback",
+    "CallbackError",
+    "ConnectEvent",
+    "DisconnectEvent",
+    "Error",
+    "Event",
+    "EventKind",
+    "InvalidArgument",
+    "InvalidConfig",
+    "InvalidUtf8",
+    "IoError",
+    "Message",
+    "NotFound",
+    "NotRunning",
+    "NullArgument",
+    "OverflowEvent",
+    "Panic",
+    "Reject",
+    "Server",
+    "Stats",
+    "SubscribeEvent",
+    "Subscription",
+    "Transport",
+    "last_error",
+    "result_str",
+    "set_native_log_level",
+    "version",
+]
