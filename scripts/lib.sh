@@ -22,6 +22,17 @@ die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not found on PATH"; }
 
+# Installs Debian packages (as root, or with passwordless sudo); refreshes the package lists once
+# when the first attempt fails, as it does on a fresh machine.
+apt_install() {
+  local sudo=()
+  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo -n)
+  log "installing $* (apt-get)"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 && return 0
+  "${sudo[@]}" apt-get update -q >/dev/null 2>&1 || true
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
 # sha256 of the given files plus extra strings; used as "already installed" stamps.
 stamp_of() {
   local extra="$1"; shift

@@ -27,6 +27,8 @@ cargo clippy --all-targets -- -D warnings
 banner "3/7 cargo test --all-targets"
 cargo test --all-targets 2>&1 | tee "$REPORT_DIR/cargo-test.log"
 read -r RUST_PASS RUST_FAIL RUST_SKIP < <(cargo_counts "$REPORT_DIR/cargo-test.log")
+# The C ABI's panic-boundary test needs its test-only cargo feature.
+cargo test --features ffi-test-panic --test ffi_contract
 
 banner "4/7 cargo build --release"
 cargo build --release
@@ -38,12 +40,14 @@ unset WSBROKER_URL WSBROKER_TCP
 banner "5/7 install interop dependencies (npm ci, python venv)"
 ensure_node_deps
 ensure_venv
+banner "5b/7 C examples and tests (scripts/c-tests.sh)"; bash scripts/c-tests.sh
 
 banner "6/7 interop: node (@stomp/stompjs over ws)"
 run_node_suite
 
 banner "7/7 interop: python (stomp.py, websockets)"
 run_python_suite
+banner "7b/7 python binding: ctypes package (scripts/python-tests.sh)"; bash scripts/python-tests.sh
 
 CURRENT_STEP="summary"
 banner "summary ($((SECONDS - START_TIME))s)"
