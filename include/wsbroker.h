@@ -85,6 +85,15 @@
 // Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
 #define WSB_ABI_VERSION 1
 
+// `which` for `wsb_struct_size`: the `wsb_event` struct.
+#define WSB_STRUCT_EVENT 1
+
+// `which` for `wsb_struct_size`: the `wsb_header` struct.
+#define WSB_STRUCT_HEADER 2
+
+// `which` for `wsb_struct_size`: the `wsb_stats` struct.
+#define WSB_STRUCT_STATS 3
+
 // Log level: errors.
 #define WSB_LOG_ERROR 1
 
@@ -300,6 +309,11 @@ const char *wsb_version(void);
 
 // The ABI version of the loaded library: compare with `WSB_ABI_VERSION`.
 uint32_t wsb_abi_version(void);
+
+// `sizeof` of a shared struct as this library was built (`WSB_STRUCT_*`), 0 for an unknown
+// value: bindings that declare the structs themselves (ctypes, FFI generators) compare their
+// layout with it when they load the library.
+size_t wsb_struct_size(uint32_t which);
 
 #if defined(WSBROKER_FFI_TEST_PANIC)
 // Test-only (cargo feature `ffi-test-panic`): panics inside the guard and returns

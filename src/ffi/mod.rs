@@ -73,6 +73,28 @@ pub extern "C" fn wsb_abi_version() -> u32 {
     ffi_guard!({ WSB_ABI_VERSION })
 }
 
+/// `which` for `wsb_struct_size`: the `wsb_event` struct.
+pub const WSB_STRUCT_EVENT: u32 = 1;
+/// `which` for `wsb_struct_size`: the `wsb_header` struct.
+pub const WSB_STRUCT_HEADER: u32 = 2;
+/// `which` for `wsb_struct_size`: the `wsb_stats` struct.
+pub const WSB_STRUCT_STATS: u32 = 3;
+
+/// `sizeof` of a shared struct as this library was built (`WSB_STRUCT_*`), 0 for an unknown
+/// value: bindings that declare the structs themselves (ctypes, FFI generators) compare their
+/// layout with it when they load the library.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsb_struct_size(which: u32) -> usize {
+    ffi_guard!({
+        match which {
+            WSB_STRUCT_EVENT => std::mem::size_of::<wsb_event>(),
+            WSB_STRUCT_HEADER => std::mem::size_of::<wsb_header>(),
+            WSB_STRUCT_STATS => std::mem::size_of::<wsb_stats>(),
+            _ => 0,
+        }
+    })
+}
+
 /// Test-only (cargo feature `ffi-test-panic`): panics inside the guard and returns
 /// `WSB_ERR_PANIC`, with the panic message in `wsb_last_error`.
 #[cfg(feature = "ffi-test-panic")]

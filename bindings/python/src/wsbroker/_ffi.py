@@ -156,6 +156,9 @@ STRUCTS: Dict[str, type] = {
     "wsb_event": WsbEvent,
 }
 
+#: `which` values of wsb_struct_size (WSB_STRUCT_* in the header).
+STRUCT_IDS: Dict[str, int] = {"wsb_event": 1, "wsb_header": 2, "wsb_stats": 3}
+
 _P = ctypes.sizeof(c_void_p)
 #: sizeof of each shared struct under the C layout rules of the spec, for this platform's
 #: pointer size: a ctypes declaration that drifts from it fails at import.
@@ -188,6 +191,7 @@ _hdrs = POINTER(WsbHeader)
 FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_version": (c_char_p, []),
     "wsb_abi_version": (c_uint32, []),
+    "wsb_struct_size": (c_size_t, [c_uint32]),
     "wsb_result_str": (c_char_p, [c_int32]),
     "wsb_last_error": (c_size_t, [c_void_p, c_size_t]),
     "wsb_set_log_callback": (_res, [LogCallback, c_void_p, c_int32]),
@@ -307,7 +311,9 @@ def _check(lib: ctypes.CDLL, path: Path) -> None:
             f"wsbroker: {path} has C ABI version {version}, this binding needs {ABI_VERSION}"
         )
     for cname, struct in STRUCTS.items():
-        want = C_LAYOUT_SIZEOF[cname]
+        # Asked of the library itself; the spec's layout is the fallback of a library that
+        # predates wsb_struct_size.
+        want = lib.wsb_struct_size(STRUCT_IDS[cname]) or C_LAYOUT_SIZEOF[cname]
         have = ctypes.sizeof(struct)
         if have != want:
             raise LibraryError(
