@@ -448,6 +448,48 @@ enum wsb_result wsb_config_set_outbound_limits(struct wsb_config *config,
 // `config` is NULL or a live config.
 enum wsb_result wsb_config_set_max_queue_depth(struct wsb_config *config, size_t n);
 
+// Largest STOMP frame header section: at most `max_headers` headers (default 64), each
+// header line at most `max_header_length` bytes (default 8 KiB).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_header_limits(struct wsb_config *config,
+                                             size_t max_headers,
+                                             size_t max_header_length);
+
+// Most subscriptions one session may hold (default 1024).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_max_subscriptions(struct wsb_config *config, size_t n);
+
+// Default limit of unacknowledged messages per client-ack subscription (default 1024; a
+// SUBSCRIBE's `prefetch-count` may lower it).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_max_unacked(struct wsb_config *config, size_t n);
+
+// Transaction limits: frames buffered in one transaction (default 10,000) and transactions
+// open at once in one session (default 16).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_transaction_limits(struct wsb_config *config,
+                                                  size_t max_frames,
+                                                  size_t max_open);
+
+// Queue and user destination prefixes (defaults "/queue/" and "/user/"); either may be NULL to
+// keep its current value.
+//
+// # Safety
+// `config` is NULL or a live config; each string is NULL or `len` readable bytes.
+enum wsb_result wsb_config_set_prefixes(struct wsb_config *config,
+                                        const char *queue_prefix,
+                                        size_t queue_prefix_len,
+                                        const char *user_prefix,
+                                        size_t user_prefix_len);
+
 // Worker threads of the server's runtime; 0 (default) means one per CPU.
 //
 // # Safety

@@ -755,6 +755,68 @@ fn invalid_config_names_the_field_and_keeps_the_callbacks() {
 }
 
 #[test]
+fn every_limit_setter_reaches_the_validated_config() {
+    // Each zero limit must be refused by name at wsb_server_new, which proves the setter wrote
+    // the field it claims to.
+    type Setter = unsafe fn(*mut wsb_config);
+    let cases: [(&str, Setter); 6] = [
+        ("max_headers", |c| unsafe {
+            wsb_config_set_header_limits(c, 0, 100);
+        }),
+        ("max_header_length", |c| unsafe {
+            wsb_config_set_header_limits(c, 10, 0);
+        }),
+        ("max_subscriptions_per_session", |c| unsafe {
+            wsb_config_set_max_subscriptions(c, 0);
+        }),
+        ("max_unacked_per_subscription", |c| unsafe {
+            wsb_config_set_max_unacked(c, 0);
+        }),
+        ("max_transaction_frames", |c| unsafe {
+            wsb_config_set_transaction_limits(c, 0, 1);
+        }),
+        ("max_open_transactions", |c| unsafe {
+            wsb_config_set_transaction_limits(c, 1, 0);
+        }),
+    ];
+    for (field, set) in cases {
+        let config = config();
+        let mut server = ptr::null_mut();
+        // SAFETY: a live config and out pointer.
+        unsafe {
+            set(config);
+            assert_eq!(
+                wsb_server_new(config, &mut server),
+                wsb_result::WSB_ERR_INVALID_CONFIG
+            );
+            assert!(last_error().contains(field), "{field}: {}", last_error());
+            wsb_config_free(config);
+        }
+    }
+    let config = config();
+    let (queue, queue_len) = s("/q/");
+    let (bad, bad_len) = s("user");
+    let mut server = ptr::null_mut();
+    // SAFETY: a live config, valid strings and out pointer.
+    unsafe {
+        assert_eq!(
+            wsb_config_set_prefixes(config, queue, queue_len, ptr::null(), 0),
+            OK
+        );
+        assert_eq!(
+            wsb_config_set_prefixes(config, ptr::null(), 0, bad, bad_len),
+            OK
+        );
+        assert_eq!(
+            wsb_server_new(config, &mut server),
+            wsb_result::WSB_ERR_INVALID_CONFIG
+        );
+        assert!(last_error().contains("user_prefix"), "{}", last_error());
+        wsb_config_free(config);
+    }
+}
+
+#[test]
 fn lifecycle_results() {
     let server = new_server(config());
     let mut port = 0u16;

@@ -330,6 +330,109 @@ pub unsafe extern "C" fn wsb_config_set_max_queue_depth(
     })
 }
 
+/// Largest STOMP frame header section: at most `max_headers` headers (default 64), each
+/// header line at most `max_header_length` bytes (default 8 KiB).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_header_limits(
+    config: *mut wsb_config,
+    max_headers: usize,
+    max_header_length: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_headers = max_headers;
+            c.server.max_header_length = max_header_length;
+            Ok(())
+        })
+    })
+}
+
+/// Most subscriptions one session may hold (default 1024).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_max_subscriptions(
+    config: *mut wsb_config,
+    n: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_subscriptions_per_session = n;
+            Ok(())
+        })
+    })
+}
+
+/// Default limit of unacknowledged messages per client-ack subscription (default 1024; a
+/// SUBSCRIBE's `prefetch-count` may lower it).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_max_unacked(
+    config: *mut wsb_config,
+    n: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_unacked_per_subscription = n;
+            Ok(())
+        })
+    })
+}
+
+/// Transaction limits: frames buffered in one transaction (default 10,000) and transactions
+/// open at once in one session (default 16).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_transaction_limits(
+    config: *mut wsb_config,
+    max_frames: usize,
+    max_open: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_transaction_frames = max_frames;
+            c.server.max_open_transactions = max_open;
+            Ok(())
+        })
+    })
+}
+
+/// Queue and user destination prefixes (defaults "/queue/" and "/user/"); either may be NULL to
+/// keep its current value.
+///
+/// # Safety
+/// `config` is NULL or a live config; each string is NULL or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_prefixes(
+    config: *mut wsb_config,
+    queue_prefix: *const c_char,
+    queue_prefix_len: usize,
+    user_prefix: *const c_char,
+    user_prefix_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        let queue = unsafe { opt_str_arg(queue_prefix, queue_prefix_len, "queue_prefix") }?;
+        let user = unsafe { opt_str_arg(user_prefix, user_prefix_len, "user_prefix") }?;
+        with_config(config, |c| {
+            if let Some(q) = queue {
+                c.server.queue_prefix = q.to_string();
+            }
+            if let Some(u) = user {
+                c.server.user_prefix = u.to_string();
+            }
+            Ok(())
+        })
+    })
+}
+
 /// Worker threads of the server's runtime; 0 (default) means one per CPU.
 ///
 /// # Safety
