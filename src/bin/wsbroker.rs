@@ -68,6 +68,38 @@ fn config_from(args: &Args) -> ServerConfig {
     config
 }
 
+/// Raises the soft open-file limit to the hard limit (each connection is a descriptor, and
+/// soft limits are often 1,024). Returns the limit before and after, if it could be read.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every target")]
+fn raise_nofile_limit() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local, initialised struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above. Failure (e.g. a hard limit the kernel caps lower) keeps the old one.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    Some((before as u64, lim.rlim_cur as u64))
+}
+
+#[cfg(not(unix))]
+fn raise_nofile_limit() -> Option<(u64, u64)> {
+    None
+}
+
 /// Waits for Ctrl-C or SIGTERM.
 fn wait_for_signal() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -99,7 +131,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let server = match Server::new(config_from(&args)) {
+    let config = config_from(&args);
+    if let Some((before, after)) = raise_nofile_limit() {
+        if after > before {
+            tracing::info!("open-file limit raised from {before} to {after}");
+        }
+        // Listeners, the runtime and the log need a few descriptors besides the connections.
+        if after < config.max_connections as u64 + 64 {
+            tracing::warn!(
+                "open-file limit {after} is below max_connections ({}) + 64: accepts fail \
+                 once descriptors run out",
+                config.max_connections
+            );
+        }
+    }
+    let server = match Server::new(config) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("wsbroker: {e}");

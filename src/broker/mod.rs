@@ -62,7 +62,9 @@ struct SessionEntry {
     user: Option<String>,
     /// STOMP 1.2 sessions get an `ack` header on MESSAGEs of client-ack subscriptions.
     ack_header: bool,
-    subs: HashMap<Arc<str>, Subscription>,
+    /// Boxed values: a map's smallest table has room for several entries, and most sessions
+    /// have one or two subscriptions, so the spare slots stay pointer-sized.
+    subs: HashMap<Arc<str>, Box<Subscription>>,
     next_seq: u64,
     unacked: BTreeMap<u64, Unacked>,
 }
@@ -180,7 +182,7 @@ impl Broker {
             return;
         };
         stats::sub(&self.counters.sessions, 1);
-        let subs: Vec<Subscription> = entry.subs.drain().map(|(_, s)| s).collect();
+        let subs: Vec<Subscription> = entry.subs.drain().map(|(_, s)| *s).collect();
         let mut touched = Vec::new();
         for sub in &subs {
             let key = SubKey {
@@ -229,11 +231,11 @@ impl Broker {
         let route = spec.route.clone();
         entry.subs.insert(
             spec.id.clone(),
-            Subscription {
+            Box::new(Subscription {
                 spec,
                 unacked: 0,
                 queue,
-            },
+            }),
         );
         stats::add(&self.counters.subscriptions, 1);
         if queue {
@@ -655,8 +657,7 @@ impl State {
                 let idx = (queue.next + i) % n;
                 let key = &queue.consumers[idx];
                 let ready = sessions.get(&key.session).is_some_and(|e| {
-                    e.subs.get(&key.sub).is_some_and(Subscription::has_capacity)
-                        && !e.outbox.is_closing()
+                    e.subs.get(&key.sub).is_some_and(|s| s.has_capacity()) && !e.outbox.is_closing()
                 });
                 if !ready {
                     continue;

@@ -233,8 +233,10 @@ impl Outbox {
     /// Resolves once a close is queued (by the session, the broker or the host).
     pub async fn closing(&self) {
         loop {
-            let mut notified = std::pin::pin!(self.closed.notified());
-            notified.as_mut().enable();
+            // `notify_waiters` reaches a `Notified` from its creation on, before any poll, so
+            // creating it before the check loses no close (and keeps this future small: a
+            // connection waits on it for its whole life).
+            let notified = self.closed.notified();
             if self.is_closing() {
                 return;
             }
@@ -267,6 +269,19 @@ impl Outbox {
             inner.items.shrink_to(16);
         }
         n
+    }
+
+    /// Gives the queue's memory back when nothing is queued, for a connection going idle (its
+    /// writer calls this after each write); returns whether the queue was empty.
+    pub fn release_if_empty(&self) -> bool {
+        let mut inner = self.inner.lock();
+        if !inner.items.is_empty() {
+            return false;
+        }
+        if inner.items.capacity() > 0 {
+            inner.items = VecDeque::new();
+        }
+        true
     }
 
     /// Number of queued items.

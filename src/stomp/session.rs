@@ -130,8 +130,14 @@ pub struct Session {
     version: Version,
     user: Option<String>,
     heartbeat: Heartbeat,
-    transactions: HashMap<String, Vec<Frame>>,
-    waiting: Option<Waiting>,
+    /// Open transactions; allocated by the first BEGIN (most sessions never open one).
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes per session without transactions instead of an empty map's 48"
+    )]
+    transactions: Option<Box<HashMap<String, Vec<Frame>>>>,
+    /// Boxed: set only between a question to the host and its answer.
+    waiting: Option<Box<Waiting>>,
     /// Registered with the broker (so leaving it and the disconnect hook are due at the end).
     registered: bool,
 }
@@ -214,10 +220,20 @@ impl Session {
             version: Version::V1_0,
             user: None,
             heartbeat: Heartbeat::default(),
-            transactions: HashMap::new(),
+            transactions: None,
             waiting: None,
             registered: false,
         }
+    }
+
+    /// The engine the session belongs to.
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The session's outbound queue.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
     }
 
     /// Session id (the `session` header of CONNECTED).
@@ -311,7 +327,7 @@ impl Session {
         let Some(waiting) = self.waiting.take() else {
             return Flow::Continue;
         };
-        match (waiting, answer) {
+        match (*waiting, answer) {
             (Waiting::Connect { version, heartbeat }, Answer::Connect(decision)) => {
                 self.finish_connect(version, heartbeat, decision)
             }
@@ -379,7 +395,7 @@ impl Session {
     fn end(&mut self) {
         self.phase = Phase::Closed;
         self.waiting = None;
-        self.transactions.clear();
+        self.transactions = None;
         if std::mem::take(&mut self.registered) {
             self.engine.broker.unregister_session(self.id);
             let info = SessionInfo {
@@ -462,7 +478,7 @@ impl Session {
             transport: self.transport,
         };
         self.phase = Phase::Deciding;
-        self.waiting = Some(Waiting::Connect { version, heartbeat });
+        self.waiting = Some(Box::new(Waiting::Connect { version, heartbeat }));
         Ok(Flow::Ask(Question::Connect(request)))
     }
 
@@ -616,7 +632,7 @@ impl Session {
                 headers: frame.headers,
             };
             self.phase = Phase::Deciding;
-            self.waiting = Some(Waiting::Subscribe { spec, receipt });
+            self.waiting = Some(Box::new(Waiting::Subscribe { spec, receipt }));
             return Ok(Flow::Ask(Question::Subscribe(request)));
         }
         self.engine.broker.subscribe(self.id, spec)?;
@@ -668,7 +684,7 @@ impl Session {
 
     fn buffer(&mut self, tx: String, frame: Frame) -> Result<(), Refusal> {
         let max = self.engine.config.max_transaction_frames;
-        let Some(frames) = self.transactions.get_mut(&tx) else {
+        let Some(frames) = self.transactions.as_mut().and_then(|t| t.get_mut(&tx)) else {
             return Err(Refusal::new(format!("unknown transaction '{tx}'")));
         };
         if frames.len() >= max {
@@ -680,26 +696,36 @@ impl Session {
         Ok(())
     }
 
+    /// Removes an open transaction; the map goes away with the last one.
+    fn take_transaction(&mut self, tx: &str) -> Option<Vec<Frame>> {
+        let transactions = self.transactions.as_mut()?;
+        let frames = transactions.remove(tx);
+        if transactions.is_empty() {
+            self.transactions = None;
+        }
+        frames
+    }
+
     fn on_begin(&mut self, frame: &Frame) -> Result<(), Refusal> {
         let tx = required(frame, "transaction")?;
-        if self.transactions.contains_key(tx) {
+        let max = self.engine.config.max_open_transactions;
+        let transactions = self.transactions.get_or_insert_default();
+        if transactions.contains_key(tx) {
             return Err(Refusal::new(format!("transaction '{tx}' is already open")));
         }
-        let max = self.engine.config.max_open_transactions;
-        if self.transactions.len() >= max {
+        if transactions.len() >= max {
             return Err(Refusal::policy(format!(
                 "too many open transactions (at most {max})"
             )));
         }
-        self.transactions.insert(tx.to_string(), Vec::new());
+        transactions.insert(tx.to_string(), Vec::new());
         Ok(())
     }
 
     fn on_commit(&mut self, frame: &Frame) -> Result<(), Refusal> {
         let tx = required(frame, "transaction")?;
         let frames = self
-            .transactions
-            .remove(tx)
+            .take_transaction(tx)
             .ok_or_else(|| Refusal::new(format!("unknown transaction '{tx}'")))?;
         for frame in frames {
             match frame.command {
@@ -714,8 +740,7 @@ impl Session {
 
     fn on_abort(&mut self, frame: &Frame) -> Result<(), Refusal> {
         let tx = required(frame, "transaction")?;
-        self.transactions
-            .remove(tx)
+        self.take_transaction(tx)
             .map(|_| ())
             .ok_or_else(|| Refusal::new(format!("unknown transaction '{tx}'")))
     }

@@ -4,7 +4,6 @@
 //! kernel never resets a connection that still has a final ERROR to deliver).
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -13,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::source::ReadSource;
-use crate::broker::outbox::{CloseReason, Outbound, Outbox};
+use crate::broker::outbox::{CloseReason, Outbound};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
 use crate::stomp::decoder::{Decoded, Decoder, DecoderLimits};
@@ -48,18 +47,16 @@ impl Inbound {
     }
 }
 
-/// One connection's reader state.
+/// One connection's reader state (the engine and the outbox are the session's).
 pub(crate) struct Connection {
-    engine: Arc<Engine>,
     session: Session,
-    outbox: Arc<Outbox>,
     stomp: Decoder,
     inbound: Inbound,
     started: Instant,
     last_read: Instant,
     ping_sent: bool,
-    /// A host decision being waited for, and until when.
-    waiting: Option<(oneshot::Receiver<Answer>, Instant)>,
+    /// A host decision being waited for, and until when (boxed: rarely there).
+    waiting: Option<Box<(oneshot::Receiver<Answer>, Instant)>>,
 }
 
 /// Where a connection's input processing stands.
@@ -74,13 +71,8 @@ enum Progress {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        engine: Arc<Engine>,
-        session: Session,
-        outbox: Arc<Outbox>,
-        inbound: Inbound,
-    ) -> Connection {
-        let config = &engine.config;
+    pub(crate) fn new(session: Session, inbound: Inbound) -> Connection {
+        let config = &session.engine().config;
         let stomp = Decoder::new(DecoderLimits {
             max_frame_size: config.max_frame_size,
             max_headers: config.max_headers,
@@ -88,9 +80,7 @@ impl Connection {
         });
         let now = Instant::now();
         Connection {
-            engine,
             session,
-            outbox,
             stomp,
             inbound,
             started: now,
@@ -146,13 +136,13 @@ impl Connection {
                     }
                 }
                 Ok(Some(WsEvent::Ping(payload))) => {
-                    self.outbox.push_control(Outbound::Pong(payload))
+                    self.session.outbox().push_control(Outbound::Pong(payload))
                 }
                 Ok(Some(WsEvent::Pong(_))) => {}
                 Ok(Some(WsEvent::Close { code, .. })) => {
                     // Echo the peer's code (RFC 6455 §5.5.1); none received → 1000.
                     let code = code.unwrap_or(codes::NORMAL);
-                    self.outbox.close(CloseReason {
+                    self.session.outbox().close(CloseReason {
                         code,
                         ..CloseReason::normal()
                     });
@@ -163,7 +153,7 @@ impl Connection {
                     tracing::debug!(%error, "websocket protocol error");
                     // A STOMP ERROR first (as for STOMP-level errors), so that clients learn
                     // why, e.g. that a frame exceeded the size limit; then the close.
-                    self.outbox.close(CloseReason::error(
+                    self.session.outbox().close(CloseReason::error(
                         error.close_code,
                         format!("websocket error: {error}"),
                     ));
@@ -201,11 +191,13 @@ impl Connection {
             match flow {
                 Flow::Continue => break,
                 Flow::Close => return Progress::Stopped,
-                Flow::Ask(question) => match self.engine.ask(self.session.id(), question) {
+                Flow::Ask(question) => match self.session.engine().ask(self.session.id(), question)
+                {
                     Asked::Now(answer) => flow = self.session.answer(answer),
                     Asked::Later(receiver) => {
-                        let deadline = Instant::now() + self.engine.config.decision_timeout;
-                        self.waiting = Some((receiver, deadline));
+                        let deadline =
+                            Instant::now() + self.session.engine().config.decision_timeout;
+                        self.waiting = Some(Box::new((receiver, deadline)));
                         return Progress::Waiting;
                     }
                 },
@@ -228,7 +220,7 @@ impl Connection {
 
     /// The next instant a timer needs attention.
     fn next_deadline(&self) -> Instant {
-        let config = &self.engine.config;
+        let config = &self.session.engine().config;
         let mut deadline = Instant::now() + Duration::from_secs(3600);
         if !self.session.is_connected() {
             deadline = deadline.min(self.started + config.connect_timeout);
@@ -258,7 +250,7 @@ impl Connection {
 
     fn on_timer_keeps_reading(&mut self) -> bool {
         let now = Instant::now();
-        let config = &self.engine.config;
+        let config = &self.session.engine().config;
         if !self.session.is_connected() && now >= self.started + config.connect_timeout {
             let secs = config.connect_timeout.as_secs_f32();
             self.session.terminate(
@@ -286,7 +278,9 @@ impl Connection {
                 && !self.ping_sent
                 && now >= self.last_read + config.ws_ping_interval
             {
-                self.outbox.push_control(Outbound::Ping(Bytes::new()));
+                self.session
+                    .outbox()
+                    .push_control(Outbound::Ping(Bytes::new()));
                 self.ping_sent = true;
             }
         }
@@ -295,108 +289,123 @@ impl Connection {
 }
 
 /// Runs a connection until it ends: reads, dispatches, then lingers so the last frames arrive.
-pub(crate) async fn drive<S: ReadSource>(
+/// `slot` (the connection's place under the connection limit) is released at the very end.
+///
+/// The future is the connection's task for its whole life, so it is kept small: it is an
+/// `async move` block rather than an `async fn` (whose arguments would be stored twice, as
+/// arguments and as the locals they are moved into), and everything that lives only briefly
+/// stays out of the idle state.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice in the long-lived future"
+)]
+pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
     mut source: S,
     mut buf: BytesMut,
     mut conn: Connection,
     mut writer: JoinHandle<io::Result<()>>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let counters = conn.engine.counters().clone();
-    let mut progress = if buf.is_empty() {
-        Progress::Reading
-    } else {
-        conn.process(&mut buf)
-    };
-    let mut writer_done = false;
-    let mut eof = false;
-    let mut shutdown_open = true;
-    while progress != Progress::Stopped {
-        if buf.is_empty() {
-            buf = BytesMut::new();
-        }
-        let reading = progress == Progress::Reading;
-        let deadline = match &conn.waiting {
-            Some((_, until)) => *until,
-            None => conn.next_deadline(),
+    slot: G,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut progress = if buf.is_empty() {
+            Progress::Reading
+        } else {
+            conn.process(&mut buf)
         };
-        tokio::select! {
-            biased;
-            _ = &mut writer => { writer_done = true; break; }
-            // Closed from elsewhere (slow consumer, host disconnect): stop reading; the writer
-            // gets LINGER to flush, so a peer that never reads cannot pin the connection.
-            _ = conn.outbox.closing() => {
-                conn.session.closed();
-                progress = Progress::Stopped;
+        let mut writer_done = false;
+        let mut eof = false;
+        let mut shutdown_open = true;
+        while progress != Progress::Stopped {
+            if buf.is_empty() {
+                buf = BytesMut::new();
             }
-            changed = shutdown.changed(), if shutdown_open => {
-                if changed.is_err() || *shutdown.borrow() {
-                    conn.session.terminate(codes::GOING_AWAY, "server shutting down");
+            let reading = progress == Progress::Reading;
+            let deadline = match &conn.waiting {
+                Some(waiting) => waiting.1,
+                None => conn.next_deadline(),
+            };
+            tokio::select! {
+                biased;
+                _ = &mut writer => { writer_done = true; break; }
+                // Closed from elsewhere (slow consumer, host disconnect): stop reading; the writer
+                // gets LINGER to flush, so a peer that never reads cannot pin the connection.
+                _ = conn.session.outbox().closing() => {
+                    conn.session.closed();
                     progress = Progress::Stopped;
                 }
-                shutdown_open = changed.is_ok();
-            }
-            answer = async { (&mut conn.waiting.as_mut().expect("paused").0).await }, if !reading => {
-                let answer = answer.ok().or_else(|| {
-                    conn.engine.abandon(conn.session.id(), "the host did not decide")
-                });
-                progress = match answer {
-                    Some(answer) => conn.resume(answer),
-                    None => Progress::Stopped,
-                };
-                if progress == Progress::Reading {
-                    progress = conn.process(&mut buf);
-                }
-            }
-            _ = sleep_until(deadline) => {
-                progress = if reading {
-                    conn.on_timer()
-                } else {
-                    let secs = conn.engine.config.decision_timeout.as_secs_f32();
-                    let why = format!("no decision from the host within {secs} s");
-                    match conn.engine.abandon(conn.session.id(), &why) {
-                        Some(refusal) => conn.resume(refusal),
-                        None => Progress::Waiting, // answered just now: the channel has it
+                changed = shutdown.changed(), if shutdown_open => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        conn.session.terminate(codes::GOING_AWAY, "server shutting down");
+                        progress = Progress::Stopped;
                     }
-                };
-                if progress == Progress::Reading {
-                    progress = conn.process(&mut buf);
+                    shutdown_open = changed.is_ok();
                 }
+                answer = async { (&mut conn.waiting.as_mut().expect("paused").0).await }, if !reading => {
+                    let answer = answer.ok().or_else(|| {
+                        conn.session.engine().abandon(conn.session.id(), "the host did not decide")
+                    });
+                    progress = match answer {
+                        Some(answer) => conn.resume(answer),
+                        None => Progress::Stopped,
+                    };
+                    if progress == Progress::Reading {
+                        progress = conn.process(&mut buf);
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    progress = if reading {
+                        conn.on_timer()
+                    } else {
+                        let secs = conn.session.engine().config.decision_timeout.as_secs_f32();
+                        let why = format!("no decision from the host within {secs} s");
+                        match conn.session.engine().abandon(conn.session.id(), &why) {
+                            Some(refusal) => conn.resume(refusal),
+                            None => Progress::Waiting, // answered just now: the channel has it
+                        }
+                    };
+                    if progress == Progress::Reading {
+                        progress = conn.process(&mut buf);
+                    }
+                }
+                read = source.read_into(&mut buf), if reading => match read {
+                    Ok(0) | Err(_) => { eof = true; break; }
+                    Ok(n) => {
+                        stats::add(&conn.session.engine().counters().bytes_in, n as u64);
+                        conn.last_read = Instant::now();
+                        conn.ping_sent = false;
+                        progress = conn.process(&mut buf);
+                    }
+                },
             }
-            read = source.read_into(&mut buf), if reading => match read {
-                Ok(0) | Err(_) => { eof = true; break; }
-                Ok(n) => {
-                    stats::add(&counters.bytes_in, n as u64);
-                    conn.last_read = Instant::now();
-                    conn.ping_sent = false;
-                    progress = conn.process(&mut buf);
-                }
-            },
         }
-    }
-    if conn.waiting.take().is_some() {
-        conn.engine.abandon(conn.session.id(), "connection closed");
-    }
-    conn.session.closed();
-    if !writer_done {
-        // The peer is gone or we are closing: make sure the writer ends after its last frame.
-        conn.outbox.close(CloseReason::normal());
-        if timeout(LINGER, &mut writer).await.is_err() {
-            // The peer does not read; waiting for it to close as well would only hold the slot.
-            writer.abort();
-            eof = true;
+        if conn.waiting.take().is_some() {
+            conn.session
+                .engine()
+                .abandon(conn.session.id(), "connection closed");
         }
-    }
-    if !eof {
-        let _ = timeout(LINGER, async {
-            let mut sink = BytesMut::new();
-            while let Ok(n) = source.read_into(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-                sink.clear();
+        conn.session.closed();
+        if !writer_done {
+            // The peer is gone or we are closing: make sure the writer ends after its last frame.
+            conn.session.outbox().close(CloseReason::normal());
+            if timeout(LINGER, &mut writer).await.is_err() {
+                // The peer does not read; waiting for it to close as well would only hold the slot.
+                writer.abort();
+                eof = true;
             }
-        })
-        .await;
+        }
+        if !eof {
+            let _ = timeout(LINGER, async {
+                let mut sink = BytesMut::new();
+                while let Ok(n) = source.read_into(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.clear();
+                }
+            })
+            .await;
+        }
+        drop(slot);
     }
 }

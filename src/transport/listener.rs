@@ -66,8 +66,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move { serve(stream, peer, ctx).await });
+                    tokio::spawn(serve(stream, peer, ctx.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -79,8 +78,11 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
     }
 }
 
+/// Sets a connection up (limit, handshake, writer, session), then hands it to its own task
+/// running [`drive`]: this task and everything the handshake needed end here, so a
+/// long-lived connection keeps only the (small) state of `drive`.
 async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
-    let Some(_slot) = ConnectionSlot::acquire(&ctx.engine) else {
+    let Some(slot) = ConnectionSlot::acquire(&ctx.engine) else {
         let refusal: &[u8] = match ctx.kind {
             TransportKind::WebSocket => &reject_response(503, "connection limit reached"),
             TransportKind::Tcp => b"ERROR\nmessage:connection limit reached\n\n\0",
@@ -143,9 +145,9 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext
         framing,
         ctx.engine.counters().clone(),
     ));
-    let session = Session::new(ctx.engine.clone(), outbox.clone(), ctx.kind, Some(peer));
-    let conn = Connection::new(ctx.engine.clone(), session, outbox, inbound);
-    drive(read, buf, conn, writer, ctx.shutdown.clone()).await;
+    let session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));
+    let conn = Connection::new(session, inbound);
+    tokio::spawn(drive(read, buf, conn, writer, ctx.shutdown.clone(), slot));
 }
 
 /// Reads until a complete upgrade request is parsed; `Ok(None)` when the peer went away.

@@ -3,10 +3,21 @@
 //! A connection waits for readiness with no buffer reserved, and reserves one only when the
 //! socket has data; combined with releasing the buffer once it is drained, an idle connection
 //! holds no read buffer at all.
+//!
+//! Readiness is only cleared by a read that would block, so the wait that follows a successful
+//! read usually wakes at once, reserves, finds nothing and waits again: that reservation is
+//! given back before waiting, or every idle connection would keep `READ_CHUNK` bytes.
+//!
+//! The wait is a plain poll of the socket's read readiness (the waker sits in the socket's
+//! registration), so the future a connection keeps while idle is two references, not a
+//! readiness future with its own waiter node.
 
+use std::future::{Future, poll_fn};
 use std::io;
+use std::task::Poll;
 
 use bytes::BytesMut;
+use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 
 /// Bytes reserved per read once data is ready.
@@ -15,22 +26,29 @@ const READ_CHUNK: usize = 8 * 1024;
 /// A byte source the connection reader can wait on.
 pub(crate) trait ReadSource: Send {
     /// Waits for data and appends it to `buf`; `Ok(0)` is end of stream.
-    fn read_into(
-        &mut self,
-        buf: &mut BytesMut,
-    ) -> impl std::future::Future<Output = io::Result<usize>> + Send;
+    fn read_into(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send;
 }
 
 impl ReadSource for OwnedReadHalf {
-    async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        loop {
-            self.readable().await?;
-            buf.reserve(READ_CHUNK);
-            match self.try_read_buf(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+    fn read_into(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send {
+        poll_fn(move |cx| {
+            let stream: &TcpStream = (*self).as_ref();
+            loop {
+                if let Err(e) = std::task::ready!(stream.poll_read_ready(cx)) {
+                    return Poll::Ready(Err(e));
+                }
+                buf.reserve(READ_CHUNK);
+                match self.try_read_buf(buf) {
+                    Ok(n) => return Poll::Ready(Ok(n)),
+                    // Readiness is cleared now: the next poll registers the waker.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if buf.is_empty() {
+                            *buf = BytesMut::new();
+                        }
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
             }
-        }
+        })
     }
 }

@@ -179,58 +179,66 @@ async fn write_pieces<W: AsyncWrite + Unpin>(io: &mut W, batch: &Batch) -> io::R
 
 /// Runs until a `Close` item is written or the peer stops accepting bytes. STOMP heart-beats
 /// (an EOL) go out whenever nothing else was written for the negotiated interval.
-pub(crate) async fn run<W: AsyncWrite + Unpin>(
+///
+/// An `async move` block rather than an `async fn`, so the arguments are not stored twice in
+/// a future that lives as long as the connection.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice in the long-lived future"
+)]
+pub(crate) fn run<W: AsyncWrite + Unpin + Send + 'static>(
     mut io: W,
     outbox: Arc<Outbox>,
     framing: Framing,
     counters: Arc<Counters>,
-) -> io::Result<()> {
-    let mut items = Vec::with_capacity(0);
-    let mut batch = Batch {
-        scratch: BytesMut::new(),
-        pieces: Vec::new(),
-        framing,
-    };
-    let mut last_write = Instant::now();
-    loop {
-        let heartbeat = outbox.heartbeat_ms();
-        let deadline =
-            (heartbeat > 0).then(|| last_write + Duration::from_millis(u64::from(heartbeat)));
-        tokio::select! {
-            biased;
-            _ = outbox.next_batch(&mut items, MAX_BATCH) => {}
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                items.push(Outbound::Frame(Bytes::from_static(b"\n")));
-            }
-        }
-        let mut closing = false;
-        for item in items.drain(..) {
-            match item {
-                Outbound::Frame(bytes) => batch.push_shared(OpCode::Text, bytes),
-                Outbound::Message(delivery) => batch.push_message(&outbox, &delivery),
-                Outbound::Pong(payload) => batch.push_control(OpCode::Pong, &payload),
-                Outbound::Ping(payload) => batch.push_control(OpCode::Ping, &payload),
-                Outbound::Close(reason) => {
-                    batch.push_close(&outbox, &reason);
-                    closing = true;
-                    break;
+) -> impl Future<Output = io::Result<()>> + Send + 'static {
+    async move {
+        let mut items = Vec::new();
+        let mut batch = Batch {
+            scratch: BytesMut::new(),
+            pieces: Vec::new(),
+            framing,
+        };
+        let mut last_write = Instant::now();
+        loop {
+            let heartbeat = outbox.heartbeat_ms();
+            tokio::select! {
+                biased;
+                _ = outbox.next_batch(&mut items, MAX_BATCH) => {}
+                _ = tokio::time::sleep_until(last_write + Duration::from_millis(u64::from(heartbeat))), if heartbeat > 0 => {
+                    items.push(Outbound::Frame(Bytes::from_static(b"\n")));
                 }
             }
-        }
-        let written = write_pieces(&mut io, &batch).await?;
-        stats::add(&counters.bytes_out, written as u64);
-        batch.clear();
-        if outbox.is_empty() {
-            // Idle again: give back what the burst grew.
-            items = Vec::new();
-            batch.scratch = BytesMut::new();
-        }
-        last_write = Instant::now();
-        if closing {
-            io.flush().await?;
-            // FIN after the last frame; the reader keeps draining so no RST eats it.
-            let _ = io.shutdown().await;
-            return Ok(());
+            let mut closing = false;
+            for item in items.drain(..) {
+                match item {
+                    Outbound::Frame(bytes) => batch.push_shared(OpCode::Text, bytes),
+                    Outbound::Message(delivery) => batch.push_message(&outbox, &delivery),
+                    Outbound::Pong(payload) => batch.push_control(OpCode::Pong, &payload),
+                    Outbound::Ping(payload) => batch.push_control(OpCode::Ping, &payload),
+                    Outbound::Close(reason) => {
+                        batch.push_close(&outbox, &reason);
+                        closing = true;
+                        break;
+                    }
+                }
+            }
+            let written = write_pieces(&mut io, &batch).await?;
+            stats::add(&counters.bytes_out, written as u64);
+            batch.clear();
+            if outbox.release_if_empty() {
+                // Idle again: give back what the burst grew (an idle connection keeps no buffer).
+                items = Vec::new();
+                batch.scratch = BytesMut::new();
+                batch.pieces = Vec::new();
+            }
+            last_write = Instant::now();
+            if closing {
+                io.flush().await?;
+                // FIN after the last frame; the reader keeps draining so no RST eats it.
+                let _ = io.shutdown().await;
+                return Ok(());
+            }
         }
     }
 }
