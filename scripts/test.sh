@@ -40,19 +40,26 @@ unset WSBROKER_URL WSBROKER_TCP
 banner "5/7 install interop dependencies (npm ci, python venv)"
 ensure_node_deps
 ensure_venv
-banner "5b/7 C examples and tests (scripts/c-tests.sh)"; bash scripts/c-tests.sh
+banner "5b/7 C examples and tests (scripts/c-tests.sh)"
+bash scripts/c-tests.sh | tee "$REPORT_DIR/c-tests.log"
+read -r C_PASS C_FAIL < <(sed -n 's/^c-tests: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$REPORT_DIR/c-tests.log" | tail -n 1)
 
 banner "6/7 interop: node (@stomp/stompjs over ws)"
 run_node_suite
 
 banner "7/7 interop: python (stomp.py, websockets)"
 run_python_suite
-banner "7b/7 python binding: ctypes package (scripts/python-tests.sh)"; bash scripts/python-tests.sh
+banner "7b/7 python binding: ctypes package (scripts/python-tests.sh)"
+bash scripts/python-tests.sh
+read -r PB_PASS PB_FAIL PB_SKIP < <(junit_counts "$REPORT_DIR/python-binding.xml")
 
 CURRENT_STEP="summary"
 banner "summary ($((SECONDS - START_TIME))s)"
 printf 'rust (cargo test):  %d passed, %d failed, %d ignored\n' "$RUST_PASS" "$RUST_FAIL" "$RUST_SKIP"
+printf 'c examples:         %d passed, %d failed\n' "${C_PASS:-0}" "${C_FAIL:-0}"
 print_interop_summary
+printf 'python binding:     %d passed, %d failed, %d skipped\n' "$PB_PASS" "$PB_FAIL" "$PB_SKIP"
 printf 'total: %d passed, %d failed, %d skipped\n' \
-  "$((RUST_PASS + NODE_PASS + PY_PASS))" "$((RUST_FAIL + NODE_FAIL + PY_FAIL))" \
-  "$((RUST_SKIP + NODE_SKIP + PY_SKIP))"
+  "$((RUST_PASS + ${C_PASS:-0} + NODE_PASS + PY_PASS + PB_PASS))" \
+  "$((RUST_FAIL + ${C_FAIL:-0} + NODE_FAIL + PY_FAIL + PB_FAIL))" \
+  "$((RUST_SKIP + NODE_SKIP + PY_SKIP + PB_SKIP))"
