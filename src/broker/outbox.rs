@@ -207,17 +207,28 @@ impl Outbox {
         true
     }
 
-    /// Queues a transport-level item (ping, pong) even past the bound, unless closing: control
-    /// replies are tiny and must not turn a reading client into a slow consumer.
-    pub fn push_control(&self, item: Outbound) {
+    /// Queues a transport-level item (ping, pong). Control replies are tiny, so they may go past
+    /// the bound, but only up to twice it: a peer that floods pings and never reads is a slow
+    /// consumer like any other (`PushError::Overflow`, the queue replaced by a close).
+    pub fn push_control(&self, item: Outbound) -> Result<(), PushError> {
         let mut inner = self.inner.lock();
-        if !inner.closing {
-            // Counted (not bounded): `try_drain` subtracts every drained item's weight.
-            inner.bytes += item.weight();
-            inner.items.push_back(item);
-            drop(inner);
-            self.notify.notify_one();
+        if inner.closing {
+            return Err(PushError::Closed);
         }
+        let weight = item.weight();
+        if inner.items.len() >= self.max_messages.saturating_mul(2)
+            || inner.bytes + weight > self.max_bytes.saturating_mul(2)
+        {
+            drop(inner);
+            // The normal path sees the queue over its bound and closes it.
+            return self.push(item);
+        }
+        // Counted: `try_drain` subtracts every drained item's weight.
+        inner.bytes += weight;
+        inner.items.push_back(item);
+        drop(inner);
+        self.notify.notify_one();
+        Ok(())
     }
 
     /// How many queued items the overflow discarded (0 until it happened).
@@ -361,6 +372,24 @@ mod tests {
             }
             other => panic!("expected close, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn control_items_pass_the_bound_but_not_twice_over() {
+        let outbox = Outbox::new(2, 1 << 20);
+        for _ in 0..4 {
+            outbox
+                .push_control(Outbound::Pong(Bytes::from_static(b"p")))
+                .unwrap();
+        }
+        assert_eq!(outbox.len(), 4, "pongs may exceed the bound of 2");
+        assert_eq!(
+            outbox.push_control(Outbound::Pong(Bytes::from_static(b"p"))),
+            Err(PushError::Overflow),
+            "a ping flood that is never read is a slow consumer"
+        );
+        assert!(outbox.is_closing());
+        assert_eq!(outbox.discarded(), 5);
     }
 
     #[test]

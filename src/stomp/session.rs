@@ -509,11 +509,16 @@ impl Session {
             self.user.clone(),
         );
         self.registered = true;
-        let server_hb = format!(
-            "{},{}",
-            self.engine.config.heartbeat_send.as_millis(),
-            self.engine.config.heartbeat_receive.as_millis()
-        );
+        // 1.0 has no heart-beats (the client's header was ignored): advertise none.
+        let server_hb = if version == Version::V1_0 {
+            "0,0".to_string()
+        } else {
+            format!(
+                "{},{}",
+                self.engine.config.heartbeat_send.as_millis(),
+                self.engine.config.heartbeat_receive.as_millis()
+            )
+        };
         let mut connected = Frame::new(Command::Connected)
             .with_header("version", version.as_str())
             .with_header("heart-beat", server_hb)

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::source::ReadSource;
-use crate::broker::outbox::{CloseReason, Outbound};
+use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
 use crate::stomp::decoder::{Decoded, Decoder, DecoderLimits};
@@ -94,6 +94,19 @@ impl Connection {
         matches!(self.inbound, Inbound::WebSocket { .. })
     }
 
+    /// Queues a ping or pong; false when that overflowed the outbox (the session is closing).
+    fn push_control(&mut self, item: Outbound) -> bool {
+        let outbox = self.session.outbox();
+        match outbox.push_control(item) {
+            Err(PushError::Overflow) => {
+                stats::count_overflow(self.session.engine().counters(), outbox);
+                self.session.closed();
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// Handles everything complete in `buf` (and in the STOMP buffer left from before).
     fn process(&mut self, buf: &mut BytesMut) -> Progress {
         match &mut self.inbound {
@@ -136,7 +149,9 @@ impl Connection {
                     }
                 }
                 Ok(Some(WsEvent::Ping(payload))) => {
-                    self.session.outbox().push_control(Outbound::Pong(payload))
+                    if !self.push_control(Outbound::Pong(payload)) {
+                        return Progress::Stopped;
+                    }
                 }
                 Ok(Some(WsEvent::Pong(_))) => {}
                 Ok(Some(WsEvent::Close { code, .. })) => {
@@ -278,9 +293,9 @@ impl Connection {
                 && !self.ping_sent
                 && now >= self.last_read + config.ws_ping_interval
             {
-                self.session
-                    .outbox()
-                    .push_control(Outbound::Ping(Bytes::new()));
+                if !self.push_control(Outbound::Ping(Bytes::new())) {
+                    return false;
+                }
                 self.ping_sent = true;
             }
         }
