@@ -1,6 +1,7 @@
 //! Server configuration: every limit has a safe default and is checked by [`ServerConfig::validate`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -66,6 +67,21 @@ pub struct ServerConfig {
     pub max_open_transactions: usize,
     /// Worker threads of the server's own tokio runtime; 0 means one per CPU.
     pub worker_threads: usize,
+    /// TLS for both listeners (`wss://` on the WebSocket one, TLS on the plain-TCP STOMP one);
+    /// plain text when `None`. The files are read and checked by `Server::start`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings (rustls, TLS 1.2 and 1.3). When set, they apply to every listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first, then any intermediates.
+    pub cert_chain_pem: PathBuf,
+    /// PEM file with the private key of the first certificate (PKCS#8, PKCS#1 or SEC1).
+    pub private_key_pem: PathBuf,
+    /// PEM bundle of CA certificates; when set, every client must present a certificate
+    /// signed by one of them (mutual TLS), and connections without one are refused.
+    pub client_ca_pem: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +113,7 @@ impl Default for ServerConfig {
             max_transaction_frames: 10_000,
             max_open_transactions: 16,
             worker_threads: 0,
+            tls: None,
         }
     }
 }

@@ -19,6 +19,96 @@ pub enum TransportKind {
     Tcp,
 }
 
+/// A WebSocket upgrade request, as the upgrade hook sees it. Browsers cannot set headers on a
+/// WebSocket, so this is where cookies, query tokens and the Origin are checked.
+#[derive(Clone, Debug)]
+pub struct UpgradeInfo {
+    /// Request path without the query.
+    pub path: String,
+    /// The query string (after `?`), if any.
+    pub query: Option<String>,
+    /// Every header, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The `Origin` header.
+    pub origin: Option<String>,
+    /// The subprotocol chosen (`v12.stomp`, ...), if any.
+    pub subprotocol: Option<String>,
+    /// Peer address.
+    pub remote_addr: Option<SocketAddr>,
+}
+
+impl UpgradeInfo {
+    /// First value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A cookie from the `Cookie` header(s).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim_matches('"'))
+    }
+
+    /// A query parameter, percent-decoded (`+` as space); `None` when absent or not UTF-8.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .as_deref()?
+            .split('&')
+            .filter_map(|pair| {
+                let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(n)? == name).then(|| percent_decode(v))
+            })
+            .next()
+            .flatten()
+    }
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The upgrade hook's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpgradeDecision {
+    /// Let the client upgrade; the principal (if any) becomes the STOMP session's user unless
+    /// the connect hook decides otherwise.
+    Accept {
+        /// Who the request proved the client to be.
+        principal: Option<String>,
+    },
+    /// Refuse the upgrade with an HTTP status (401 or 403 usually; anything outside 400–499
+    /// becomes 403) and a one-line reason.
+    Reject {
+        /// HTTP status code.
+        status: u16,
+        /// Reason sent in the response body.
+        reason: String,
+    },
+}
+
 /// A CONNECT (or STOMP) frame, as the connect hook sees it.
 #[derive(Clone, Debug)]
 pub struct ConnectRequest {
@@ -26,6 +116,8 @@ pub struct ConnectRequest {
     pub session: u64,
     /// `login` header.
     pub login: Option<String>,
+    /// The principal the upgrade hook accepted the connection as, if any.
+    pub principal: Option<String>,
     /// `passcode` header.
     pub passcode: Option<String>,
     /// Every header of the frame.
@@ -99,6 +191,8 @@ impl AppMessage {
     }
 }
 
+/// Decides on a WebSocket upgrade request.
+pub type UpgradeHook = Arc<dyn Fn(&UpgradeInfo) -> UpgradeDecision + Send + Sync>;
 /// Decides on a CONNECT.
 pub type ConnectHook = Arc<dyn Fn(&ConnectRequest) -> ConnectDecision + Send + Sync>;
 /// Authorizes a SUBSCRIBE: `Err(message)` refuses it with an ERROR.
@@ -112,6 +206,7 @@ pub type AppHandler = Arc<dyn Fn(&AppMessage, &Publisher) -> Result<(), String> 
 /// The set of hooks of one server. Each may be replaced at any time.
 #[derive(Default)]
 pub struct Hooks {
+    upgrade: RwLock<Option<UpgradeHook>>,
     connect: RwLock<Option<ConnectHook>>,
     subscribe: RwLock<Option<SubscribeHook>>,
     disconnect: RwLock<Option<DisconnectHook>>,
@@ -127,6 +222,49 @@ impl std::fmt::Debug for Hooks {
 }
 
 impl Hooks {
+    /// Sets (or clears) the upgrade hook.
+    pub fn set_upgrade(&self, hook: Option<UpgradeHook>) {
+        *self.upgrade.write() = hook;
+    }
+
+    /// The upgrade decision; without a hook every request that passed the protocol checks is
+    /// accepted without a principal. A panicking hook refuses with 403.
+    pub fn decide_upgrade(
+        &self,
+        request: &crate::ws::handshake::UpgradeRequest,
+        remote_addr: Option<SocketAddr>,
+    ) -> UpgradeDecision {
+        let Some(hook) = self.upgrade.read().clone() else {
+            return UpgradeDecision::Accept { principal: None };
+        };
+        let info = UpgradeInfo {
+            path: request.path.clone(),
+            query: request.query.clone(),
+            headers: request.headers.clone(),
+            origin: request.origin.clone(),
+            subprotocol: request.subprotocol.clone(),
+            remote_addr,
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&info))) {
+            Ok(UpgradeDecision::Reject { status, reason }) => UpgradeDecision::Reject {
+                status: if (400..500).contains(&status) {
+                    status
+                } else {
+                    403
+                },
+                reason,
+            },
+            Ok(accept) => accept,
+            Err(_) => {
+                tracing::error!("upgrade hook panicked");
+                UpgradeDecision::Reject {
+                    status: 403,
+                    reason: "refused".into(),
+                }
+            }
+        }
+    }
+
     /// Sets (or clears) the connect hook.
     pub fn set_connect(&self, hook: Option<ConnectHook>) {
         *self.connect.write() = hook;
@@ -154,13 +292,17 @@ impl Hooks {
         apps.len() != before
     }
 
-    /// The connect decision; without a hook every client is accepted as its `login`.
+    /// The connect decision; without a hook every client is accepted as the principal the
+    /// upgrade hook gave it, else as its `login`.
     pub fn decide_connect(&self, request: &ConnectRequest) -> ConnectDecision {
         let hook = self.connect.read().clone();
         match hook {
             Some(hook) => hook(request),
             None => ConnectDecision::Accept {
-                user: request.login.clone().filter(|l| !l.is_empty()),
+                user: request
+                    .principal
+                    .clone()
+                    .or_else(|| request.login.clone().filter(|l| !l.is_empty())),
             },
         }
     }

@@ -23,11 +23,11 @@ mod transport;
 pub mod ws;
 
 pub use broker::{Message, Stats};
-pub use config::ServerConfig;
+pub use config::{ServerConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use hooks::{
     AppHandler, AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest,
-    TransportKind,
+    TransportKind, UpgradeDecision, UpgradeInfo,
 };
 pub use host::Publisher;
 pub use server::{HostSubscriptionId, Server};

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventCallback, EventQueue, EventQueueConfig, EventSink};
 use crate::hooks::{
     AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
+    UpgradeDecision, UpgradeInfo,
 };
 use crate::host::Publisher;
 use crate::stomp::session::Answer;
@@ -95,6 +96,12 @@ impl Server {
             return Err(Error::AlreadyStarted);
         }
         let config = &self.engine.config;
+        // Read and check the TLS files before binding anything.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::transport::tls::acceptor)
+            .transpose()?;
         let bind = |addr: SocketAddr| -> Result<std::net::TcpListener> {
             let listener = std::net::TcpListener::bind(addr)
                 .map_err(|e| Error::from_bind(&addr.to_string(), e))?;
@@ -129,6 +136,7 @@ impl Server {
                 kind: TransportKind::WebSocket,
                 handshake: handshake.clone(),
                 shutdown: shutdown_rx.clone(),
+                tls: tls.clone(),
             };
             runtime.spawn(accept_loop(ws, ctx));
             if let Some(tcp) = tcp {
@@ -138,13 +146,15 @@ impl Server {
                     kind: TransportKind::Tcp,
                     handshake,
                     shutdown: shutdown_rx,
+                    tls,
                 };
                 runtime.spawn(accept_loop(tcp, ctx));
             }
         }
-        tracing::info!(%local_addr, path = %config.path, "wsbroker listening (websocket)");
+        let secure = config.tls.is_some();
+        tracing::info!(%local_addr, path = %config.path, tls = secure, "wsbroker listening (websocket)");
         if let Some(addr) = tcp_local_addr {
-            tracing::info!(%addr, "wsbroker listening (stomp over tcp)");
+            tracing::info!(%addr, tls = secure, "wsbroker listening (stomp over tcp)");
         }
         *running = Some(Running {
             runtime,
@@ -333,6 +343,16 @@ impl Server {
         } else {
             Err(Error::NotFound(format!("application handler {pattern}")))
         }
+    }
+
+    /// Decides on every WebSocket upgrade request (path, query, cookies, headers, Origin):
+    /// accept with a principal — which becomes the STOMP session's user unless the connect
+    /// decision says otherwise — or reject with 401/403. Runs on a runtime thread.
+    pub fn on_upgrade(
+        &self,
+        hook: impl Fn(&UpgradeInfo) -> UpgradeDecision + Send + Sync + 'static,
+    ) {
+        self.engine.hooks.set_upgrade(Some(Arc::new(hook)));
     }
 
     /// Decides on every CONNECT (default: accept, user = `login`).

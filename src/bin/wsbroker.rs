@@ -2,11 +2,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use wsbroker::{Server, ServerConfig};
+use wsbroker::{Server, ServerConfig, TlsConfig};
 
 /// An embeddable WebSocket/STOMP 1.0–1.2 message broker, run standalone.
 #[derive(Parser, Debug)]
@@ -40,6 +41,16 @@ struct Args {
     /// Worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0, value_name = "N")]
     workers: usize,
+    /// PEM certificate chain: turns TLS on for every listener (`wss://`, and TLS on the TCP
+    /// listener). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the --tls-cert certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate signed by one of these CAs.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: String,
@@ -64,6 +75,13 @@ fn config_from(args: &Args) -> ServerConfig {
     }
     if let Some(n) = args.max_connections {
         config.max_connections = n;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsConfig {
+            cert_chain_pem: cert.clone(),
+            private_key_pem: key.clone(),
+            client_ca_pem: args.tls_client_ca.clone(),
+        });
     }
     config
 }
@@ -158,11 +176,22 @@ fn main() -> ExitCode {
     }
     // Machine-readable lines (tests and scripts read the real ports from them).
     let mut out = std::io::stdout().lock();
+    // With TLS: `websocket wss://...` and `tcp+tls ADDR`, so a plain-text client's parser
+    // never picks up a TLS endpoint by mistake.
+    let (ws_scheme, tcp_label) = if server.config().tls.is_some() {
+        ("wss", "tcp+tls")
+    } else {
+        ("ws", "tcp")
+    };
     if let Some(addr) = server.local_addr() {
-        let _ = writeln!(out, "wsbroker listening websocket ws://{addr}{}", args.path);
+        let _ = writeln!(
+            out,
+            "wsbroker listening websocket {ws_scheme}://{addr}{}",
+            args.path
+        );
     }
     if let Some(addr) = server.tcp_local_addr() {
-        let _ = writeln!(out, "wsbroker listening tcp {addr}");
+        let _ = writeln!(out, "wsbroker listening {tcp_label} {addr}");
     }
     let _ = out.flush();
     drop(out);

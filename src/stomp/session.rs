@@ -129,6 +129,8 @@ pub struct Session {
     phase: Phase,
     version: Version,
     user: Option<String>,
+    /// Who the transport authenticated the client as (WebSocket upgrade hook), if anyone.
+    principal: Option<String>,
     heartbeat: Heartbeat,
     /// Open transactions; allocated by the first BEGIN (most sessions never open one).
     #[allow(
@@ -219,6 +221,7 @@ impl Session {
             phase: Phase::AwaitingConnect,
             version: Version::V1_0,
             user: None,
+            principal: None,
             heartbeat: Heartbeat::default(),
             transactions: None,
             waiting: None,
@@ -244,6 +247,12 @@ impl Session {
     pub fn version(&self) -> Version {
         self.version
     }
+    /// Records who the transport authenticated the client as, before CONNECT; the connect
+    /// decision sees it and, by default, makes it the session's user.
+    pub fn set_principal(&mut self, principal: Option<String>) {
+        self.principal = principal;
+    }
+
     /// The authenticated user, if any.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -472,6 +481,7 @@ impl Session {
         let request = ConnectRequest {
             session: self.id,
             login: frame.header("login").map(str::to_string),
+            principal: self.principal.clone(),
             passcode: frame.header("passcode").map(str::to_string),
             headers: frame.headers,
             remote_addr: self.remote_addr,

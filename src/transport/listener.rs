@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Inbound, drive};
 use super::source::ReadSource;
@@ -17,7 +18,7 @@ use super::writer::{self, Framing};
 use crate::broker::Outbox;
 use crate::broker::stats;
 use crate::engine::Engine;
-use crate::hooks::TransportKind;
+use crate::hooks::{TransportKind, UpgradeDecision};
 use crate::stomp::session::Session;
 use crate::ws::handshake::{
     Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
@@ -55,6 +56,8 @@ pub(crate) struct ListenerContext {
     pub kind: TransportKind,
     pub handshake: Arc<HandshakeConfig>,
     pub shutdown: watch::Receiver<bool>,
+    /// TLS is run on every accepted connection before anything else when set.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Accepts until shutdown.
@@ -87,12 +90,71 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext
             TransportKind::WebSocket => &reject_response(503, "connection limit reached"),
             TransportKind::Tcp => b"ERROR\nmessage:connection limit reached\n\n\0",
         };
-        let _ = timeout(Duration::from_secs(1), stream.write_all(refusal)).await;
+        // A TLS client could not read a plain-text refusal: it only sees the close.
+        if ctx.tls.is_none() {
+            let _ = timeout(Duration::from_secs(1), stream.write_all(refusal)).await;
+        }
         return;
     };
     let _ = stream.set_nodelay(true);
-    let (mut read, mut write) = stream.into_split();
+    match &ctx.tls {
+        None => {
+            let (read, write) = stream.into_split();
+            serve_stream(read, write, peer, ctx, slot).await;
+        }
+        // Boxed: keeps the TLS state out of the plain connections' setup future.
+        Some(acceptor) => {
+            let acceptor = acceptor.clone();
+            Box::pin(serve_tls(acceptor, stream, peer, ctx, slot)).await;
+        }
+    }
+}
+
+/// Runs the TLS handshake (bounded by `handshake_timeout`, dropped at shutdown), then the
+/// same setup as a plain connection over the split TLS stream.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ListenerContext>,
+    slot: ConnectionSlot,
+) {
+    let limit = ctx.engine.config.handshake_timeout;
+    let mut shutdown = ctx.shutdown.clone();
+    let accepted = tokio::select! {
+        accepted = timeout(limit, acceptor.accept(stream)) => accepted,
+        _ = shutdown.wait_for(|stopping| *stopping) => return,
+    };
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let (read, write) = tokio::io::split(stream);
+    serve_stream(read, write, peer, ctx, slot).await;
+}
+
+/// The setup shared by plain and TLS connections: WebSocket handshake (on that listener),
+/// writer task, session, then [`drive`] in its own task.
+async fn serve_stream<R, W>(
+    mut read: R,
+    mut write: W,
+    peer: SocketAddr,
+    ctx: Arc<ListenerContext>,
+    slot: ConnectionSlot,
+) where
+    R: ReadSource + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::new();
+    // Who the upgrade request proved the client to be (handshake-level auth hook).
+    let mut principal = None;
     let (framing, inbound) = match ctx.kind {
         TransportKind::Tcp => (Framing::Raw, Inbound::Raw),
         TransportKind::WebSocket => {
@@ -110,9 +172,17 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext
                     Err(reject_response(431, "request header fields too large"))
                 }
                 Ok(Ok(None)) => return,
-                Ok(Ok(Some((consumed, Handshake::Accept { response, .. })))) => {
-                    buf.advance(consumed);
-                    Ok(response)
+                Ok(Ok(Some((consumed, Handshake::Accept { response, request })))) => {
+                    match ctx.engine.hooks.decide_upgrade(&request, Some(peer)) {
+                        UpgradeDecision::Accept { principal: p } => {
+                            principal = p;
+                            buf.advance(consumed);
+                            Ok(response)
+                        }
+                        UpgradeDecision::Reject { status, reason } => {
+                            Err(reject_response(status, &reason))
+                        }
+                    }
                 }
                 Ok(Ok(Some((_, Handshake::Reject { response, .. })))) => Err(response),
             };
@@ -145,7 +215,8 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext
         framing,
         ctx.engine.counters().clone(),
     ));
-    let session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));
+    let mut session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));
+    session.set_principal(principal);
     let conn = Connection::new(session, inbound);
     tokio::spawn(drive(read, buf, conn, writer, ctx.shutdown.clone(), slot));
 }

@@ -4,4 +4,5 @@
 mod connection;
 pub(crate) mod listener;
 mod source;
+pub(crate) mod tls;
 mod writer;

@@ -17,11 +17,16 @@ use std::io;
 use std::task::Poll;
 
 use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio_rustls::server::TlsStream;
 
 /// Bytes reserved per read once data is ready.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// Bytes reserved per read on a TLS connection.
+const TLS_READ_CHUNK: usize = 4 * 1024;
 
 /// A byte source the connection reader can wait on.
 pub(crate) trait ReadSource: Send {
@@ -50,5 +55,16 @@ impl ReadSource for OwnedReadHalf {
                 }
             }
         })
+    }
+}
+
+/// TLS has no readiness to wait on before reserving: rustls only knows whether plaintext is
+/// there once records are read and decrypted into a caller's buffer. So a waiting TLS
+/// connection holds a `TLS_READ_CHUNK` buffer while idle, on top of rustls' own per-connection
+/// buffers (a few KiB more than an idle plain connection, which holds none).
+impl ReadSource for ReadHalf<TlsStream<TcpStream>> {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        buf.reserve(TLS_READ_CHUNK);
+        self.read_buf(buf).await
     }
 }
