@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub max_header_length: usize,
     /// Most simultaneous connections over all listeners; more are refused at accept.
     pub max_connections: usize,
+    /// Most simultaneous connections from one client IP address over all listeners; more are
+    /// refused at accept (WebSocket: HTTP 503, TCP: an ERROR frame) and counted in
+    /// `connections_refused`. Clients behind one NAT or proxy share an address: raise it there.
+    pub max_connections_per_ip: usize,
     /// Most subscriptions one session may hold.
     pub max_subscriptions_per_session: usize,
     /// Most frames queued for one connection before it counts as a slow consumer.
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             max_headers: 64,
             max_header_length: 8 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
             max_subscriptions_per_session: 1024,
             max_outbound_messages: 16 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
@@ -141,6 +146,7 @@ impl ServerConfig {
             (self.max_headers, "max_headers"),
             (self.max_header_length, "max_header_length"),
             (self.max_connections, "max_connections"),
+            (self.max_connections_per_ip, "max_connections_per_ip"),
             (
                 self.max_subscriptions_per_session,
                 "max_subscriptions_per_session",

@@ -2,6 +2,7 @@
 //! optional event queue, and the sessions waiting for a host decision.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -41,6 +42,8 @@ pub struct Engine {
     events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
+    /// Open connections per client address; an entry is removed when its count reaches zero.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -62,6 +65,7 @@ impl Engine {
             events: OnceLock::new(),
             pending: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            per_ip: Mutex::new(HashMap::new()),
         })
     }
 
@@ -73,6 +77,35 @@ impl Engine {
     /// A session id never used before on this server.
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Relaxed)
+    }
+
+    /// Counts one more connection from `ip`; false (and nothing counted) when `ip` already has
+    /// `max_connections_per_ip` open.
+    pub(crate) fn acquire_ip(&self, ip: IpAddr) -> bool {
+        let mut per_ip = self.per_ip.lock();
+        let open = per_ip.get(&ip).copied().unwrap_or(0);
+        if open >= self.config.max_connections_per_ip {
+            return false;
+        }
+        per_ip.insert(ip, open + 1);
+        true
+    }
+
+    /// Forgets one connection from `ip` counted by [`Engine::acquire_ip`].
+    pub(crate) fn release_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock();
+        if let Some(open) = per_ip.get_mut(&ip) {
+            *open -= 1;
+            if *open == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Addresses with at least one open connection (bounded by the open connections).
+    #[cfg(test)]
+    pub(crate) fn tracked_ips(&self) -> usize {
+        self.per_ip.lock().len()
     }
 
     /// Turns on event delivery (queue or callback); only once.
@@ -195,5 +228,36 @@ fn refusal(kind: QuestionKind, why: &str) -> Answer {
     match kind {
         QuestionKind::Connect => Answer::Connect(ConnectDecision::Reject(why.to_string())),
         QuestionKind::Subscribe => Answer::Subscribe(Err(why.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_counts_are_bounded_and_forgotten_at_zero() {
+        let engine = Engine::new(ServerConfig {
+            max_connections_per_ip: 2,
+            ..Default::default()
+        });
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        assert!(engine.acquire_ip(a));
+        assert!(engine.acquire_ip(a));
+        assert!(
+            !engine.acquire_ip(a),
+            "third from the same address is refused"
+        );
+        assert!(engine.acquire_ip(b), "other addresses are not affected");
+        assert_eq!(engine.tracked_ips(), 2);
+        engine.release_ip(a);
+        assert!(engine.acquire_ip(a));
+        engine.release_ip(a);
+        engine.release_ip(a);
+        engine.release_ip(b);
+        assert_eq!(engine.tracked_ips(), 0, "entries at zero are removed");
+        engine.release_ip(b); // unbalanced release is harmless
+        assert_eq!(engine.tracked_ips(), 0);
     }
 }

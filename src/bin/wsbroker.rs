@@ -38,6 +38,9 @@ struct Args {
     /// Most simultaneous connections.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Most simultaneous connections from one client IP address (default 1000).
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
     /// Worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0, value_name = "N")]
     workers: usize,
@@ -75,6 +78,9 @@ fn config_from(args: &Args) -> ServerConfig {
     }
     if let Some(n) = args.max_connections {
         config.max_connections = n;
+    }
+    if let Some(n) = args.max_connections_per_ip {
+        config.max_connections_per_ip = n;
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(TlsConfig {

@@ -25,7 +25,7 @@ pub struct Stats {
     pub connections: u64,
     /// Connections accepted since start.
     pub connections_total: u64,
-    /// Connections refused because `max_connections` was reached.
+    /// Connections refused because `max_connections` or `max_connections_per_ip` was reached.
     pub connections_refused: u64,
     /// STOMP sessions past CONNECT.
     pub sessions: u64,

@@ -292,6 +292,24 @@ pub unsafe extern "C" fn wsb_config_set_max_connections(
     })
 }
 
+/// Most simultaneous connections from one client IP address (default 1000); more are
+/// refused at accept (WebSocket: HTTP 503, TCP: an ERROR frame). Must be greater than 0.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_max_connections_per_ip(
+    config: *mut wsb_config,
+    n: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.max_connections_per_ip = n;
+            Ok(())
+        })
+    })
+}
+
 /// Bounds of one connection's outbound queue (frames and bytes); past either the client is a
 /// slow consumer and is disconnected.
 ///

@@ -1,7 +1,7 @@
 //! Accept loops for the WebSocket and plain-TCP STOMP listeners, and the per-connection
 //! setup: connection limit, WebSocket upgrade handshake, writer task, session.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,29 +24,62 @@ use crate::ws::handshake::{
     Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
 };
 
-/// Keeps the open-connection gauge right however a connection task ends.
-struct ConnectionSlot(Arc<Engine>);
+/// Keeps the open-connection gauge and the per-address count right however a connection
+/// task ends.
+struct ConnectionSlot {
+    engine: Arc<Engine>,
+    ip: IpAddr,
+}
+
+/// Why [`ConnectionSlot::acquire`] refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// `max_connections` reached.
+    Global,
+    /// `max_connections_per_ip` reached for the peer's address.
+    PerIp,
+}
+
+impl Refused {
+    fn reason(self) -> &'static str {
+        match self {
+            Refused::Global => "connection limit reached",
+            Refused::PerIp => "too many connections from this address",
+        }
+    }
+}
 
 impl ConnectionSlot {
-    /// Takes a slot, or `None` at the connection limit.
-    fn acquire(engine: &Arc<Engine>) -> Option<ConnectionSlot> {
+    /// Takes a slot, or refuses at the global or the per-address connection limit.
+    fn acquire(engine: &Arc<Engine>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
         let counters = engine.counters();
         let open = counters
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if open as usize >= engine.config.max_connections {
+        let refused = if open as usize >= engine.config.max_connections {
+            Some(Refused::Global)
+        } else if !engine.acquire_ip(ip) {
+            Some(Refused::PerIp)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
             stats::sub(&counters.connections, 1);
             stats::add(&counters.connections_refused, 1);
-            return None;
+            return Err(refused);
         }
         stats::add(&counters.connections_total, 1);
-        Some(ConnectionSlot(engine.clone()))
+        Ok(ConnectionSlot {
+            engine: engine.clone(),
+            ip,
+        })
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        stats::sub(&self.0.counters().connections, 1);
+        self.engine.release_ip(self.ip);
+        stats::sub(&self.engine.counters().connections, 1);
     }
 }
 
@@ -85,16 +118,21 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
 /// running [`drive`]: this task and everything the handshake needed end here, so a
 /// long-lived connection keeps only the (small) state of `drive`.
 async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
-    let Some(slot) = ConnectionSlot::acquire(&ctx.engine) else {
-        let refusal: &[u8] = match ctx.kind {
-            TransportKind::WebSocket => &reject_response(503, "connection limit reached"),
-            TransportKind::Tcp => b"ERROR\nmessage:connection limit reached\n\n\0",
-        };
-        // A TLS client could not read a plain-text refusal: it only sees the close.
-        if ctx.tls.is_none() {
-            let _ = timeout(Duration::from_secs(1), stream.write_all(refusal)).await;
+    let slot = match ConnectionSlot::acquire(&ctx.engine, peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            let refusal: Vec<u8> = match ctx.kind {
+                TransportKind::WebSocket => reject_response(503, refused.reason()),
+                TransportKind::Tcp => {
+                    format!("ERROR\nmessage:{}\n\n\0", refused.reason()).into_bytes()
+                }
+            };
+            // A TLS client could not read a plain-text refusal: it only sees the close.
+            if ctx.tls.is_none() {
+                let _ = timeout(Duration::from_secs(1), stream.write_all(&refusal)).await;
+            }
+            return;
         }
-        return;
     };
     let _ = stream.set_nodelay(true);
     match &ctx.tls {
