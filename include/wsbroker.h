@@ -151,6 +151,15 @@
 // A full event queue discards its oldest event.
 #define WSB_OVERFLOW_DROP_OLDEST 1
 
+// Slow-consumer policy: close the session with an ERROR (default).
+#define WSB_SLOW_CONSUMER_DISCONNECT 0
+
+// Slow-consumer policy: drop the subscription's oldest queued message.
+#define WSB_SLOW_CONSUMER_DROP_OLDEST 1
+
+// Slow-consumer policy: drop the new message.
+#define WSB_SLOW_CONSUMER_DROP_NEWEST 2
+
 // The result of every fallible call. Values are grouped and never renumbered:
 // 0 success; 1xx bad arguments; 2xx state (wrong time to call, unknown id); 3xx I/O and
 // resources; 900 an internal panic (caught; the library stays usable).
@@ -518,6 +527,15 @@ enum wsb_result wsb_config_set_delivery_mode(struct wsb_config *config, uint32_t
 enum wsb_result wsb_config_set_event_queue(struct wsb_config *config,
                                            size_t capacity,
                                            uint32_t overflow_policy);
+
+// What a broadcast subscription in auto ack mode does when its connection's outbound queue
+// is full (`WSB_SLOW_CONSUMER_*`; a SUBSCRIBE may choose with an `overflow-policy` header).
+// Drops are counted in `wsb_stats.dropped`; queue and client-ack subscriptions always
+// disconnect (they are flow controlled instead).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_slow_consumer_policy(struct wsb_config *config, uint32_t policy);
 
 // Which decisions the host makes through events (both modes): with `connect`, every CONNECT
 // becomes a `WSB_EVENT_CONNECT` and waits for `wsb_server_accept` / `wsb_server_reject`;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::broker::SlowConsumerPolicy;
 use crate::error::{Error, Result};
 
 /// Everything a [`crate::Server`] needs to know before it starts.
@@ -60,6 +61,10 @@ pub struct ServerConfig {
     pub max_outbound_messages: usize,
     /// Most bytes queued for one connection before it counts as a slow consumer.
     pub max_outbound_bytes: usize,
+    /// What a broadcast subscription in `auto` ack mode does when its connection's queue is
+    /// full: disconnect the session (default), or drop its oldest or newest message (counted in
+    /// `Stats::dropped`). A SUBSCRIBE may choose with an `overflow-policy` header.
+    pub slow_consumer_policy: SlowConsumerPolicy,
     /// Default limit of unacknowledged messages per subscription in `client` ack modes
     /// (a SUBSCRIBE may lower or raise it with a `prefetch-count` header, up to this value × 16).
     pub max_unacked_per_subscription: usize,
@@ -113,6 +118,7 @@ impl Default for ServerConfig {
             max_subscriptions_per_session: 1024,
             max_outbound_messages: 16 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
+            slow_consumer_policy: SlowConsumerPolicy::Disconnect,
             max_unacked_per_subscription: 1024,
             max_queue_depth: 100_000,
             max_transaction_frames: 10_000,

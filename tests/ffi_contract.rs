@@ -675,6 +675,16 @@ fn bad_enum_values_and_addresses_are_invalid_arguments() {
             wsb_config_set_event_queue(config, 10, WSB_OVERFLOW_DROP_OLDEST),
             OK
         );
+        assert_eq!(wsb_config_set_slow_consumer_policy(config, 3), invalid);
+        assert!(
+            last_error().contains("WSB_SLOW_CONSUMER"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            wsb_config_set_slow_consumer_policy(config, WSB_SLOW_CONSUMER_DROP_OLDEST),
+            OK
+        );
         let (a, n) = s("localhost:http");
         assert_eq!(wsb_config_set_listen(config, a, n), invalid);
         assert!(last_error().contains("localhost:http"));

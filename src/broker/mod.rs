@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 pub use message::Message;
 pub use outbox::{CloseReason, Delivery, Outbound, Outbox, PushError};
 pub use stats::{Counters, Stats};
-pub use subscription::{AckMode, SubscribeSpec};
+pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
 
 use crate::config::ServerConfig;
@@ -569,10 +569,27 @@ fn deliver(
         redelivered,
         message: message.clone(),
     };
-    match entry.outbox.push(Outbound::Message(delivery)) {
+    let lossy = !tracked && queue.is_none() && sub.spec.policy != SlowConsumerPolicy::Disconnect;
+    let pushed = if lossy {
+        let drop_oldest = sub.spec.policy == SlowConsumerPolicy::DropOldest;
+        entry
+            .outbox
+            .push_lossy(Outbound::Message(delivery), drop_oldest)
+            .map(|dropped| {
+                stats::add(&counters.dropped, dropped as u64);
+            })
+    } else {
+        entry.outbox.push(Outbound::Message(delivery))
+    };
+    match pushed {
         Ok(()) => {}
         Err(PushError::Overflow) => {
             stats::count_overflow(counters, &entry.outbox);
+            if queue.is_none() {
+                // A broadcast message that did not fit is lost for this subscriber (a queue
+                // message goes back to its queue).
+                stats::add(&counters.dropped, 1);
+            }
             return Err(PushError::Overflow);
         }
         Err(e) => return Err(e),

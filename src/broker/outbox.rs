@@ -171,7 +171,13 @@ impl Outbox {
                     "slow consumer: outbound queue full",
                 )
             };
-            let discarded = inner.items.len() + 1;
+            // Messages lost with the queue (receipts and other frames are not messages; the
+            // item that did not fit is the caller's to count: a queue takes it back).
+            let discarded = inner
+                .items
+                .iter()
+                .filter(|queued| matches!(queued, Outbound::Message(_)))
+                .count();
             self.discarded.store(discarded as u64, Relaxed);
             inner.items.clear();
             inner.bytes = 0;
@@ -190,6 +196,46 @@ impl Outbox {
             self.notify.notify_one();
         }
         Ok(())
+    }
+
+    /// Queues a MESSAGE for a subscription whose slow-consumer policy drops instead of
+    /// disconnecting. When the queue is full, `drop_oldest` discards the oldest queued MESSAGE
+    /// of the same subscription to make room (else, or when there is none, the new one is
+    /// discarded). Returns how many messages were discarded (0 when it was simply queued).
+    pub fn push_lossy(&self, item: Outbound, drop_oldest: bool) -> Result<usize, PushError> {
+        let Outbound::Message(delivery) = &item else {
+            return self.push(item).map(|()| 0);
+        };
+        let subscription = delivery.subscription.clone();
+        let weight = item.weight();
+        let mut inner = self.inner.lock();
+        if inner.closing {
+            return Err(PushError::Closed);
+        }
+        let mut dropped = 0;
+        while inner.items.len() >= self.max_messages || inner.bytes + weight > self.max_bytes {
+            let oldest = drop_oldest
+                .then(|| {
+                    inner.items.iter().position(|queued| {
+                        matches!(queued, Outbound::Message(d) if d.subscription == subscription)
+                    })
+                })
+                .flatten();
+            let Some(position) = oldest else {
+                return Ok(dropped + 1);
+            };
+            let old = inner.items.remove(position).expect("position found above");
+            inner.bytes -= old.weight();
+            dropped += 1;
+        }
+        inner.bytes += weight;
+        let was_empty = inner.items.is_empty();
+        inner.items.push_back(item);
+        drop(inner);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        Ok(dropped)
     }
 
     /// Queues a close after everything already queued (bypassing the bound). Returns false if
@@ -231,7 +277,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// How many queued items the overflow discarded (0 until it happened).
+    /// How many queued MESSAGE frames the overflow discarded (0 until it happened).
     pub fn discarded(&self) -> u64 {
         self.discarded.load(Relaxed)
     }
@@ -389,7 +435,7 @@ mod tests {
             "a ping flood that is never read is a slow consumer"
         );
         assert!(outbox.is_closing());
-        assert_eq!(outbox.discarded(), 5);
+        assert_eq!(outbox.discarded(), 0, "pongs are not messages");
     }
 
     #[test]

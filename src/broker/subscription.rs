@@ -25,6 +25,31 @@ impl AckMode {
     }
 }
 
+/// What a broadcast subscription does when its session's outbound queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SlowConsumerPolicy {
+    /// Close the session with an ERROR (default): nothing is silently lost.
+    #[default]
+    Disconnect,
+    /// Discard this subscription's oldest queued message to make room (latest value wins:
+    /// prices, game state).
+    DropOldest,
+    /// Discard the new message.
+    DropNewest,
+}
+
+impl SlowConsumerPolicy {
+    /// Parses a SUBSCRIBE's `overflow-policy` header value.
+    pub fn parse(value: &str) -> Option<SlowConsumerPolicy> {
+        match value {
+            "disconnect" => Some(SlowConsumerPolicy::Disconnect),
+            "drop-oldest" => Some(SlowConsumerPolicy::DropOldest),
+            "drop-newest" => Some(SlowConsumerPolicy::DropNewest),
+            _ => None,
+        }
+    }
+}
+
 /// What a session asks for when it subscribes.
 #[derive(Clone, Debug)]
 pub struct SubscribeSpec {
@@ -36,6 +61,10 @@ pub struct SubscribeSpec {
     pub ack: AckMode,
     /// Most unacknowledged messages in flight (client modes).
     pub prefetch: usize,
+    /// What happens when the session cannot keep up. The drop policies apply to broadcast
+    /// subscriptions in `auto` ack mode only; queue and client-ack subscriptions are flow
+    /// controlled (queues hold, prefetch limits) and fall back to `Disconnect`.
+    pub policy: SlowConsumerPolicy,
 }
 
 /// A live subscription inside a session.

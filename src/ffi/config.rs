@@ -8,6 +8,7 @@ use super::callbacks::{
 };
 use super::convert::{millis, mut_arg, opt_str_arg, str_arg};
 use super::result::{FfiError, FfiResult, wsb_result};
+use crate::broker::SlowConsumerPolicy;
 use crate::config::ServerConfig;
 use crate::events::OverflowPolicy;
 
@@ -20,6 +21,13 @@ pub const WSB_DELIVERY_CALLBACK: u32 = 1;
 pub const WSB_OVERFLOW_DROP_NEWEST: u32 = 0;
 /// A full event queue discards its oldest event.
 pub const WSB_OVERFLOW_DROP_OLDEST: u32 = 1;
+
+/// Slow-consumer policy: close the session with an ERROR (default).
+pub const WSB_SLOW_CONSUMER_DISCONNECT: u32 = 0;
+/// Slow-consumer policy: drop the subscription's oldest queued message.
+pub const WSB_SLOW_CONSUMER_DROP_OLDEST: u32 = 1;
+/// Slow-consumer policy: drop the new message.
+pub const WSB_SLOW_CONSUMER_DROP_NEWEST: u32 = 2;
 
 /// The settings of a server. Create with `wsb_config_new`, free with `wsb_config_free`; one
 /// config may create several servers. Not thread-safe: use it from one thread at a time.
@@ -514,6 +522,35 @@ pub unsafe extern "C" fn wsb_config_set_event_queue(
                 }
             };
             c.queue_capacity = capacity;
+            Ok(())
+        })
+    })
+}
+
+/// What a broadcast subscription in auto ack mode does when its connection's outbound queue
+/// is full (`WSB_SLOW_CONSUMER_*`; a SUBSCRIBE may choose with an `overflow-policy` header).
+/// Drops are counted in `wsb_stats.dropped`; queue and client-ack subscriptions always
+/// disconnect (they are flow controlled instead).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_slow_consumer_policy(
+    config: *mut wsb_config,
+    policy: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.slow_consumer_policy = match policy {
+                WSB_SLOW_CONSUMER_DISCONNECT => SlowConsumerPolicy::Disconnect,
+                WSB_SLOW_CONSUMER_DROP_OLDEST => SlowConsumerPolicy::DropOldest,
+                WSB_SLOW_CONSUMER_DROP_NEWEST => SlowConsumerPolicy::DropNewest,
+                other => {
+                    return Err(FfiError::invalid(format!(
+                        "policy: {other} is not a WSB_SLOW_CONSUMER_* value"
+                    )));
+                }
+            };
             Ok(())
         })
     })

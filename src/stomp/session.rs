@@ -18,7 +18,7 @@ use super::encoder::encode;
 use super::frame::{Command, Frame};
 use super::version::{Version, negotiate};
 use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
-use crate::broker::{AckMode, Message, SubscribeSpec, destination, stats};
+use crate::broker::{AckMode, Message, SlowConsumerPolicy, SubscribeSpec, destination, stats};
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::hooks::{
@@ -633,11 +633,20 @@ impl Session {
             &self.engine.config.user_prefix,
             self.user.as_deref(),
         )?;
+        let policy = match frame.header("overflow-policy") {
+            None => self.engine.config.slow_consumer_policy,
+            Some(v) => SlowConsumerPolicy::parse(v).ok_or_else(|| {
+                Refusal::new(format!(
+                    "invalid overflow-policy '{v}': expected disconnect, drop-oldest or drop-newest"
+                ))
+            })?,
+        };
         let spec = SubscribeSpec {
             id,
             route,
             ack,
             prefetch,
+            policy,
         };
         if self.engine.wants_subscribe_decision() {
             let request = SubscribeRequest {
