@@ -15,6 +15,8 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod host;
 pub mod server;
