@@ -111,6 +111,11 @@ fn parse_options() -> Result<Options, String> {
     };
     let mut latency_secs: Option<f64> = None;
     let mut rounds: Option<usize> = None;
+    // `cargo test --all-targets` runs this binary without `--bench` (and with a debug broker):
+    // a one-round, 1/10-size smoke run then, so the tests stay fast.
+    if !std::env::args().any(|a| a == "--bench") {
+        opts.quick = true;
+    }
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));

@@ -441,8 +441,14 @@ fn report(label: &str, conns: usize, f: &Figures) {
 }
 
 fn main() -> ExitCode {
-    let mut conns = 10_000usize;
-    let mut arenas: Vec<Option<u32>> = vec![None, Some(2)];
+    // `cargo test --all-targets` runs this binary without `--bench`: a small smoke run then.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let mut conns = if smoke { 200usize } else { 10_000 };
+    let mut arenas: Vec<Option<u32>> = if smoke {
+        vec![None]
+    } else {
+        vec![None, Some(2)]
+    };
     let mut external: Option<(SocketAddr, u32)> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

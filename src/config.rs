@@ -114,7 +114,9 @@ impl Default for ServerConfig {
             max_headers: 64,
             max_header_length: 8 * 1024,
             max_connections: 10_000,
-            max_connections_per_ip: 1_000,
+            // As many as the global limit: a proxy or NAT puts every client behind one
+            // address, so the per-address limit is opt-in (lower it for direct exposure).
+            max_connections_per_ip: 10_000,
             max_subscriptions_per_session: 1024,
             max_outbound_messages: 16 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
