@@ -188,13 +188,7 @@ impl Outbox {
             self.closed.notify_waiters();
             return Err(PushError::Overflow);
         }
-        inner.bytes += weight;
-        let was_empty = inner.items.is_empty();
-        inner.items.push_back(item);
-        drop(inner);
-        if was_empty {
-            self.notify.notify_one();
-        }
+        self.append(inner, item, weight);
         Ok(())
     }
 
@@ -228,6 +222,12 @@ impl Outbox {
             inner.bytes -= old.weight();
             dropped += 1;
         }
+        self.append(inner, item, weight);
+        Ok(dropped)
+    }
+
+    /// Adds an item that fits, waking the writer when the queue was empty.
+    fn append(&self, mut inner: parking_lot::MutexGuard<'_, Inner>, item: Outbound, weight: usize) {
         inner.bytes += weight;
         let was_empty = inner.items.is_empty();
         inner.items.push_back(item);
@@ -235,7 +235,6 @@ impl Outbox {
         if was_empty {
             self.notify.notify_one();
         }
-        Ok(dropped)
     }
 
     /// Queues a close after everything already queued (bypassing the bound). Returns false if
