@@ -435,11 +435,7 @@ impl Server {
     /// answers the sender with an ERROR.
     pub fn route_app_to_events(&self, pattern: &str) -> Result<()> {
         let engine = Arc::downgrade(&self.engine);
-        if !self.engine.has_event_sink() {
-            return Err(Error::InvalidArgument(
-                "event delivery is off: call enable_events or enable_event_callback first".into(),
-            ));
-        }
+        self.require_event_sink()?;
         self.handle_app(pattern, move |message, _| {
             let engine = engine.upgrade().ok_or("server is gone")?;
             if engine.emit(Event::AppMessage(message.clone())) {
@@ -451,14 +447,19 @@ impl Server {
         Ok(())
     }
 
+    fn require_event_sink(&self) -> Result<()> {
+        if self.engine.has_event_sink() {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(
+            "event delivery is off: call enable_events or enable_event_callback first".into(),
+        ))
+    }
+
     /// Subscribes the host to `pattern` through the event queue: each matching message becomes
     /// an [`Event::Message`] carrying the returned id.
     pub fn subscribe_events(&self, pattern: &str) -> Result<HostSubscriptionId> {
-        if !self.engine.has_event_sink() {
-            return Err(Error::InvalidArgument(
-                "event delivery is off: call enable_events or enable_event_callback first".into(),
-            ));
-        }
+        self.require_event_sink()?;
         let engine = Arc::downgrade(&self.engine);
         let id = self
             .engine
