@@ -50,6 +50,8 @@
  *     them, stay valid until the next poll call on the same server from the same thread, or
  *     until wsb_server_free.
  *   - The event (and error_buf) passed to a callback are valid only during that call.
+ *   - The wsb_upgrade_request and wsb_upgrade_decision passed to the upgrade callback, and
+ *     the strings the wsb_upgrade_request_* accessors return, are valid only during that call.
  *   - Strings returned by wsb_version and wsb_result_str are static.
  *
  * Thread safety
@@ -59,7 +61,8 @@
  *     _answer_subscribe). Several threads may poll one server; each event is delivered once.
  *   - A wsb_config is not thread-safe: use it from one thread at a time.
  *   - Callbacks run on wsbroker's threads: the event callback (callback mode), application
- *     handlers and the wake callback on the server's runtime threads ("wsbroker-worker");
+ *     handlers, the upgrade callback and the wake callback on the server's runtime threads
+ *     ("wsbroker-worker");
  *     host-subscription callbacks on the publishing thread (a runtime thread for client
  *     SENDs, the host's own thread for its publishes); the log callback on the thread that
  *     logged; drop callbacks on whichever thread releases the registration. user_data must
@@ -202,6 +205,14 @@ typedef struct wsb_config wsb_config;
 // call is thread-safe.
 typedef struct wsb_server wsb_server;
 
+// The answer to a `wsb_upgrade_callback` (opaque): set it with `wsb_upgrade_accept` or
+// `wsb_upgrade_reject`; the last call wins. Left unset, the request is refused with 403.
+typedef struct wsb_upgrade_decision wsb_upgrade_decision;
+
+// A WebSocket upgrade request, as a `wsb_upgrade_callback` sees it (opaque). Valid only
+// during the callback, and on the callback's thread; so is every string its accessors return.
+typedef struct wsb_upgrade_request wsb_upgrade_request;
+
 // Receives a log record: `level` is a `WSB_LOG_*` value, `target` the Rust module path and
 // `message` the formatted text (both NUL-terminated, valid during the call). Runs on the
 // thread that logged; must not call wsbroker functions.
@@ -308,6 +319,16 @@ typedef int32_t (*wsb_app_callback)(void *user_data,
                                     const struct wsb_event *event,
                                     char *error_buf,
                                     size_t error_cap);
+
+// Decides on a WebSocket upgrade request (registered with `wsb_server_set_upgrade_callback`):
+// inspect `request` with the `wsb_upgrade_request_*` accessors and answer through `decision`.
+// Runs on a server runtime thread ("wsbroker-worker") while that connection's handshake waits,
+// possibly on several threads at once for concurrent handshakes; it must return quickly and
+// must not block on the network. It may publish and call other `wsb_server_*` functions except
+// `wsb_server_stop` / `wsb_server_free`. Both pointers are valid only during the call.
+typedef void (*wsb_upgrade_callback)(void *user_data,
+                                     const struct wsb_upgrade_request *request,
+                                     struct wsb_upgrade_decision *decision);
 
 #ifdef __cplusplus
 extern "C" {
@@ -800,6 +821,100 @@ enum wsb_result wsb_server_poll_timeout(struct wsb_server *server,
                                         size_t max_events,
                                         uint32_t timeout_ms,
                                         size_t *out_count);
+
+// The request path without the query (e.g. "/ws"). Writes a NUL-terminated string (valid
+// during the callback) to `*out` and its length to `*out_len`.
+//
+// # Safety
+// `request` is NULL or the callback's request; `out` and `out_len` are NULL or writable.
+enum wsb_result wsb_upgrade_request_path(const struct wsb_upgrade_request *request,
+                                         const char **out,
+                                         size_t *out_len);
+
+// The raw query string (after `?`, not decoded). No query: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_path`.
+enum wsb_result wsb_upgrade_request_query(const struct wsb_upgrade_request *request,
+                                          const char **out,
+                                          size_t *out_len);
+
+// A query parameter by name, percent-decoded ("+" as a space), e.g. the `token` of
+// "/ws?token=abc". Absent, or not UTF-8 once decoded: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_path`; `name` is NULL or valid for `name_len` bytes.
+enum wsb_result wsb_upgrade_request_query_param(const struct wsb_upgrade_request *request,
+                                                const char *name,
+                                                size_t name_len,
+                                                const char **out,
+                                                size_t *out_len);
+
+// The first value of a request header, by name in any case (e.g. "Authorization",
+// "Origin"). Absent: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_query_param`.
+enum wsb_result wsb_upgrade_request_header(const struct wsb_upgrade_request *request,
+                                           const char *name,
+                                           size_t name_len,
+                                           const char **out,
+                                           size_t *out_len);
+
+// A cookie from the request's `Cookie` header(s), by exact name (surrounding double quotes
+// removed). Absent: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_query_param`.
+enum wsb_result wsb_upgrade_request_cookie(const struct wsb_upgrade_request *request,
+                                           const char *name,
+                                           size_t name_len,
+                                           const char **out,
+                                           size_t *out_len);
+
+// The peer address, e.g. "127.0.0.1:53412" or "[::1]:53412". Unknown: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_path`.
+enum wsb_result wsb_upgrade_request_remote_addr(const struct wsb_upgrade_request *request,
+                                                const char **out,
+                                                size_t *out_len);
+
+// Accepts the upgrade, as `principal` (copied; NULL: no principal). The principal becomes
+// the STOMP session's user ("/user/..." destinations, the subscribe decision's user) unless
+// the connect decision names another one.
+//
+// # Safety
+// `decision` is NULL or the callback's decision; `principal` is NULL or valid for
+// `principal_len` bytes.
+enum wsb_result wsb_upgrade_accept(struct wsb_upgrade_decision *decision,
+                                   const char *principal,
+                                   size_t principal_len);
+
+// Refuses the upgrade with HTTP `status` (400-499: 401 when the client did not prove who it
+// is, 403 when it may not connect; others are `WSB_ERR_INVALID_ARGUMENT`) and a one-line
+// `reason` (copied) sent as the response body.
+//
+// # Safety
+// `decision` is NULL or the callback's decision; `reason` is NULL or valid for `reason_len`
+// bytes.
+enum wsb_result wsb_upgrade_reject(struct wsb_upgrade_decision *decision,
+                                   uint16_t status,
+                                   const char *reason,
+                                   size_t reason_len);
+
+// Sets the upgrade callback, which decides on every WebSocket upgrade request (after the
+// protocol, path and Origin checks) — replacing an earlier one, whose drop runs once no call
+// of it is in progress. With `cb` NULL the hook is removed (every request is accepted
+// without a principal) and a given `drop(user_data)` runs at once. Plain-TCP STOMP
+// connections have no upgrade and are not asked. May be called before or after start.
+//
+// # Safety
+// `server` is NULL or a live server; `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_server_set_upgrade_callback(struct wsb_server *server,
+                                                wsb_upgrade_callback cb,
+                                                void *user_data,
+                                                wsb_drop_callback drop);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -355,6 +355,12 @@ impl Server {
         self.engine.hooks.set_upgrade(Some(Arc::new(hook)));
     }
 
+    /// Removes the upgrade hook: every request that passes the protocol checks is accepted
+    /// without a principal.
+    pub fn clear_upgrade_hook(&self) {
+        self.engine.hooks.set_upgrade(None);
+    }
+
     /// Decides on every CONNECT (default: accept, user = `login`).
     pub fn on_connect(
         &self,

@@ -37,6 +37,8 @@ mod config;
 
 mod server;
 
+mod upgrade;
+
 mod convert;
 
 pub use callbacks::{
@@ -51,6 +53,7 @@ pub use events::{
 pub use log::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};
 pub use server::*;
+pub use upgrade::*;
 
 use std::ffi::c_char;
 

@@ -183,10 +183,11 @@ class _RawBase:
 class WsClient(_RawBase):
     """Raw STOMP frames over the `websockets` library (subprotocol v12.stomp)."""
 
-    def __init__(self, url: str, origin: Optional[str] = None) -> None:
+    def __init__(self, url: str, origin: Optional[str] = None,
+                 headers: Optional[Dict[str, str]] = None) -> None:
         super().__init__()
         self.ws = ws_connect(url, subprotocols=["v12.stomp"], open_timeout=TIMEOUT, close_timeout=2,
-                             origin=origin, legacy=True)
+                             origin=origin, additional_headers=headers, legacy=True)
 
     def _recv_bytes(self, timeout: float) -> bytes:
         data = self.ws.recv(timeout=timeout)

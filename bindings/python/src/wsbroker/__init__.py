@@ -94,6 +94,7 @@ from ._events import (
     Transport,
 )
 from ._server import Server, Subscription, set_native_log_level
+from ._upgrade import UpgradeRequest
 
 __version__ = "0.1.0"
 
@@ -138,6 +139,7 @@ __all__ = [
     "SubscribeEvent",
     "Subscription",
     "Transport",
+    "UpgradeRequest",
     "last_error",
     "result_str",
     "set_native_log_level",

@@ -152,6 +152,21 @@ def _app_trampoline(data: Optional[int], event: Any, error_buf: Optional[int], e
         _leave()
 
 
+@_ffi.UpgradeCallback
+def _upgrade_trampoline(data: Optional[int], request: Optional[int], decision: Optional[int]) -> None:
+    # Nothing written into `decision` refuses the upgrade (403): the safe outcome of a
+    # handler that is gone or failed.
+    _enter()
+    try:
+        target = _lookup(data)
+        if target is not None and request and decision:
+            target(request, decision)
+    except BaseException:  # noqa: BLE001
+        log.exception("wsbroker: upgrade callback failed")
+    finally:
+        _leave()
+
+
 _LOG_LEVELS = {
     _ffi.WSB_LOG_ERROR: logging.ERROR,
     _ffi.WSB_LOG_WARN: logging.WARNING,
@@ -186,9 +201,11 @@ NULL_DROP = _ffi.DropCallback()
 NULL_EVENT = _ffi.EventCallback()
 NULL_APP = _ffi.AppCallback()
 NULL_LOG = _ffi.LogCallback()
+NULL_UPGRADE = _ffi.UpgradeCallback()
 
 drop = _drop_trampoline
 wake = _wake_trampoline
 event = _event_trampoline
 app = _app_trampoline
 log_cb = _log_trampoline
+upgrade = _upgrade_trampoline

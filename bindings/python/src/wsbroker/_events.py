@@ -129,12 +129,15 @@ class Reject(Exception):
     """Refuses a connect, a subscription or an application message with ``message``.
 
     Return it (``return wsbroker.Reject("bad credentials")``) or raise it from a handler; the
-    client receives an ERROR frame carrying the message.
+    client receives an ERROR frame carrying the message. From ``on_upgrade`` it refuses the
+    WebSocket upgrade with HTTP ``status`` (401: not authenticated, 403: not allowed; the
+    default) and ``message`` as the response body.
     """
 
-    def __init__(self, message: str = "refused") -> None:
+    def __init__(self, message: str = "refused", status: int = 403) -> None:
         super().__init__(message)
         self.message = message
+        self.status = int(status)
 
 
 @dataclass(frozen=True)

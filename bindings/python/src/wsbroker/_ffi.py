@@ -176,6 +176,8 @@ WakeCallback = CFUNCTYPE(None, c_void_p)
 EventCallback = CFUNCTYPE(None, c_void_p, POINTER(WsbEvent))
 AppCallback = CFUNCTYPE(c_int32, c_void_p, POINTER(WsbEvent), c_void_p, c_size_t)
 LogCallback = CFUNCTYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
+#: (user_data, const wsb_upgrade_request *, wsb_upgrade_decision *): both opaque.
+UpgradeCallback = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
 
 # ---------------------------------------------------------------------------------------------
 # Functions: name -> (restype, argtypes). Opaque handles (wsb_config *, wsb_server *) are c_void_p.
@@ -244,6 +246,19 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_server_unsubscribe": (_res, [_srv, c_uint64]),
     "wsb_server_handle_app": (_res, [_srv, _str, _len, AppCallback, c_void_p, DropCallback]),
     "wsb_server_remove_app": (_res, [_srv, _str, _len]),
+    # handshake-level auth (the request/decision pointers are valid during the callback only)
+    "wsb_server_set_upgrade_callback": (_res, [_srv, UpgradeCallback, c_void_p, DropCallback]),
+    "wsb_upgrade_request_path": (_res, [c_void_p, POINTER(c_char_p), POINTER(c_size_t)]),
+    "wsb_upgrade_request_query": (_res, [c_void_p, POINTER(c_char_p), POINTER(c_size_t)]),
+    "wsb_upgrade_request_query_param": (
+        _res,
+        [c_void_p, _str, _len, POINTER(c_char_p), POINTER(c_size_t)],
+    ),
+    "wsb_upgrade_request_header": (_res, [c_void_p, _str, _len, POINTER(c_char_p), POINTER(c_size_t)]),
+    "wsb_upgrade_request_cookie": (_res, [c_void_p, _str, _len, POINTER(c_char_p), POINTER(c_size_t)]),
+    "wsb_upgrade_request_remote_addr": (_res, [c_void_p, POINTER(c_char_p), POINTER(c_size_t)]),
+    "wsb_upgrade_accept": (_res, [c_void_p, _str, _len]),
+    "wsb_upgrade_reject": (_res, [c_void_p, c_uint16, _str, _len]),
     # decisions
     "wsb_server_accept": (_res, [_srv, c_uint64, _str, _len]),
     "wsb_server_reject": (_res, [_srv, c_uint64, _str, _len]),

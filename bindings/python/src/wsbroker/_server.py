@@ -29,7 +29,7 @@ from typing import (
     Union,
 )
 
-from . import _callbacks, _ffi
+from . import _callbacks, _ffi, _upgrade
 from ._errors import (
     AlreadyStarted,
     CalledFromCallback,
@@ -54,6 +54,7 @@ from ._events import (
     stats_from,
 )
 from ._pattern import matches
+from ._upgrade import UpgradeHandler, UpgradeRequest
 
 log = logging.getLogger("wsbroker")
 lib = _ffi.lib
@@ -188,6 +189,7 @@ class Server:
         worker_threads: Optional[int] = None,
         on_connect: Optional[ConnectHandler] = None,
         on_subscribe: Optional[SubscribeHandler] = None,
+        on_upgrade: Optional[UpgradeHandler] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
         on_wake: Optional[Callable[[], Any]] = None,
     ) -> None:
@@ -202,6 +204,10 @@ class Server:
         self._defer_subscribe = bool(defer_subscribe)
         self._on_connect: Optional[ConnectHandler] = on_connect
         self._on_subscribe: Optional[SubscribeHandler] = on_subscribe
+        if on_upgrade is not None and not callable(on_upgrade):
+            raise TypeError("on_upgrade must be callable")
+        self._on_upgrade: Optional[UpgradeHandler] = on_upgrade
+        self._upgrade_slot: Optional[int] = None
         #: Called with every event in callback mode (on a runtime thread), after the built-in
         #: handling (on_connect, on_subscribe, handlers). Ignored in poll mode, where
         #: ``poll()``/``aevents()`` return the events.
@@ -317,6 +323,8 @@ class Server:
                 self._ptr = out.value
                 lib.wsb_config_free(cfg)  # the callbacks were moved into the server
                 self._config = None
+                if self._on_upgrade is not None:
+                    self._register_upgrade()
                 for route in list(self._app_routes):
                     self._register_app(route)
                 pending, self._pending_subs = self._pending_subs, []
@@ -396,6 +404,7 @@ class Server:
         self._pending_subs.clear()
         self._on_connect = None
         self._on_subscribe = None
+        self._on_upgrade = None
         self.on_event = None
         self.on_wake = None
         self._events_buf = None
@@ -562,6 +571,79 @@ class Server:
     def on_subscribe(self, fn: Optional[SubscribeHandler]) -> None:
         self._set_before_start("on_subscribe", fn)
         self._on_subscribe = fn
+
+    @property
+    def on_upgrade(self) -> Optional[UpgradeHandler]:
+        """Decides on every WebSocket upgrade request, before the STOMP CONNECT (browsers cannot
+        set headers, so this is where a cookie or a ``?token=`` query is checked). Called with
+        an :class:`UpgradeRequest` (path, query, ``header()``, ``cookie()``,
+        ``query_param()``, remote_addr); returns ``None``/``True`` (accept), a ``str`` or an
+        :class:`Accept` (accept as that principal: the STOMP session's user unless
+        ``on_connect`` names another), ``False`` or a :class:`Reject` ``(reason, status=401)``
+        (refuse with HTTP 401/403); raising :class:`Reject` refuses too, any other exception
+        refuses with 403 and is collected as a callback error.
+
+        In both modes it runs synchronously on a runtime thread while the handshake waits (an
+        upgrade cannot wait for ``poll()``): keep it quick. May be set or replaced at any time
+        (``None`` removes it); plain-TCP STOMP connections are not asked."""
+        return self._on_upgrade
+
+    @on_upgrade.setter
+    def on_upgrade(self, fn: Optional[UpgradeHandler]) -> None:
+        if fn is not None and not callable(fn):
+            raise TypeError("on_upgrade must be callable")
+        with self._cond:
+            if self._state == "closed" or self._closing:
+                raise NotRunning("server is closed")
+            self._on_upgrade = fn
+            if self._state == "running":
+                self._acquire()
+                try:
+                    self._register_upgrade()
+                finally:
+                    self._release()
+
+    def _register_upgrade(self) -> None:
+        """Registers (or, with no handler, removes) the C upgrade callback; C drops the slot of
+        the one it replaces."""
+        old, self._upgrade_slot = self._upgrade_slot, None
+        if self._on_upgrade is None:
+            code = lib.wsb_server_set_upgrade_callback(self._ptr, _callbacks.NULL_UPGRADE, None,
+                                                       _callbacks.NULL_DROP)
+        else:
+            slot = self._new_slot(_callbacks.ServerSlot(self, "_on_upgrade_cb"))
+            code = lib.wsb_server_set_upgrade_callback(self._ptr, _callbacks.upgrade,
+                                                       _callbacks.user_data(slot), _callbacks.drop)
+            if code != _ffi.WSB_OK:
+                _callbacks.release(slot)
+                self._slots.pop(slot, None)
+                self._upgrade_slot = old
+                raise error_for(code, "upgrade callback")
+            self._upgrade_slot = slot
+        self._slots.pop(old, None)  # released by C's drop
+        if code != _ffi.WSB_OK:
+            raise error_for(code, "upgrade callback")
+
+    def _on_upgrade_cb(self, _key: Any, request: int, decision: int) -> None:
+        fn = self._on_upgrade
+        if fn is None:  # removed while this handshake was in flight
+            _upgrade.apply(decision, None)
+            return
+        req = UpgradeRequest(request)
+        try:
+            try:
+                result = fn(req)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise TypeError("on_upgrade must not be async: the handshake waits for its answer")
+            except Reject as refusal:
+                result = refusal
+            _upgrade.apply(decision, result)
+        except BaseException as exc:  # noqa: BLE001 - the decision stays unset: refused (403)
+            self._record(exc, "on_upgrade")
+        finally:
+            req._invalidate()
 
     def _set_before_start(self, name: str, fn: Any) -> None:
         if fn is not None and not callable(fn):
