@@ -13,9 +13,12 @@
 #    @stomp/stompjs in tests/interop/node/node_modules; both installed here if missing) and
 #    assert both exit codes (the example: 0 after --exit-after or after SIGTERM)
 # 3. the same pairs with the example under valgrind (no invalid accesses, no definite leaks)
+# 4. the same pairs with the examples built with AddressSanitizer (-fsanitize=address, leak
+#    detection on; linking the release libwsbroker.so, whose Rust code is not instrumented:
+#    this checks the C side, and LeakSanitizer still sees every malloc, Rust's included)
 #
 # Environment: CC (default cc), CXX (default c++), C_TESTS_VALGRIND=0 skips step 3,
-# CARGO_TARGET_DIR. Logs and binaries go to target/c-tests/. Last line: `c-tests: N passed, N failed`.
+# C_TESTS_ASAN=0 skips step 4, CARGO_TARGET_DIR. Logs and binaries go to target/c-tests/. Last line: `c-tests: N passed, N failed`.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -32,7 +35,7 @@ CLIENT_DIR="$REPO_ROOT/tests/c"
 OUT="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/c-tests"
 PY="$VENV_DIR/bin/python"
 CFLAGS_STRICT=(-std=c99 -Wall -Wextra -Werror -O1 -g -I"$INCLUDE_DIR")
-EXAMPLES=(chat_server game_loop auth)
+EXAMPLES=(chat_server game_loop auth browser_auth)
 VALGRIND_SUPP="$CLIENT_DIR/valgrind.supp"   # optional suppressions (none needed so far)
 
 PASSED=0
@@ -62,7 +65,7 @@ need python3
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/logs"
 
-banner "c-tests 1/3 compile the C examples"
+banner "c-tests 1/4 compile the C examples"
 ensure_venv
 ensure_node_deps
 for ex in "${EXAMPLES[@]}"; do
@@ -145,9 +148,9 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Running an example with its client.
 #   run_case NAME VG STOP CLIENT -- EXAMPLE_BINARY ARGS...
-#   VG: 0 native, 1 under valgrind. STOP: "exit" (the example must exit 0 by itself, via
+#   VG: 0 native, 1 under valgrind, 2 built with ASan. STOP: "exit" (the example must exit 0 by itself, via
 #   --exit-after) or "term" (SIGTERM after the client finished; must exit 0).
-#   CLIENT: chat | chat-final | game | auth
+#   CLIENT: chat | chat-final | game | auth | browser
 # ---------------------------------------------------------------------------------------------
 run_case() {
   local name="$1" vg="$2" stop="$3" client="$4"; shift 5
@@ -163,6 +166,9 @@ run_case() {
     cmd=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
          --track-origins=no --num-callers=30 --log-file="$base.valgrind" "${cmd[@]}")
     [[ -f "$VALGRIND_SUPP" ]] && cmd=("${cmd[0]}" --suppressions="$VALGRIND_SUPP" "${cmd[@]:1}")
+  elif [[ "$vg" == 2 ]]; then
+    # Distinct exit codes for sanitizer findings; reports go to the example's stderr log.
+    cmd=(env ASAN_OPTIONS=detect_leaks=1:exitcode=98 LSAN_OPTIONS=exitcode=97 "${cmd[@]}")
   fi
   : >"$base.stdout"
   "${cmd[@]}" >"$base.stdout" 2>"$base.stderr" </dev/null &
@@ -187,6 +193,7 @@ run_case() {
     chat) timeout "$client_limit" "$PY" "$CLIENT_DIR/chat_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
     chat-final) timeout "$client_limit" "$PY" "$CLIENT_DIR/chat_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" --final "${slow[@]}" ;;
     auth) timeout "$client_limit" "$PY" "$CLIENT_DIR/auth_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
+    browser) timeout "$client_limit" "$PY" "$CLIENT_DIR/browser_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
     game) timeout "$client_limit" node "$CLIENT_DIR/game_client.mjs" --ws "$ws" --mode "$mode" "${slow[@]}" ;;
     none) true ;;
   esac >"$base.client" 2>&1 || client_rc=$?
@@ -205,7 +212,13 @@ run_case() {
   if [[ -n "$hung" ]]; then
     problems+=("example $hung")
   elif [[ "$example_rc" -ne 0 ]]; then
-    problems+=("example exit code $example_rc (expected 0$([[ "$example_rc" == 99 ]] && echo "; 99 = valgrind found errors" || true))")
+    local why=""
+    case "$vg:$example_rc" in
+      1:99) why="; 99 = valgrind found errors" ;;
+      2:98) why="; 98 = AddressSanitizer found errors" ;;
+      2:97) why="; 97 = LeakSanitizer found leaks" ;;
+    esac
+    problems+=("example exit code $example_rc (expected 0$why)")
   fi
   if [[ "$client_rc" -ne 0 ]]; then
     problems+=("client exit code $client_rc$([[ "$client_rc" == 124 ]] && echo " (timed out after ${client_limit}s)" || true)")
@@ -228,7 +241,7 @@ run_case() {
 
 VG_SUMMARIES=()
 run_all() {
-  local vg="$1" label="$2" b="$OUT/bin"
+  local vg="$1" label="$2" b="${3:-$OUT/bin}"
   local mode
   for mode in poll callback; do
     if [[ "$mode" == poll ]]; then
@@ -243,10 +256,12 @@ run_all() {
       "$b/game_loop" --port 0 --tcp-port 0 --mode "$mode"
     run_case "$label auth --mode $mode + auth_client.py, SIGTERM" "$vg" term auth -- \
       "$b/auth" --port 0 --tcp-port 0 --mode "$mode"
+    run_case "$label browser_auth --mode $mode + browser_client.py, SIGTERM" "$vg" term browser -- \
+      "$b/browser_auth" --port 0 --tcp-port 0 --mode "$mode"
   done
 }
 
-banner "c-tests 2/3 run the examples against stomp.py and @stomp/stompjs"
+banner "c-tests 2/4 run the examples against stomp.py, websockets and @stomp/stompjs"
 for ex in "${EXAMPLES[@]}"; do
   [[ -x "$OUT/bin/$ex" ]] || die "$ex was not built; see the compile failures above"
 done
@@ -277,7 +292,7 @@ else
   fail "auth --port <taken> exits 1 with WSB_ERR_ADDRESS_IN_USE" "exit code $rc"; tail_log "$OUT/logs/address-in-use.stderr"
 fi
 
-banner "c-tests 3/3 the same under valgrind"
+banner "c-tests 3/4 the same under valgrind"
 if [[ "${C_TESTS_VALGRIND:-1}" == 0 ]]; then
   log "C_TESTS_VALGRIND=0: skipped"
 else
@@ -288,6 +303,23 @@ else
   run_all 1 "valgrind"
   printf '\nvalgrind summaries:\n'
   for s in "${VG_SUMMARIES[@]}"; do printf '  %s\n' "$s"; done
+fi
+
+banner "c-tests 4/4 the same with the examples built with AddressSanitizer"
+if [[ "${C_TESTS_ASAN:-1}" == 0 ]]; then
+  log "C_TESTS_ASAN=0: skipped"
+else
+  mkdir -p "$OUT/bin/asan"
+  asan_ok=1
+  for ex in "${EXAMPLES[@]}"; do
+    check_build "cc -fsanitize=address $ex.c" \
+      "$CC" "${CFLAGS_STRICT[@]}" -fsanitize=address -fno-omit-frame-pointer "$EX_DIR/$ex.c" \
+      -o "$OUT/bin/asan/$ex" -L"$LIB_DIR" -lwsbroker -Wl,-rpath,"$LIB_DIR" -pthread
+    [[ -x "$OUT/bin/asan/$ex" ]] || asan_ok=0
+  done
+  if ((asan_ok)); then
+    run_all 2 "asan" "$OUT/bin/asan"
+  fi
 fi
 
 CURRENT_STEP="summary"
