@@ -142,6 +142,13 @@
 // Events were lost because the event queue was full; `dropped` counts them.
 #define WSB_EVENT_OVERFLOW 6
 
+// Messages for one client subscription were dropped by a limit (a drop-oldest/drop-newest
+// slow-consumer policy, a slow consumer disconnected with its queue, an unacknowledged
+// limit): `session`, `dropped` (how many since the last such event for this subscription),
+// `destination` (of the last one dropped) and one header, `subscription` (the client's
+// subscription id). Coalesced: at most one per subscription every 250 ms.
+#define WSB_EVENT_MESSAGES_DROPPED 7
+
 // Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 #define WSB_DELIVERY_POLL 0
 
@@ -253,11 +260,12 @@ typedef struct wsb_event {
     uint32_t kind;
     // `WSB_TRANSPORT_*` for CONNECT and DISCONNECT, else 0.
     uint32_t transport;
-    // CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session id; 0 otherwise.
+    // CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE, MESSAGES_DROPPED: the session id; 0
+    // otherwise.
     uint64_t session;
     // MESSAGE: the host subscription id; 0 otherwise.
     uint64_t subscription;
-    // OVERFLOW: number of events lost.
+    // OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     uint64_t dropped;
     // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user (may be absent).
     const char *user;
@@ -268,13 +276,14 @@ typedef struct wsb_event {
     // CONNECT: the `passcode` header (may be absent).
     const char *passcode;
     size_t passcode_len;
-    // SUBSCRIBE, APP_MESSAGE, MESSAGE: the destination.
+    // SUBSCRIBE, APP_MESSAGE, MESSAGE, MESSAGES_DROPPED: the destination.
     const char *destination;
     size_t destination_len;
     // CONNECT, DISCONNECT: the peer, "ip:port" (may be absent).
     const char *remote_addr;
     size_t remote_addr_len;
     // CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
+    // MESSAGES_DROPPED: `subscription`.
     const struct wsb_header *headers;
     size_t header_count;
     // APP_MESSAGE, MESSAGE: the body.

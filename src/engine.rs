@@ -133,6 +133,14 @@ impl Engine {
         self.events.get().is_some_and(|sink| sink.emit(event))
     }
 
+    /// Reports the messages dropped since the last call, one event per subscription (taken
+    /// even without event delivery, so the tallies stay bounded).
+    pub fn report_drops(&self) {
+        for report in self.counters().drops.take() {
+            self.emit(Event::MessagesDropped(report));
+        }
+    }
+
     /// Whether a SUBSCRIBE must wait for a decision (a subscribe hook, or deferred to events).
     pub fn wants_subscribe_decision(&self) -> bool {
         self.hooks.has_subscribe_hook() || self.events.get().is_some_and(|sink| sink.defers(false))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
-use crate::broker::Message;
+use crate::broker::{DropReport, Message};
 use crate::hooks::{AppMessage, ConnectRequest, SessionInfo, SubscribeRequest};
 
 /// Something the host is told or asked.
@@ -38,6 +38,9 @@ pub enum Event {
         /// Events discarded since the last `Overflow` event.
         dropped: u64,
     },
+    /// Messages for one subscription were dropped by a limit (see `Stats::dropped`): at most
+    /// one per subscription every `DROP_REPORT_INTERVAL`, counting the drops since the last.
+    MessagesDropped(DropReport),
 }
 
 /// What a full queue does with one more event.

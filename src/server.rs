@@ -128,6 +128,7 @@ impl Server {
             allowed_origins: config.allowed_origins.clone(),
             ..HandshakeConfig::default()
         });
+        runtime.spawn(report_drops(self.engine.clone(), shutdown_rx.clone()));
         {
             let _enter = runtime.enter();
             let ws = tokio::net::TcpListener::from_std(ws)?;
@@ -503,5 +504,21 @@ impl Drop for Server {
             return;
         }
         let _ = self.stop(DROP_GRACE);
+    }
+}
+
+/// Reports dropped messages to the host every `DROP_REPORT_INTERVAL` (coalesced per
+/// subscription), and once more when the server stops.
+async fn report_drops(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::broker::DROP_REPORT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => engine.report_drops(),
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                engine.report_drops();
+                return;
+            }
+        }
     }
 }

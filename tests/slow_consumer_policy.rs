@@ -1,9 +1,15 @@
 //! Per-subscription slow-consumer policies: disconnect (default), drop-oldest, drop-newest.
 
+mod common;
 mod session_common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 use session_common::{Client, body, engine, engine_with, frame};
-use wsbroker::broker::SlowConsumerPolicy;
+use wsbroker::broker::{DropReport, SlowConsumerPolicy};
+use wsbroker::events::{Event, EventQueue, EventQueueConfig, EventSink};
 use wsbroker::stomp::Command;
 
 /// A connected client whose outbox holds at most `max` items.
@@ -126,4 +132,171 @@ fn queues_and_client_ack_subscriptions_are_never_dropped_silently() {
             ("overflow-policy", "sometimes"),
         ],
     ));
+}
+
+/// An engine whose events go to a queue the test polls.
+fn engine_with_events(
+    f: impl FnOnce(&mut wsbroker::ServerConfig),
+) -> (Arc<wsbroker::engine::Engine>, Arc<EventQueue>) {
+    let engine = engine_with(f);
+    let queue = Arc::new(EventQueue::new(EventQueueConfig::default()));
+    engine
+        .set_event_sink(EventSink::Queue(queue.clone()))
+        .expect("first sink");
+    (engine, queue)
+}
+
+fn drop_reports(queue: &EventQueue) -> Vec<DropReport> {
+    let mut events = Vec::new();
+    queue.poll(&mut events, 1000, Duration::ZERO);
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::MessagesDropped(report) => Some(report),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn drops_are_reported_to_the_host_once_per_subscription_per_report() {
+    let (engine, queue) = engine_with_events(|_| {});
+    let mut slow = small_client(&engine, 3);
+    subscribe(&mut slow, "log", "/topic/log", Some("drop-newest"));
+    subscribe(&mut slow, "px", "/topic/px", Some("drop-oldest"));
+    let session = slow.session.id();
+    publish_numbers(&engine, "/topic/log", 103);
+    publish_numbers(&engine, "/topic/px", 10);
+    assert!(drop_reports(&queue).is_empty(), "nothing until the report");
+
+    engine.report_drops();
+    let reports = drop_reports(&queue);
+    let summary: Vec<(u64, &str, &str, u64)> = reports
+        .iter()
+        .map(|r| (r.session, &*r.subscription, r.destination.as_str(), r.count))
+        .collect();
+    // 3 of /topic/log fit; then each /topic/px message evicts an older one of its own (none
+    // while the queue holds only /topic/log messages: the new one is dropped).
+    assert_eq!(
+        summary,
+        [
+            (session, "log", "/topic/log", 100),
+            (session, "px", "/topic/px", 10)
+        ]
+    );
+    assert_eq!(engine.counters().snapshot().dropped, 110);
+    engine.report_drops();
+    assert!(
+        drop_reports(&queue).is_empty(),
+        "each drop is reported once"
+    );
+}
+
+#[test]
+fn a_disconnected_slow_consumer_reports_the_messages_lost_with_its_queue() {
+    let (engine, queue) = engine_with_events(|_| {});
+    let mut slow = small_client(&engine, 3);
+    subscribe(&mut slow, "x", "/topic/x", None);
+    publish_numbers(&engine, "/topic/x", 4);
+    assert!(slow.outbox.is_closing());
+    engine.report_drops();
+    let reports = drop_reports(&queue);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((&*reports[0].subscription, reports[0].count), ("x", 4));
+    assert_eq!(engine.counters().snapshot().dropped, 4);
+}
+
+#[test]
+fn client_ack_queue_messages_of_a_slow_consumer_are_requeued_not_dropped() {
+    let (engine, queue) = engine_with_events(|_| {});
+    let mut slow = small_client(&engine, 2);
+    slow.subscribe("q", "/queue/jobs", "client");
+    publish_numbers(&engine, "/queue/jobs", 3);
+    assert!(slow.outbox.is_closing(), "the third did not fit");
+    slow.session.closed();
+    let stats = engine.counters().snapshot();
+    assert_eq!(stats.slow_consumer_disconnects, 1);
+    assert_eq!(
+        stats.dropped, 0,
+        "all three go back to the queue: none is lost"
+    );
+    assert_eq!(engine.broker.queue_depth("/queue/jobs"), 3);
+    engine.report_drops();
+    assert!(drop_reports(&queue).is_empty());
+
+    let mut next = small_client(&engine, 100);
+    next.subscribe("q", "/queue/jobs", "auto");
+    assert_eq!(
+        next.bodies(),
+        ["0", "1", "2"],
+        "redelivered to the next consumer"
+    );
+}
+
+/// Over real sockets: a TCP subscriber that never reads, under drop-newest, while the host
+/// publishes far more than its queue and socket buffers hold. The server's timer reports the
+/// drops; their sum is exactly the `dropped` counter, in fewer events than drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reports_drops_through_its_event_queue() {
+    let server = wsbroker::Server::new(wsbroker::ServerConfig {
+        max_outbound_messages: 8,
+        ..common::config()
+    })
+    .unwrap();
+    server.enable_events(EventQueueConfig::default()).unwrap();
+    server.start().unwrap();
+    let server = common::TestServer::from_server(server);
+    let mut slow = common::Client::tcp_small_buffer(server.tcp, 4096).await;
+    slow.connect_as(None).await;
+    slow.subscribe_with(
+        "/topic/flood",
+        "flood",
+        &[("overflow-policy", "drop-newest")],
+    )
+    .await;
+    let body = Bytes::from(vec![b'x'; 4096]);
+    for _ in 0..5000 {
+        server
+            .server
+            .publish("/topic/flood", &[], body.clone())
+            .unwrap();
+    }
+    let dropped = server.server.stats().dropped;
+    assert!(
+        dropped > 0,
+        "20 MB cannot fit in 8 queued frames and the socket buffers"
+    );
+
+    let (mut reported, mut reports) = (0, 0);
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while reported < dropped {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {reported} of {dropped} drops reported"
+        );
+        let mut events = Vec::new();
+        let srv = server.server.clone();
+        events = tokio::task::spawn_blocking(move || {
+            srv.poll_events(&mut events, 100, Duration::from_millis(100))
+                .unwrap();
+            events
+        })
+        .await
+        .unwrap();
+        for event in events {
+            if let Event::MessagesDropped(report) = event {
+                assert_eq!(&*report.subscription, "flood");
+                assert_eq!(report.destination, "/topic/flood");
+                reported += report.count;
+                reports += 1;
+            }
+        }
+    }
+    assert_eq!(reported, dropped, "every drop reported exactly once");
+    assert!(
+        reports < dropped,
+        "coalesced: {reports} reports for {dropped} drops"
+    );
+    println!("{dropped} drops reported in {reports} events");
+    server.finish().await;
 }

@@ -12,6 +12,7 @@
 //! One mutex guards the routing state; it is never held while host code runs.
 
 pub mod destination;
+pub mod drops;
 pub mod message;
 pub mod outbox;
 pub mod pattern;
@@ -24,8 +25,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 pub use message::Message;
-pub use outbox::{CloseReason, Delivery, Outbound, Outbox, PushError};
+pub use outbox::{CloseReason, Delivery, LostMessages, Outbound, Outbox, PushError};
 pub use stats::{Counters, Stats};
 pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
@@ -334,11 +336,13 @@ impl Broker {
             let Some(entry) = sessions.get_mut(&key.session) else {
                 return;
             };
-            let full = entry.subs.get(&key.sub).is_none_or(|s| !s.has_capacity());
-            if full {
+            let Some(sub) = entry.subs.get(&key.sub) else {
+                return;
+            };
+            if !sub.has_capacity() {
                 // A client-ack subscriber on a broadcast destination that stopped acking:
                 // drop for it alone rather than grow without bound.
-                stats::add(&counters.dropped, 1);
+                stats::count_dropped(counters, key.session, &key.sub, message.destination(), 1);
                 return;
             }
             if deliver(key.session, entry, &key.sub, message, false, None, counters).is_ok() {
@@ -567,6 +571,7 @@ fn deliver(
         subscription: sub.spec.id.clone(),
         ack_header: entry.ack_header && tracked,
         redelivered,
+        requeued_if_lost: tracked && queue.is_some(),
         message: message.clone(),
     };
     let lossy = !tracked && queue.is_none() && sub.spec.policy != SlowConsumerPolicy::Disconnect;
@@ -576,7 +581,8 @@ fn deliver(
             .outbox
             .push_lossy(Outbound::Message(delivery), drop_oldest)
             .map(|dropped| {
-                stats::add(&counters.dropped, dropped as u64);
+                let id = &sub.spec.id;
+                stats::count_dropped(counters, session, id, message.destination(), dropped as u64);
             })
     } else {
         entry.outbox.push(Outbound::Message(delivery))
@@ -588,7 +594,7 @@ fn deliver(
             if queue.is_none() {
                 // A broadcast message that did not fit is lost for this subscriber (a queue
                 // message goes back to its queue).
-                stats::add(&counters.dropped, 1);
+                stats::count_dropped(counters, session, sub_id, message.destination(), 1);
             }
             return Err(PushError::Overflow);
         }

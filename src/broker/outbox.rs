@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -32,8 +32,53 @@ pub struct Delivery {
     pub ack_header: bool,
     /// Whether the message was delivered before (`redelivered:true`).
     pub redelivered: bool,
+    /// A queue message tracked until acknowledged: if this delivery is lost with a slow
+    /// consumer's queue, the message goes back to its queue (so it is not counted as dropped).
+    pub requeued_if_lost: bool,
     /// The shared message.
     pub message: Arc<Message>,
+}
+
+/// Messages of one subscription discarded with a slow consumer's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostMessages {
+    /// The session.
+    pub session: u64,
+    /// The client's subscription id.
+    pub subscription: Arc<str>,
+    /// The destination of the last one.
+    pub destination: String,
+    /// How many.
+    pub count: u64,
+}
+
+impl LostMessages {
+    /// Groups the queued messages that are lost for good by subscription (a session has few).
+    fn tally<'a>(items: impl IntoIterator<Item = &'a Outbound>) -> Vec<LostMessages> {
+        let mut lost: Vec<LostMessages> = Vec::new();
+        for item in items {
+            let Outbound::Message(d) = item else { continue };
+            if d.requeued_if_lost {
+                continue;
+            }
+            let destination = d.message.destination();
+            match lost.iter_mut().find(|l| l.subscription == d.subscription) {
+                Some(entry) => {
+                    entry.count += 1;
+                    if entry.destination != destination {
+                        destination.clone_into(&mut entry.destination);
+                    }
+                }
+                None => lost.push(LostMessages {
+                    session: d.session,
+                    subscription: d.subscription.clone(),
+                    destination: destination.to_string(),
+                    count: 1,
+                }),
+            }
+        }
+        lost
+    }
 }
 
 /// Why and how a connection ends, once everything queued before it is written.
@@ -119,8 +164,8 @@ pub struct Outbox {
     closed: Notify,
     max_messages: usize,
     max_bytes: usize,
-    /// Items discarded when the bound was passed (the queue plus the item that did not fit).
-    discarded: AtomicU64,
+    /// Messages lost when the bound was passed, per subscription (filled once, on overflow).
+    lost: Mutex<Vec<LostMessages>>,
     version: AtomicU8,
     heartbeat_ms: AtomicU32,
 }
@@ -146,7 +191,7 @@ impl Outbox {
             closed: Notify::new(),
             max_messages,
             max_bytes,
-            discarded: AtomicU64::new(0),
+            lost: Mutex::new(Vec::new()),
             version: AtomicU8::new(0),
             heartbeat_ms: AtomicU32::new(0),
         }
@@ -171,14 +216,10 @@ impl Outbox {
                     "slow consumer: outbound queue full",
                 )
             };
-            // Messages lost with the queue (receipts and other frames are not messages; the
-            // item that did not fit is the caller's to count: a queue takes it back).
-            let discarded = inner
-                .items
-                .iter()
-                .filter(|queued| matches!(queued, Outbound::Message(_)))
-                .count();
-            self.discarded.store(discarded as u64, Relaxed);
+            // Messages lost with the queue (receipts and other frames are not messages, a
+            // tracked queue message goes back to its queue; the item that did not fit is the
+            // caller's to count: a queue takes it back).
+            *self.lost.lock() = LostMessages::tally(&inner.items);
             inner.items.clear();
             inner.bytes = 0;
             inner.items.push_back(Outbound::Close(reason));
@@ -276,9 +317,16 @@ impl Outbox {
         Ok(())
     }
 
-    /// How many queued MESSAGE frames the overflow discarded (0 until it happened).
+    /// How many queued messages the overflow discarded for good (0 until it happened): queued
+    /// MESSAGE frames, except tracked queue messages, which go back to their queue.
     pub fn discarded(&self) -> u64 {
-        self.discarded.load(Relaxed)
+        self.lost.lock().iter().map(|lost| lost.count).sum()
+    }
+
+    /// The messages the overflow discarded for good, per subscription (empty until it
+    /// happened).
+    pub fn lost_messages(&self) -> Vec<LostMessages> {
+        self.lost.lock().clone()
     }
 
     /// True once a close is queued.

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::drops::DropLog;
+
 /// Live counters shared by the broker and the transports.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -16,6 +18,8 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
     pub dropped: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
+    /// The drops behind `dropped`, per subscription, until they are reported to the host.
+    pub drops: DropLog,
 }
 
 /// A point-in-time copy of the counters, as `Server::stats` returns it.
@@ -39,8 +43,12 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to clients.
     pub bytes_out: u64,
-    /// Messages discarded: a slow consumer's queued frames, messages over a subscription's
-    /// unacknowledged limit on broadcast destinations.
+    /// Messages accepted for a subscriber but discarded by a limit, so that it never receives
+    /// them (each subscriber's copy counts once): by the drop-oldest / drop-newest
+    /// slow-consumer policies, with a slow consumer's outbound queue when it is disconnected,
+    /// and over a client-ack subscription's unacknowledged limit on a broadcast destination.
+    /// Queue messages that go back to their queue for another consumer are not counted, nor
+    /// are frames left unsent when a connection ends for another reason.
     pub dropped: u64,
     /// Sessions closed because their outbound queue passed its bound.
     pub slow_consumer_disconnects: u64,
@@ -65,10 +73,34 @@ impl Counters {
     }
 }
 
-/// Records a slow-consumer disconnect and the frames its outbox discarded.
+/// Records a slow-consumer disconnect and the messages its outbox discarded for good.
 pub(crate) fn count_overflow(counters: &Counters, outbox: &super::Outbox) {
     add(&counters.slow_consumer_disconnects, 1);
-    add(&counters.dropped, outbox.discarded());
+    for lost in outbox.lost_messages() {
+        count_dropped(
+            counters,
+            lost.session,
+            &lost.subscription,
+            &lost.destination,
+            lost.count,
+        );
+    }
+}
+
+/// Records `n` messages of one subscription dropped: the `dropped` counter, and the host
+/// report.
+pub(crate) fn count_dropped(
+    counters: &Counters,
+    session: u64,
+    subscription: &std::sync::Arc<str>,
+    destination: &str,
+    n: u64,
+) {
+    if n == 0 {
+        return;
+    }
+    add(&counters.dropped, n);
+    counters.drops.record(session, subscription, destination, n);
 }
 
 /// Adds to a counter.

@@ -31,6 +31,12 @@ pub const WSB_EVENT_APP_MESSAGE: u32 = 4;
 pub const WSB_EVENT_MESSAGE: u32 = 5;
 /// Events were lost because the event queue was full; `dropped` counts them.
 pub const WSB_EVENT_OVERFLOW: u32 = 6;
+/// Messages for one client subscription were dropped by a limit (a drop-oldest/drop-newest
+/// slow-consumer policy, a slow consumer disconnected with its queue, an unacknowledged
+/// limit): `session`, `dropped` (how many since the last such event for this subscription),
+/// `destination` (of the last one dropped) and one header, `subscription` (the client's
+/// subscription id). Coalesced: at most one per subscription every 250 ms.
+pub const WSB_EVENT_MESSAGES_DROPPED: u32 = 7;
 
 /// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
 /// In events: also NUL-terminated.
@@ -58,11 +64,12 @@ pub struct wsb_event {
     pub kind: u32,
     /// `WSB_TRANSPORT_*` for CONNECT and DISCONNECT, else 0.
     pub transport: u32,
-    /// CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session id; 0 otherwise.
+    /// CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE, MESSAGES_DROPPED: the session id; 0
+    /// otherwise.
     pub session: u64,
     /// MESSAGE: the host subscription id; 0 otherwise.
     pub subscription: u64,
-    /// OVERFLOW: number of events lost.
+    /// OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     pub dropped: u64,
     /// SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user (may be absent).
     pub user: *const c_char,
@@ -73,13 +80,14 @@ pub struct wsb_event {
     /// CONNECT: the `passcode` header (may be absent).
     pub passcode: *const c_char,
     pub passcode_len: usize,
-    /// SUBSCRIBE, APP_MESSAGE, MESSAGE: the destination.
+    /// SUBSCRIBE, APP_MESSAGE, MESSAGE, MESSAGES_DROPPED: the destination.
     pub destination: *const c_char,
     pub destination_len: usize,
     /// CONNECT, DISCONNECT: the peer, "ip:port" (may be absent).
     pub remote_addr: *const c_char,
     pub remote_addr_len: usize,
     /// CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
+    /// MESSAGES_DROPPED: `subscription`.
     pub headers: *const wsb_header,
     pub header_count: usize,
     /// APP_MESSAGE, MESSAGE: the body.
@@ -230,6 +238,14 @@ impl OwnedEvent {
             Event::Overflow { dropped } => {
                 let mut out = OwnedEvent::start(WSB_EVENT_OVERFLOW);
                 out.raw.dropped = *dropped;
+                out
+            }
+            Event::MessagesDropped(report) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_MESSAGES_DROPPED);
+                out.raw.session = report.session;
+                out.raw.dropped = report.count;
+                (out.raw.destination, out.raw.destination_len) = out.string(&report.destination);
+                out.set_headers([("subscription", &*report.subscription)].into_iter());
                 out
             }
         }

@@ -47,8 +47,8 @@ pub use callbacks::{
 pub use config::*;
 pub use events::{
     WSB_EVENT_APP_MESSAGE, WSB_EVENT_CONNECT, WSB_EVENT_DISCONNECT, WSB_EVENT_MESSAGE,
-    WSB_EVENT_OVERFLOW, WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP,
-    WSB_TRANSPORT_WEBSOCKET, wsb_event, wsb_header,
+    WSB_EVENT_MESSAGES_DROPPED, WSB_EVENT_OVERFLOW, WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE,
+    WSB_TRANSPORT_TCP, WSB_TRANSPORT_WEBSOCKET, wsb_event, wsb_header,
 };
 pub use log::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};

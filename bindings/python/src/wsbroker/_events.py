@@ -20,6 +20,7 @@ class EventKind(enum.IntEnum):
     APP_MESSAGE = _ffi.WSB_EVENT_APP_MESSAGE
     MESSAGE = _ffi.WSB_EVENT_MESSAGE
     OVERFLOW = _ffi.WSB_EVENT_OVERFLOW
+    MESSAGES_DROPPED = _ffi.WSB_EVENT_MESSAGES_DROPPED
 
 
 class Transport(enum.IntEnum):
@@ -122,7 +123,21 @@ class OverflowEvent:
     kind: EventKind = field(default=EventKind.OVERFLOW, init=False)
 
 
-Event = Union[ConnectEvent, SubscribeEvent, DisconnectEvent, Message, OverflowEvent]
+@dataclass(frozen=True)
+class MessagesDroppedEvent:
+    """``count`` messages for a client subscription were dropped by a limit (a drop policy,
+    a slow consumer disconnected with its queue, an unacknowledged limit) since the previous
+    report for it: at most one every 250 ms per subscription. ``destination`` is the last
+    dropped message's."""
+
+    session: int
+    subscription: str
+    destination: str
+    count: int
+    kind: EventKind = field(default=EventKind.MESSAGES_DROPPED, init=False)
+
+
+Event = Union[ConnectEvent, SubscribeEvent, DisconnectEvent, Message, OverflowEvent, MessagesDroppedEvent]
 
 
 class Reject(Exception):
@@ -229,6 +244,14 @@ def copy_event(ev: _ffi.WsbEvent) -> Optional[Event]:
         )
     if kind == _ffi.WSB_EVENT_OVERFLOW:
         return OverflowEvent(dropped=ev.dropped)
+    if kind == _ffi.WSB_EVENT_MESSAGES_DROPPED:
+        headers = dict(_header_list(ev.headers, ev.header_count))
+        return MessagesDroppedEvent(
+            session=ev.session,
+            subscription=headers.get("subscription", ""),
+            destination=_str(ev.destination, ev.destination_len),
+            count=ev.dropped,
+        )
     return None
 
 
