@@ -315,7 +315,9 @@ typedef struct wsb_stats {
     uint64_t bytes_in;
     // Bytes written to clients.
     uint64_t bytes_out;
-    // Messages discarded (slow consumers, unacknowledged limits).
+    // Messages accepted for a subscriber but discarded by a limit (drop policies, slow-consumer
+    // disconnects, unacknowledged limits); queue messages that go back to their queue are not
+    // counted.
     uint64_t dropped;
     // Sessions closed because their outbound queue passed its bound.
     uint64_t slow_consumer_disconnects;

@@ -75,7 +75,9 @@ pub struct wsb_stats {
     pub bytes_in: u64,
     /// Bytes written to clients.
     pub bytes_out: u64,
-    /// Messages discarded (slow consumers, unacknowledged limits).
+    /// Messages accepted for a subscriber but discarded by a limit (drop policies, slow-consumer
+    /// disconnects, unacknowledged limits); queue messages that go back to their queue are not
+    /// counted.
     pub dropped: u64,
     /// Sessions closed because their outbound queue passed its bound.
     pub slow_consumer_disconnects: u64,

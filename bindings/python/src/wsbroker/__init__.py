@@ -44,6 +44,9 @@ Design choices
   ERROR frame with the message), or ``None`` to decide later with ``server.accept()`` /
   ``server.reject()``. ``on_subscribe`` does the same for SUBSCRIBE. Without them the broker
   accepts every client as its login and allows every subscription.
+* **Authenticating browsers.** ``on_upgrade`` (keyword or attribute, any time) decides on every
+  WebSocket upgrade with an :class:`UpgradeRequest` (cookies, query, headers): it returns the
+  principal (the session's user) or refuses with :class:`Reject` ``(reason, status=401)``.
 * **Refusing messages.** An app handler that returns or raises :class:`Reject` refuses the
   message; any other exception refuses it too (its text goes to the client). In poll mode the
   SEND was already acknowledged when it was queued, so the refusal is sent with
