@@ -60,7 +60,9 @@ fn drop_newest_keeps_the_first_messages() {
     publish_numbers(&engine, "/topic/log", 8);
     let bodies: Vec<String> = slow.messages().iter().map(body).collect();
     assert_eq!(bodies, ["0", "1", "2"]);
-    assert_eq!(engine.counters().snapshot().dropped, 5);
+    let stats = engine.counters().snapshot();
+    assert_eq!(stats.dropped, 5);
+    assert_eq!(stats.messages_out, 3, "a dropped message was never queued");
     assert!(!slow.outbox.is_closing());
 }
 

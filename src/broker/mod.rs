@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 pub use message::Message;
-pub use outbox::{CloseReason, Delivery, LostMessages, Outbound, Outbox, PushError};
+pub use outbox::{CloseReason, Delivery, LossyPush, LostMessages, Outbound, Outbox, PushError};
 pub use stats::{Counters, Stats};
 pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
@@ -580,9 +580,16 @@ fn deliver(
         entry
             .outbox
             .push_lossy(Outbound::Message(delivery), drop_oldest)
-            .map(|dropped| {
+            .and_then(|lossy| {
                 let id = &sub.spec.id;
-                stats::count_dropped(counters, session, id, message.destination(), dropped as u64);
+                let dropped = lossy.dropped as u64;
+                stats::count_dropped(counters, session, id, message.destination(), dropped);
+                // Not queued: not delivered, and no sequence number used.
+                if lossy.queued {
+                    Ok(())
+                } else {
+                    Err(PushError::Dropped)
+                }
             })
     } else {
         entry.outbox.push(Outbound::Message(delivery))

@@ -148,6 +148,17 @@ pub enum PushError {
     Closed,
     /// This push passed the bound: the session was just marked a slow consumer and is closing.
     Overflow,
+    /// A drop policy discarded the message (see [`Outbox::push_lossy`]); nothing was queued.
+    Dropped,
+}
+
+/// What [`Outbox::push_lossy`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossyPush {
+    /// Whether the new message was queued (false: it was the one discarded).
+    pub queued: bool,
+    /// Messages discarded, the new one included when it was not queued.
+    pub dropped: usize,
 }
 
 struct Inner {
@@ -236,10 +247,13 @@ impl Outbox {
     /// Queues a MESSAGE for a subscription whose slow-consumer policy drops instead of
     /// disconnecting. When the queue is full, `drop_oldest` discards the oldest queued MESSAGE
     /// of the same subscription to make room (else, or when there is none, the new one is
-    /// discarded). Returns how many messages were discarded (0 when it was simply queued).
-    pub fn push_lossy(&self, item: Outbound, drop_oldest: bool) -> Result<usize, PushError> {
+    /// discarded).
+    pub fn push_lossy(&self, item: Outbound, drop_oldest: bool) -> Result<LossyPush, PushError> {
         let Outbound::Message(delivery) = &item else {
-            return self.push(item).map(|()| 0);
+            return self.push(item).map(|()| LossyPush {
+                queued: true,
+                dropped: 0,
+            });
         };
         let subscription = delivery.subscription.clone();
         let weight = item.weight();
@@ -257,14 +271,20 @@ impl Outbox {
                 })
                 .flatten();
             let Some(position) = oldest else {
-                return Ok(dropped + 1);
+                return Ok(LossyPush {
+                    queued: false,
+                    dropped: dropped + 1,
+                });
             };
             let old = inner.items.remove(position).expect("position found above");
             inner.bytes -= old.weight();
             dropped += 1;
         }
         self.append(inner, item, weight);
-        Ok(dropped)
+        Ok(LossyPush {
+            queued: true,
+            dropped,
+        })
     }
 
     /// Adds an item that fits, waking the writer when the queue was empty.

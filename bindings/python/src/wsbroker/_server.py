@@ -606,7 +606,7 @@ class Server:
     def _register_upgrade(self) -> None:
         """Registers (or, with no handler, removes) the C upgrade callback; C drops the slot of
         the one it replaces."""
-        old, self._upgrade_slot = self._upgrade_slot, None
+        slot: Optional[int] = None
         if self._on_upgrade is None:
             code = lib.wsb_server_set_upgrade_callback(self._ptr, _callbacks.NULL_UPGRADE, None,
                                                        _callbacks.NULL_DROP)
@@ -614,15 +614,13 @@ class Server:
             slot = self._new_slot(_callbacks.ServerSlot(self, "_on_upgrade_cb"))
             code = lib.wsb_server_set_upgrade_callback(self._ptr, _callbacks.upgrade,
                                                        _callbacks.user_data(slot), _callbacks.drop)
-            if code != _ffi.WSB_OK:
+        if code != _ffi.WSB_OK:
+            if slot is not None:  # not registered: C will not drop it
                 _callbacks.release(slot)
                 self._slots.pop(slot, None)
-                self._upgrade_slot = old
-                raise error_for(code, "upgrade callback")
-            self._upgrade_slot = slot
-        self._slots.pop(old, None)  # released by C's drop
-        if code != _ffi.WSB_OK:
             raise error_for(code, "upgrade callback")
+        old, self._upgrade_slot = self._upgrade_slot, slot
+        self._slots.pop(old, None)  # released by C's drop
 
     def _on_upgrade_cb(self, _key: Any, request: int, decision: int) -> None:
         fn = self._on_upgrade
