@@ -76,6 +76,14 @@ pub struct ServerConfig {
     pub max_open_transactions: usize,
     /// Worker threads of the server's own tokio runtime; 0 means one per CPU.
     pub worker_threads: usize,
+    /// Accept WebSocket compression (permessage-deflate, RFC 7692) when a client offers it,
+    /// as browsers do. On by default: it is negotiated so that no connection keeps compression
+    /// state (both sides compress each message on its own), a publish is compressed once for
+    /// all its subscribers, and inflated messages stay under the message size limit.
+    pub permessage_deflate: bool,
+    /// With compression negotiated, outbound messages smaller than this many bytes go
+    /// uncompressed (small frames barely shrink and are not worth the CPU); 0 compresses all.
+    pub deflate_threshold: usize,
     /// TLS for both listeners (`wss://` on the WebSocket one, TLS on the plain-TCP STOMP one);
     /// plain text when `None`. The files are read and checked by `Server::start`.
     pub tls: Option<TlsConfig>,
@@ -127,6 +135,8 @@ impl Default for ServerConfig {
             max_open_transactions: 16,
             worker_threads: 0,
             tls: None,
+            permessage_deflate: true,
+            deflate_threshold: 256,
         }
     }
 }

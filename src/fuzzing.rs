@@ -211,6 +211,7 @@ pub fn ws_handshake(data: &[u8]) {
         require_subprotocol: true,
         max_request_bytes: 256,
         max_headers: 4,
+        permessage_deflate: false,
     };
     check_handshake(data, &strict);
 }
