@@ -428,6 +428,10 @@ fn null_arguments_are_rejected_everywhere() {
         assert_eq!(wsb_config_set_heartbeat(null_cfg, 0, 0), NULL_ARG);
         assert_eq!(wsb_config_set_timeouts(null_cfg, 0, 0, 0, 0), NULL_ARG);
         assert_eq!(wsb_config_set_max_frame_size(null_cfg, 1), NULL_ARG);
+        assert_eq!(
+            wsb_config_set_permessage_deflate(null_cfg, true, 1),
+            NULL_ARG
+        );
         assert_eq!(wsb_config_set_max_connections(null_cfg, 1), NULL_ARG);
         assert_eq!(wsb_config_set_max_connections_per_ip(null_cfg, 1), NULL_ARG);
         assert_eq!(wsb_config_set_outbound_limits(null_cfg, 1, 1), NULL_ARG);

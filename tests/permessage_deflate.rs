@@ -469,3 +469,54 @@ async fn rsv1_misuse_closes_with_1002() {
     assert_eq!(client.until_close().await.0, Some(1002));
     server.finish().await;
 }
+
+/// The C ABI setter reaches the server: off ignores the offer; on with threshold 0 compresses
+/// even a short MESSAGE.
+#[tokio::test]
+async fn c_abi_setter_switches_compression() {
+    use wsbroker::ffi::*;
+    for enabled in [false, true] {
+        let mut config = std::ptr::null_mut();
+        let mut server = std::ptr::null_mut();
+        let mut port = 0u16;
+        let listen = "127.0.0.1:0";
+        // SAFETY: valid out pointers; the config and server are used only while live.
+        unsafe {
+            assert_eq!(wsb_config_new(&mut config), wsb_result::WSB_OK);
+            assert_eq!(
+                wsb_config_set_listen(config, listen.as_ptr().cast(), listen.len()),
+                wsb_result::WSB_OK
+            );
+            assert_eq!(
+                wsb_config_set_permessage_deflate(config, enabled, 0),
+                wsb_result::WSB_OK
+            );
+            assert_eq!(wsb_server_new(config, &mut server), wsb_result::WSB_OK);
+            wsb_config_free(config);
+            assert_eq!(wsb_server_start(server), wsb_result::WSB_OK);
+            assert_eq!(wsb_server_local_port(server, &mut port), wsb_result::WSB_OK);
+        }
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let (mut client, head) = RawClient::connect(addr, Some(CHROMIUM_OFFER)).await;
+        assert_eq!(head.contains(AGREED), enabled, "{head}");
+        client.stomp_connect().await;
+        client.subscribe("/topic/c", "c").await;
+        client
+            .send_plain("SEND\ndestination:/topic/c\n\nabcabcabcabcabcabcabc\0")
+            .await;
+        let msg = client.expect("MESSAGE").await;
+        assert_eq!(msg.compressed, enabled);
+        assert_eq!(msg.body(), "abcabcabcabcabcabcabc");
+        drop(client);
+        // SAFETY: the live server from above; stopped on a blocking thread (it joins its
+        // runtime), then freed.
+        let server = server as usize;
+        tokio::task::spawn_blocking(move || unsafe {
+            let server = server as *mut wsb_server;
+            assert_eq!(wsb_server_stop(server, 100), wsb_result::WSB_OK);
+            assert_eq!(wsb_server_free(server), wsb_result::WSB_OK);
+        })
+        .await
+        .unwrap();
+    }
+}
