@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example deflate_fanout                 # 200 subscribers × 2,000 messages
-//! cargo run --release --example deflate_fanout -- 50 500       # subscribers, messages
+//! cargo run --release --example deflate_fanout -- 50 500 1     # subscribers, messages, level
 //! ```
 //!
 //! The broker runs in this process; its CPU time is that of its `wsbroker-worker` threads
@@ -29,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A ~2 KiB JSON document whose numbers change with `seq` (so no two messages are equal).
 fn json_body(seq: u64) -> String {
-    let items: Vec<String> = (0..22)
+    let items: Vec<String> = (0..35)
         .map(|i| {
             format!(
                 "{{\"symbol\":\"SYM{i:02}\",\"bid\":{}.{:02},\"ask\":{}.{:02},\"volume\":{}}}",
@@ -177,10 +177,11 @@ struct Figures {
     elapsed: f64,
 }
 
-fn run(subscribers: u64, messages: u64, deflate: bool) -> Figures {
+fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
     let server = Server::new(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         worker_threads: 1,
+        deflate_level: level,
         ..Default::default()
     })
     .expect("config");
@@ -240,14 +241,14 @@ fn run(subscribers: u64, messages: u64, deflate: bool) -> Figures {
             let deadline = Instant::now() + WAIT;
             while received.load(Ordering::Relaxed) < want {
                 assert!(Instant::now() < deadline, "deliveries stalled");
-                std::thread::yield_now();
+                std::thread::sleep(Duration::from_micros(200));
             }
         }
     }
     let deadline = Instant::now() + WAIT;
     while received.load(Ordering::Relaxed) < messages * subscribers {
         assert!(Instant::now() < deadline, "deliveries stalled");
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_micros(200));
     }
     let figures = Figures {
         wire_bytes: wire.load(Ordering::Relaxed),
@@ -264,14 +265,15 @@ fn run(subscribers: u64, messages: u64, deflate: bool) -> Figures {
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("numbers: SUBSCRIBERS MESSAGES"))
+        .map(|a| a.parse().expect("numbers: SUBSCRIBERS MESSAGES LEVEL"))
         .collect();
     let subscribers = args.first().copied().unwrap_or(200);
     let messages = args.get(1).copied().unwrap_or(2_000);
+    let level = args.get(2).copied().unwrap_or(6) as u32;
     let body_len = json_body(1).len();
     println!(
         "fan-out: {subscribers} subscribers × {messages} messages, JSON body ≈ {body_len} B, \
-         1 broker worker thread"
+         1 broker worker thread, deflate level {level}"
     );
     println!(
         "{:<14} {:>14} {:>12} {:>12} {:>14} {:>13} {:>10}",
@@ -279,7 +281,7 @@ fn main() {
     );
     let mut plain_bytes = 0;
     for deflate in [false, true] {
-        let f = run(subscribers, messages, deflate);
+        let f = run(subscribers, messages, deflate, level);
         let deliveries = subscribers * messages;
         println!(
             "{:<14} {:>14} {:>12.0} {:>12} {:>14.2} {:>13.2} {:>10.2}",

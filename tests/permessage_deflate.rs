@@ -13,7 +13,9 @@ use common::{TestServer, WAIT, config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsbroker::ServerConfig;
-use wsbroker::ws::deflate::{RSV1, deflate_shared, inflate_message, put_stored_block};
+use wsbroker::ws::deflate::{
+    DEFAULT_LEVEL, RSV1, deflate_shared, inflate_message, put_stored_block,
+};
 use wsbroker::ws::frame::encode_client_frame;
 
 const MASK: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
@@ -124,7 +126,7 @@ impl RawClient {
 
     /// Sends a STOMP frame as one compressed text message.
     async fn send_compressed(&mut self, frame: &str) {
-        let compressed = deflate_shared(frame.as_bytes(), 15).unwrap_or_else(|| {
+        let compressed = deflate_shared(frame.as_bytes(), 15, DEFAULT_LEVEL).unwrap_or_else(|| {
             let mut stored = bytes::BytesMut::new();
             put_stored_block(frame.as_bytes(), &mut stored);
             stored.freeze()
@@ -368,7 +370,7 @@ async fn large_messages_round_trip_compressed_and_fan_out_shares_the_tail() {
         "SEND\ndestination:/topic/prices\nreceipt:r2\n\n{}\0",
         json_body(2)
     );
-    let compressed = deflate_shared(frame.as_bytes(), 15).unwrap();
+    let compressed = deflate_shared(frame.as_bytes(), 15, DEFAULT_LEVEL).unwrap();
     let (a, b) = compressed.split_at(compressed.len() / 2);
     publisher.write(RSV1 | 0x1, a).await;
     publisher.write(0x80, b).await;
@@ -426,7 +428,7 @@ async fn zip_bomb_closes_with_1009() {
     let mut frame = b"SEND\ndestination:/topic/t\n\n".to_vec();
     frame.resize(8 << 20, b'A');
     frame.push(0);
-    let bomb = deflate_shared(&frame, 15).unwrap();
+    let bomb = deflate_shared(&frame, 15, DEFAULT_LEVEL).unwrap();
     assert!(bomb.len() < 16 * 1024, "{}", bomb.len());
     client.write(0x80 | RSV1 | 0x1, &bomb).await;
     let (code, error) = client.until_close().await;
@@ -488,7 +490,7 @@ async fn c_abi_setter_switches_compression() {
                 wsb_result::WSB_OK
             );
             assert_eq!(
-                wsb_config_set_permessage_deflate(config, enabled, 0),
+                wsb_config_set_permessage_deflate(config, enabled, 0, 1),
                 wsb_result::WSB_OK
             );
             assert_eq!(wsb_server_new(config, &mut server), wsb_result::WSB_OK);

@@ -47,6 +47,9 @@ struct Args {
     /// With compression negotiated, send messages smaller than this uncompressed (default 256).
     #[arg(long, value_name = "BYTES")]
     deflate_threshold: Option<usize>,
+    /// Compression level of outbound messages: 1 (fastest) to 9 (smallest), default 6.
+    #[arg(long, value_name = "1-9", value_parser = clap::value_parser!(u32).range(1..=9))]
+    deflate_level: Option<u32>,
     /// Worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0, value_name = "N")]
     workers: usize,
@@ -79,6 +82,9 @@ fn config_from(args: &Args) -> ServerConfig {
     };
     if let Some(bytes) = args.deflate_threshold {
         config.deflate_threshold = bytes;
+    }
+    if let Some(level) = args.deflate_level {
+        config.deflate_level = level;
     }
     if !args.app_prefix.is_empty() {
         config.app_prefixes = args.app_prefix.clone();

@@ -18,14 +18,21 @@ pub(crate) struct OutboundDeflate {
     threshold: usize,
     /// The window the client allows us (`server_max_window_bits`).
     window_bits: u8,
+    /// zlib level 1..=9.
+    level: u32,
 }
 
 impl OutboundDeflate {
     /// `None` when the connection did not negotiate compression.
-    pub(crate) fn new(params: Option<DeflateParams>, threshold: usize) -> Option<OutboundDeflate> {
+    pub(crate) fn new(
+        params: Option<DeflateParams>,
+        threshold: usize,
+        level: u32,
+    ) -> Option<OutboundDeflate> {
         params.map(|p| OutboundDeflate {
             threshold,
             window_bits: p.server_max_window_bits,
+            level,
         })
     }
 
@@ -35,7 +42,7 @@ impl OutboundDeflate {
         if payload.len() < self.threshold {
             return None;
         }
-        deflate_shared(payload, self.window_bits)
+        deflate_shared(payload, self.window_bits, self.level)
     }
 
     /// For a MESSAGE frame whose per-delivery `prefix` precedes the message's shared tail: the
@@ -57,10 +64,12 @@ impl OutboundDeflate {
         }
         if self.window_bits == MAX_WINDOW_BITS {
             message
-                .encoded_tail(escaping, |tail| deflate_shared(tail, MAX_WINDOW_BITS))
+                .encoded_tail(escaping, |tail| {
+                    deflate_shared(tail, MAX_WINDOW_BITS, self.level)
+                })
                 .cloned()
         } else {
-            deflate_shared(tail, self.window_bits)
+            deflate_shared(tail, self.window_bits, self.level)
         }
     }
 }
@@ -68,7 +77,9 @@ impl OutboundDeflate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::deflate::{STORED_BLOCK_HEADER_LEN, inflate_message, stored_block_header};
+    use crate::ws::deflate::{
+        DEFAULT_LEVEL, STORED_BLOCK_HEADER_LEN, inflate_message, stored_block_header,
+    };
 
     #[test]
     fn message_prefix_and_shared_tail_inflate_to_the_frame() {
@@ -79,6 +90,7 @@ mod tests {
                 server_max_window_bits: 15,
             }),
             256,
+            DEFAULT_LEVEL,
         )
         .unwrap();
         let prefix = b"MESSAGE\nsubscription:s-1\nmessage-id:7-1\n";
@@ -105,7 +117,7 @@ mod tests {
         let params = DeflateParams {
             server_max_window_bits: 10,
         };
-        let deflate = OutboundDeflate::new(Some(params), 100).unwrap();
+        let deflate = OutboundDeflate::new(Some(params), 100, 1).unwrap();
         assert_eq!(deflate.compress(&[b'a'; 99]), None);
         let c = deflate.compress(&[b'a'; 100]).unwrap();
         assert_eq!(&inflate_message(&c, 100).unwrap()[..], &[b'a'; 100]);
@@ -117,6 +129,6 @@ mod tests {
             &message.tail(Escaping::V1_2)[..]
         );
         assert_eq!(message.encoded_tail(Escaping::V1_2, |_| None), None);
-        assert_eq!(OutboundDeflate::new(None, 100), None);
+        assert_eq!(OutboundDeflate::new(None, 100, DEFAULT_LEVEL), None);
     }
 }

@@ -258,7 +258,7 @@ async fn serve_stream<R, W>(
         write,
         outbox.clone(),
         framing,
-        OutboundDeflate::new(deflate, config.deflate_threshold),
+        OutboundDeflate::new(deflate, config.deflate_threshold, config.deflate_level),
         ctx.engine.counters().clone(),
     ));
     let mut session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));

@@ -576,6 +576,7 @@ fn utf8_width(lead: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ws::deflate::{DEFAULT_LEVEL, deflate_shared};
     use crate::ws::frame::{OpCode, encode_frame};
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -815,7 +816,7 @@ mod tests {
         );
         // A large compressed message through the zero-copy path, fed byte by byte.
         let body = "{\"k\":\"value\"}".repeat(2000);
-        let compressed = crate::ws::deflate::deflate_shared(body.as_bytes(), 15).unwrap();
+        let compressed = deflate_shared(body.as_bytes(), 15, DEFAULT_LEVEL).unwrap();
         let wire = raw_frame(0x80 | RSV1 | 0x1, &compressed, MASK);
         let mut dec = deflate_decoder(1 << 20);
         let mut buf = BytesMut::new();
@@ -853,7 +854,7 @@ mod tests {
     #[test]
     fn compressed_message_limits_and_validity() {
         // Zip bomb: 16 KiB of zeros compress to a few dozen bytes, limit 4 KiB → 1009.
-        let bomb = crate::ws::deflate::deflate_shared(&[0u8; 16 * 1024], 15).unwrap();
+        let bomb = deflate_shared(&[0u8; 16 * 1024], 15, DEFAULT_LEVEL).unwrap();
         assert!(bomb.len() < 100);
         let err = decode_all(
             &mut deflate_decoder(4096),

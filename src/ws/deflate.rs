@@ -41,9 +41,10 @@ pub const MAX_WINDOW_BITS: u8 = 15;
 /// Smallest window zlib can compress raw deflate with.
 const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
 
-/// zlib's default level: a good ratio for text at a moderate cost, paid once per publish for
-/// a fan-out.
-const COMPRESSION_LEVEL: u32 = 6;
+/// Default compression level: zlib's default, a good ratio for text at a moderate cost (paid
+/// once per publish for a fan-out). Level 1 costs about a third of the CPU for a somewhat
+/// larger output.
+pub const DEFAULT_LEVEL: u32 = 6;
 
 /// What was agreed for one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,9 +257,10 @@ pub fn inflate_message(compressed: &[u8], max_len: usize) -> Result<Bytes, Infla
 }
 
 thread_local! {
-    /// One reusable compressor per worker thread and window size in use (a zlib deflate state
-    /// is ~256 KiB: kept per thread, never per connection). Index: window bits - 9.
-    static COMPRESSORS: RefCell<[Option<Compress>; 7]> = const {
+    /// One reusable compressor (with its level) per worker thread and window size in use (a
+    /// zlib deflate state is ~300 KiB: kept per thread, never per connection).
+    /// Index: window bits - 9.
+    static COMPRESSORS: RefCell<[Option<(u32, Compress)>; 7]> = const {
         RefCell::new([None, None, None, None, None, None, None])
     };
 }
@@ -268,15 +270,21 @@ thread_local! {
 /// and needs no preceding bytes, so it can follow any byte-aligned deflate data: this is what
 /// lets one compressed MESSAGE tail be shared after per-subscriber prefixes.
 ///
+/// `level` is zlib's 1 (fastest) ..= 9 (smallest); `window_bits` 9..=15 bounds the distance of
+/// back-references (`server_max_window_bits`).
+///
 /// Returns `None` when compression would not make `data` smaller (send it uncompressed).
-pub fn deflate_shared(data: &[u8], window_bits: u8) -> Option<Bytes> {
+pub fn deflate_shared(data: &[u8], window_bits: u8, level: u32) -> Option<Bytes> {
     let bits = window_bits.clamp(MIN_COMPRESS_WINDOW_BITS, MAX_WINDOW_BITS);
+    let level = level.clamp(1, 9);
     COMPRESSORS.with(|cell| {
         let mut slots = cell.borrow_mut();
         let slot = &mut slots[usize::from(bits - MIN_COMPRESS_WINDOW_BITS)];
-        let compressor = slot.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(COMPRESSION_LEVEL), false, bits)
-        });
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let compressor = Compress::new_with_window_bits(Compression::new(level), false, bits);
+            *slot = Some((level, compressor));
+        }
+        let (_, compressor) = slot.as_mut().expect("just filled");
         compressor.reset();
         let out = compress_with(compressor, data);
         compressor.reset();
@@ -426,7 +434,7 @@ mod tests {
         assert_eq!(&inflate_message(&compressed, 100).unwrap()[..], b"Hello");
         // Our compressor produces exactly the RFC's bytes for it.
         // ("Hello" is too short to shrink, so use the compressor directly.)
-        let mut c = Compress::new_with_window_bits(Compression::new(COMPRESSION_LEVEL), false, 15);
+        let mut c = Compress::new_with_window_bits(Compression::new(DEFAULT_LEVEL), false, 15);
         let mut out = Vec::with_capacity(64);
         c.compress_vec(b"Hello", &mut out, FlushCompress::Sync)
             .unwrap();
@@ -490,7 +498,7 @@ mod tests {
 
     #[test]
     fn zip_bomb_stops_at_the_limit() {
-        let bomb = deflate_shared(&vec![b'a'; 4 * 1024 * 1024], 15).unwrap();
+        let bomb = deflate_shared(&vec![b'a'; 4 * 1024 * 1024], 15, DEFAULT_LEVEL).unwrap();
         assert!(bomb.len() < 8 * 1024, "{}", bomb.len());
         assert_eq!(
             inflate_message(&bomb, 1024 * 1024),
@@ -530,7 +538,7 @@ mod tests {
                 format!("{{\"seq\":{i},\"price\":{}.25,\"sym\":\"ABC\"}}\n", i * 7).into_bytes()
             })
             .collect();
-        let compressed_tail = deflate_shared(&tail, 15).unwrap();
+        let compressed_tail = deflate_shared(&tail, 15, DEFAULT_LEVEL).unwrap();
         assert!(compressed_tail.len() < tail.len() / 3);
         for prefix in [&b""[..], b"MESSAGE\nsubscription:sub-1\nmessage-id:1-1\n"] {
             let mut payload = BytesMut::new();
@@ -547,8 +555,9 @@ mod tests {
         let data: Vec<u8> = (0..5000u32)
             .flat_map(|i| (i % 97).to_string().into_bytes())
             .collect();
-        for bits in 9..=15 {
-            let c = deflate_shared(&data, bits).unwrap();
+        for (bits, level) in (9..=15).flat_map(|bits| [(bits, 1), (bits, 9), (bits, DEFAULT_LEVEL)])
+        {
+            let c = deflate_shared(&data, bits, level).unwrap();
             let mut inflater = Decompress::new_with_window_bits(false, bits);
             let stream: Vec<u8> = c.iter().chain(SYNC_TAIL.iter()).copied().collect();
             let mut out = Vec::with_capacity(data.len() + 16);
@@ -571,11 +580,11 @@ mod tests {
                 x as u8
             })
             .collect();
-        assert_eq!(deflate_shared(&noise, 15), None);
-        assert_eq!(deflate_shared(b"", 15), None);
+        assert_eq!(deflate_shared(&noise, 15, DEFAULT_LEVEL), None);
+        assert_eq!(deflate_shared(b"", 15, DEFAULT_LEVEL), None);
         // Large compressible input needs several output growths.
         let big = vec![b'z'; 1 << 20];
-        let c = deflate_shared(&big, 15).unwrap();
+        let c = deflate_shared(&big, 15, DEFAULT_LEVEL).unwrap();
         assert_eq!(&inflate_message(&c, 1 << 20).unwrap()[..], &big[..]);
     }
 }
