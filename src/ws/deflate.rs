@@ -225,7 +225,10 @@ pub fn inflate_message(compressed: &[u8], max_len: usize) -> Result<Bytes, Infla
                 if out.len() > max_len {
                     return Err(InflateError::TooBig);
                 }
-                let room = out.capacity().max(64).min(max_len + 1 - out.len());
+                let room = out
+                    .capacity()
+                    .max(64)
+                    .min(max_len.saturating_add(1) - out.len());
                 out.reserve_exact(room);
             }
             let before_in = inflater.total_in();
@@ -285,8 +288,8 @@ pub fn deflate_shared(data: &[u8], window_bits: u8, level: u32) -> Option<Bytes>
             *slot = Some((level, compressor));
         }
         let (_, compressor) = slot.as_mut().expect("just filled");
-        compressor.reset();
         let out = compress_with(compressor, data);
+        // Ready for the next message (also after one abandoned for not shrinking).
         compressor.reset();
         out
     })
