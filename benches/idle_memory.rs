@@ -15,6 +15,7 @@
 //! cargo bench --bench idle_memory                      # 10,000 connections, both variants
 //! cargo bench --bench idle_memory -- --conns 2000
 //! cargo bench --bench idle_memory -- --arena default   # or --arena 2, --arena both
+//! cargo bench --bench idle_memory -- --deflate         # clients negotiate permessage-deflate
 //! ```
 //!
 //! `WSBROKER_BIN` overrides the broker binary. Nothing is asserted.
@@ -35,6 +36,8 @@ const BATCH: usize = 64;
 const TOPICS: usize = 100;
 /// Pause before reading RSS, so the writers have released their buffers.
 const SETTLE: Duration = Duration::from_millis(500);
+/// `--deflate`: every client offers permessage-deflate (as browsers do).
+static OFFER_DEFLATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -286,10 +289,15 @@ fn open_connections(
     out: &mut Vec<TcpStream>,
     on_ready: &dyn Fn(),
 ) -> Result<(), String> {
+    let extensions = if OFFER_DEFLATE.load(std::sync::atomic::Ordering::Relaxed) {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+         Sec-WebSocket-Protocol: v12.stomp\r\n{extensions}\r\n"
     );
     let mut buf = Vec::with_capacity(1024);
     let mut frames = Vec::with_capacity(256);
@@ -486,11 +494,12 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            "--deflate" => OFFER_DEFLATE.store(true, std::sync::atomic::Ordering::Relaxed),
             "--bench" => {}
             "-h" | "--help" => {
                 eprintln!(
                     "usage: cargo bench --bench idle_memory -- [--conns N] [--arena default|both|N] \
-                     [--external ADDR:PORT PID]"
+                     [--external ADDR:PORT PID] [--deflate]"
                 );
                 return ExitCode::SUCCESS;
             }

@@ -2,11 +2,12 @@
 """Writes the seed corpora under fuzz/corpus/<target>/ (run from anywhere; idempotent).
 
 ws_decoder, stomp_decoder and stomp_session inputs start with one selector byte (see
-src/fuzzing.rs): ws: bit0 = tiny limits; stomp: bits0-1 = version (none/1.0/1.1/1.2),
+src/fuzzing.rs): ws: bit0 = tiny limits, bit1 = permessage-deflate; stomp: bits0-1 = version (none/1.0/1.1/1.2),
 bit2 = tiny limits; session: bit3/4 = connect answer, bit5 = refuse SUBSCRIBE.
 """
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 MASK = b"\x37\xfa\x21\x3d"
@@ -28,6 +29,14 @@ def stomp(cmd, headers=(), body=b"", nul=True):
     for k, v in headers:
         out += k.encode() + b":" + v.encode() + b"\n"
     return out + b"\n" + body + (b"\x00" if nul else b"")
+
+
+def deflate(data):
+    """A permessage-deflate payload: raw deflate, sync flush, trailing 00 00 ff ff removed."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
 
 
 CONNECT = {
@@ -72,6 +81,15 @@ CORPUS = {
         "msb_64bit_len": b"\x00\x82\xff\x80\x00\x00\x00\x00\x00\x00\x01" + MASK,
         "tiny_limits_fragments": b"\x01" + ws(0x02, b"a" * 60) + ws(0x00, b"b" * 60),
         "stomp_in_ws": b"\x00" + ws(0x81, CONNECT["1.2"]) + ws(0x81, SESSION_BODY[1]),
+        # permessage-deflate (selector bit 1): RFC 7692 "Hello", fragmented with RSV1 on the
+        # first frame only, a stored block, a bomb under tiny limits, RSV1 on a continuation.
+        "deflate_hello": b"\x02" + ws(0xC1, b"\xf2\x48\xcd\xc9\xc9\x07\x00"),
+        "deflate_fragmented": b"\x02" + ws(0x41, b"\xf2\x48\xcd") + ws(0x89, b"")
+        + ws(0x80, b"\xc9\xc9\x07\x00") + ws(0xC2, b"\x00\x05\x00\xfa\xffHello"),
+        "deflate_stomp": b"\x02" + ws(0xC1, deflate(CONNECT["1.2"] + SESSION_BODY[1])),
+        "deflate_bomb_tiny_limits": b"\x03" + ws(0xC2, deflate(b"\x00" * 4096)),
+        "deflate_rsv1_continuation": b"\x02" + ws(0x41, b"\xf2\x48") + ws(0xC0, b"\xcd"),
+        "deflate_corrupt": b"\x02" + ws(0xC1, b"\xff\xff\xff"),
     },
     "ws_handshake": {
         "upgrade": b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -81,6 +99,11 @@ CORPUS = {
         b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n"
         b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n" + ws(0x81, b"CONNECT\n\n\x00"),
+        "deflate_offers": b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8, x-foo; a=\"b,c\"\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=\"10\"; "
+        b"client_max_window_bits\r\n\r\n",
         "bad_version": b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
         "post": b"POST /ws HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",

@@ -467,6 +467,18 @@ enum wsb_result wsb_config_set_timeouts(struct wsb_config *config,
 // `config` is NULL or a live config.
 enum wsb_result wsb_config_set_max_frame_size(struct wsb_config *config, size_t bytes);
 
+// WebSocket compression (permessage-deflate, RFC 7692): `enabled` accepts a client's offer
+// (default true; browsers always offer it); with it negotiated, outbound messages of at least
+// `threshold` bytes are compressed (default 256; 0 compresses every message) at zlib `level`
+// 1 (fastest) ..= 9 (smallest), 0 for the default (6); other levels fail `wsb_server_new`.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_permessage_deflate(struct wsb_config *config,
+                                                  bool enabled,
+                                                  size_t threshold,
+                                                  uint32_t level);
+
 // Most simultaneous connections over all listeners (default 10000).
 //
 // # Safety

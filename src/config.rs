@@ -76,6 +76,17 @@ pub struct ServerConfig {
     pub max_open_transactions: usize,
     /// Worker threads of the server's own tokio runtime; 0 means one per CPU.
     pub worker_threads: usize,
+    /// Accept WebSocket compression (permessage-deflate, RFC 7692) when a client offers it,
+    /// as browsers do. On by default: it is negotiated so that no connection keeps compression
+    /// state (both sides compress each message on its own), a publish is compressed once for
+    /// all its subscribers, and inflated messages stay under the message size limit.
+    pub permessage_deflate: bool,
+    /// With compression negotiated, outbound messages smaller than this many bytes go
+    /// uncompressed (small frames barely shrink and are not worth the CPU); 0 compresses all.
+    pub deflate_threshold: usize,
+    /// zlib compression level of outbound messages, 1 (fastest) ..= 9 (smallest); default 6.
+    /// A fan-out pays it once per publish, one-to-one traffic once per message.
+    pub deflate_level: u32,
     /// TLS for both listeners (`wss://` on the WebSocket one, TLS on the plain-TCP STOMP one);
     /// plain text when `None`. The files are read and checked by `Server::start`.
     pub tls: Option<TlsConfig>,
@@ -127,6 +138,9 @@ impl Default for ServerConfig {
             max_open_transactions: 16,
             worker_threads: 0,
             tls: None,
+            permessage_deflate: true,
+            deflate_threshold: 256,
+            deflate_level: crate::ws::deflate::DEFAULT_LEVEL,
         }
     }
 }
@@ -187,6 +201,9 @@ impl ServerConfig {
                 "handshake_timeout, connect_timeout and decision_timeout must be greater than 0",
             );
         }
+        if !(1..=9).contains(&self.deflate_level) {
+            return bad("deflate_level must be between 1 and 9");
+        }
         if self.heartbeat_send.as_millis() > u32::MAX as u128
             || self.heartbeat_receive.as_millis() > u32::MAX as u128
         {
@@ -223,5 +240,13 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().is_err());
+        for level in [0, 10] {
+            let cfg = ServerConfig {
+                deflate_level: level,
+                ..Default::default()
+            };
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains("deflate_level"), "{err}");
+        }
     }
 }

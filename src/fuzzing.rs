@@ -60,8 +60,16 @@ fn splits(data: &[u8]) -> Vec<Vec<usize>> {
 
 // ---- WebSocket frame decoder ---------------------------------------------------------------
 
-fn ws_run(limits: WsLimits, data: &[u8], cuts: &[usize]) -> (Vec<WsEvent>, Option<WsError>) {
+fn ws_run(
+    limits: WsLimits,
+    deflate: bool,
+    data: &[u8],
+    cuts: &[usize],
+) -> (Vec<WsEvent>, Option<WsError>) {
     let mut dec = MessageDecoder::new(limits);
+    if deflate {
+        dec.enable_permessage_deflate();
+    }
     let mut buf = BytesMut::new();
     let mut events = Vec::new();
     let mut pos = 0;
@@ -133,8 +141,9 @@ fn ws_encode_event(ev: &WsEvent) -> Vec<u8> {
     }
 }
 
-/// WebSocket frame parser and message assembler. The first byte picks the limits (default or
-/// tiny); the rest is the client's byte stream. Splitting the stream differently must give the
+/// WebSocket frame parser and message assembler. The first byte picks the limits (bit 0: default
+/// or tiny) and whether permessage-deflate is on (bit 1: compressed messages are inflated within
+/// the limits); the rest is the client's byte stream. Splitting the stream differently must give the
 /// same events and the same error, and every event must re-encode and decode back equal.
 pub fn ws_decoder(data: &[u8]) {
     let Some((&sel, wire)) = data.split_first() else {
@@ -144,13 +153,14 @@ pub fn ws_decoder(data: &[u8]) {
         WsLimits::default()
     } else {
         WsLimits {
-            max_frame_size: 64 + usize::from(sel >> 1),
-            max_message_size: 96 + usize::from(sel >> 1) * 2,
+            max_frame_size: 64 + usize::from(sel >> 2),
+            max_message_size: 96 + usize::from(sel >> 2) * 2,
         }
     };
+    let deflate = sel & 2 != 0;
     let mut reference = None;
     for cuts in splits(wire) {
-        let got = ws_run(limits, wire, &cuts);
+        let got = ws_run(limits, deflate, wire, &cuts);
         match &reference {
             None => reference = Some(got),
             Some(want) => assert_eq!(&got, want, "split {cuts:?} differs"),
@@ -159,7 +169,7 @@ pub fn ws_decoder(data: &[u8]) {
     let (events, _) = reference.expect("at least one split");
     for ev in &events {
         let wire = ws_encode_event(ev);
-        let (again, err) = ws_run(WsLimits::default(), &wire, &[wire.len()]);
+        let (again, err) = ws_run(WsLimits::default(), false, &wire, &[wire.len()]);
         assert_eq!(err, None, "re-encoded {ev:?} fails");
         assert_eq!(again.as_slice(), std::slice::from_ref(ev), "round trip");
     }
@@ -177,6 +187,10 @@ fn check_handshake(data: &[u8], cfg: &HandshakeConfig) {
             match hs {
                 Handshake::Accept { request, response } => {
                     assert!(response.starts_with(b"HTTP/1.1 101 "));
+                    let agreed = String::from_utf8_lossy(response)
+                        .contains("\r\nSec-WebSocket-Extensions: permessage-deflate; ");
+                    assert_eq!(agreed, request.permessage_deflate.is_some());
+                    assert!(cfg.permessage_deflate || !agreed);
                     assert!(response.ends_with(b"\r\n\r\n"));
                     assert_eq!(request.path, cfg.path);
                     if let Some(p) = &request.subprotocol {
@@ -211,6 +225,7 @@ pub fn ws_handshake(data: &[u8]) {
         require_subprotocol: true,
         max_request_bytes: 256,
         max_headers: 4,
+        permessage_deflate: false,
     };
     check_handshake(data, &strict);
 }

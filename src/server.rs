@@ -126,6 +126,7 @@ impl Server {
         let handshake = Arc::new(HandshakeConfig {
             path: config.path.clone(),
             allowed_origins: config.allowed_origins.clone(),
+            permessage_deflate: config.permessage_deflate,
             ..HandshakeConfig::default()
         });
         runtime.spawn(report_drops(self.engine.clone(), shutdown_rx.clone()));

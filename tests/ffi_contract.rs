@@ -428,6 +428,10 @@ fn null_arguments_are_rejected_everywhere() {
         assert_eq!(wsb_config_set_heartbeat(null_cfg, 0, 0), NULL_ARG);
         assert_eq!(wsb_config_set_timeouts(null_cfg, 0, 0, 0, 0), NULL_ARG);
         assert_eq!(wsb_config_set_max_frame_size(null_cfg, 1), NULL_ARG);
+        assert_eq!(
+            wsb_config_set_permessage_deflate(null_cfg, true, 1, 0),
+            NULL_ARG
+        );
         assert_eq!(wsb_config_set_max_connections(null_cfg, 1), NULL_ARG);
         assert_eq!(wsb_config_set_max_connections_per_ip(null_cfg, 1), NULL_ARG);
         assert_eq!(wsb_config_set_outbound_limits(null_cfg, 1, 1), NULL_ARG);
@@ -770,7 +774,10 @@ fn every_limit_setter_reaches_the_validated_config() {
     // Each zero limit must be refused by name at wsb_server_new, which proves the setter wrote
     // the field it claims to.
     type Setter = unsafe fn(*mut wsb_config);
-    let cases: [(&str, Setter); 6] = [
+    let cases: [(&str, Setter); 7] = [
+        ("deflate_level", |c| unsafe {
+            wsb_config_set_permessage_deflate(c, true, 256, 10);
+        }),
         ("max_headers", |c| unsafe {
             wsb_config_set_header_limits(c, 0, 100);
         }),

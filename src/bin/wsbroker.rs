@@ -41,6 +41,15 @@ struct Args {
     /// Most simultaneous connections from one client IP address (default 1000).
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<usize>,
+    /// Do not accept WebSocket compression (permessage-deflate) offers.
+    #[arg(long)]
+    no_permessage_deflate: bool,
+    /// With compression negotiated, send messages smaller than this uncompressed (default 256).
+    #[arg(long, value_name = "BYTES")]
+    deflate_threshold: Option<usize>,
+    /// Compression level of outbound messages: 1 (fastest) to 9 (smallest), default 6.
+    #[arg(long, value_name = "1-9", value_parser = clap::value_parser!(u32).range(1..=9))]
+    deflate_level: Option<u32>,
     /// Worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0, value_name = "N")]
     workers: usize,
@@ -68,8 +77,15 @@ fn config_from(args: &Args) -> ServerConfig {
         heartbeat_send: Duration::from_millis(args.heartbeat),
         heartbeat_receive: Duration::from_millis(args.heartbeat),
         worker_threads: args.workers,
+        permessage_deflate: !args.no_permessage_deflate,
         ..ServerConfig::default()
     };
+    if let Some(bytes) = args.deflate_threshold {
+        config.deflate_threshold = bytes;
+    }
+    if let Some(level) = args.deflate_level {
+        config.deflate_level = level;
+    }
     if !args.app_prefix.is_empty() {
         config.app_prefixes = args.app_prefix.clone();
     }

@@ -38,6 +38,9 @@ pub struct Message {
     text: bool,
     sender: Option<u64>,
     tails: [OnceLock<Bytes>; 3],
+    /// Transport-encoded forms of the tails (permessage-deflate), made on first use; boxed so
+    /// a message no compressing connection receives pays one pointer.
+    encoded_tails: OnceLock<Box<[OnceLock<Option<Bytes>>; 3]>>,
 }
 
 impl Message {
@@ -64,6 +67,7 @@ impl Message {
             text,
             sender,
             tails: Default::default(),
+            encoded_tails: OnceLock::new(),
         }
     }
 
@@ -107,6 +111,23 @@ impl Message {
             Escaping::V1_2 => &self.tails[2],
         };
         slot.get_or_init(|| self.encode_tail(escaping))
+    }
+
+    /// The tail for `escaping` transformed once by `encode` (e.g. compressed) and shared by
+    /// every connection that asks, or `None` when `encode` declined (e.g. it would not shrink).
+    /// The first caller's `encode` runs; later callers get its result.
+    pub fn encoded_tail(
+        &self,
+        escaping: Escaping,
+        encode: impl FnOnce(&Bytes) -> Option<Bytes>,
+    ) -> Option<&Bytes> {
+        let slots = self.encoded_tails.get_or_init(Default::default);
+        let slot = match escaping {
+            Escaping::None => &slots[0],
+            Escaping::V1_1 => &slots[1],
+            Escaping::V1_2 => &slots[2],
+        };
+        slot.get_or_init(|| encode(self.tail(escaping))).as_ref()
     }
 
     fn encode_tail(&self, escaping: Escaping) -> Bytes {
@@ -162,6 +183,30 @@ mod tests {
         );
         assert!(msg.is_text());
         assert_eq!(msg.header("message-id"), None);
+    }
+
+    #[test]
+    fn encoded_tail_is_made_once() {
+        let msg = Message::new(3, "/t", vec![], Bytes::from_static(b"body"), None);
+        let mut calls = 0;
+        let first = msg
+            .encoded_tail(Escaping::V1_2, |tail| {
+                calls += 1;
+                Some(Bytes::from(tail.to_ascii_uppercase()))
+            })
+            .cloned();
+        let again = msg.encoded_tail(Escaping::V1_2, |_| unreachable!("cached"));
+        assert_eq!(calls, 1);
+        assert_eq!(first.as_ref(), again);
+        assert_eq!(
+            &first.unwrap()[..],
+            b"DESTINATION:/T\nCONTENT-LENGTH:4\n\nBODY\0"
+        );
+        assert_eq!(msg.encoded_tail(Escaping::None, |_| None), None);
+        assert_eq!(
+            msg.encoded_tail(Escaping::None, |_| unreachable!("cached")),
+            None
+        );
     }
 
     #[test]

@@ -283,6 +283,33 @@ pub unsafe extern "C" fn wsb_config_set_max_frame_size(
     })
 }
 
+/// WebSocket compression (permessage-deflate, RFC 7692): `enabled` accepts a client's offer
+/// (default true; browsers always offer it); with it negotiated, outbound messages of at least
+/// `threshold` bytes are compressed (default 256; 0 compresses every message) at zlib `level`
+/// 1 (fastest) ..= 9 (smallest), 0 for the default (6); other levels fail `wsb_server_new`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_permessage_deflate(
+    config: *mut wsb_config,
+    enabled: bool,
+    threshold: usize,
+    level: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.permessage_deflate = enabled;
+            c.server.deflate_threshold = threshold;
+            c.server.deflate_level = match level {
+                0 => ServerConfig::default().deflate_level,
+                level => level,
+            };
+            Ok(())
+        })
+    })
+}
+
 /// Most simultaneous connections over all listeners (default 10000).
 ///
 /// # Safety

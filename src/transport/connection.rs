@@ -35,13 +35,18 @@ pub(crate) enum Inbound {
 }
 
 impl Inbound {
-    pub(crate) fn websocket(engine: &Engine) -> Inbound {
+    /// `deflate`: permessage-deflate was negotiated (compressed messages are accepted).
+    pub(crate) fn websocket(engine: &Engine, deflate: bool) -> Inbound {
         let max = engine.config.max_ws_message_size();
+        let mut decoder = MessageDecoder::new(WsLimits {
+            max_frame_size: max,
+            max_message_size: max,
+        });
+        if deflate {
+            decoder.enable_permessage_deflate();
+        }
         Inbound::WebSocket {
-            decoder: MessageDecoder::new(WsLimits {
-                max_frame_size: max,
-                max_message_size: max,
-            }),
+            decoder,
             stomp_buf: BytesMut::new(),
         }
     }

@@ -13,6 +13,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Inbound, drive};
+use super::deflate::OutboundDeflate;
 use super::source::ReadSource;
 use super::writer::{self, Framing};
 use crate::broker::Outbox;
@@ -193,6 +194,8 @@ async fn serve_stream<R, W>(
     let mut buf = BytesMut::new();
     // Who the upgrade request proved the client to be (handshake-level auth hook).
     let mut principal = None;
+    // permessage-deflate as agreed in the upgrade response.
+    let mut deflate = None;
     let (framing, inbound) = match ctx.kind {
         TransportKind::Tcp => (Framing::Raw, Inbound::Raw),
         TransportKind::WebSocket => {
@@ -214,6 +217,7 @@ async fn serve_stream<R, W>(
                     match ctx.engine.hooks.decide_upgrade(&request, Some(peer)) {
                         UpgradeDecision::Accept { principal: p } => {
                             principal = p;
+                            deflate = request.permessage_deflate;
                             buf.advance(consumed);
                             Ok(response)
                         }
@@ -239,7 +243,10 @@ async fn serve_stream<R, W>(
                     return;
                 }
             }
-            (Framing::WebSocket, Inbound::websocket(&ctx.engine))
+            (
+                Framing::WebSocket,
+                Inbound::websocket(&ctx.engine, deflate.is_some()),
+            )
         }
     };
     let config = &ctx.engine.config;
@@ -251,6 +258,7 @@ async fn serve_stream<R, W>(
         write,
         outbox.clone(),
         framing,
+        OutboundDeflate::new(deflate, config.deflate_threshold, config.deflate_level),
         ctx.engine.counters().clone(),
     ));
     let mut session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));

@@ -2,6 +2,7 @@
 //! that adapt a socket to a STOMP [`crate::stomp::session::Session`].
 
 mod connection;
+mod deflate;
 pub(crate) mod listener;
 mod source;
 pub(crate) mod tls;

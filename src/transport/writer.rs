@@ -10,10 +10,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::deflate::OutboundDeflate;
 use crate::broker::outbox::{CloseReason, Delivery, Outbound, Outbox};
 use crate::broker::stats::{self, Counters};
 use crate::stomp::encoder::{encode, encode_header_line};
 use crate::stomp::session::error_frame;
+use crate::ws::deflate::{RSV1, STORED_BLOCK_HEADER_LEN, stored_block_header};
 use crate::ws::frame::{OpCode, encode_close, encode_header};
 
 /// Most outbox items taken per batch (each becomes at most two iovecs).
@@ -42,6 +44,8 @@ struct Batch {
     scratch: BytesMut,
     pieces: Vec<Piece>,
     framing: Framing,
+    /// permessage-deflate, when the WebSocket connection negotiated it.
+    deflate: Option<OutboundDeflate>,
 }
 
 impl Batch {
@@ -54,11 +58,14 @@ impl Batch {
         }
     }
 
-    /// Appends a WebSocket frame header when framed.
-    fn push_ws_header(&mut self, opcode: OpCode, len: usize) {
+    /// Appends a WebSocket frame header when framed; `compressed` sets RSV1.
+    fn push_ws_header(&mut self, opcode: OpCode, len: usize, compressed: bool) {
         if self.framing == Framing::WebSocket {
             let mut header = [0u8; 10];
             let n = encode_header(opcode, true, len, &mut header);
+            if compressed {
+                header[0] |= RSV1;
+            }
             let start = self.scratch.len();
             self.scratch.extend_from_slice(&header[..n]);
             self.pieces.push(Piece::Scratch(start, start + n));
@@ -66,13 +73,17 @@ impl Batch {
     }
 
     fn push_shared(&mut self, opcode: OpCode, bytes: Bytes) {
-        self.push_ws_header(opcode, bytes.len());
+        let (bytes, compressed) = match self.deflate.and_then(|d| d.compress(&bytes)) {
+            Some(compressed) => (compressed, true),
+            None => (bytes, false),
+        };
+        self.push_ws_header(opcode, bytes.len(), compressed);
         self.pieces.push(Piece::Shared(bytes));
     }
 
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
         if self.framing == Framing::WebSocket {
-            self.push_ws_header(opcode, payload.len());
+            self.push_ws_header(opcode, payload.len(), false);
             let start = self.scratch.len();
             self.scratch.extend_from_slice(payload);
             self.pieces
@@ -83,12 +94,13 @@ impl Batch {
     fn push_message(&mut self, outbox: &Outbox, delivery: &Delivery) {
         let escaping = outbox.message_escaping();
         let tail = delivery.message.tail(escaping).clone();
-        // Reserve room for the largest WebSocket header, write the prefix after it, then put
-        // the header right-aligned in the reserved room so header + prefix are contiguous.
-        let reserve = if self.framing == Framing::WebSocket {
-            10
-        } else {
-            0
+        // Reserve room for the largest WebSocket header (and a stored-block header, when
+        // compressing), write the prefix after it, then put the header(s) right-aligned in the
+        // reserved room so header + prefix are contiguous.
+        let reserve = match (self.framing, self.deflate) {
+            (Framing::WebSocket, None) => 10,
+            (Framing::WebSocket, Some(_)) => 10 + STORED_BLOCK_HEADER_LEN,
+            (Framing::Raw, _) => 0,
         };
         let start = self.scratch.len();
         self.scratch.put_bytes(0, reserve);
@@ -112,16 +124,33 @@ impl Batch {
         }
         let prefix_len = self.scratch.len() - prefix_start;
         let mut piece_start = prefix_start;
+        let mut tail = tail;
         if self.framing == Framing::WebSocket {
             let opcode = if delivery.message.is_text() {
                 OpCode::Text
             } else {
                 OpCode::Binary
             };
+            // Compressed: [stored block with the prefix][the shared compressed tail].
+            let compressed = self
+                .deflate
+                .and_then(|d| d.message_tail(&delivery.message, escaping, prefix_len));
             let mut header = [0u8; 10];
-            let n = encode_header(opcode, true, prefix_len + tail.len(), &mut header);
-            piece_start = prefix_start - n;
-            self.scratch[piece_start..prefix_start].copy_from_slice(&header[..n]);
+            let n = match compressed {
+                Some(compressed) => {
+                    piece_start -= STORED_BLOCK_HEADER_LEN;
+                    self.scratch[piece_start..prefix_start]
+                        .copy_from_slice(&stored_block_header(prefix_len));
+                    tail = compressed;
+                    let len = STORED_BLOCK_HEADER_LEN + prefix_len + tail.len();
+                    let n = encode_header(opcode, true, len, &mut header);
+                    header[0] |= RSV1;
+                    n
+                }
+                None => encode_header(opcode, true, prefix_len + tail.len(), &mut header),
+            };
+            self.scratch[piece_start - n..piece_start].copy_from_slice(&header[..n]);
+            piece_start -= n;
         }
         debug_assert!(piece_start >= start);
         self.pieces
@@ -190,6 +219,7 @@ pub(crate) fn run<W: AsyncWrite + Unpin + Send + 'static>(
     mut io: W,
     outbox: Arc<Outbox>,
     framing: Framing,
+    deflate: Option<OutboundDeflate>,
     counters: Arc<Counters>,
 ) -> impl Future<Output = io::Result<()>> + Send + 'static {
     async move {
@@ -198,6 +228,7 @@ pub(crate) fn run<W: AsyncWrite + Unpin + Send + 'static>(
             scratch: BytesMut::new(),
             pieces: Vec::new(),
             framing,
+            deflate,
         };
         let mut last_write = Instant::now();
         loop {

@@ -27,6 +27,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::ws::close::{codes, is_valid_received_code};
+use crate::ws::deflate::{InflateError, RSV1, inflate_message};
 use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 
 /// Default [`WsLimits::max_frame_size`]: 16 MiB.
@@ -124,6 +125,8 @@ struct FrameHeader {
     opcode: OpCode,
     mask: [u8; 4],
     len: usize,
+    /// RSV1 on the first frame of a data message: the message is compressed.
+    compressed: bool,
 }
 
 #[derive(Debug)]
@@ -148,8 +151,10 @@ struct Message {
     data: BytesMut,
     /// Total payload length of the completed fragments (== `data.len()`).
     len: usize,
-    /// Present for text messages.
+    /// Present for uncompressed text messages (compressed ones are validated once inflated).
     utf8: Option<Utf8Validator>,
+    /// permessage-deflate: the payload is inflated when the message completes.
+    compressed: bool,
 }
 
 /// Sans-IO decoder of client frames into complete messages and control events.
@@ -158,13 +163,11 @@ pub struct MessageDecoder {
     limits: WsLimits,
     state: State,
     message: Option<Message>,
-    /// RSV bits (mask over 0x70) that peers may set. Always 0 today.
-    ///
-    /// Hook for permessage-deflate (RFC 7692): once negotiated, set this to
-    /// 0x40 (RSV1) — RSV1 is then allowed only on the *first* frame of a data
-    /// message (never on continuation or control frames), marks the message as
-    /// compressed, and the assembled payload must be inflated (with its own
-    /// size limit) before UTF-8 validation.
+    /// RSV bits (mask over 0x70) that peers may set: RSV1 once permessage-deflate
+    /// (RFC 7692) is negotiated, otherwise none. RSV1 is then allowed only on the
+    /// *first* frame of a data message (never on continuation or control frames),
+    /// marks the message as compressed, and the assembled payload is inflated
+    /// (within `max_message_size`) before UTF-8 validation.
     rsv_allowed: u8,
     /// Set after the first error; every later call returns it again.
     failed: Option<WsError>,
@@ -183,6 +186,13 @@ impl MessageDecoder {
             failed: None,
             closed: false,
         }
+    }
+
+    /// Accepts compressed messages (RSV1), after permessage-deflate was negotiated with
+    /// `client_no_context_takeover` (each message inflates on its own). An inflated message
+    /// larger than `max_message_size` fails with 1009, an undecodable one with 1007.
+    pub fn enable_permessage_deflate(&mut self) {
+        self.rsv_allowed |= RSV1;
     }
 
     /// The limits this decoder enforces.
@@ -235,7 +245,9 @@ impl MessageDecoder {
                         opcode: header.opcode,
                         data: BytesMut::new(),
                         len: 0,
-                        utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
+                        utf8: (header.opcode == OpCode::Text && !header.compressed)
+                            .then(Utf8Validator::default),
+                        compressed: header.compressed,
                     });
                 }
                 self.state = State::Payload {
@@ -284,6 +296,13 @@ impl MessageDecoder {
             ));
         }
         let opcode = OpCode::from_u8(b0 & 0x0F).ok_or(WsError::protocol("reserved opcode"))?;
+        let compressed = b0 & RSV1 != 0;
+        if compressed && !matches!(opcode, OpCode::Text | OpCode::Binary) {
+            // RFC 7692 §6.1: only the first frame of a data message carries RSV1.
+            return Err(WsError::protocol(
+                "RSV1 set on a control or continuation frame",
+            ));
+        }
         if opcode.is_control() {
             if !fin {
                 return Err(WsError::protocol("fragmented control frame"));
@@ -362,6 +381,7 @@ impl MessageDecoder {
                 opcode,
                 mask,
                 len,
+                compressed,
             },
             pos,
         )))
@@ -399,7 +419,7 @@ impl MessageDecoder {
                         buf.split_to(len).freeze()
                     };
                     let msg = self.message.take().expect("checked above");
-                    return finish_message(msg, payload).map(Some);
+                    return finish_message(msg, payload, self.limits.max_message_size).map(Some);
                 }
                 msg.data.extend_from_slice(&buf[..len]);
                 msg.len += len;
@@ -407,7 +427,7 @@ impl MessageDecoder {
                 if header.fin {
                     let mut msg = self.message.take().expect("checked above");
                     let data = std::mem::take(&mut msg.data).freeze();
-                    return finish_message(msg, data).map(Some);
+                    return finish_message(msg, data, self.limits.max_message_size).map(Some);
                 }
                 Ok(None)
             }
@@ -415,9 +435,26 @@ impl MessageDecoder {
     }
 }
 
-/// Turns a completed message into an event, checking that a text message does
-/// not end inside a UTF-8 sequence.
-fn finish_message(msg: Message, payload: Bytes) -> Result<WsEvent, WsError> {
+/// Turns a completed message into an event: inflates a compressed one (at most
+/// `max_len` bytes), and checks that a text message is valid UTF-8 (compressed)
+/// or does not end inside a UTF-8 sequence (validated as it arrived).
+fn finish_message(msg: Message, payload: Bytes, max_len: usize) -> Result<WsEvent, WsError> {
+    let payload = if msg.compressed {
+        let inflated = inflate_message(&payload, max_len).map_err(|e| match e {
+            InflateError::TooBig => {
+                WsError::too_big("inflated message exceeds the maximum message size")
+            }
+            InflateError::Corrupt => {
+                WsError::invalid_payload("compressed message does not inflate")
+            }
+        })?;
+        if msg.opcode == OpCode::Text && std::str::from_utf8(&inflated).is_err() {
+            return Err(WsError::invalid_payload("text message is not valid UTF-8"));
+        }
+        inflated
+    } else {
+        payload
+    };
     match msg.opcode {
         OpCode::Text => {
             if msg.utf8.is_some_and(|v| !v.is_complete()) {
@@ -539,6 +576,7 @@ fn utf8_width(lead: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ws::deflate::{DEFAULT_LEVEL, deflate_shared};
     use crate::ws::frame::{OpCode, encode_frame};
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -740,6 +778,116 @@ mod tests {
         let mut dec = decoder();
         let mut buf = BytesMut::from(&[0xC1u8][..]);
         assert_eq!(dec.decode(&mut buf).unwrap_err().close_code, 1002);
+    }
+
+    // ---- permessage-deflate (RFC 7692) -----------------------------------
+
+    fn deflate_decoder(max_message_size: usize) -> MessageDecoder {
+        let mut dec = MessageDecoder::new(WsLimits {
+            max_frame_size: max_message_size,
+            max_message_size,
+        });
+        dec.enable_permessage_deflate();
+        dec
+    }
+
+    /// RFC 7692 §7.2.3.1 "Hello", unfragmented and in two fragments (RSV1 on the first only).
+    #[test]
+    fn compressed_messages_inflate() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut dec = deflate_decoder(1024);
+        let mut bytes = raw_frame(0x80 | RSV1 | 0x1, &hello, MASK);
+        bytes.extend(raw_frame(0x01 | RSV1, &hello[..3], MASK));
+        bytes.extend(frame(true, 0x9, b"p")); // a ping between the fragments
+        bytes.extend(raw_frame(0x80, &hello[3..], MASK));
+        bytes.extend(raw_frame(0x80 | RSV1 | 0x2, &hello, MASK));
+        // Uncompressed messages stay allowed on the same connection.
+        bytes.extend(frame(true, 0x1, b"plain"));
+        let events = decode_all(&mut dec, &bytes).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                text("Hello"),
+                WsEvent::Ping(Bytes::from_static(b"p")),
+                text("Hello"),
+                WsEvent::Binary(Bytes::from_static(b"Hello")),
+                text("plain"),
+            ]
+        );
+        // A large compressed message through the zero-copy path, fed byte by byte.
+        let body = "{\"k\":\"value\"}".repeat(2000);
+        let compressed = deflate_shared(body.as_bytes(), 15, DEFAULT_LEVEL).unwrap();
+        let wire = raw_frame(0x80 | RSV1 | 0x1, &compressed, MASK);
+        let mut dec = deflate_decoder(1 << 20);
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for b in wire {
+            buf.extend_from_slice(&[b]);
+            if let Some(ev) = dec.decode(&mut buf).unwrap() {
+                got = Some(ev);
+            }
+        }
+        assert_eq!(got, Some(text(&body)));
+    }
+
+    #[test]
+    fn rsv1_only_on_the_first_data_frame_when_negotiated() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let fails = |bytes: Vec<u8>| {
+            let err = decode_all(&mut deflate_decoder(1024), &bytes).unwrap_err();
+            assert_eq!(err.close_code, 1002, "{}", err.reason);
+        };
+        // Control frames.
+        fails(raw_frame(0x80 | RSV1 | 0x9, b"", MASK));
+        fails(raw_frame(0x80 | RSV1 | 0x8, &[0x03, 0xe8], MASK));
+        // Continuation frame.
+        let mut bytes = raw_frame(0x01 | RSV1, &hello[..3], MASK);
+        bytes.extend(raw_frame(0x80 | RSV1, &hello[3..], MASK));
+        fails(bytes);
+        // RSV2 / RSV3 stay reserved.
+        fails(raw_frame(0x80 | 0x20 | 0x1, b"x", MASK));
+        fails(raw_frame(0x80 | 0x10 | 0x1, b"x", MASK));
+        // And RSV1 without negotiation is rejected (see `rsv_bits_rejected`).
+        expect_err(&raw_frame(0x80 | RSV1 | 0x1, &hello, MASK), 1002);
+    }
+
+    #[test]
+    fn compressed_message_limits_and_validity() {
+        // Zip bomb: 16 KiB of zeros compress to a few dozen bytes, limit 4 KiB → 1009.
+        let bomb = deflate_shared(&[0u8; 16 * 1024], 15, DEFAULT_LEVEL).unwrap();
+        assert!(bomb.len() < 100);
+        let err = decode_all(
+            &mut deflate_decoder(4096),
+            &raw_frame(0x82 | RSV1, &bomb, MASK),
+        )
+        .unwrap_err();
+        assert_eq!(err.close_code, 1009);
+        // Undecodable data → 1007.
+        let err = decode_all(
+            &mut deflate_decoder(4096),
+            &raw_frame(0x82 | RSV1, &[0xff, 0xff], MASK),
+        )
+        .unwrap_err();
+        assert_eq!(err.close_code, 1007);
+        // Inflated text that is not UTF-8 → 1007 (the compressed bytes are not validated).
+        let mut stored = BytesMut::new();
+        crate::ws::deflate::put_stored_block(&[b'a', 0xff, b'b'], &mut stored);
+        let err = decode_all(
+            &mut deflate_decoder(4096),
+            &raw_frame(0x81 | RSV1, &stored, MASK),
+        )
+        .unwrap_err();
+        assert_eq!(err.close_code, 1007);
+        // The same bytes as binary are fine.
+        let events = decode_all(
+            &mut deflate_decoder(4096),
+            &raw_frame(0x82 | RSV1, &stored, MASK),
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![WsEvent::Binary(Bytes::from_static(&[b'a', 0xff, b'b']))]
+        );
     }
 
     #[test]

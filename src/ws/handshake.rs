@@ -9,6 +9,8 @@
 
 use tungstenite::handshake::derive_accept_key;
 
+use crate::ws::deflate::{self, DeflateParams};
+
 /// Handshake settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeConfig {
@@ -32,6 +34,9 @@ pub struct HandshakeConfig {
     pub max_request_bytes: usize,
     /// Largest number of request headers. Default 64.
     pub max_headers: usize,
+    /// Accept a `permessage-deflate` offer (RFC 7692, see [`crate::ws::deflate`]).
+    /// Default true.
+    pub permessage_deflate: bool,
 }
 
 impl Default for HandshakeConfig {
@@ -47,6 +52,7 @@ impl Default for HandshakeConfig {
             require_subprotocol: false,
             max_request_bytes: 8192,
             max_headers: 64,
+            permessage_deflate: true,
         }
     }
 }
@@ -65,8 +71,10 @@ pub struct UpgradeRequest {
     /// The selected subprotocol (echoed in the response), if any.
     pub subprotocol: Option<String>,
     /// The client's `Sec-WebSocket-Extensions` offer (all header lines joined
-    /// with ", "), if any. No extension is negotiated yet.
+    /// with ", "), if any.
     pub offered_extensions: Option<String>,
+    /// permessage-deflate as agreed in the response, when it was.
+    pub permessage_deflate: Option<DeflateParams>,
 }
 
 impl UpgradeRequest {
@@ -271,6 +279,10 @@ fn validate(
         .filter(|v| !v.is_empty())
         .collect();
     let offered_extensions = (!extension_offers.is_empty()).then(|| extension_offers.join(", "));
+    let deflate = match &offered_extensions {
+        Some(offers) if cfg.permessage_deflate => deflate::negotiate(offers),
+        _ => None,
+    };
 
     let mut response = format!(
         "HTTP/1.1 101 Switching Protocols\r\n\
@@ -284,6 +296,11 @@ fn validate(
         response.push_str(p);
         response.push_str("\r\n");
     }
+    if let Some(agreed) = &deflate {
+        response.push_str("Sec-WebSocket-Extensions: ");
+        response.push_str(&agreed.response);
+        response.push_str("\r\n");
+    }
     response.push_str("\r\n");
 
     let request = UpgradeRequest {
@@ -293,6 +310,7 @@ fn validate(
         headers,
         subprotocol,
         offered_extensions,
+        permessage_deflate: deflate.map(|agreed| agreed.params),
     };
     Ok(Handshake::Accept {
         request,
@@ -571,7 +589,39 @@ mod tests {
             Some("permessage-deflate; client_max_window_bits, x-foo")
         );
         assert!(!response.contains("Sec-WebSocket-Protocol"));
+        assert!(response.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+             client_no_context_takeover\r\n"
+        ));
+        assert_eq!(
+            request.permessage_deflate,
+            Some(DeflateParams {
+                server_max_window_bits: 15
+            })
+        );
+
+        // Switched off: the offer is ignored.
+        let off = HandshakeConfig {
+            permessage_deflate: false,
+            ..HandshakeConfig::default()
+        };
+        let (_, request, response) = accept(&req, &off);
         assert!(!response.contains("Extensions"));
+        assert_eq!(request.permessage_deflate, None);
+
+        // Only unknown extensions (or declined offers): no extension header.
+        let req = request_with(&[
+            "GET /ws HTTP/1.1",
+            "host: h",
+            "upgrade: websocket",
+            "connection: Upgrade",
+            "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version: 13",
+            "Sec-WebSocket-Extensions: x-foo, permessage-deflate; server_max_window_bits=8",
+        ]);
+        let (_, request, response) = accept(&req, &cfg);
+        assert!(!response.contains("Extensions"));
+        assert_eq!(request.permessage_deflate, None);
     }
 
     #[test]

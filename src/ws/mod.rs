@@ -12,6 +12,10 @@
 //!   limits ([`WsLimits`]), validates UTF-8 incrementally, reassembles
 //!   fragmented messages and yields [`WsEvent`]s. Violations are reported as
 //!   [`WsError`] with the close code to send.
+//! - [`deflate`]: permessage-deflate (RFC 7692): offer negotiation
+//!   ([`deflate::negotiate`]), bounded inflation of received messages and
+//!   compression that one publish shares between connections. The decoder
+//!   inflates once [`MessageDecoder::enable_permessage_deflate`] was called.
 //! - [`frame`]: server-side (unmasked) frame encoding. [`encode_header`] writes
 //!   only the 2–10 byte header so one encoded payload can be shared by many
 //!   connections.
@@ -26,6 +30,7 @@
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 

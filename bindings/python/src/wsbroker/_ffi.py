@@ -209,6 +209,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_heartbeat": (_res, [_cfg, c_uint32, c_uint32]),
     "wsb_config_set_timeouts": (_res, [_cfg, c_uint32, c_uint32, c_uint32, c_uint32]),
     "wsb_config_set_max_frame_size": (_res, [_cfg, c_size_t]),
+    "wsb_config_set_permessage_deflate": (_res, [_cfg, c_bool, c_size_t, c_uint32]),
     "wsb_config_set_max_connections": (_res, [_cfg, c_size_t]),
     "wsb_config_set_outbound_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_queue_depth": (_res, [_cfg, c_size_t]),
