@@ -47,6 +47,8 @@ const MASK: [u8; 4] = [0x3a, 0x91, 0x5c, 0xe7];
 const STAMP_LEN: usize = 32;
 /// Most subscribers connecting at the same time.
 pub(crate) const CONNECT_PARALLELISM: usize = 64;
+/// A subscriber pings the server this often (keeps idle-timeout servers from closing it).
+const KEEPALIVE: Duration = Duration::from_secs(20);
 /// Upper bound on the latency samples kept per scenario (deliveries are sampled evenly by seq).
 pub(crate) const MAX_SAMPLES: u64 = 1_000_000;
 
@@ -768,11 +770,34 @@ async fn subscriber(
         .latencies_ns
         .reserve((msgs / sample_every + 1) as usize);
     let mut next_seq = 0u64;
+    // Servers such as RabbitMQ Web-STOMP (Cowboy) close a WebSocket that has sent nothing for
+    // 60 s, which a subscriber of a long run does: ping now and then.
+    let start = tokio::time::Instant::now();
+    let mut keepalive = tokio::time::interval_at(start + KEEPALIVE, KEEPALIVE);
+    enum Next {
+        Frame(Result<Bytes, String>),
+        Keepalive,
+        Stop,
+    }
     while result.received < msgs {
-        let frame = tokio::select! {
+        let next = tokio::select! {
             biased;
-            frame = reader.next_stomp(Some(&mut w)) => frame,
-            _ = stop.changed() => {
+            _ = keepalive.tick() => Next::Keepalive,
+            frame = reader.next_stomp(Some(&mut w)) => Next::Frame(frame),
+            _ = stop.changed() => Next::Stop,
+        };
+        let frame = match next {
+            Next::Frame(frame) => frame,
+            Next::Keepalive => {
+                let mut ping = Vec::with_capacity(8);
+                put_frame(&mut ping, OP_PING, b"");
+                if let Err(e) = w.write_all(&ping).await {
+                    result.error = Some(format!("ping: {e}"));
+                    break;
+                }
+                continue;
+            }
+            Next::Stop => {
                 let got = result.received;
                 result.error = Some(format!("timed out after {got} of {msgs} messages"));
                 break;
