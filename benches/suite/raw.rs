@@ -24,6 +24,8 @@ pub(crate) const RAW_STAMP_LEN: usize = 16;
 const PROBE: u64 = u64::MAX;
 /// The fan-out publisher never runs more than this many messages ahead of the slowest receiver.
 const FANOUT_WINDOW: u64 = 1_000;
+/// Longest wait for every receiver to get a probe.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// Messages each echo connection keeps in flight.
 const ECHO_WINDOW: u64 = 32;
 /// Receivers report progress to the publisher every this many messages.
@@ -204,17 +206,19 @@ async fn fanout_publisher(
     let (_reader, mut w) = conn;
     let mut out = Vec::with_capacity(32 * 1024);
     // Probe until every receiver has one: servers may register a connection after its 101.
+    let probe_deadline = Instant::now() + PROBE_LIMIT;
     while state.probed.load(Ordering::Relaxed) < subs {
         stamp(&mut out, PROBE, size);
         flush(&mut w, &mut out).await?;
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = stop.changed() => {
-                return Err(format!(
-                    "only {} of {subs} receivers got a probe message",
-                    state.probed.load(Ordering::Relaxed)
-                ));
-            }
+        let gave_up = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => Instant::now() > probe_deadline,
+            _ = stop.changed() => true,
+        };
+        if gave_up {
+            return Err(format!(
+                "only {} of {subs} receivers got a probe message",
+                state.probed.load(Ordering::Relaxed)
+            ));
         }
     }
     let first = Instant::now();
