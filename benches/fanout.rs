@@ -46,18 +46,20 @@ const MASK: [u8; 4] = [0x3a, 0x91, 0x5c, 0xe7];
 /// Body prefix: 16 hex digits of sequence number, 16 of send time (ns since [`epoch`]).
 const STAMP_LEN: usize = 32;
 /// Most subscribers connecting at the same time.
-const CONNECT_PARALLELISM: usize = 64;
+pub(crate) const CONNECT_PARALLELISM: usize = 64;
+/// A subscriber pings the server this often (keeps idle-timeout servers from closing it).
+const KEEPALIVE: Duration = Duration::from_secs(20);
 /// Upper bound on the latency samples kept per scenario (deliveries are sampled evenly by seq).
-const MAX_SAMPLES: u64 = 1_000_000;
+pub(crate) const MAX_SAMPLES: u64 = 1_000_000;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// The instant all send timestamps count from (shared by publisher and subscribers).
-fn epoch() -> Instant {
+pub(crate) fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
@@ -192,7 +194,7 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir().join("target"))
@@ -200,7 +202,7 @@ fn target_dir() -> PathBuf {
 
 /// `WSBROKER_BIN`, else the binary cargo built alongside this bench, else
 /// `target/release/wsbroker` (built on demand).
-fn broker_binary() -> Result<PathBuf, String> {
+pub(crate) fn broker_binary() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("WSBROKER_BIN") {
         let bin = PathBuf::from(bin);
         return if bin.is_file() {
@@ -237,31 +239,90 @@ fn broker_binary() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// A running `wsbroker` child process; killed on drop.
-struct Broker {
-    child: Child,
-    pid: u32,
-    addr: SocketAddr,
-    path: String,
+/// The STOMP server a scenario runs against, and how to talk to it.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub(crate) server: ServerProcess,
+    /// The whole CONNECT frame (NUL-terminated STOMP text).
+    pub(crate) connect: Arc<[u8]>,
+    /// Destination the publisher sends to and the subscribers subscribe to.
+    pub(crate) dest: Arc<str>,
+}
+
+impl Target {
+    /// The `wsbroker` binary at `bin`, a fresh process per round.
+    pub(crate) fn wsbroker(bin: &Path) -> Target {
+        Target {
+            server: ServerProcess::Spawn {
+                program: bin.to_path_buf(),
+                args: [
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--heartbeat",
+                    "0",
+                    "--log",
+                    "warn",
+                ]
+                .map(String::from)
+                .to_vec(),
+            },
+            connect: Arc::from(
+                &b"CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0"[..],
+            ),
+            dest: DEST.into(),
+        }
+    }
+}
+
+/// Where the server under test comes from.
+#[derive(Clone, Debug)]
+pub(crate) enum ServerProcess {
+    /// Started per round as `program args...`; it prints a line containing
+    /// `listening websocket ws://HOST:PORT/PATH` on stdout once it accepts connections.
+    Spawn { program: PathBuf, args: Vec<String> },
+    /// Already running (e.g. RabbitMQ); its CPU time is read from `pid` when known.
+    #[allow(dead_code, reason = "only the `suite` bench measures external servers")]
+    External {
+        addr: SocketAddr,
+        path: String,
+        pid: Option<u32>,
+    },
+}
+
+/// The text a spawned server prints before its URL.
+const LISTENING: &str = "listening websocket ws://";
+
+/// The server process of one round; a spawned child is killed on drop.
+pub(crate) struct Broker {
+    child: Option<Child>,
+    pid: Option<u32>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) path: String,
     stopped: bool,
 }
 
 impl Broker {
-    fn spawn(bin: &Path) -> Result<Broker, String> {
-        let mut child = Command::new(bin)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--heartbeat",
-                "0",
-                "--log",
-                "warn",
-            ])
+    pub(crate) fn start(server: &ServerProcess) -> Result<Broker, String> {
+        match server {
+            ServerProcess::Spawn { program, args } => Broker::spawn(program, args),
+            ServerProcess::External { addr, path, pid } => Ok(Broker {
+                child: None,
+                pid: *pid,
+                addr: *addr,
+                path: path.clone(),
+                stopped: false,
+            }),
+        }
+    }
+
+    fn spawn(program: &Path, args: &[String]) -> Result<Broker, String> {
+        let mut child = Command::new(program)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("piped stdout");
         // Read the listening line on a thread (with a deadline), then keep draining.
@@ -270,21 +331,24 @@ impl Broker {
             let mut lines = BufReader::new(stdout).lines();
             for line in lines.by_ref() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("wsbroker listening websocket ws://") {
-                    let _ = tx.send(url.to_string());
+                if let Some(at) = line.find(LISTENING) {
+                    let _ = tx.send(line[at + LISTENING.len()..].to_string());
                 }
             }
         });
         let mut broker = Broker {
-            child,
-            pid,
+            child: Some(child),
+            pid: Some(pid),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             path: String::new(),
             stopped: false,
         };
-        let url = rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "broker printed no `wsbroker listening websocket` line in 10 s")?;
+        let url = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+            format!(
+                "{} printed no `{LISTENING}` line in 10 s",
+                program.display()
+            )
+        })?;
         let (host, path) = url.split_at(url.find('/').unwrap_or(url.len()));
         broker.addr = host
             .parse()
@@ -298,32 +362,43 @@ impl Broker {
     }
 
     /// Server CPU time (user + system) in seconds.
-    fn cpu_secs(&self) -> f64 {
-        let ticks = proc_cpu_ticks(&format!("/proc/{}/stat", self.pid)).unwrap_or(0);
+    /// NaN when the server's pid is unknown.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        let Some(pid) = self.pid else {
+            return f64::NAN;
+        };
+        let ticks = proc_cpu_ticks(&format!("/proc/{pid}/stat")).unwrap_or(0);
         ticks as f64 / clock_ticks()
     }
 
-    fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.pid, "VmRSS:").unwrap_or(0)
+    pub(crate) fn rss_kib(&self) -> u64 {
+        self.pid
+            .and_then(|pid| proc_status_kib(pid, "VmRSS:"))
+            .unwrap_or(0)
     }
 
     fn hwm_kib(&self) -> u64 {
-        proc_status_kib(self.pid, "VmHWM:").unwrap_or(0)
+        self.pid
+            .and_then(|pid| proc_status_kib(pid, "VmHWM:"))
+            .unwrap_or(0)
     }
 
     /// SIGTERM, then wait (up to 10 s, then SIGKILL); describes how it ended.
-    fn stop(&mut self) -> String {
+    pub(crate) fn stop(&mut self) -> String {
         if self.stopped {
             return "already stopped".into();
         }
         self.stopped = true;
+        let (Some(child), Some(pid)) = (&mut self.child, self.pid) else {
+            return "exited cleanly (external server, left running)".into();
+        };
         // SAFETY: plain kill(2) on our own child's pid, which we have not reaped yet.
         unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }
         let start = Instant::now();
         loop {
-            match self.child.try_wait() {
+            match child.try_wait() {
                 Ok(Some(status)) => {
                     let took = start.elapsed().as_secs_f64();
                     return if status.success() {
@@ -336,8 +411,8 @@ impl Broker {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    let _ = child.kill();
+                    let _ = child.wait();
                     return "did not exit within 10 s of SIGTERM; killed".into();
                 }
             }
@@ -347,21 +422,23 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if !self.stopped
+            && let Some(child) = &mut self.child
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as f64 } else { 100.0 }
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/.../stat` file, in clock ticks.
-fn proc_cpu_ticks(stat_path: &str) -> Option<u64> {
+pub(crate) fn proc_cpu_ticks(stat_path: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(stat_path).ok()?;
     // The command name may contain spaces and parentheses: fields restart after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -372,7 +449,7 @@ fn proc_cpu_ticks(stat_path: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-fn self_cpu_secs() -> f64 {
+pub(crate) fn self_cpu_secs() -> f64 {
     proc_cpu_ticks("/proc/self/stat").unwrap_or(0) as f64 / clock_ticks()
 }
 
@@ -386,26 +463,33 @@ fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
 // Minimal WebSocket + STOMP client
 // ---------------------------------------------------------------------------------------------
 
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
+pub(crate) const OP_TEXT: u8 = 0x1;
+pub(crate) const OP_BINARY: u8 = 0x2;
+pub(crate) const OP_CLOSE: u8 = 0x8;
+pub(crate) const OP_PING: u8 = 0x9;
+pub(crate) const OP_PONG: u8 = 0xA;
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Connects and upgrades; returns the stream and any bytes read past the 101 response.
-async fn ws_connect(addr: SocketAddr, path: &str) -> Result<(TcpStream, BytesMut), String> {
+pub(crate) async fn ws_connect(
+    addr: SocketAddr,
+    path: &str,
+    protocol: Option<&str>,
+) -> Result<(TcpStream, BytesMut), String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let protocol = protocol
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+         {protocol}\r\n"
     );
     stream
         .write_all(request.as_bytes())
@@ -435,7 +519,7 @@ async fn ws_connect(addr: SocketAddr, path: &str) -> Result<(TcpStream, BytesMut
 }
 
 /// Appends one masked, final client frame.
-fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+pub(crate) fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.push(0x80 | opcode);
     let len = payload.len();
     if len < 126 {
@@ -452,13 +536,13 @@ fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
 }
 
 /// Reads unmasked server frames from a byte stream.
-struct FrameReader<R> {
-    io: R,
-    buf: BytesMut,
+pub(crate) struct FrameReader<R> {
+    pub(crate) io: R,
+    pub(crate) buf: BytesMut,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    fn parse(&mut self) -> Result<Option<(u8, Bytes)>, String> {
+    pub(crate) fn parse(&mut self) -> Result<Option<(u8, Bytes)>, String> {
         let buf = &mut self.buf;
         if buf.len() < 2 {
             return Ok(None);
@@ -489,7 +573,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The next complete frame: `(opcode, payload)`.
-    async fn next(&mut self) -> Result<(u8, Bytes), String> {
+    pub(crate) async fn next(&mut self) -> Result<(u8, Bytes), String> {
         loop {
             if let Some(frame) = self.parse()? {
                 return Ok(frame);
@@ -608,18 +692,15 @@ async fn send_stomp(w: &mut OwnedWriteHalf, stomp: &[u8]) -> Result<(), String> 
 async fn stomp_connect(
     addr: SocketAddr,
     path: &str,
+    connect: &[u8],
 ) -> Result<(FrameReader<tokio::net::tcp::OwnedReadHalf>, OwnedWriteHalf), String> {
-    let (stream, leftover) = ws_connect(addr, path).await?;
+    let (stream, leftover) = ws_connect(addr, path, Some("v12.stomp")).await?;
     let (r, mut w) = stream.into_split();
     let mut reader = FrameReader {
         io: r,
         buf: leftover,
     };
-    send_stomp(
-        &mut w,
-        b"CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0",
-    )
-    .await?;
+    send_stomp(&mut w, connect).await?;
     let frame = reader.next_stomp(Some(&mut w)).await?;
     if stomp_command(&frame) != b"CONNECTED" {
         return Err(format!("CONNECT refused: {}", describe_error(&frame)));
@@ -640,9 +721,17 @@ struct SubResult {
     error: Option<String>,
 }
 
-async fn subscriber(
+/// Address, path and STOMP dialect of the server of a round, shared by its clients.
+#[derive(Clone)]
+struct Endpoint {
     addr: SocketAddr,
     path: Arc<str>,
+    connect: Arc<[u8]>,
+    dest: Arc<str>,
+}
+
+async fn subscriber(
+    endpoint: Endpoint,
     msgs: u64,
     sample_every: u64,
     gate: Arc<Semaphore>,
@@ -652,8 +741,12 @@ async fn subscriber(
     let mut result = SubResult::default();
     let setup = async {
         let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-        let (mut reader, mut w) = stomp_connect(addr, &path).await?;
-        let subscribe = format!("SUBSCRIBE\nid:0\ndestination:{DEST}\nreceipt:s\n\n\0");
+        let (mut reader, mut w) =
+            stomp_connect(endpoint.addr, &endpoint.path, &endpoint.connect).await?;
+        let subscribe = format!(
+            "SUBSCRIBE\nid:0\ndestination:{}\nreceipt:s\n\n\0",
+            endpoint.dest
+        );
         send_stomp(&mut w, subscribe.as_bytes()).await?;
         let frame = reader.next_stomp(Some(&mut w)).await?;
         if stomp_command(&frame) != b"RECEIPT" {
@@ -677,11 +770,34 @@ async fn subscriber(
         .latencies_ns
         .reserve((msgs / sample_every + 1) as usize);
     let mut next_seq = 0u64;
+    // Servers such as RabbitMQ Web-STOMP (Cowboy) close a WebSocket that has sent nothing for
+    // 60 s, which a subscriber of a long run does: ping now and then.
+    let start = tokio::time::Instant::now();
+    let mut keepalive = tokio::time::interval_at(start + KEEPALIVE, KEEPALIVE);
+    enum Next {
+        Frame(Result<Bytes, String>),
+        Keepalive,
+        Stop,
+    }
     while result.received < msgs {
-        let frame = tokio::select! {
+        let next = tokio::select! {
             biased;
-            frame = reader.next_stomp(Some(&mut w)) => frame,
-            _ = stop.changed() => {
+            _ = keepalive.tick() => Next::Keepalive,
+            frame = reader.next_stomp(Some(&mut w)) => Next::Frame(frame),
+            _ = stop.changed() => Next::Stop,
+        };
+        let frame = match next {
+            Next::Frame(frame) => frame,
+            Next::Keepalive => {
+                let mut ping = Vec::with_capacity(8);
+                put_frame(&mut ping, OP_PING, b"");
+                if let Err(e) = w.write_all(&ping).await {
+                    result.error = Some(format!("ping: {e}"));
+                    break;
+                }
+                continue;
+            }
+            Next::Stop => {
                 let got = result.received;
                 result.error = Some(format!("timed out after {got} of {msgs} messages"));
                 break;
@@ -729,8 +845,7 @@ struct PubResult {
 
 /// Publishes `msgs` messages of `size` bytes, as fast as the window allows or at `rate` msg/s.
 async fn publisher(
-    addr: SocketAddr,
-    path: &str,
+    endpoint: &Endpoint,
     msgs: u64,
     size: usize,
     rate: Option<u64>,
@@ -742,13 +857,14 @@ async fn publisher(
         sent: 0,
         error: None,
     };
-    let (mut reader, mut w) = match stomp_connect(addr, path).await {
-        Ok(conn) => conn,
-        Err(e) => {
-            result.error = Some(format!("publisher: {e}"));
-            return result;
-        }
-    };
+    let (mut reader, mut w) =
+        match stomp_connect(endpoint.addr, &endpoint.path, &endpoint.connect).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                result.error = Some(format!("publisher: {e}"));
+                return result;
+            }
+        };
     // Receipts arrive in order: `acked` = messages the broker has fully routed.
     let (acked_tx, mut acked_rx) = watch::channel((0u64, None::<String>));
     let receipts = tokio::spawn(async move {
@@ -833,7 +949,7 @@ async fn publisher(
         let with_receipt = (seq + 1) % receipt_every == 0 || seq + 1 == msgs;
         stomp.clear();
         stomp.extend_from_slice(b"SEND\ndestination:");
-        stomp.extend_from_slice(DEST.as_bytes());
+        stomp.extend_from_slice(endpoint.dest.as_bytes());
         stomp.extend_from_slice(b"\ncontent-type:text/plain\n");
         if with_receipt {
             let _ = writeln!(ByteWriter(&mut stomp), "receipt:r{seq}");
@@ -892,41 +1008,41 @@ impl std::fmt::Write for ByteWriter<'_> {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Default)]
-struct Report {
-    name: String,
-    subs: usize,
-    msgs: u64,
-    size: usize,
-    rate: Option<u64>,
-    rounds: usize,
-    connect_secs: f64,
-    elapsed_secs: f64,
-    publish_secs: f64,
-    expected: u64,
-    received: u64,
-    lost: u64,
-    out_of_order: u64,
-    failed_subscribers: usize,
-    deliveries_per_sec: f64,
-    round_rate_min: f64,
-    round_rate_max: f64,
-    server_cpu_secs: f64,
-    server_cpu_us_per_delivery: f64,
-    server_cpu_util: f64,
-    client_cpu_secs: f64,
-    client_cpu_us_per_delivery: f64,
-    latency_samples: usize,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
-    rss_idle_kib: u64,
-    rss_subscribed_kib: u64,
-    rss_after_kib: u64,
-    hwm_kib: u64,
-    kib_per_connection: f64,
-    errors: Vec<String>,
-    broker_exit: String,
+pub(crate) struct Report {
+    pub(crate) name: String,
+    pub(crate) subs: usize,
+    pub(crate) msgs: u64,
+    pub(crate) size: usize,
+    pub(crate) rate: Option<u64>,
+    pub(crate) rounds: usize,
+    pub(crate) connect_secs: f64,
+    pub(crate) elapsed_secs: f64,
+    pub(crate) publish_secs: f64,
+    pub(crate) expected: u64,
+    pub(crate) received: u64,
+    pub(crate) lost: u64,
+    pub(crate) out_of_order: u64,
+    pub(crate) failed_subscribers: usize,
+    pub(crate) deliveries_per_sec: f64,
+    pub(crate) round_rate_min: f64,
+    pub(crate) round_rate_max: f64,
+    pub(crate) server_cpu_secs: f64,
+    pub(crate) server_cpu_us_per_delivery: f64,
+    pub(crate) server_cpu_util: f64,
+    pub(crate) client_cpu_secs: f64,
+    pub(crate) client_cpu_us_per_delivery: f64,
+    pub(crate) latency_samples: usize,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+    pub(crate) max_us: f64,
+    pub(crate) rss_idle_kib: u64,
+    pub(crate) rss_subscribed_kib: u64,
+    pub(crate) rss_after_kib: u64,
+    pub(crate) hwm_kib: u64,
+    pub(crate) kib_per_connection: f64,
+    pub(crate) errors: Vec<String>,
+    pub(crate) broker_exit: String,
 }
 
 /// Raw figures of one round (one fresh broker process).
@@ -952,7 +1068,7 @@ struct Round {
     broker_exit: String,
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -962,7 +1078,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// One round: fresh broker, connect the subscribers, publish, wait for every delivery.
 async fn run_round(
-    bin: &Path,
+    target: &Target,
     subs: usize,
     msgs: u64,
     size: usize,
@@ -970,7 +1086,7 @@ async fn run_round(
     timeout: Duration,
     sample_every: u64,
 ) -> Result<Round, String> {
-    let mut broker = Broker::spawn(bin)?;
+    let mut broker = Broker::start(&target.server)?;
     // Let the freshly started process settle before the idle RSS reading.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut round = Round {
@@ -978,7 +1094,12 @@ async fn run_round(
         rss_idle_kib: broker.rss_kib(),
         ..Round::default()
     };
-    let path: Arc<str> = broker.path.as_str().into();
+    let endpoint = Endpoint {
+        addr: broker.addr,
+        path: broker.path.as_str().into(),
+        connect: target.connect.clone(),
+        dest: target.dest.clone(),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(CONNECT_PARALLELISM));
@@ -987,8 +1108,7 @@ async fn run_round(
     let handles: Vec<_> = (0..subs)
         .map(|_| {
             tokio::spawn(subscriber(
-                broker.addr,
-                path.clone(),
+                endpoint.clone(),
                 msgs,
                 sample_every,
                 gate.clone(),
@@ -1030,7 +1150,7 @@ async fn run_round(
         tokio::time::sleep_until(stop_at).await;
         let _ = stop_tx.send(true);
     });
-    let published = publisher(broker.addr, &broker.path, msgs, size, rate, stop_rx.clone()).await;
+    let published = publisher(&endpoint, msgs, size, rate, stop_rx.clone()).await;
     if let Some(e) = &published.error {
         round.errors.push(e.clone());
     }
@@ -1081,8 +1201,8 @@ async fn run_round(
 /// Runs `rounds` rounds and aggregates them: rates and CPU per delivery over the sums,
 /// latency percentiles over all samples, memory averaged.
 #[allow(clippy::too_many_arguments)]
-async fn run_scenario(
-    bin: &Path,
+pub(crate) async fn run_scenario(
+    target: &Target,
     name: &str,
     subs: usize,
     msgs: u64,
@@ -1108,7 +1228,7 @@ async fn run_scenario(
     let (mut idle, mut subscribed, mut per_conn, mut wall) = (0.0, 0.0, 0.0, 0.0);
     let mut exits = Vec::new();
     for i in 0..rounds {
-        let round = run_round(bin, subs, msgs, size, rate, timeout, sample_every).await?;
+        let round = run_round(target, subs, msgs, size, rate, timeout, sample_every).await?;
         report.connect_secs += round.connect_secs / rounds as f64;
         report.elapsed_secs += round.elapsed_secs;
         report.publish_secs += round.publish_secs;
@@ -1163,7 +1283,7 @@ async fn run_scenario(
 // Output
 // ---------------------------------------------------------------------------------------------
 
-fn print_line(r: &Report) {
+pub(crate) fn print_line(r: &Report) {
     let how = match r.rate {
         Some(rate) => format!("@ {rate} msg/s"),
         None if r.rounds > 1 => format!(
@@ -1247,7 +1367,7 @@ fn print_table(reports: &[Report]) {
     );
 }
 
-fn json_num(out: &mut String, key: &str, v: f64) {
+pub(crate) fn json_num(out: &mut String, key: &str, v: f64) {
     if v.is_finite() {
         let _ = write!(out, "\"{key}\": {v:.3}, ");
     } else {
@@ -1255,7 +1375,7 @@ fn json_num(out: &mut String, key: &str, v: f64) {
     }
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -1384,9 +1504,10 @@ fn main() -> ExitCode {
             runs.push(("latency".into(), opts.latency_subs, msgs, Some(rate), 1));
         }
     }
+    let target = Target::wsbroker(&bin);
     for (name, subs, msgs, rate, rounds) in runs {
         match runtime.block_on(run_scenario(
-            &bin,
+            &target,
             &name,
             subs,
             msgs,

@@ -77,7 +77,7 @@ fn broker_binary() -> Result<PathBuf, String> {
 
 /// Raises this process's open-file limit (children inherit it).
 #[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every target")]
-fn raise_nofile(want: u64) -> u64 {
+pub(crate) fn raise_nofile(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -343,15 +343,15 @@ fn open_connections(
     Ok(())
 }
 
-struct Figures {
-    rss_before: u64,
-    rss_half: u64,
-    rss_all: u64,
-    anon_before: u64,
-    anon_all: u64,
-    hwm: u64,
-    threads: u64,
-    setup_secs: f64,
+pub(crate) struct Figures {
+    pub(crate) rss_before: u64,
+    pub(crate) rss_half: u64,
+    pub(crate) rss_all: u64,
+    pub(crate) anon_before: u64,
+    pub(crate) anon_all: u64,
+    pub(crate) hwm: u64,
+    pub(crate) threads: u64,
+    pub(crate) setup_secs: f64,
 }
 
 /// Opens `n` connections on [`THREADS`] threads; `half` runs once when half are up.
@@ -396,12 +396,12 @@ fn run_clients(addr: SocketAddr, n: usize, half: &dyn Fn()) -> Result<Vec<TcpStr
 
 /// Where to connect: a broker this bench starts, or one started elsewhere (address and, for the
 /// memory figures, its pid), e.g. under heaptrack.
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     Spawn(&'a Path, Option<u32>),
     External(SocketAddr, u32),
 }
 
-fn measure(target: Target<'_>, n: usize) -> Result<Figures, String> {
+pub(crate) fn measure(target: Target<'_>, n: usize) -> Result<Figures, String> {
     let mut broker = match target {
         Target::Spawn(bin, arena_max) => Broker::spawn(bin, arena_max, n + 100)?,
         Target::External(addr, pid) => Broker {
