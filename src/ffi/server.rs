@@ -29,7 +29,7 @@ const APP_ERROR_CAP: usize = 512;
 /// A server. Create with `wsb_server_new`, free with `wsb_server_free`; every `wsb_server_*`
 /// call is thread-safe.
 pub struct wsb_server {
-    server: Arc<Server>,
+    pub(super) server: Arc<Server>,
     last_error: Mutex<String>,
     /// The events last returned to each polling thread, with the storage their pointers use.
     polls: Mutex<HashMap<PollThread, PollBatch>>,
@@ -82,7 +82,10 @@ pub struct wsb_stats {
 }
 
 /// Runs `f` on the server behind `server`, recording a failure as its last error too.
-fn with_server(server: *const wsb_server, f: impl FnOnce(&wsb_server) -> FfiResult) -> FfiResult {
+pub(super) fn with_server(
+    server: *const wsb_server,
+    f: impl FnOnce(&wsb_server) -> FfiResult,
+) -> FfiResult {
     // SAFETY: the header requires a pointer from `wsb_server_new`, not yet freed.
     let handle = unsafe { ref_arg(server, "server")? };
     let result = f(handle);

@@ -3,6 +3,7 @@
 
 mod connection;
 pub(crate) mod listener;
+mod raw_connection;
 mod source;
 pub(crate) mod tls;
 mod writer;

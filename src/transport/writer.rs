@@ -30,6 +30,15 @@ pub(crate) enum Framing {
     WebSocket,
     /// STOMP frames back to back on a byte stream.
     Raw,
+    /// WebSocket messages that are not STOMP (raw endpoints, `crate::raw`): items arrive as
+    /// encoded frames, and a close carries its error text in the close frame only.
+    PlainWebSocket,
+}
+
+impl Framing {
+    fn is_websocket(self) -> bool {
+        self != Framing::Raw
+    }
 }
 
 enum Piece {
@@ -56,7 +65,7 @@ impl Batch {
 
     /// Appends a WebSocket frame header when framed.
     fn push_ws_header(&mut self, opcode: OpCode, len: usize) {
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             let mut header = [0u8; 10];
             let n = encode_header(opcode, true, len, &mut header);
             let start = self.scratch.len();
@@ -71,7 +80,7 @@ impl Batch {
     }
 
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             self.push_ws_header(opcode, payload.len());
             let start = self.scratch.len();
             self.scratch.extend_from_slice(payload);
@@ -131,12 +140,13 @@ impl Batch {
 
     /// Encodes the closing sequence; returns nothing to write after it.
     fn push_close(&mut self, outbox: &Outbox, reason: &CloseReason) {
-        if let Some(frame) = error_frame(reason) {
+        let stomp = self.framing != Framing::PlainWebSocket;
+        if let Some(frame) = error_frame(reason).filter(|_| stomp) {
             let mut out = BytesMut::new();
             encode(&frame, outbox.version(), &mut out);
             self.push_shared(OpCode::Text, out.freeze());
         }
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             let mut out = BytesMut::new();
             encode_close(reason.code, reason.error.as_deref().unwrap_or(""), &mut out);
             let start = self.scratch.len();
@@ -214,6 +224,7 @@ pub(crate) fn run<W: AsyncWrite + Unpin + Send + 'static>(
                 match item {
                     Outbound::Frame(bytes) => batch.push_shared(OpCode::Text, bytes),
                     Outbound::Message(delivery) => batch.push_message(&outbox, &delivery),
+                    Outbound::WsFrame(frame) => batch.pieces.push(Piece::Shared(frame)),
                     Outbound::Pong(payload) => batch.push_control(OpCode::Pong, &payload),
                     Outbound::Ping(payload) => batch.push_control(OpCode::Ping, &payload),
                     Outbound::Close(reason) => {
