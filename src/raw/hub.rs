@@ -158,9 +158,6 @@ impl RawHub {
 
     /// The endpoint at exactly `path`.
     pub fn endpoint(&self, path: &str) -> Option<Arc<RawEndpoint>> {
-        if self.endpoints.read().is_empty() {
-            return None;
-        }
         self.endpoints.read().get(path).cloned()
     }
 
@@ -189,6 +186,9 @@ impl RawHub {
 
     /// Forgets a connection: its id is stale from now on.
     pub(crate) fn remove(&self, conn: &RawConn) {
+        // The id goes first: a `subscribe` racing with this either sees it gone, or subscribed
+        // before the topics are cleaned below (it checks under the topics lock).
+        self.conns.write().remove(&conn.id);
         self.topics.write().remove_connection(conn.id);
         let mut members = self.members.write();
         if let Some(of_endpoint) = members.get_mut(&conn.endpoint.path) {
@@ -197,8 +197,6 @@ impl RawHub {
                 members.remove(&conn.endpoint.path);
             }
         }
-        drop(members);
-        self.conns.write().remove(&conn.id);
     }
 
     fn conn(&self, id: u64) -> Result<Arc<RawConn>> {

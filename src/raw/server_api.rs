@@ -9,7 +9,10 @@ impl Server {
     /// STOMP path). May be called before or after `start`. A [`RawBehaviour::Host`] endpoint
     /// needs event delivery (`enable_events` or `enable_event_callback`, called first): its
     /// connections' messages arrive as [`crate::events::Event::RawMessage`]. Every raw
-    /// endpoint reports `RawOpen` and `RawClose` when event delivery is on.
+    /// endpoint reports `RawOpen` and `RawClose` when event delivery is on. The upgrade hook
+    /// ([`Server::on_upgrade`]) decides on raw upgrades too; its principal is `RawOpen::user`.
+    /// Connection limits, Origin checks, TLS, idle timeout and pings apply as on the STOMP
+    /// endpoint.
     pub fn add_raw_endpoint(&self, path: &str, options: RawEndpointOptions) -> Result<()> {
         if options.behaviour == RawBehaviour::Host && !self.engine.has_event_sink() {
             return Err(Error::InvalidArgument(
