@@ -276,14 +276,9 @@ fn host_endpoint_round_trip_through_the_c_abi() {
     let got: Vec<WsMessage> = runtime.block_on(async {
         let mut got = Vec::new();
         while got.len() < 2 {
-            match tokio::time::timeout(WAIT, ws.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap()
-            {
-                m @ (WsMessage::Text(_) | WsMessage::Binary(_)) => got.push(m),
-                _ => {}
+            let message = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+            if let m @ (WsMessage::Text(_) | WsMessage::Binary(_)) = message.unwrap().unwrap() {
+                got.push(m);
             }
         }
         got
