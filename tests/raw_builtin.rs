@@ -3,10 +3,13 @@
 mod common;
 mod raw_support;
 
+use std::time::Duration;
+
 use common::{TestServer, config};
+use futures_util::StreamExt;
 use raw_support::*;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use wsbroker::{RawBehaviour, RawEndpointOptions, Server};
+use wsbroker::{RawBehaviour, RawEndpointOptions, Server, ServerConfig};
 
 fn server_with(endpoints: &[(&str, RawBehaviour)]) -> TestServer {
     let server = Server::new(config()).unwrap();
@@ -149,4 +152,45 @@ async fn shutdown_closes_raw_clients_with_going_away() {
     let ((_, close), stopped) = tokio::join!(read_until_close(&mut a), stopping);
     stopped.unwrap();
     assert_eq!(close, Some((1001, "server shutting down".to_owned())));
+}
+
+/// A started server with an echo endpoint at `/e` and the given timers.
+fn echo_server_with_timers(ping: Duration, idle: Duration) -> TestServer {
+    let server = Server::new(ServerConfig {
+        ws_ping_interval: ping,
+        idle_timeout: idle,
+        ..config()
+    })
+    .unwrap();
+    let options = RawEndpointOptions {
+        behaviour: RawBehaviour::Echo,
+        ..Default::default()
+    };
+    server.add_raw_endpoint("/e", options).unwrap();
+    server.start().unwrap();
+    TestServer::from_server(server)
+}
+
+#[tokio::test]
+async fn quiet_clients_are_pinged() {
+    let server = echo_server_with_timers(Duration::from_millis(50), Duration::ZERO);
+    let mut ws = connect(server.ws, "/e").await;
+    let first = tokio::time::timeout(common::WAIT, ws.next())
+        .await
+        .expect("a frame in time")
+        .expect("open")
+        .expect("no error");
+    assert!(matches!(first, WsMessage::Ping(_)), "{first:?}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn silent_clients_are_closed_by_the_idle_timeout() {
+    let server = echo_server_with_timers(Duration::ZERO, Duration::from_millis(300));
+    let mut ws = connect(server.ws, "/e").await;
+    send_text(&mut ws, "one").await;
+    assert_eq!(next_data(&mut ws).await, WsMessage::text("one"));
+    let (_, close) = read_until_close(&mut ws).await;
+    assert_eq!(close, Some((1001, "idle timeout".to_owned())));
+    server.stop().await.unwrap();
 }
