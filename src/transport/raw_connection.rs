@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -67,14 +67,15 @@ pub(crate) fn start<R, W, G>(
         peer,
         response,
     } = upgrade;
-    // Bytes written as they are: the response goes out first. A fresh queue always takes it.
-    let _ = outbox.push_control(Outbound::WsFrame(Bytes::from(response)));
-    let writer = tokio::spawn(writer::run(
-        write,
-        outbox.clone(),
-        Framing::PlainWebSocket,
-        engine.counters().clone(),
-    ));
+    // The writer sends the response first, then what is queued (the host may queue from
+    // `RawOpen` on); the response stays outside the queue's bound and buffered bytes.
+    let (queue, counters) = (outbox.clone(), engine.counters().clone());
+    let writer = tokio::spawn(async move {
+        let mut write = write;
+        write.write_all(&response).await?;
+        drop(response);
+        writer::run(write, queue, Framing::PlainWebSocket, counters).await
+    });
     let decoder = MessageDecoder::new(endpoint.limits);
     let conn = engine
         .raw
