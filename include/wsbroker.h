@@ -86,7 +86,8 @@
 #include <stdint.h>
 
 // Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
-#define WSB_ABI_VERSION 1
+// 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
+#define WSB_ABI_VERSION 2
 
 // `which` for `wsb_struct_size`: the `wsb_event` struct.
 #define WSB_STRUCT_EVENT 1
@@ -149,6 +150,19 @@
 // subscription id). Coalesced: at most one per subscription every 250 ms.
 #define WSB_EVENT_MESSAGES_DROPPED 7
 
+// A client connected to a raw endpoint (`wsb_server_add_raw_endpoint`): `session` is the
+// raw connection id, `destination` the endpoint path, `query`, `remote_addr`, `headers` and
+// `user` (the upgrade hook's principal) describe the request.
+#define WSB_EVENT_RAW_OPEN 8
+
+// A message from a client of a host-driven raw endpoint: `session` is the raw connection id,
+// `body` the payload, `binary` 1 for a binary message (0: text, valid UTF-8).
+#define WSB_EVENT_RAW_MESSAGE 9
+
+// A raw connection ended (its id is stale from now on): `session` is the raw connection id,
+// `close_code` and `reason` the close (1006 when it dropped without one).
+#define WSB_EVENT_RAW_CLOSE 10
+
 // Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 #define WSB_DELIVERY_POLL 0
 
@@ -169,6 +183,21 @@
 
 // Slow-consumer policy: drop the new message.
 #define WSB_SLOW_CONSUMER_DROP_NEWEST 2
+
+// Raw endpoint behaviour: client messages become `WSB_EVENT_RAW_MESSAGE` events (needs poll
+// or callback delivery).
+#define WSB_RAW_HOST 0
+
+// Raw endpoint behaviour: every client message goes to every other client of the endpoint,
+// same opcode, inside the server.
+#define WSB_RAW_BROADCAST 1
+
+// Raw endpoint behaviour: every client message goes back to its sender, inside the server.
+#define WSB_RAW_ECHO 2
+
+// `slow_consumer_policy` of `wsb_server_add_raw_endpoint`: the server's policy
+// (`wsb_config_set_slow_consumer_policy`).
+#define WSB_RAW_POLICY_SERVER 255
 
 // The result of every fallible call. Values are grouped and never renumbered:
 // 0 success; 1xx bad arguments; 2xx state (wrong time to call, unknown id); 3xx I/O and
@@ -249,8 +278,8 @@ typedef struct wsb_header {
 
 // Something the host is told or asked; `kind` says which fields are set. Strings are
 // pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
-// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE and MESSAGE events,
-// NULL otherwise.
+// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE and
+// RAW_MESSAGE events, NULL otherwise. `session` is the raw connection id in RAW_* events.
 //
 // Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
 // the next poll call on the same server from the same thread, or `wsb_server_free`. An event
@@ -260,14 +289,15 @@ typedef struct wsb_event {
     uint32_t kind;
     // `WSB_TRANSPORT_*` for CONNECT and DISCONNECT, else 0.
     uint32_t transport;
-    // CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE, MESSAGES_DROPPED: the session id; 0
-    // otherwise.
+    // CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE, MESSAGES_DROPPED: the session id; RAW_*:
+    // the raw connection id; 0 otherwise.
     uint64_t session;
     // MESSAGE: the host subscription id; 0 otherwise.
     uint64_t subscription;
     // OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     uint64_t dropped;
-    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user (may be absent).
+    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; RAW_OPEN: the upgrade hook's
+    // principal (may be absent).
     const char *user;
     size_t user_len;
     // CONNECT: the `login` header (may be absent).
@@ -276,19 +306,30 @@ typedef struct wsb_event {
     // CONNECT: the `passcode` header (may be absent).
     const char *passcode;
     size_t passcode_len;
-    // SUBSCRIBE, APP_MESSAGE, MESSAGE, MESSAGES_DROPPED: the destination.
+    // SUBSCRIBE, APP_MESSAGE, MESSAGE, MESSAGES_DROPPED: the destination; RAW_OPEN: the
+    // endpoint path.
     const char *destination;
     size_t destination_len;
-    // CONNECT, DISCONNECT: the peer, "ip:port" (may be absent).
+    // CONNECT, DISCONNECT, RAW_OPEN: the peer, "ip:port" (may be absent).
     const char *remote_addr;
     size_t remote_addr_len;
-    // CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
-    // MESSAGES_DROPPED: `subscription`.
+    // CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers; RAW_OPEN: the upgrade
+    // request's headers, names lowercased (NULL when none). MESSAGES_DROPPED: `subscription`.
     const struct wsb_header *headers;
     size_t header_count;
-    // APP_MESSAGE, MESSAGE: the body.
+    // APP_MESSAGE, MESSAGE, RAW_MESSAGE: the body.
     const uint8_t *body;
     size_t body_len;
+    // RAW_MESSAGE: 1 for a binary message, 0 for text.
+    uint32_t binary;
+    // RAW_CLOSE: the WebSocket close code.
+    uint32_t close_code;
+    // RAW_OPEN: the request's query string without `?` (may be absent).
+    const char *query;
+    size_t query_len;
+    // RAW_CLOSE: the close reason (may be empty).
+    const char *reason;
+    size_t reason_len;
 } wsb_event;
 
 // Receives an event (callback mode, or a host subscription with a callback). `event` and
@@ -938,6 +979,115 @@ enum wsb_result wsb_server_set_upgrade_callback(struct wsb_server *server,
                                                 wsb_upgrade_callback cb,
                                                 void *user_data,
                                                 wsb_drop_callback drop);
+
+// Registers a raw WebSocket endpoint at `path` (exact match of the request path, not the
+// STOMP path); before or after `wsb_server_start`. `behaviour` is `WSB_RAW_*`;
+// `WSB_RAW_HOST` needs poll or callback delivery. `subprotocols` is a comma-separated list
+// in preference order (NULL/0: none is ever selected); `slow_consumer_policy` is
+// `WSB_SLOW_CONSUMER_*` or `WSB_RAW_POLICY_SERVER`; `max_message_size` bounds client
+// messages (0: the server's limit). Every raw endpoint reports `WSB_EVENT_RAW_OPEN` and
+// `WSB_EVENT_RAW_CLOSE` when events are on. Strings are copied.
+//
+// # Safety
+// `server` is NULL or a live server; `path` and `subprotocols` are NULL or valid for their
+// lengths.
+enum wsb_result wsb_server_add_raw_endpoint(struct wsb_server *server,
+                                            const char *path,
+                                            size_t path_len,
+                                            uint32_t behaviour_kind,
+                                            const char *subprotocols,
+                                            size_t subprotocols_len,
+                                            uint32_t slow_consumer_policy,
+                                            size_t max_message_size);
+
+// Subscribes raw connection `conn` to `topic` (exact name; copied). `*out_added` (may be
+// NULL) is 1 when it was added, 0 when it was already subscribed.
+//
+// # Safety
+// `server` is NULL or a live server; `topic` is NULL or valid for `topic_len` bytes;
+// `out_added` is NULL or valid for writing.
+enum wsb_result wsb_server_raw_subscribe(struct wsb_server *server,
+                                         uint64_t conn,
+                                         const char *topic,
+                                         size_t topic_len,
+                                         uint32_t *out_added);
+
+// Unsubscribes raw connection `conn` from `topic`. `*out_removed` (may be NULL) is 1 when it
+// was subscribed, 0 otherwise.
+//
+// # Safety
+// `server` is NULL or a live server; `topic` is NULL or valid for `topic_len` bytes;
+// `out_removed` is NULL or valid for writing.
+enum wsb_result wsb_server_raw_unsubscribe(struct wsb_server *server,
+                                           uint64_t conn,
+                                           const char *topic,
+                                           size_t topic_len,
+                                           uint32_t *out_removed);
+
+// Sends `data` as one message (`binary` 0: text, must be UTF-8; 1: binary) to every raw
+// connection subscribed to `topic`. Copied once and shared by every receiver; never blocks.
+// `*out_receivers` (may be NULL) is how many connections queued it.
+//
+// # Safety
+// `server` is NULL or a live server; `topic` and `data` are NULL or valid for their
+// lengths; `out_receivers` is NULL or valid for writing.
+enum wsb_result wsb_server_raw_publish(struct wsb_server *server,
+                                       const char *topic,
+                                       size_t topic_len,
+                                       const uint8_t *data,
+                                       size_t data_len,
+                                       uint32_t binary,
+                                       size_t *out_receivers);
+
+// Sends `data` as one message (`binary` 0: text, must be UTF-8; 1: binary) to raw connection
+// `conn`. Copied; never blocks: `WSB_ERR_BACKPRESSURE` when it was not queued (the
+// connection is closing or, under a drop policy, its queue is full).
+//
+// # Safety
+// `server` is NULL or a live server; `data` is NULL or valid for `data_len` bytes.
+enum wsb_result wsb_server_raw_send(struct wsb_server *server,
+                                    uint64_t conn,
+                                    const uint8_t *data,
+                                    size_t data_len,
+                                    uint32_t binary);
+
+// Closes raw connection `conn` with WebSocket close `code` (1000-1003, 1007-1014,
+// 3000-4999) and `reason` (at most 123 bytes, copied; NULL/0 for none) after what is
+// already queued for it.
+//
+// # Safety
+// `server` is NULL or a live server; `reason` is NULL or valid for `reason_len` bytes.
+enum wsb_result wsb_server_raw_close(struct wsb_server *server,
+                                     uint64_t conn,
+                                     uint16_t code,
+                                     const char *reason,
+                                     size_t reason_len);
+
+// Attaches a host value to raw connection `conn` (a pointer cast to `uint64_t`, an index,
+// ...; the host owns whatever it refers to). 0 until set.
+//
+// # Safety
+// `server` is NULL or a live server.
+enum wsb_result wsb_server_raw_set_user_data(struct wsb_server *server,
+                                             uint64_t conn,
+                                             uint64_t value);
+
+// The host value attached to raw connection `conn`, in `*out_value`.
+//
+// # Safety
+// `server` is NULL or a live server; `out_value` is NULL or valid for writing.
+enum wsb_result wsb_server_raw_user_data(const struct wsb_server *server,
+                                         uint64_t conn,
+                                         uint64_t *out_value);
+
+// Bytes queued for raw connection `conn` and not yet handed to its socket, in `*out_bytes`
+// (uWebSockets' `getBufferedAmount`).
+//
+// # Safety
+// `server` is NULL or a live server; `out_bytes` is NULL or valid for writing.
+enum wsb_result wsb_server_raw_buffered_bytes(const struct wsb_server *server,
+                                              uint64_t conn,
+                                              size_t *out_bytes);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -35,7 +35,7 @@ CLIENT_DIR="$REPO_ROOT/tests/c"
 OUT="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/c-tests"
 PY="$VENV_DIR/bin/python"
 CFLAGS_STRICT=(-std=c99 -Wall -Wextra -Werror -O1 -g -I"$INCLUDE_DIR")
-EXAMPLES=(chat_server game_loop auth browser_auth)
+EXAMPLES=(chat_server game_loop auth browser_auth raw_rooms)
 VALGRIND_SUPP="$CLIENT_DIR/valgrind.supp"   # optional suppressions (none needed so far)
 
 PASSED=0
@@ -150,7 +150,7 @@ fi
 #   run_case NAME VG STOP CLIENT -- EXAMPLE_BINARY ARGS...
 #   VG: 0 native, 1 under valgrind, 2 built with ASan. STOP: "exit" (the example must exit 0 by itself, via
 #   --exit-after) or "term" (SIGTERM after the client finished; must exit 0).
-#   CLIENT: chat | chat-final | game | auth | browser
+#   CLIENT: chat | chat-final | game | auth | browser | raw | raw-final
 # ---------------------------------------------------------------------------------------------
 run_case() {
   local name="$1" vg="$2" stop="$3" client="$4"; shift 5
@@ -195,6 +195,8 @@ run_case() {
     auth) timeout "$client_limit" "$PY" "$CLIENT_DIR/auth_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
     browser) timeout "$client_limit" "$PY" "$CLIENT_DIR/browser_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
     game) timeout "$client_limit" node "$CLIENT_DIR/game_client.mjs" --ws "$ws" --mode "$mode" "${slow[@]}" ;;
+    raw) timeout "$client_limit" "$PY" "$CLIENT_DIR/raw_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
+    raw-final) timeout "$client_limit" "$PY" "$CLIENT_DIR/raw_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" --final "${slow[@]}" ;;
     none) true ;;
   esac >"$base.client" 2>&1 || client_rc=$?
 
@@ -258,6 +260,14 @@ run_all() {
       "$b/auth" --port 0 --tcp-port 0 --mode "$mode"
     run_case "$label browser_auth --mode $mode + browser_client.py, SIGTERM" "$vg" term browser -- \
       "$b/browser_auth" --port 0 --tcp-port 0 --mode "$mode"
+    if [[ "$mode" == poll ]]; then
+      # raw mode: the client's 5th room message reaches --exit-after 5 → the example exits 0
+      run_case "$label raw_rooms --mode poll --exit-after 5 + raw_client.py" "$vg" exit raw-final -- \
+        "$b/raw_rooms" --port 0 --tcp-port 0 --mode poll --exit-after 5
+    else
+      run_case "$label raw_rooms --mode callback + raw_client.py, SIGTERM" "$vg" term raw -- \
+        "$b/raw_rooms" --port 0 --tcp-port 0 --mode callback
+    fi
   done
 }
 

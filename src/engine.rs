@@ -15,6 +15,7 @@ use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventQueue, EventSink};
 use crate::hooks::{ConnectDecision, Hooks};
+use crate::raw::RawHub;
 use crate::stomp::session::{Answer, Question};
 
 /// How a session's question gets its answer.
@@ -39,6 +40,8 @@ pub struct Engine {
     pub broker: Broker,
     /// The host's hooks.
     pub hooks: Hooks,
+    /// Raw (non-STOMP) WebSocket endpoints, connections and topics.
+    pub raw: RawHub,
     events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
@@ -62,6 +65,7 @@ impl Engine {
             broker: Broker::new(&config, counters),
             config,
             hooks: Hooks::default(),
+            raw: RawHub::default(),
             events: OnceLock::new(),
             pending: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),

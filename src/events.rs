@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::broker::{DropReport, Message};
 use crate::hooks::{AppMessage, ConnectRequest, SessionInfo, SubscribeRequest};
+use crate::raw::{RawClose, RawMessage, RawOpen};
 
 /// Something the host is told or asked.
 #[derive(Debug, Clone)]
@@ -33,6 +34,12 @@ pub enum Event {
         /// The message (shared, not copied).
         message: Arc<Message>,
     },
+    /// A client connected to a raw endpoint.
+    RawOpen(RawOpen),
+    /// A data message from a client of a host-driven raw endpoint.
+    RawMessage(RawMessage),
+    /// A raw connection ended.
+    RawClose(RawClose),
     /// Events were discarded because the queue was full; `dropped` counts them.
     Overflow {
         /// Events discarded since the last `Overflow` event.

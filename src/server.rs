@@ -58,7 +58,7 @@ pub struct HostSubscriptionId(pub u64);
 
 /// An embeddable STOMP broker over WebSocket (and optionally plain TCP).
 pub struct Server {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     running: Mutex<Option<Running>>,
     stopped: AtomicBool,
 }
@@ -230,7 +230,7 @@ impl Server {
         Publisher::new(self.engine.clone(), None)
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.stopped.load(Ordering::Acquire) {
             return Err(Error::NotRunning);
         }

@@ -1839,12 +1839,14 @@ fn event_and_struct_layouts_match_the_spec() {
     let word = std::mem::size_of::<usize>();
     assert_eq!(std::mem::size_of::<wsb_header>(), 4 * word);
     assert_eq!(std::mem::size_of::<wsb_stats>(), 11 * 8);
-    assert_eq!(std::mem::size_of::<wsb_event>(), 32 + 14 * word);
+    assert_eq!(std::mem::size_of::<wsb_event>(), 40 + 18 * word);
     assert_eq!(std::mem::size_of::<wsb_result>(), 4);
+    assert_eq!(std::mem::offset_of!(wsb_event, body_len), 32 + 13 * word);
+    assert_eq!(std::mem::offset_of!(wsb_event, binary), 32 + 14 * word);
     assert_eq!(
-        std::mem::offset_of!(wsb_event, body_len),
-        32 + 13 * word,
-        "body_len is last"
+        std::mem::offset_of!(wsb_event, reason_len),
+        40 + 17 * word,
+        "reason_len is last"
     );
     assert_eq!(
         [
@@ -1854,9 +1856,14 @@ fn event_and_struct_layouts_match_the_spec() {
             WSB_EVENT_APP_MESSAGE,
             WSB_EVENT_MESSAGE,
             WSB_EVENT_OVERFLOW,
+            WSB_EVENT_MESSAGES_DROPPED,
+            WSB_EVENT_RAW_OPEN,
+            WSB_EVENT_RAW_MESSAGE,
+            WSB_EVENT_RAW_CLOSE,
         ],
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     );
+    assert_eq!([WSB_RAW_HOST, WSB_RAW_BROADCAST, WSB_RAW_ECHO], [0, 1, 2]);
     assert_eq!([WSB_DELIVERY_POLL, WSB_DELIVERY_CALLBACK], [0, 1]);
     assert_eq!([WSB_OVERFLOW_DROP_NEWEST, WSB_OVERFLOW_DROP_OLDEST], [0, 1]);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use wsbroker::{Server, ServerConfig, TlsConfig};
+use wsbroker::{RawBehaviour, RawEndpointOptions, Server, ServerConfig, TlsConfig};
 
 /// An embeddable WebSocket/STOMP 1.0–1.2 message broker, run standalone.
 #[derive(Parser, Debug)]
@@ -63,9 +63,30 @@ struct Args {
     /// PEM CA bundle: clients must present a certificate signed by one of these CAs.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Raw WebSocket endpoint (no STOMP) at PATH where every message a client sends goes to
+    /// every other client connected on PATH, same opcode (repeatable).
+    #[arg(long, value_name = "PATH")]
+    raw_broadcast: Vec<String>,
+    /// Raw WebSocket endpoint (no STOMP) at PATH that sends every message back to its sender
+    /// (repeatable).
+    #[arg(long, value_name = "PATH")]
+    raw_echo: Vec<String>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: String,
+}
+
+/// The raw endpoints the flags ask for, in flag order.
+fn raw_endpoints(args: &Args) -> Vec<(&str, RawBehaviour)> {
+    let broadcast = args
+        .raw_broadcast
+        .iter()
+        .map(|p| (p.as_str(), RawBehaviour::Broadcast));
+    let echo = args
+        .raw_echo
+        .iter()
+        .map(|p| (p.as_str(), RawBehaviour::Echo));
+    broadcast.chain(echo).collect()
 }
 
 fn config_from(args: &Args) -> ServerConfig {
@@ -192,6 +213,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for (path, behaviour) in raw_endpoints(&args) {
+        let options = RawEndpointOptions {
+            behaviour,
+            ..RawEndpointOptions::default()
+        };
+        if let Err(e) = server.add_raw_endpoint(path, options) {
+            eprintln!("wsbroker: raw endpoint {path}: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Err(e) = server.start() {
         eprintln!("wsbroker: cannot start: {e}");
         return ExitCode::FAILURE;
@@ -211,6 +242,13 @@ fn main() -> ExitCode {
             "wsbroker listening websocket {ws_scheme}://{addr}{}",
             args.path
         );
+        for (path, behaviour) in raw_endpoints(&args) {
+            let kind = behaviour.name();
+            let _ = writeln!(
+                out,
+                "wsbroker listening raw {ws_scheme}://{addr}{path} ({kind})"
+            );
+        }
     }
     if let Some(addr) = server.tcp_local_addr() {
         let _ = writeln!(out, "wsbroker listening {tcp_label} {addr}");

@@ -122,6 +122,9 @@ pub enum Outbound {
     Frame(Bytes),
     /// A MESSAGE frame assembled by the writer from its prefix and the shared tail.
     Message(Delivery),
+    /// A complete, encoded WebSocket data frame of a raw (non-STOMP) connection, shared by
+    /// every connection it goes to (see `crate::raw`).
+    WsFrame(Bytes),
     /// A WebSocket pong answering a ping (transport level; ignored on TCP).
     Pong(Bytes),
     /// A WebSocket ping probing a quiet peer (transport level; ignored on TCP).
@@ -134,7 +137,9 @@ impl Outbound {
     /// Bytes the item accounts for against the queue's bound.
     fn weight(&self) -> usize {
         match self {
-            Outbound::Frame(b) | Outbound::Pong(b) | Outbound::Ping(b) => b.len(),
+            Outbound::Frame(b) | Outbound::WsFrame(b) | Outbound::Pong(b) | Outbound::Ping(b) => {
+                b.len()
+            }
             Outbound::Message(d) => d.message.body().len() + d.message.destination().len() + 96,
             Outbound::Close(_) => 0,
         }
@@ -256,6 +261,33 @@ impl Outbox {
             });
         };
         let subscription = delivery.subscription.clone();
+        self.push_dropping(
+            item,
+            drop_oldest,
+            |queued| matches!(queued, Outbound::Message(d) if d.subscription == subscription),
+        )
+    }
+
+    /// Queues a raw WebSocket data frame whose connection drops instead of disconnecting when
+    /// its queue is full: as [`Outbox::push_lossy`], the oldest queued data frame making room
+    /// when `drop_oldest`.
+    pub fn push_frame_lossy(
+        &self,
+        frame: Bytes,
+        drop_oldest: bool,
+    ) -> Result<LossyPush, PushError> {
+        self.push_dropping(Outbound::WsFrame(frame), drop_oldest, |queued| {
+            matches!(queued, Outbound::WsFrame(_))
+        })
+    }
+
+    /// The lossy push: `droppable` tells which queued items may make room for `item`.
+    fn push_dropping(
+        &self,
+        item: Outbound,
+        drop_oldest: bool,
+        droppable: impl Fn(&Outbound) -> bool,
+    ) -> Result<LossyPush, PushError> {
         let weight = item.weight();
         let mut inner = self.inner.lock();
         if inner.closing {
@@ -264,11 +296,7 @@ impl Outbox {
         let mut dropped = 0;
         while inner.items.len() >= self.max_messages || inner.bytes + weight > self.max_bytes {
             let oldest = drop_oldest
-                .then(|| {
-                    inner.items.iter().position(|queued| {
-                        matches!(queued, Outbound::Message(d) if d.subscription == subscription)
-                    })
-                })
+                .then(|| inner.items.iter().position(&droppable))
                 .flatten();
             let Some(position) = oldest else {
                 return Ok(LossyPush {
@@ -406,6 +434,11 @@ impl Outbox {
             inner.items = VecDeque::new();
         }
         true
+    }
+
+    /// Bytes queued and not yet taken by the writer (the weight the bound counts).
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.lock().bytes
     }
 
     /// Number of queued items.

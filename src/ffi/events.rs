@@ -37,6 +37,16 @@ pub const WSB_EVENT_OVERFLOW: u32 = 6;
 /// `destination` (of the last one dropped) and one header, `subscription` (the client's
 /// subscription id). Coalesced: at most one per subscription every 250 ms.
 pub const WSB_EVENT_MESSAGES_DROPPED: u32 = 7;
+/// A client connected to a raw endpoint (`wsb_server_add_raw_endpoint`): `session` is the
+/// raw connection id, `destination` the endpoint path, `query`, `remote_addr`, `headers` and
+/// `user` (the upgrade hook's principal) describe the request.
+pub const WSB_EVENT_RAW_OPEN: u32 = 8;
+/// A message from a client of a host-driven raw endpoint: `session` is the raw connection id,
+/// `body` the payload, `binary` 1 for a binary message (0: text, valid UTF-8).
+pub const WSB_EVENT_RAW_MESSAGE: u32 = 9;
+/// A raw connection ended (its id is stale from now on): `session` is the raw connection id,
+/// `close_code` and `reason` the close (1006 when it dropped without one).
+pub const WSB_EVENT_RAW_CLOSE: u32 = 10;
 
 /// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
 /// In events: also NUL-terminated.
@@ -51,8 +61,8 @@ pub struct wsb_header {
 
 /// Something the host is told or asked; `kind` says which fields are set. Strings are
 /// pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
-/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE and MESSAGE events,
-/// NULL otherwise.
+/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE and
+/// RAW_MESSAGE events, NULL otherwise. `session` is the raw connection id in RAW_* events.
 ///
 /// Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
 /// the next poll call on the same server from the same thread, or `wsb_server_free`. An event
@@ -64,14 +74,15 @@ pub struct wsb_event {
     pub kind: u32,
     /// `WSB_TRANSPORT_*` for CONNECT and DISCONNECT, else 0.
     pub transport: u32,
-    /// CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE, MESSAGES_DROPPED: the session id; 0
-    /// otherwise.
+    /// CONNECT, SUBSCRIBE, DISCONNECT, APP_MESSAGE, MESSAGES_DROPPED: the session id; RAW_*:
+    /// the raw connection id; 0 otherwise.
     pub session: u64,
     /// MESSAGE: the host subscription id; 0 otherwise.
     pub subscription: u64,
     /// OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     pub dropped: u64,
-    /// SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user (may be absent).
+    /// SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; RAW_OPEN: the upgrade hook's
+    /// principal (may be absent).
     pub user: *const c_char,
     pub user_len: usize,
     /// CONNECT: the `login` header (may be absent).
@@ -80,19 +91,30 @@ pub struct wsb_event {
     /// CONNECT: the `passcode` header (may be absent).
     pub passcode: *const c_char,
     pub passcode_len: usize,
-    /// SUBSCRIBE, APP_MESSAGE, MESSAGE, MESSAGES_DROPPED: the destination.
+    /// SUBSCRIBE, APP_MESSAGE, MESSAGE, MESSAGES_DROPPED: the destination; RAW_OPEN: the
+    /// endpoint path.
     pub destination: *const c_char,
     pub destination_len: usize,
-    /// CONNECT, DISCONNECT: the peer, "ip:port" (may be absent).
+    /// CONNECT, DISCONNECT, RAW_OPEN: the peer, "ip:port" (may be absent).
     pub remote_addr: *const c_char,
     pub remote_addr_len: usize,
-    /// CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
-    /// MESSAGES_DROPPED: `subscription`.
+    /// CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers; RAW_OPEN: the upgrade
+    /// request's headers, names lowercased (NULL when none). MESSAGES_DROPPED: `subscription`.
     pub headers: *const wsb_header,
     pub header_count: usize,
-    /// APP_MESSAGE, MESSAGE: the body.
+    /// APP_MESSAGE, MESSAGE, RAW_MESSAGE: the body.
     pub body: *const u8,
     pub body_len: usize,
+    /// RAW_MESSAGE: 1 for a binary message, 0 for text.
+    pub binary: u32,
+    /// RAW_CLOSE: the WebSocket close code.
+    pub close_code: u32,
+    /// RAW_OPEN: the request's query string without `?` (may be absent).
+    pub query: *const c_char,
+    pub query_len: usize,
+    /// RAW_CLOSE: the close reason (may be empty).
+    pub reason: *const c_char,
+    pub reason_len: usize,
 }
 
 impl wsb_event {
@@ -117,6 +139,12 @@ impl wsb_event {
             header_count: 0,
             body: ptr::null(),
             body_len: 0,
+            binary: 0,
+            close_code: 0,
+            query: ptr::null(),
+            query_len: 0,
+            reason: ptr::null(),
+            reason_len: 0,
         }
     }
 }
@@ -235,6 +263,31 @@ impl OwnedEvent {
                 subscription,
                 message,
             } => OwnedEvent::message(*subscription, message),
+            Event::RawOpen(open) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_RAW_OPEN);
+                out.raw.session = open.conn;
+                (out.raw.destination, out.raw.destination_len) = out.string(&open.endpoint);
+                (out.raw.query, out.raw.query_len) = out.opt_string(open.query.as_deref());
+                (out.raw.user, out.raw.user_len) = out.opt_string(open.user.as_deref());
+                (out.raw.remote_addr, out.raw.remote_addr_len) =
+                    out.addr(open.remote_addr.as_ref());
+                out.set_headers(pairs(&open.headers));
+                out
+            }
+            Event::RawMessage(message) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_RAW_MESSAGE);
+                out.raw.session = message.conn;
+                out.raw.binary = u32::from(message.binary);
+                out.set_body(&message.data);
+                out
+            }
+            Event::RawClose(close) => {
+                let mut out = OwnedEvent::start(WSB_EVENT_RAW_CLOSE);
+                out.raw.session = close.conn;
+                out.raw.close_code = u32::from(close.code);
+                (out.raw.reason, out.raw.reason_len) = out.string(&close.reason);
+                out
+            }
             Event::Overflow { dropped } => {
                 let mut out = OwnedEvent::start(WSB_EVENT_OVERFLOW);
                 out.raw.dropped = *dropped;

@@ -15,7 +15,8 @@
 //! - `convert`: arguments from C (strings, bytes, headers, out-pointers);
 //! - `callbacks`: `user_data` ownership (drop-once) and the "inside a callback" depth;
 //! - `events`: Rust events to [`wsb_event`] with owned storage;
-//! - `config`, `server`: the exported functions; `log`: the process-wide log callback.
+//! - `config`, `server`, `raw` (raw WebSocket mode): the exported functions; `log`: the
+//!   process-wide log callback.
 //!
 //! The exports are `unsafe extern "C" fn`s when they take pointers: C does not see the
 //! difference, and Rust callers have to uphold the header's pointer rules.
@@ -37,6 +38,7 @@ mod config;
 
 mod server;
 
+mod raw;
 mod upgrade;
 
 mod convert;
@@ -47,10 +49,12 @@ pub use callbacks::{
 pub use config::*;
 pub use events::{
     WSB_EVENT_APP_MESSAGE, WSB_EVENT_CONNECT, WSB_EVENT_DISCONNECT, WSB_EVENT_MESSAGE,
-    WSB_EVENT_MESSAGES_DROPPED, WSB_EVENT_OVERFLOW, WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE,
-    WSB_TRANSPORT_TCP, WSB_TRANSPORT_WEBSOCKET, wsb_event, wsb_header,
+    WSB_EVENT_MESSAGES_DROPPED, WSB_EVENT_OVERFLOW, WSB_EVENT_RAW_CLOSE, WSB_EVENT_RAW_MESSAGE,
+    WSB_EVENT_RAW_OPEN, WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP,
+    WSB_TRANSPORT_WEBSOCKET, wsb_event, wsb_header,
 };
 pub use log::*;
+pub use raw::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};
 pub use server::*;
 pub use upgrade::*;
@@ -58,7 +62,8 @@ pub use upgrade::*;
 use std::ffi::c_char;
 
 /// Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
-pub const WSB_ABI_VERSION: u32 = 1;
+/// 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
+pub const WSB_ABI_VERSION: u32 = 2;
 
 /// The library version, e.g. "0.1.0" (static, NUL-terminated).
 #[unsafe(no_mangle)]

@@ -14,12 +14,14 @@ use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Inbound, drive};
 use super::deflate::OutboundDeflate;
+use super::raw_connection::{self, RawUpgrade};
 use super::source::ReadSource;
 use super::writer::{self, Framing};
 use crate::broker::Outbox;
 use crate::broker::stats;
 use crate::engine::Engine;
 use crate::hooks::{TransportKind, UpgradeDecision};
+use crate::raw::{RawEndpoint, request_path};
 use crate::stomp::session::Session;
 use crate::ws::handshake::{
     Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
@@ -196,13 +198,15 @@ async fn serve_stream<R, W>(
     let mut principal = None;
     // permessage-deflate as agreed in the upgrade response.
     let mut deflate = None;
+    // Set when the upgrade was for a raw (non-STOMP) endpoint.
+    let mut raw = None;
     let (framing, inbound) = match ctx.kind {
         TransportKind::Tcp => (Framing::Raw, Inbound::Raw),
         TransportKind::WebSocket => {
             let limit = ctx.engine.config.handshake_timeout;
             let mut shutdown = ctx.shutdown.clone();
             let outcome = tokio::select! {
-                outcome = timeout(limit, read_upgrade(&mut read, &mut buf, &ctx.handshake)) => outcome,
+                outcome = timeout(limit, read_upgrade(&mut read, &mut buf, &ctx)) => outcome,
                 // Stopping: a connection still in the handshake has no session to close
                 // cleanly; drop it rather than make `stop` wait out its grace period.
                 _ = shutdown.wait_for(|stopping| *stopping) => return,
@@ -213,12 +217,16 @@ async fn serve_stream<R, W>(
                     Err(reject_response(431, "request header fields too large"))
                 }
                 Ok(Ok(None)) => return,
-                Ok(Ok(Some((consumed, Handshake::Accept { response, request })))) => {
+                Ok(Ok(Some((consumed, Handshake::Accept { response, request }, endpoint)))) => {
                     match ctx.engine.hooks.decide_upgrade(&request, Some(peer)) {
                         UpgradeDecision::Accept { principal: p } => {
-                            principal = p;
-                            deflate = request.permessage_deflate;
                             buf.advance(consumed);
+                            if let Some(endpoint) = endpoint {
+                                raw = Some((endpoint, request, p));
+                            } else {
+                                principal = p;
+                                deflate = request.permessage_deflate;
+                            }
                             Ok(response)
                         }
                         UpgradeDecision::Reject { status, reason } => {
@@ -226,10 +234,23 @@ async fn serve_stream<R, W>(
                         }
                     }
                 }
-                Ok(Ok(Some((_, Handshake::Reject { response, .. })))) => Err(response),
+                Ok(Ok(Some((_, Handshake::Reject { response, .. }, _)))) => Err(response),
             };
             match response {
                 Ok(accept) => {
+                    if let Some((endpoint, request, principal)) = raw {
+                        // The raw connection writes the response itself, once registered.
+                        let upgrade = RawUpgrade {
+                            endpoint,
+                            request,
+                            principal,
+                            peer,
+                            response: accept,
+                        };
+                        let (engine, shutdown) = (ctx.engine.clone(), ctx.shutdown.clone());
+                        raw_connection::start(read, write, buf, upgrade, engine, shutdown, slot);
+                        return;
+                    }
                     if write.write_all(&accept).await.is_err() {
                         return;
                     }
@@ -267,17 +288,24 @@ async fn serve_stream<R, W>(
     tokio::spawn(drive(read, buf, conn, writer, ctx.shutdown.clone(), slot));
 }
 
-/// Reads until a complete upgrade request is parsed; `Ok(None)` when the peer went away.
+/// What [`read_upgrade`] found: the request's length, the outcome, and the raw endpoint the
+/// request was for (`None`: the STOMP endpoint).
+type Upgrade = (usize, Handshake, Option<Arc<RawEndpoint>>);
+
+/// Reads until a complete upgrade request is parsed; `Ok(None)` when the peer went away. A
+/// request for a raw endpoint's path is checked with that endpoint's handshake settings.
 async fn read_upgrade<S: ReadSource>(
     read: &mut S,
     buf: &mut BytesMut,
-    config: &HandshakeConfig,
-) -> Result<Option<(usize, Handshake)>, HandshakeError> {
+    ctx: &ListenerContext,
+) -> Result<Option<Upgrade>, HandshakeError> {
     loop {
+        let endpoint = request_path(buf).and_then(|path| ctx.engine.raw.endpoint(path));
+        let config = endpoint.as_ref().map_or(&*ctx.handshake, |e| e.handshake());
         if !buf.is_empty()
-            && let Some(parsed) = parse_upgrade(buf, config)?
+            && let Some((consumed, handshake)) = parse_upgrade(buf, config)?
         {
-            return Ok(Some(parsed));
+            return Ok(Some((consumed, handshake, endpoint)));
         }
         match read.read_into(buf).await {
             Ok(0) | Err(_) => return Ok(None),

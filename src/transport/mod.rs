@@ -4,6 +4,7 @@
 mod connection;
 mod deflate;
 pub(crate) mod listener;
+mod raw_connection;
 mod source;
 pub(crate) mod tls;
 mod writer;

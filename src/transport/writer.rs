@@ -32,6 +32,15 @@ pub(crate) enum Framing {
     WebSocket,
     /// STOMP frames back to back on a byte stream.
     Raw,
+    /// WebSocket messages that are not STOMP (raw endpoints, `crate::raw`): items arrive as
+    /// encoded frames, and a close carries its error text in the close frame only.
+    PlainWebSocket,
+}
+
+impl Framing {
+    fn is_websocket(self) -> bool {
+        self != Framing::Raw
+    }
 }
 
 enum Piece {
@@ -60,7 +69,7 @@ impl Batch {
 
     /// Appends a WebSocket frame header when framed; `compressed` sets RSV1.
     fn push_ws_header(&mut self, opcode: OpCode, len: usize, compressed: bool) {
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             let mut header = [0u8; 10];
             let n = encode_header(opcode, true, len, &mut header);
             if compressed {
@@ -82,7 +91,7 @@ impl Batch {
     }
 
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             self.push_ws_header(opcode, payload.len(), false);
             let start = self.scratch.len();
             self.scratch.extend_from_slice(payload);
@@ -98,9 +107,9 @@ impl Batch {
         // compressing), write the prefix after it, then put the header(s) right-aligned in the
         // reserved room so header + prefix are contiguous.
         let reserve = match (self.framing, self.deflate) {
-            (Framing::WebSocket, None) => 10,
-            (Framing::WebSocket, Some(_)) => 10 + STORED_BLOCK_HEADER_LEN,
             (Framing::Raw, _) => 0,
+            (_, None) => 10,
+            (_, Some(_)) => 10 + STORED_BLOCK_HEADER_LEN,
         };
         let start = self.scratch.len();
         self.scratch.put_bytes(0, reserve);
@@ -125,7 +134,7 @@ impl Batch {
         let prefix_len = self.scratch.len() - prefix_start;
         let mut piece_start = prefix_start;
         let mut tail = tail;
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             let opcode = if delivery.message.is_text() {
                 OpCode::Text
             } else {
@@ -160,12 +169,13 @@ impl Batch {
 
     /// Encodes the closing sequence; returns nothing to write after it.
     fn push_close(&mut self, outbox: &Outbox, reason: &CloseReason) {
-        if let Some(frame) = error_frame(reason) {
+        let stomp = self.framing != Framing::PlainWebSocket;
+        if let Some(frame) = error_frame(reason).filter(|_| stomp) {
             let mut out = BytesMut::new();
             encode(&frame, outbox.version(), &mut out);
             self.push_shared(OpCode::Text, out.freeze());
         }
-        if self.framing == Framing::WebSocket {
+        if self.framing.is_websocket() {
             let mut out = BytesMut::new();
             encode_close(reason.code, reason.error.as_deref().unwrap_or(""), &mut out);
             let start = self.scratch.len();
@@ -245,6 +255,7 @@ pub(crate) fn run<W: AsyncWrite + Unpin + Send + 'static>(
                 match item {
                     Outbound::Frame(bytes) => batch.push_shared(OpCode::Text, bytes),
                     Outbound::Message(delivery) => batch.push_message(&outbox, &delivery),
+                    Outbound::WsFrame(frame) => batch.pieces.push(Piece::Shared(frame)),
                     Outbound::Pong(payload) => batch.push_control(OpCode::Pong, &payload),
                     Outbound::Ping(payload) => batch.push_control(OpCode::Ping, &payload),
                     Outbound::Close(reason) => {

@@ -244,6 +244,7 @@ impl Client {
                 Outbound::Message(d) => Some(Out::Message(d)),
                 Outbound::Close(reason) => Some(Out::Close(reason)),
                 Outbound::Ping(_) | Outbound::Pong(_) => None,
+                Outbound::WsFrame(_) => panic!("a STOMP session queued a raw WebSocket frame"),
             })
             .collect()
     }

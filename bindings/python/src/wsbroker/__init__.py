@@ -55,6 +55,11 @@ Design choices
   with the library's ``wsb_last_error`` text. An exception inside any callback is logged
   (logger ``wsbroker``), kept in ``server.callback_errors`` and re-raised as
   :class:`CallbackError` from the next ``poll()``/``aevents()`` step or from ``close()``.
+* **Raw WebSocket mode.** ``add_raw_endpoint(path, "host" | "broadcast" | "echo")`` serves
+  plain WebSocket messages (no STOMP) on another path. Host endpoints report
+  :class:`RawOpenEvent`, :class:`RawMessageEvent` and :class:`RawCloseEvent`; answer with
+  ``raw_send``, ``raw_subscribe`` + ``raw_publish`` (topics are exact names), ``raw_close``;
+  ``raw_set_user_data`` and ``raw_buffered_bytes`` complete the uWebSockets-style API.
 * **Callbacks and C.** One ``CFUNCTYPE`` trampoline per callback type lives for the whole
   process; each registration gets an integer slot passed as ``user_data``, and the library's
   drop callback frees the slot. Everything is thread-safe: publish from any thread.
@@ -92,6 +97,9 @@ from ._events import (
     Message,
     MessagesDroppedEvent,
     OverflowEvent,
+    RawCloseEvent,
+    RawMessageEvent,
+    RawOpenEvent,
     Reject,
     Stats,
     SubscribeEvent,
@@ -138,6 +146,9 @@ __all__ = [
     "NullArgument",
     "OverflowEvent",
     "Panic",
+    "RawCloseEvent",
+    "RawMessageEvent",
+    "RawOpenEvent",
     "Reject",
     "Server",
     "Stats",

@@ -21,6 +21,9 @@ class EventKind(enum.IntEnum):
     MESSAGE = _ffi.WSB_EVENT_MESSAGE
     OVERFLOW = _ffi.WSB_EVENT_OVERFLOW
     MESSAGES_DROPPED = _ffi.WSB_EVENT_MESSAGES_DROPPED
+    RAW_OPEN = _ffi.WSB_EVENT_RAW_OPEN
+    RAW_MESSAGE = _ffi.WSB_EVENT_RAW_MESSAGE
+    RAW_CLOSE = _ffi.WSB_EVENT_RAW_CLOSE
 
 
 class Transport(enum.IntEnum):
@@ -137,7 +140,63 @@ class MessagesDroppedEvent:
     kind: EventKind = field(default=EventKind.MESSAGES_DROPPED, init=False)
 
 
-Event = Union[ConnectEvent, SubscribeEvent, DisconnectEvent, Message, OverflowEvent, MessagesDroppedEvent]
+@dataclass(frozen=True)
+class RawOpenEvent:
+    """A client connected to a raw endpoint (``Server.add_raw_endpoint``); ``conn`` is its
+    raw connection id, usable with the ``raw_*`` methods from now on."""
+
+    conn: int
+    endpoint: str
+    query: Optional[str]
+    remote_addr: Optional[str]
+    header_list: HeaderList = field(repr=False)
+    user: Optional[str] = None
+    kind: EventKind = field(default=EventKind.RAW_OPEN, init=False)
+
+    @property
+    def headers(self) -> Dict[str, str]:
+        """The upgrade request's headers (names lowercased; the first of repeated ones)."""
+        return _headers_dict(self.header_list)
+
+
+@dataclass(frozen=True)
+class RawMessageEvent:
+    """A message from a client of a host-driven raw endpoint."""
+
+    conn: int
+    data: bytes = field(repr=False)
+    binary: bool
+    kind: EventKind = field(default=EventKind.RAW_MESSAGE, init=False)
+
+    @property
+    def text(self) -> str:
+        """The payload decoded as UTF-8 (a text message always is)."""
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class RawCloseEvent:
+    """A raw connection ended (its id is stale from now on). ``code`` is the peer's close code,
+    the server's when it closed (1001 shutdown/idle, 1008 slow consumer, ``raw_close``'s), or
+    1006 when the connection dropped without a close."""
+
+    conn: int
+    code: int
+    reason: str
+    kind: EventKind = field(default=EventKind.RAW_CLOSE, init=False)
+
+
+Event = Union[
+    ConnectEvent,
+    SubscribeEvent,
+    DisconnectEvent,
+    Message,
+    OverflowEvent,
+    MessagesDroppedEvent,
+    RawOpenEvent,
+    RawMessageEvent,
+    RawCloseEvent,
+]
 
 
 class Reject(Exception):
@@ -251,6 +310,23 @@ def copy_event(ev: _ffi.WsbEvent) -> Optional[Event]:
             subscription=headers.get("subscription", ""),
             destination=_str(ev.destination, ev.destination_len),
             count=ev.dropped,
+        )
+    if kind == _ffi.WSB_EVENT_RAW_OPEN:
+        return RawOpenEvent(
+            conn=ev.session,
+            endpoint=_str(ev.destination, ev.destination_len),
+            query=_opt_str(ev.query, ev.query_len),
+            remote_addr=_opt_str(ev.remote_addr, ev.remote_addr_len),
+            header_list=_header_list(ev.headers, ev.header_count),
+            user=_opt_str(ev.user, ev.user_len),
+        )
+    if kind == _ffi.WSB_EVENT_RAW_MESSAGE:
+        return RawMessageEvent(
+            conn=ev.session, data=_bytes(ev.body, ev.body_len), binary=bool(ev.binary)
+        )
+    if kind == _ffi.WSB_EVENT_RAW_CLOSE:
+        return RawCloseEvent(
+            conn=ev.session, code=ev.close_code, reason=_str(ev.reason, ev.reason_len)
         )
     return None
 

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 LIBRARY_ENV = "WSBROKER_LIBRARY"
 
 #: The C ABI version this binding is written for (``WSB_ABI_VERSION``).
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # ---------------------------------------------------------------------------------------------
 # Result codes and constants (values are part of the ABI and never renumbered)
@@ -71,6 +71,14 @@ WSB_EVENT_APP_MESSAGE = 4
 WSB_EVENT_MESSAGE = 5
 WSB_EVENT_OVERFLOW = 6
 WSB_EVENT_MESSAGES_DROPPED = 7
+WSB_EVENT_RAW_OPEN = 8
+WSB_EVENT_RAW_MESSAGE = 9
+WSB_EVENT_RAW_CLOSE = 10
+
+WSB_RAW_HOST = 0
+WSB_RAW_BROADCAST = 1
+WSB_RAW_ECHO = 2
+WSB_RAW_POLICY_SERVER = 255
 
 WSB_LOG_ERROR = 1
 WSB_LOG_WARN = 2
@@ -138,6 +146,12 @@ class WsbEvent(Structure):
         ("header_count", c_size_t),
         ("body", c_void_p),  # const uint8_t *
         ("body_len", c_size_t),
+        ("binary", c_uint32),
+        ("close_code", c_uint32),
+        ("query", c_void_p),
+        ("query_len", c_size_t),
+        ("reason", c_void_p),
+        ("reason_len", c_size_t),
     ]
 
 
@@ -166,7 +180,7 @@ _P = ctypes.sizeof(c_void_p)
 C_LAYOUT_SIZEOF: Dict[str, int] = {
     "wsb_header": 4 * _P,
     "wsb_stats": 11 * 8,
-    "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P),
+    "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P) + 4 + 4 + 2 * (_P + _P),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +279,22 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_server_accept": (_res, [_srv, c_uint64, _str, _len]),
     "wsb_server_reject": (_res, [_srv, c_uint64, _str, _len]),
     "wsb_server_answer_subscribe": (_res, [_srv, c_uint64, c_bool, _str, _len]),
+    # raw WebSocket mode
+    "wsb_server_add_raw_endpoint": (
+        _res,
+        [_srv, _str, _len, c_uint32, _str, _len, c_uint32, c_size_t],
+    ),
+    "wsb_server_raw_subscribe": (_res, [_srv, c_uint64, _str, _len, POINTER(c_uint32)]),
+    "wsb_server_raw_unsubscribe": (_res, [_srv, c_uint64, _str, _len, POINTER(c_uint32)]),
+    "wsb_server_raw_publish": (
+        _res,
+        [_srv, _str, _len, _body, c_size_t, c_uint32, POINTER(c_size_t)],
+    ),
+    "wsb_server_raw_send": (_res, [_srv, c_uint64, _body, c_size_t, c_uint32]),
+    "wsb_server_raw_close": (_res, [_srv, c_uint64, c_uint16, _str, _len]),
+    "wsb_server_raw_set_user_data": (_res, [_srv, c_uint64, c_uint64]),
+    "wsb_server_raw_user_data": (_res, [_srv, c_uint64, POINTER(c_uint64)]),
+    "wsb_server_raw_buffered_bytes": (_res, [_srv, c_uint64, POINTER(c_size_t)]),
     # poll mode
     "wsb_server_poll": (_res, [_srv, POINTER(WsbEvent), c_size_t, POINTER(c_size_t)]),
     "wsb_server_poll_timeout": (

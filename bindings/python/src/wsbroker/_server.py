@@ -73,6 +73,8 @@ ERROR_HISTORY = 100
 POLL_SLICE_MS = 100
 _MODES = {"poll": _ffi.WSB_DELIVERY_POLL, "callback": _ffi.WSB_DELIVERY_CALLBACK}
 _OVERFLOW = {"drop_newest": _ffi.WSB_OVERFLOW_DROP_NEWEST, "drop_oldest": _ffi.WSB_OVERFLOW_DROP_OLDEST}
+_RAW_BEHAVIOURS = {"host": _ffi.WSB_RAW_HOST, "broadcast": _ffi.WSB_RAW_BROADCAST, "echo": _ffi.WSB_RAW_ECHO}
+_SLOW_CONSUMER = {"disconnect": 0, "drop_oldest": 1, "drop_newest": 2}  # WSB_SLOW_CONSUMER_*
 
 
 def _enc(value: str, what: str) -> bytes:
@@ -229,6 +231,8 @@ class Server:
         self._app_routes: List[_AppRoute] = []
         self._subs: Dict[int, Subscription] = {}  # by id (running) or by id(obj) (pending)
         self._pending_subs: List[Subscription] = []
+        # Raw endpoints added before start: (path, behaviour, subprotocols, policy, max size).
+        self._pending_raw: List[Tuple[bytes, int, bytes, int, int]] = []
         self._slots: Dict[int, Any] = {}  # slot -> what it serves (to release if C never drops)
         # Routes and subscriptions that C calls back for, by an integer token: the global slot
         # table refers to them only through the token and a weak reference to the server.
@@ -330,6 +334,9 @@ class Server:
                 pending, self._pending_subs = self._pending_subs, []
                 for sub in pending:
                     self._register_sub(sub)
+                raw_endpoints, self._pending_raw = self._pending_raw, []
+                for args in raw_endpoints:
+                    self._add_raw(self._ptr, args)
                 check(lib.wsb_server_start(self._ptr), "start")
                 port = c_uint16()
                 check(lib.wsb_server_local_port(self._ptr, byref(port)), "local port")
@@ -402,6 +409,7 @@ class Server:
             sub._server = None
         self._subs.clear()
         self._pending_subs.clear()
+        self._pending_raw.clear()
         self._on_connect = None
         self._on_subscribe = None
         self._on_upgrade = None
@@ -527,6 +535,118 @@ class Server:
         """Closes a session with an ERROR frame carrying ``reason``."""
         r = _enc(reason, "reason")
         self._call(f"disconnect session {session}", lib.wsb_server_disconnect, int(session), r, len(r))
+
+    # -----------------------------------------------------------------------------------------
+    # raw WebSocket mode (no STOMP)
+
+    def add_raw_endpoint(
+        self,
+        path: str,
+        behaviour: str = "host",
+        *,
+        subprotocols: Sequence[str] = (),
+        slow_consumer_policy: Optional[str] = None,
+        max_message_size: Optional[int] = None,
+    ) -> None:
+        """Registers a raw WebSocket endpoint at ``path`` (before or after start).
+
+        ``behaviour``: ``"host"`` (client messages arrive as :class:`RawMessageEvent`),
+        ``"broadcast"`` (each message goes to every other client of the endpoint, inside the
+        server) or ``"echo"`` (back to its sender). ``subprotocols``: accepted in preference
+        order (none by default). ``slow_consumer_policy``: ``"disconnect"``, ``"drop_oldest"``
+        or ``"drop_newest"`` (default: the server's). ``max_message_size``: largest client
+        message (default: the server's limit). Every raw endpoint reports
+        :class:`RawOpenEvent` and :class:`RawCloseEvent`.
+        """
+        if behaviour not in _RAW_BEHAVIOURS:
+            raise InvalidArgument(f"behaviour must be 'host', 'broadcast' or 'echo', not {behaviour!r}")
+        if slow_consumer_policy is not None and slow_consumer_policy not in _SLOW_CONSUMER:
+            raise InvalidArgument(
+                f"slow_consumer_policy must be one of {sorted(_SLOW_CONSUMER)}, not {slow_consumer_policy!r}"
+            )
+        if isinstance(subprotocols, str):
+            subprotocols = [subprotocols]
+        args = (
+            _enc(path, "path"),
+            _RAW_BEHAVIOURS[behaviour],
+            _enc(",".join(subprotocols), "subprotocols"),
+            _ffi.WSB_RAW_POLICY_SERVER if slow_consumer_policy is None else _SLOW_CONSUMER[slow_consumer_policy],
+            int(max_message_size or 0),
+        )
+        with self._cond:
+            if self._state == "new":
+                self._pending_raw.append(args)
+                return
+        ptr = self._acquire()
+        try:
+            self._add_raw(ptr, args)
+        finally:
+            self._release()
+
+    @staticmethod
+    def _add_raw(ptr: int, args: Tuple[bytes, int, bytes, int, int]) -> None:
+        path, behaviour, protocols, policy, max_size = args
+        code = lib.wsb_server_add_raw_endpoint(
+            ptr, path, len(path), behaviour, protocols or None, len(protocols), policy, max_size
+        )
+        if code != _ffi.WSB_OK:
+            raise error_for(code, f"add raw endpoint {path.decode('utf-8', 'replace')}")
+
+    def raw_subscribe(self, conn: int, topic: str) -> bool:
+        """Subscribes raw connection ``conn`` to ``topic`` (exact name); False if it already was."""
+        t = _enc(topic, "topic")
+        added = ctypes.c_uint32()
+        self._call(f"raw subscribe {conn}", lib.wsb_server_raw_subscribe, int(conn), t, len(t), byref(added))
+        return bool(added.value)
+
+    def raw_unsubscribe(self, conn: int, topic: str) -> bool:
+        """Unsubscribes raw connection ``conn`` from ``topic``; False if it was not subscribed."""
+        t = _enc(topic, "topic")
+        removed = ctypes.c_uint32()
+        self._call(f"raw unsubscribe {conn}", lib.wsb_server_raw_unsubscribe, int(conn), t, len(t), byref(removed))
+        return bool(removed.value)
+
+    def raw_publish(self, topic: str, data: Body, binary: Optional[bool] = None) -> int:
+        """Sends ``data`` to every raw connection subscribed to ``topic``; returns how many
+        queued it. ``binary`` defaults to False for ``str`` data, True for bytes."""
+        t = _enc(topic, "topic")
+        b = _body(data)
+        flag = _binary_flag(data, binary)
+        receivers = c_size_t()
+        self._call(f"raw publish to {topic}", lib.wsb_server_raw_publish, t, len(t), b, len(b), flag,
+                   byref(receivers))
+        return receivers.value
+
+    def raw_send(self, conn: int, data: Body, binary: Optional[bool] = None) -> None:
+        """Sends ``data`` to raw connection ``conn`` (:class:`Backpressure` when it is not
+        queued). ``binary`` defaults to False for ``str`` data, True for bytes."""
+        b = _body(data)
+        self._call(f"raw send to {conn}", lib.wsb_server_raw_send, int(conn), b, len(b), _binary_flag(data, binary))
+
+    def raw_close(self, conn: int, code: int = 1000, reason: str = "") -> None:
+        """Closes raw connection ``conn`` with a WebSocket close ``code`` and ``reason``."""
+        if not 0 <= int(code) <= 0xFFFF:
+            raise InvalidArgument(f"close code {code} is out of range")
+        r = _enc(reason, "reason")
+        self._call(f"raw close {conn}", lib.wsb_server_raw_close, int(conn), int(code), r or None, len(r))
+
+    def raw_set_user_data(self, conn: int, value: int) -> None:
+        """Attaches an unsigned 64-bit integer to raw connection ``conn``."""
+        if not 0 <= int(value) < 1 << 64:
+            raise InvalidArgument("user data must fit in an unsigned 64-bit integer")
+        self._call(f"raw set user data {conn}", lib.wsb_server_raw_set_user_data, int(conn), int(value))
+
+    def raw_user_data(self, conn: int) -> int:
+        """The integer attached to raw connection ``conn`` (0 until set)."""
+        value = c_uint64()
+        self._call(f"raw user data {conn}", lib.wsb_server_raw_user_data, int(conn), byref(value))
+        return value.value
+
+    def raw_buffered_bytes(self, conn: int) -> int:
+        """Bytes queued for raw connection ``conn`` and not yet written to its socket."""
+        value = c_size_t()
+        self._call(f"raw buffered bytes {conn}", lib.wsb_server_raw_buffered_bytes, int(conn), byref(value))
+        return value.value
 
     # -----------------------------------------------------------------------------------------
     # decisions
@@ -1120,6 +1240,12 @@ class Server:
         raw = _ffi.WsbStats()
         self._call("stats", lib.wsb_server_stats, byref(raw))
         return stats_from(raw)
+
+
+def _binary_flag(data: Body, binary: Optional[bool]) -> int:
+    if binary is None:
+        binary = not isinstance(data, str)
+    return 1 if binary else 0
 
 
 def _refusal_text(value: Any, err: Optional[BaseException]) -> Optional[str]:

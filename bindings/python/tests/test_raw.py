@@ -1,0 +1,153 @@
+"""Raw WebSocket mode from Python: endpoints, events, topics, send/publish, user data,
+buffered bytes, closes and stale ids, with `websockets` as the client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, List
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+import wsbroker
+
+TIMEOUT = 10.0
+
+
+def url(server: wsbroker.Server, path: str) -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+def wait_event(server: wsbroker.Server, seen: List[Any], pick: Callable[[Any], bool]) -> Any:
+    """Polls until an event matching `pick` arrives (others are kept in `seen`)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        for i, ev in enumerate(seen):
+            if pick(ev):
+                return seen.pop(i)
+        seen.extend(server.poll(timeout=0.1))
+    raise AssertionError(f"no matching event; seen {seen!r}")
+
+
+def test_broadcast_and_echo_endpoints(make_server: Any) -> None:
+    server = make_server(start=False)
+    server.add_raw_endpoint("/b", "broadcast")
+    server.add_raw_endpoint("/e", "echo")
+    server.start()
+    with ws_connect(url(server, "/b")) as a, ws_connect(url(server, "/b")) as b, \
+            ws_connect(url(server, "/e")) as e:
+        a.send("hello")
+        assert b.recv(timeout=TIMEOUT) == "hello"
+        b.send(b"\x00\x01")
+        assert a.recv(timeout=TIMEOUT) == b"\x00\x01"
+        e.send("echo me")
+        assert e.recv(timeout=TIMEOUT) == "echo me"
+        e.send(b"bin")
+        assert e.recv(timeout=TIMEOUT) == b"bin"
+
+
+def test_host_endpoint_events_and_api(make_server: Any) -> None:
+    server = make_server()
+    server.add_raw_endpoint("/raw")  # after start is fine
+    seen: List[Any] = []
+    with ws_connect(url(server, "/raw?user=7")) as a, ws_connect(url(server, "/raw")) as b:
+        open_a = wait_event(server, seen, lambda ev: isinstance(ev, wsbroker.RawOpenEvent) and ev.query)
+        open_b = wait_event(server, seen, lambda ev: isinstance(ev, wsbroker.RawOpenEvent))
+        assert open_a.kind == wsbroker.EventKind.RAW_OPEN
+        assert open_a.endpoint == "/raw" and open_a.query == "user=7"
+        assert "sec-websocket-key" in open_a.headers
+        assert open_a.remote_addr and open_a.remote_addr.startswith("127.0.0.1:")
+
+        a.send("text in")
+        a.send(b"\xffbinary in")
+        m1 = wait_event(server, seen, lambda ev: isinstance(ev, wsbroker.RawMessageEvent))
+        m2 = wait_event(server, seen, lambda ev: isinstance(ev, wsbroker.RawMessageEvent))
+        assert (m1.conn, m1.text, m1.binary) == (open_a.conn, "text in", False)
+        assert (m2.data, m2.binary) == (b"\xffbinary in", True)
+
+        assert server.raw_subscribe(open_a.conn, "news") is True
+        assert server.raw_subscribe(open_a.conn, "news") is False
+        assert server.raw_subscribe(open_b.conn, "news") is True
+        assert server.raw_publish("news", "for both") == 2
+        assert a.recv(timeout=TIMEOUT) == "for both"
+        assert b.recv(timeout=TIMEOUT) == "for both"
+        assert server.raw_unsubscribe(open_b.conn, "news") is True
+        assert server.raw_publish("news", b"\x01", binary=True) == 1
+        assert a.recv(timeout=TIMEOUT) == b"\x01"
+        server.raw_send(open_b.conn, "just b")
+        server.raw_send(open_b.conn, "as binary", binary=True)
+        assert b.recv(timeout=TIMEOUT) == "just b"
+        assert b.recv(timeout=TIMEOUT) == b"as binary"
+
+        server.raw_set_user_data(open_b.conn, 2**64 - 1)
+        assert server.raw_user_data(open_b.conn) == 2**64 - 1
+        assert server.raw_user_data(open_a.conn) == 0
+        assert server.raw_buffered_bytes(open_a.conn) >= 0
+
+        server.raw_close(open_b.conn, 4002, "bye")
+        with pytest.raises(ConnectionClosed) as closed:
+            b.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4002, "bye")
+        ev = wait_event(server, seen, lambda ev: isinstance(ev, wsbroker.RawCloseEvent))
+        assert (ev.conn, ev.code, ev.reason) == (open_b.conn, 4002, "bye")
+
+        for call in (
+            lambda: server.raw_send(open_b.conn, "x"),
+            lambda: server.raw_subscribe(open_b.conn, "t"),
+            lambda: server.raw_user_data(open_b.conn),
+            lambda: server.raw_buffered_bytes(open_b.conn),
+            lambda: server.raw_close(open_b.conn),
+        ):
+            with pytest.raises(wsbroker.NotFound):
+                call()
+        with pytest.raises(wsbroker.InvalidArgument):
+            server.raw_close(open_a.conn, 1006)
+        with pytest.raises(wsbroker.InvalidArgument):
+            server.raw_send(open_a.conn, b"\xff", binary=False)
+
+        a.close(code=4100, reason="client done")
+        ev = wait_event(server, seen, lambda ev: isinstance(ev, wsbroker.RawCloseEvent))
+        assert (ev.conn, ev.code, ev.reason) == (open_a.conn, 4100, "client done")
+
+
+def test_endpoint_arguments_are_checked(make_server: Any) -> None:
+    server = make_server(mode="callback", on_event=lambda ev: None, start=False)
+    with pytest.raises(wsbroker.InvalidArgument):
+        server.add_raw_endpoint("/x", "mirror")
+    with pytest.raises(wsbroker.InvalidArgument):
+        server.add_raw_endpoint("/x", "echo", slow_consumer_policy="wait")
+    server.add_raw_endpoint("/ws", "echo")  # checked when the C server registers it
+    with pytest.raises(wsbroker.InvalidArgument):
+        server.start()
+
+
+def test_callback_mode_host_echo_with_subprotocol(make_server: Any) -> None:
+    holder: List[wsbroker.Server] = []
+    opened = threading.Event()
+
+    def on_event(ev: Any) -> None:
+        server = holder[0]
+        if isinstance(ev, wsbroker.RawOpenEvent):
+            server.raw_send(ev.conn, f"welcome {ev.conn}")
+            opened.set()
+        elif isinstance(ev, wsbroker.RawMessageEvent):
+            server.raw_send(ev.conn, ev.data.upper(), binary=ev.binary)
+
+    server = make_server(mode="callback", on_event=on_event, start=False)
+    holder.append(server)
+    server.add_raw_endpoint("/chat", subprotocols=["chat.v1"], slow_consumer_policy="drop_oldest",
+                            max_message_size=1024)
+    server.start()
+    with ws_connect(url(server, "/chat"), subprotocols=["chat.v1"]) as ws:
+        assert ws.subprotocol == "chat.v1"
+        assert ws.recv(timeout=TIMEOUT).startswith("welcome ")
+        ws.send("shout")
+        assert ws.recv(timeout=TIMEOUT) == "SHOUT"
+        ws.send(b"x" * 2000)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    assert opened.is_set()

@@ -1,0 +1,313 @@
+//! A connection on a raw (non-STOMP) WebSocket endpoint: decodes the client's messages and
+//! hands each to the endpoint's behaviour (host event, broadcast, echo), answers pings,
+//! enforces the idle timeout, and reports the close to the host.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::source::ReadSource;
+use super::writer::{self, Framing};
+use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
+use crate::broker::stats;
+use crate::engine::Engine;
+use crate::events::Event;
+use crate::raw::hub::RawConn;
+use crate::raw::{RawBehaviour, RawClose, RawEndpoint, RawMessage, RawOpen, encode_data_frame};
+use crate::ws::codes;
+use crate::ws::decoder::{MessageDecoder, WsEvent};
+use crate::ws::handshake::UpgradeRequest;
+
+/// How long a closing connection may take to flush and to see the peer close.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// What the upgrade produced, for [`start`].
+pub(crate) struct RawUpgrade {
+    pub endpoint: Arc<RawEndpoint>,
+    pub request: UpgradeRequest,
+    pub principal: Option<String>,
+    pub peer: SocketAddr,
+    /// The 101 response, not written yet.
+    pub response: Vec<u8>,
+}
+
+/// Sets up an accepted raw connection (outbox, registration, `RawOpen`, then the 101
+/// response as the first thing its writer sends) and spawns the task that runs it. A client
+/// that sees the handshake complete is therefore already a member of its endpoint, and what
+/// the host sends from `RawOpen` on follows the response.
+pub(crate) fn start<R, W, G>(
+    read: R,
+    write: W,
+    buf: BytesMut,
+    upgrade: RawUpgrade,
+    engine: Arc<Engine>,
+    shutdown: watch::Receiver<bool>,
+    slot: G,
+) where
+    R: ReadSource + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+    G: Send + 'static,
+{
+    let config = &engine.config;
+    let outbox = Arc::new(Outbox::new(
+        config.max_outbound_messages,
+        config.max_outbound_bytes,
+    ));
+    let RawUpgrade {
+        endpoint,
+        request,
+        principal,
+        peer,
+        response,
+    } = upgrade;
+    // The writer sends the response first, then what is queued (the host may queue from
+    // `RawOpen` on); the response stays outside the queue's bound and buffered bytes.
+    let (queue, counters) = (outbox.clone(), engine.counters().clone());
+    let writer = tokio::spawn(async move {
+        let mut write = write;
+        write.write_all(&response).await?;
+        drop(response);
+        writer::run(write, queue, Framing::PlainWebSocket, None, counters).await
+    });
+    let decoder = MessageDecoder::new(endpoint.limits);
+    let conn = engine
+        .raw
+        .open(engine.next_session_id(), endpoint.clone(), outbox);
+    engine.emit(Event::RawOpen(RawOpen {
+        conn: conn.id,
+        endpoint: endpoint.path.clone(),
+        remote_addr: Some(peer),
+        query: request.query,
+        headers: request.headers,
+        subprotocol: request.subprotocol,
+        user: principal,
+    }));
+    let now = Instant::now();
+    let state = RawConnection {
+        engine,
+        conn,
+        decoder,
+        last_read: now,
+        ping_sent: false,
+    };
+    tokio::spawn(drive(read, buf, state, writer, shutdown, slot));
+}
+
+/// One raw connection's reader state.
+struct RawConnection {
+    engine: Arc<Engine>,
+    conn: Arc<RawConn>,
+    decoder: MessageDecoder,
+    last_read: Instant,
+    ping_sent: bool,
+}
+
+impl RawConnection {
+    /// Handles every complete message in `buf`; false once the connection is closing.
+    fn process(&mut self, buf: &mut BytesMut) -> bool {
+        loop {
+            match self.decoder.decode(buf) {
+                Ok(None) => return true,
+                Ok(Some(WsEvent::Text(data))) => self.on_message(data, false),
+                Ok(Some(WsEvent::Binary(data))) => self.on_message(data, true),
+                Ok(Some(WsEvent::Ping(payload))) => {
+                    if !self.push_control(Outbound::Pong(payload)) {
+                        return false;
+                    }
+                }
+                Ok(Some(WsEvent::Pong(_))) => {}
+                Ok(Some(WsEvent::Close { code, reason })) => {
+                    self.conn
+                        .record_close(code.unwrap_or(codes::NO_STATUS_RECEIVED), &reason);
+                    // Echo the peer's code (RFC 6455 §5.5.1); none received → 1000.
+                    self.conn.outbox.close(CloseReason {
+                        code: code.unwrap_or(codes::NORMAL),
+                        ..CloseReason::normal()
+                    });
+                    return false;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, conn = self.conn.id, "raw websocket protocol error");
+                    self.close(error.close_code, error.reason);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn on_message(&self, data: Bytes, binary: bool) {
+        let engine = &self.engine;
+        let counters = engine.counters();
+        stats::add(&counters.messages_in, 1);
+        match self.conn.endpoint.behaviour {
+            RawBehaviour::Echo => {
+                if self
+                    .conn
+                    .deliver(encode_data_frame(&data, binary), counters)
+                {
+                    stats::add(&counters.messages_out, 1);
+                }
+            }
+            RawBehaviour::Broadcast => {
+                let frame = encode_data_frame(&data, binary);
+                let delivered = engine.raw.broadcast_from(&self.conn, frame, counters);
+                stats::add(&counters.messages_out, delivered as u64);
+            }
+            RawBehaviour::Host => {
+                // A full event queue drops it (counted, reported as an Overflow event).
+                engine.emit(Event::RawMessage(RawMessage {
+                    conn: self.conn.id,
+                    data,
+                    binary,
+                }));
+            }
+        }
+    }
+
+    /// Closes with `code` and `reason` after what is queued.
+    fn close(&self, code: u16, reason: &str) {
+        self.conn.record_close(code, reason);
+        self.conn
+            .outbox
+            .close(CloseReason::error(code, reason.to_owned()));
+    }
+
+    /// Queues a ping or pong; false when that overflowed the outbox (the connection is closing).
+    fn push_control(&self, item: Outbound) -> bool {
+        match self.conn.outbox.push_control(item) {
+            Err(PushError::Overflow) => {
+                self.conn.record_close(
+                    codes::POLICY_VIOLATION,
+                    "slow consumer: outbound queue full",
+                );
+                stats::count_overflow(self.engine.counters(), &self.conn.outbox);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let config = &self.engine.config;
+        let mut deadline = Instant::now() + Duration::from_secs(3600);
+        if !config.idle_timeout.is_zero() {
+            deadline = deadline.min(self.last_read + config.idle_timeout);
+        }
+        if !config.ws_ping_interval.is_zero() && !self.ping_sent {
+            deadline = deadline.min(self.last_read + config.ws_ping_interval);
+        }
+        deadline
+    }
+
+    /// Acts on expired timers; false when the connection is closing.
+    fn on_timer(&mut self) -> bool {
+        let now = Instant::now();
+        let config = &self.engine.config;
+        if !config.idle_timeout.is_zero() && now >= self.last_read + config.idle_timeout {
+            self.close(codes::GOING_AWAY, "idle timeout");
+            return false;
+        }
+        if !config.ws_ping_interval.is_zero()
+            && !self.ping_sent
+            && now >= self.last_read + config.ws_ping_interval
+        {
+            if !self.push_control(Outbound::Ping(Bytes::new())) {
+                return false;
+            }
+            self.ping_sent = true;
+        }
+        true
+    }
+
+    /// Forgets the connection and tells the host; its id is stale from here on.
+    fn finish(&self) {
+        self.engine.raw.remove(&self.conn);
+        let (code, reason) = self.conn.close_reason();
+        self.engine.emit(Event::RawClose(RawClose {
+            conn: self.conn.id,
+            code,
+            reason,
+        }));
+    }
+}
+
+/// Runs a raw connection until it ends, then lingers so the last frames arrive (as the STOMP
+/// connections do). `slot` is released at the very end.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice in the long-lived future"
+)]
+fn drive<S: ReadSource + 'static, G: Send + 'static>(
+    mut source: S,
+    mut buf: BytesMut,
+    mut state: RawConnection,
+    mut writer: JoinHandle<io::Result<()>>,
+    mut shutdown: watch::Receiver<bool>,
+    slot: G,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut reading = buf.is_empty() || state.process(&mut buf);
+        let mut writer_done = false;
+        let mut eof = false;
+        let mut shutdown_open = true;
+        let outbox = state.conn.outbox.clone();
+        while reading {
+            if buf.is_empty() {
+                buf = BytesMut::new();
+            }
+            let deadline = state.next_deadline();
+            tokio::select! {
+                biased;
+                _ = &mut writer => { writer_done = true; break; }
+                // Closed from elsewhere (slow consumer, host close): stop reading.
+                _ = outbox.closing() => reading = false,
+                changed = shutdown.changed(), if shutdown_open => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        state.close(codes::GOING_AWAY, "server shutting down");
+                        reading = false;
+                    }
+                    shutdown_open = changed.is_ok();
+                }
+                _ = sleep_until(deadline) => reading = state.on_timer(),
+                read = source.read_into(&mut buf) => match read {
+                    Ok(0) | Err(_) => { eof = true; break; }
+                    Ok(n) => {
+                        stats::add(&state.engine.counters().bytes_in, n as u64);
+                        state.last_read = Instant::now();
+                        state.ping_sent = false;
+                        reading = state.process(&mut buf);
+                    }
+                },
+            }
+        }
+        state.finish();
+        if !writer_done {
+            // Make sure the writer ends after its last frame.
+            outbox.close(CloseReason::normal());
+            if timeout(LINGER, &mut writer).await.is_err() {
+                writer.abort();
+                eof = true;
+            }
+        }
+        if !eof {
+            let _ = timeout(LINGER, async {
+                let mut sink = BytesMut::new();
+                while let Ok(n) = source.read_into(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.clear();
+                }
+            })
+            .await;
+        }
+        drop(slot);
+    }
+}
