@@ -139,6 +139,14 @@
 // Events were lost because the event queue was full; `dropped` counts them.
 #define WSB_EVENT_OVERFLOW 6
 
+// Relay mode: the system connection to the external message broker is up (again); host
+// publishes to relayed destinations flow.
+#define WSB_EVENT_BROKER_AVAILABLE 7
+
+// Relay mode: the external message broker cannot be reached (the system connection retries
+// with backoff). `body` holds the reason as UTF-8 text.
+#define WSB_EVENT_BROKER_UNAVAILABLE 8
+
 // Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 #define WSB_DELIVERY_POLL 0
 
@@ -266,7 +274,7 @@ typedef struct wsb_event {
     // CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
     const struct wsb_header *headers;
     size_t header_count;
-    // APP_MESSAGE, MESSAGE: the body.
+    // APP_MESSAGE, MESSAGE: the body. BROKER_UNAVAILABLE: the reason (UTF-8 text).
     const uint8_t *body;
     size_t body_len;
 } wsb_event;

@@ -39,6 +39,8 @@ pub struct Engine {
     pub broker: Broker,
     /// The host's hooks.
     pub hooks: Hooks,
+    /// Relay mode's shared state, when `config.relay` is set.
+    pub(crate) relay: Option<Arc<crate::relay::Relay>>,
     events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
@@ -60,6 +62,7 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         Arc::new(Engine {
             broker: Broker::new(&config, counters),
+            relay: crate::relay::Relay::new(&config),
             config,
             hooks: Hooks::default(),
             events: OnceLock::new(),
@@ -182,6 +185,11 @@ impl Engine {
         let expected = match answer {
             Answer::Connect(_) => QuestionKind::Connect,
             Answer::Subscribe(_) => QuestionKind::Subscribe,
+            Answer::Relay(_) => {
+                return Err(Error::InvalidArgument(
+                    "relay answers come from the message broker, not the host".into(),
+                ));
+            }
         };
         match pending.get(&session) {
             Some((kind, _)) if *kind == expected => {}

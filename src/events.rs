@@ -38,6 +38,16 @@ pub enum Event {
         /// Events discarded since the last `Overflow` event.
         dropped: u64,
     },
+    /// Relay mode: the system connection to the external message broker is up (again);
+    /// host publishes to relayed destinations flow.
+    BrokerAvailable,
+    /// Relay mode: the external message broker cannot be reached (at start, or the system
+    /// connection dropped and is being re-opened with backoff); host publishes to relayed
+    /// destinations fail and new clients are refused until `BrokerAvailable`.
+    BrokerUnavailable {
+        /// Why, for logs.
+        reason: String,
+    },
 }
 
 /// What a full queue does with one more event.

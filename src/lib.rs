@@ -19,6 +19,7 @@ pub mod ffi;
 pub mod fuzzing;
 pub mod hooks;
 pub mod host;
+pub mod relay;
 pub mod server;
 pub mod stomp;
 mod transport;
@@ -32,4 +33,5 @@ pub use hooks::{
     TransportKind, UpgradeDecision, UpgradeInfo,
 };
 pub use host::Publisher;
+pub use relay::RelayConfig;
 pub use server::{HostSubscriptionId, Server};

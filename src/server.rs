@@ -139,6 +139,9 @@ impl Server {
                 tls: tls.clone(),
             };
             runtime.spawn(accept_loop(ws, ctx));
+            if let Some(relay) = &self.engine.relay {
+                crate::relay::start(relay, &self.engine, shutdown_rx.clone());
+            }
             if let Some(tcp) = tcp {
                 let tcp = tokio::net::TcpListener::from_std(tcp)?;
                 let ctx = ListenerContext {
@@ -288,11 +291,28 @@ impl Server {
         pattern: &str,
         callback: impl Fn(&Arc<Message>) + Send + Sync + 'static,
     ) -> HostSubscriptionId {
-        HostSubscriptionId(
-            self.engine
-                .broker
-                .add_host_subscription(pattern, Arc::new(callback)),
-        )
+        let id = self
+            .engine
+            .broker
+            .add_host_subscription(pattern, Arc::new(callback));
+        self.relay_host_subscription(id, pattern)
+    }
+
+    /// Relay mode: a host subscription on a relayed destination also subscribes through the
+    /// system connection (the in-process broker never sees those messages).
+    fn relay_host_subscription(&self, id: u64, pattern: &str) -> HostSubscriptionId {
+        if let Some(relay) = &self.engine.relay
+            && relay.is_relayed(pattern)
+        {
+            relay.system.subscribe(id, pattern);
+        }
+        HostSubscriptionId(id)
+    }
+
+    /// Relay mode: whether the system connection to the external broker is up; `None`
+    /// without relay mode.
+    pub fn broker_available(&self) -> Option<bool> {
+        self.engine.relay.as_ref().map(|relay| relay.is_available())
     }
 
     /// Like [`Server::subscribe`], for a callback that needs its own subscription id (it is
@@ -302,19 +322,20 @@ impl Server {
         pattern: &str,
         callback: impl Fn(HostSubscriptionId, &Arc<Message>) + Send + Sync + 'static,
     ) -> HostSubscriptionId {
-        HostSubscriptionId(
-            self.engine
-                .broker
-                .add_host_subscription_with(pattern, move |id| {
-                    Arc::new(move |message: &Arc<Message>| {
-                        callback(HostSubscriptionId(id), message)
-                    })
-                }),
-        )
+        let id = self
+            .engine
+            .broker
+            .add_host_subscription_with(pattern, move |id| {
+                Arc::new(move |message: &Arc<Message>| callback(HostSubscriptionId(id), message))
+            });
+        self.relay_host_subscription(id, pattern)
     }
 
     /// Ends a host subscription.
     pub fn unsubscribe(&self, id: HostSubscriptionId) -> Result<()> {
+        if let Some(relay) = &self.engine.relay {
+            relay.system.unsubscribe(id.0);
+        }
         if self.engine.broker.remove_host_subscription(id.0) {
             Ok(())
         } else {
@@ -474,7 +495,7 @@ impl Server {
                     }
                 })
             });
-        Ok(HostSubscriptionId(id))
+        Ok(self.relay_host_subscription(id, pattern))
     }
 
     /// Told whenever a connected session ends.

@@ -31,6 +31,12 @@ pub const WSB_EVENT_APP_MESSAGE: u32 = 4;
 pub const WSB_EVENT_MESSAGE: u32 = 5;
 /// Events were lost because the event queue was full; `dropped` counts them.
 pub const WSB_EVENT_OVERFLOW: u32 = 6;
+/// Relay mode: the system connection to the external message broker is up (again); host
+/// publishes to relayed destinations flow.
+pub const WSB_EVENT_BROKER_AVAILABLE: u32 = 7;
+/// Relay mode: the external message broker cannot be reached (the system connection retries
+/// with backoff). `body` holds the reason as UTF-8 text.
+pub const WSB_EVENT_BROKER_UNAVAILABLE: u32 = 8;
 
 /// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
 /// In events: also NUL-terminated.
@@ -82,7 +88,7 @@ pub struct wsb_event {
     /// CONNECT, SUBSCRIBE, APP_MESSAGE, MESSAGE: the frame's headers (NULL when none).
     pub headers: *const wsb_header,
     pub header_count: usize,
-    /// APP_MESSAGE, MESSAGE: the body.
+    /// APP_MESSAGE, MESSAGE: the body. BROKER_UNAVAILABLE: the reason (UTF-8 text).
     pub body: *const u8,
     pub body_len: usize,
 }
@@ -230,6 +236,12 @@ impl OwnedEvent {
             Event::Overflow { dropped } => {
                 let mut out = OwnedEvent::start(WSB_EVENT_OVERFLOW);
                 out.raw.dropped = *dropped;
+                out
+            }
+            Event::BrokerAvailable => OwnedEvent::start(WSB_EVENT_BROKER_AVAILABLE),
+            Event::BrokerUnavailable { reason } => {
+                let mut out = OwnedEvent::start(WSB_EVENT_BROKER_UNAVAILABLE);
+                out.set_body(reason.as_bytes());
                 out
             }
         }
