@@ -586,6 +586,81 @@ enum wsb_result wsb_config_set_event_callback(struct wsb_config *config,
                                               void *user_data,
                                               wsb_drop_callback drop);
 
+// Relay mode: destinations under the relayed prefixes (default /topic, /queue, /exchange,
+// /amq/queue, /temp-queue, /reply-queue) live on the external STOMP broker at `broker`
+// ("host:port", e.g. RabbitMQ's "127.0.0.1:61613"); every client session gets its own
+// broker connection, host publishes and subscriptions share one. Resets the other relay
+// settings to their defaults (login "guest"). `broker` NULL turns relay mode off. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `broker` is NULL or valid for `broker_len` bytes.
+enum wsb_result wsb_config_set_relay(struct wsb_config *config,
+                                     const char *broker,
+                                     size_t broker_len);
+
+// Relay mode: login and passcode of the client sessions' broker connections (default
+// "guest"/"guest"). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `login` and `passcode` are NULL or valid for their lengths.
+enum wsb_result wsb_config_set_relay_credentials(struct wsb_config *config,
+                                                 const char *login,
+                                                 size_t login_len,
+                                                 const char *passcode,
+                                                 size_t passcode_len);
+
+// Relay mode: login and passcode of the shared system connection (default "guest"/"guest").
+// Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `login` and `passcode` are NULL or valid for their lengths.
+enum wsb_result wsb_config_set_relay_system_credentials(struct wsb_config *config,
+                                                        const char *login,
+                                                        size_t login_len,
+                                                        const char *passcode,
+                                                        size_t passcode_len);
+
+// Relay mode: the `host` header of broker CONNECTs (RabbitMQ: the virtual host). NULL (the
+// default) sends none: the broker's default virtual host. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `vhost` is NULL or valid for `vhost_len` bytes.
+enum wsb_result wsb_config_set_relay_virtual_host(struct wsb_config *config,
+                                                  const char *vhost,
+                                                  size_t vhost_len);
+
+// Relay mode: heart-beats on broker connections, in ms, that wsbroker sends and wants to
+// receive (default 10000 each; 0 disables).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_relay_heartbeat(struct wsb_config *config,
+                                               uint32_t send_ms,
+                                               uint32_t receive_ms);
+
+// Relay mode: removes every relayed prefix (add the wanted ones with
+// `wsb_config_add_relay_prefix`; starting a server with none is an invalid configuration).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_clear_relay_prefixes(struct wsb_config *config);
+
+// Relay mode: adds a relayed destination prefix (e.g. "/topic"). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `prefix` is NULL or valid for `prefix_len` bytes.
+enum wsb_result wsb_config_add_relay_prefix(struct wsb_config *config,
+                                            const char *prefix,
+                                            size_t prefix_len);
+
+// Relay mode: session restore (default off). When on, a client session whose broker
+// connection drops gets a new one with its subscriptions re-made instead of being closed;
+// topic messages published in the gap are lost, queue messages wait in the broker.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_relay_session_restore(struct wsb_config *config, bool enabled);
+
 // Creates a server from `config` (validated now: `WSB_ERR_INVALID_CONFIG` names the bad
 // field). Copies the settings and moves the callbacks out of the config (so each drop runs
 // once); on failure the config is left as it was. Write `*out_server` on success; the server

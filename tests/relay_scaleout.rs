@@ -173,16 +173,24 @@ async fn acks_and_transactions_work_end_to_end() {
         .await;
     let message = consumer.expect("MESSAGE").await;
     assert_eq!(message.body_str(), "in tx");
-    let ack = message.h("ack").to_string();
-    // NACK requeues: the message comes again (redelivered), then an ACK settles it.
-    consumer.request("NACK", &[("id", &ack)], b"").await;
-    let again = consumer.expect("MESSAGE").await;
-    assert_eq!(again.body_str(), "in tx");
-    consumer
-        .request("ACK", &[("id", again.h("ack"))], b"")
-        .await;
-    consumer.assert_quiet().await;
+    // Not acknowledged: when the consumer leaves, the broker gives the message to the next.
     consumer.disconnect().await;
+    let mut second = server.ws_connected(None).await;
+    second
+        .subscribe_with(&queue, "c2", &[("ack", "client-individual")])
+        .await;
+    let again = second.expect("MESSAGE").await;
+    assert_eq!(again.body_str(), "in tx");
+    second.request("ACK", &[("id", again.h("ack"))], b"").await;
+    // A NACK reaches the broker too (what it does then is the broker's policy: RabbitMQ
+    // requeues, ActiveMQ moves the message to its dead-letter queue).
+    producer.send_sync(&queue, &[], b"refused").await;
+    let refused = second.expect("MESSAGE").await;
+    assert_eq!(refused.body_str(), "refused");
+    second
+        .request("NACK", &[("id", refused.h("ack"))], b"")
+        .await;
+    second.disconnect().await;
     producer.disconnect().await;
     server.stop().await.unwrap();
 }
