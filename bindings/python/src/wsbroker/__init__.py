@@ -82,6 +82,7 @@ from ._errors import (
 )
 from ._events import (
     Accept,
+    BrokerEvent,
     ConnectEvent,
     DisconnectEvent,
     Event,
@@ -115,6 +116,7 @@ __all__ = [
     "AddressInUse",
     "AlreadyStarted",
     "Backpressure",
+    "BrokerEvent",
     "CalledFromCallback",
     "CallbackError",
     "ConnectEvent",

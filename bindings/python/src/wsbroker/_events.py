@@ -20,6 +20,8 @@ class EventKind(enum.IntEnum):
     APP_MESSAGE = _ffi.WSB_EVENT_APP_MESSAGE
     MESSAGE = _ffi.WSB_EVENT_MESSAGE
     OVERFLOW = _ffi.WSB_EVENT_OVERFLOW
+    BROKER_AVAILABLE = _ffi.WSB_EVENT_BROKER_AVAILABLE
+    BROKER_UNAVAILABLE = _ffi.WSB_EVENT_BROKER_UNAVAILABLE
 
 
 class Transport(enum.IntEnum):
@@ -122,7 +124,18 @@ class OverflowEvent:
     kind: EventKind = field(default=EventKind.OVERFLOW, init=False)
 
 
-Event = Union[ConnectEvent, SubscribeEvent, DisconnectEvent, Message, OverflowEvent]
+@dataclass(frozen=True)
+class BrokerEvent:
+    """Relay mode: the system connection to the external message broker came up
+    (``kind`` BROKER_AVAILABLE, ``available`` true) or cannot reach it (BROKER_UNAVAILABLE, with
+    the ``reason``); it retries with backoff meanwhile."""
+
+    kind: EventKind
+    available: bool
+    reason: Optional[str] = None
+
+
+Event = Union[ConnectEvent, SubscribeEvent, DisconnectEvent, Message, OverflowEvent, BrokerEvent]
 
 
 class Reject(Exception):
@@ -226,6 +239,11 @@ def copy_event(ev: _ffi.WsbEvent) -> Optional[Event]:
         )
     if kind == _ffi.WSB_EVENT_OVERFLOW:
         return OverflowEvent(dropped=ev.dropped)
+    if kind == _ffi.WSB_EVENT_BROKER_AVAILABLE:
+        return BrokerEvent(kind=EventKind.BROKER_AVAILABLE, available=True)
+    if kind == _ffi.WSB_EVENT_BROKER_UNAVAILABLE:
+        return BrokerEvent(kind=EventKind.BROKER_UNAVAILABLE, available=False,
+                           reason=_str(ev.body, ev.body_len))
     return None
 
 
