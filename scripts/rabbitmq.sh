@@ -46,6 +46,10 @@ start_server() {
 }
 
 ensure() {
+  if port_open "$STOMP_PORT" && port_open 15674; then
+    log "RabbitMQ STOMP is up on 127.0.0.1:$STOMP_PORT (and Web-STOMP on 15674)"
+    return
+  fi
   if ! command -v rabbitmqctl >/dev/null 2>&1; then
     apt_install rabbitmq-server
   fi
