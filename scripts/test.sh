@@ -65,6 +65,10 @@ read -r C_PASS C_FAIL < <(sed -n 's/^c-tests: \([0-9]*\) passed, \([0-9]*\) fail
 
 banner "6/7 interop: node (@stomp/stompjs over ws)"
 run_node_suite
+if [[ "$ACTIVEMQ_UP" == 1 ]]; then
+  log "stompjs relay scale-out test against ActiveMQ (127.0.0.1:61623)"
+  (cd "$NODE_DIR" && WSBROKER_RELAY_BROKER=127.0.0.1:61623 node --test test/relay.test.js)
+fi
 
 banner "7/7 interop: python (stomp.py, websockets)"
 run_python_suite
