@@ -305,6 +305,9 @@ impl Link {
         let mut backoff = Backoff::new(config.reconnect_initial_delay, config.reconnect_max_delay);
         let mut last_error = String::from("no attempt made");
         while started.elapsed() < config.restore_timeout {
+            if self.frames.is_closed() {
+                return Err(None); // the session ended (its side of the channel is gone)
+            }
             let outbox = self.outbox.clone();
             tokio::select! {
                 _ = outbox.closing() => return Err(None),
