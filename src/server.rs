@@ -190,6 +190,16 @@ impl Server {
         Ok(())
     }
 
+    /// Tasks alive on the server's runtime (listeners, connections, relay links), while it
+    /// runs: lets tests prove that finished sessions leave no task behind.
+    #[doc(hidden)]
+    pub fn alive_tasks(&self) -> Option<usize> {
+        let running = self.running.lock();
+        running
+            .as_ref()
+            .map(|r| r.runtime.metrics().num_alive_tasks())
+    }
+
     /// True between `start` and `stop`.
     pub fn is_running(&self) -> bool {
         self.running.lock().is_some()

@@ -205,7 +205,26 @@ async fn session_restore_resubscribes_and_drops_acks_of_the_lost_connection() {
     let (frames, _) = client.until_closed().await;
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0].h("receipt-id"), "bye");
+    drop(client);
+    assert_no_session_tasks_left(&server).await;
     server.stop().await.unwrap();
+}
+
+/// Waits (bounded) until only the server's own tasks are alive: two listeners and the relay's
+/// system connection; the session's reader, writer and broker link have ended.
+async fn assert_no_session_tasks_left(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let alive = server.server.alive_tasks().unwrap();
+        if alive == 3 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{alive} tasks alive, expected 3 (listeners and system connection)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -231,6 +250,8 @@ async fn a_broker_error_reaches_the_client_and_closes_it() {
     let (error, _) = client.expect_error_and_close().await;
     assert_eq!(error.h("message"), "message broker: access refused");
     assert_eq!(error.body_str(), "no write access to /queue/forbidden");
+    drop(client);
+    assert_no_session_tasks_left(&server).await;
     server.stop().await.unwrap();
 }
 
@@ -252,5 +273,7 @@ async fn without_session_restore_a_dropped_broker_connection_closes_the_client()
         "lost the connection to the message broker"
     );
     assert_eq!(code, Some(1011));
+    drop(client);
+    assert_no_session_tasks_left(&server).await;
     server.stop().await.unwrap();
 }

@@ -51,8 +51,8 @@ pub struct wsb_header {
 
 /// Something the host is told or asked; `kind` says which fields are set. Strings are
 /// pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
-/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE and MESSAGE events,
-/// NULL otherwise.
+/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE and
+/// BROKER_UNAVAILABLE events, NULL otherwise.
 ///
 /// Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
 /// the next poll call on the same server from the same thread, or `wsb_server_free`. An event
