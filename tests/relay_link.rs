@@ -228,6 +228,43 @@ async fn assert_no_session_tasks_left(server: &TestServer) {
 }
 
 #[tokio::test]
+async fn a_binary_relayed_body_reaches_a_websocket_client_intact() {
+    let mut broker = FakeBroker::start().await;
+    let server = TestServer::start_with(config(&broker.address(), false));
+    let mut client = server.ws_client().await;
+    let connecting = tokio::spawn(async move {
+        client.connect_as(None).await;
+        client
+    });
+    let mut conn = broker.accept_session().await;
+    let mut client = connecting.await.unwrap();
+    let body: Vec<u8> = vec![0xff, 0x00, 0xfe, b'x', 0x80];
+    let length = body.len().to_string();
+    let frame = common::Frame::new(
+        "MESSAGE",
+        &[
+            ("destination", "/topic/bin"),
+            ("subscription", "s"),
+            ("message-id", "m"),
+            ("content-length", &length),
+        ],
+        &body,
+    );
+    conn.stream
+        .write_all(&common::encode(&frame, Ver::parse("1.2")))
+        .await
+        .unwrap();
+    let message = client.expect("MESSAGE").await;
+    assert_eq!(
+        message.body, body,
+        "a binary WebSocket message, not invalid text"
+    );
+    drop(client);
+    assert_no_session_tasks_left(&server).await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_broker_error_reaches_the_client_and_closes_it() {
     let mut broker = FakeBroker::start().await;
     let server = TestServer::start_with(config(&broker.address(), true));
