@@ -79,7 +79,8 @@ struct RelayArgs {
     /// Passcode of the shared system connection.
     #[arg(long, default_value = "guest", requires = "relay")]
     relay_system_passcode: String,
-    /// `host` header of broker CONNECTs (RabbitMQ: the virtual host); default: the broker host.
+    /// `host` header of broker CONNECTs (RabbitMQ: the virtual host); default: none, so the
+    /// broker uses its default virtual host.
     #[arg(long, value_name = "VHOST", requires = "relay")]
     relay_vhost: Option<String>,
     /// Heart-beat interval on broker connections, in ms, both directions (0 disables).
