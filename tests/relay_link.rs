@@ -1,7 +1,8 @@
 //! A client session's broker connection against a scripted fake STOMP broker on 127.0.0.1
 //! port 0 (no RabbitMQ needed): session restore with re-subscription confirmed by receipts and
-//! stale ACKs dropped, a broker ERROR passed on to the client, a relayed DISCONNECT receipt, and
-//! the ERROR a client gets when its broker connection drops without session restore.
+//! stale ACKs dropped, a broker ERROR passed on to the client, a relayed DISCONNECT receipt,
+//! the ERROR a client gets when its broker connection drops without session restore, binary
+//! bodies, transactions mixing local and relayed frames, and the host's subscribe decision.
 
 mod common;
 
@@ -310,6 +311,111 @@ async fn without_session_restore_a_dropped_broker_connection_closes_the_client()
         "lost the connection to the message broker"
     );
     assert_eq!(code, Some(1011));
+    drop(client);
+    assert_no_session_tasks_left(&server).await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_transaction_mixing_local_and_relayed_frames_commits_both_sides() {
+    let mut broker = FakeBroker::start().await;
+    let server = TestServer::start_with(config(&broker.address(), false));
+    let mut client = server.ws_client().await;
+    let connecting = tokio::spawn(async move {
+        client.connect_as(None).await;
+        client
+    });
+    let mut conn = broker.accept_session().await;
+    let mut client = connecting.await.unwrap();
+    // "/chat/..." is not a relayed prefix: a local topic.
+    client.subscribe("/chat/room", "local").await;
+    client.frame("BEGIN", &[("transaction", "t")], "").await;
+    client
+        .frame(
+            "SEND",
+            &[("destination", "/topic/relayed"), ("transaction", "t")],
+            "to the broker",
+        )
+        .await;
+    client
+        .frame(
+            "SEND",
+            &[("destination", "/chat/room"), ("transaction", "t")],
+            "to wsbroker",
+        )
+        .await;
+    let begin = conn.recv().await;
+    assert_eq!(
+        (begin.command.as_str(), begin.header("transaction")),
+        ("BEGIN", Some("t"))
+    );
+    let send = conn.recv().await;
+    assert_eq!(send.command.as_str(), "SEND");
+    assert_eq!(send.header("transaction"), Some("t"), "the broker holds it");
+    client
+        .frame("COMMIT", &[("transaction", "t"), ("receipt", "done")], "")
+        .await;
+    // The local part is delivered at COMMIT; the receipt is the broker's.
+    let local = client.expect("MESSAGE").await;
+    assert_eq!(local.body_str(), "to wsbroker");
+    let commit = conn.recv().await;
+    assert_eq!(commit.command.as_str(), "COMMIT");
+    assert_eq!(commit.header("receipt"), Some("done"));
+    conn.send("RECEIPT", &[("receipt-id", "done")], "").await;
+    assert_eq!(client.expect("RECEIPT").await.h("receipt-id"), "done");
+    drop(client);
+    assert_no_session_tasks_left(&server).await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_hosts_subscribe_decision_applies_to_relayed_subscriptions() {
+    let mut broker = FakeBroker::start().await;
+    let server = TestServer::start_with(config(&broker.address(), false));
+    server.server.on_subscribe(|request| {
+        if request.destination.ends_with("/secret") {
+            Err("not for you".into())
+        } else {
+            Ok(())
+        }
+    });
+    let mut client = server.ws_client().await;
+    let connecting = tokio::spawn(async move {
+        client.connect_as(None).await;
+        client
+    });
+    let mut conn = broker.accept_session().await;
+    let mut client = connecting.await.unwrap();
+    client
+        .frame(
+            "SUBSCRIBE",
+            &[
+                ("destination", "/topic/open"),
+                ("id", "a"),
+                ("receipt", "ok"),
+            ],
+            "",
+        )
+        .await;
+    conn.accept_subscribe().await;
+    assert_eq!(client.expect("RECEIPT").await.h("receipt-id"), "ok");
+    client
+        .frame(
+            "SUBSCRIBE",
+            &[
+                ("destination", "/topic/secret"),
+                ("id", "b"),
+                ("receipt", "no"),
+            ],
+            "",
+        )
+        .await;
+    let (error, _) = client.expect_error_and_close().await;
+    assert_eq!(error.h("message"), "subscription refused: not for you");
+    assert_eq!(error.h("receipt-id"), "no");
+    // Only the allowed SUBSCRIBE reached the broker; the session's end says goodbye.
+    let next = conn.recv().await;
+    assert_eq!(next.command.as_str(), "DISCONNECT", "{next:?}");
     drop(client);
     assert_no_session_tasks_left(&server).await;
     server.stop().await.unwrap();
