@@ -163,6 +163,14 @@
 // `close_code` and `reason` the close (1006 when it dropped without one).
 #define WSB_EVENT_RAW_CLOSE 10
 
+// Relay mode: the system connection to the external message broker is up (again); host
+// publishes to relayed destinations flow.
+#define WSB_EVENT_BROKER_AVAILABLE 11
+
+// Relay mode: the external message broker cannot be reached (the system connection retries
+// with backoff). `body` holds the reason as UTF-8 text.
+#define WSB_EVENT_BROKER_UNAVAILABLE 12
+
 // Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 #define WSB_DELIVERY_POLL 0
 
@@ -278,8 +286,9 @@ typedef struct wsb_header {
 
 // Something the host is told or asked; `kind` says which fields are set. Strings are
 // pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
-// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE and
-// RAW_MESSAGE events, NULL otherwise. `session` is the raw connection id in RAW_* events.
+// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE,
+// RAW_MESSAGE and BROKER_UNAVAILABLE events, NULL otherwise. `session` is the raw
+// connection id in RAW_* events.
 //
 // Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
 // the next poll call on the same server from the same thread, or `wsb_server_free`. An event
@@ -317,7 +326,7 @@ typedef struct wsb_event {
     // request's headers, names lowercased (NULL when none). MESSAGES_DROPPED: `subscription`.
     const struct wsb_header *headers;
     size_t header_count;
-    // APP_MESSAGE, MESSAGE, RAW_MESSAGE: the body.
+    // APP_MESSAGE, MESSAGE, RAW_MESSAGE: the body. BROKER_UNAVAILABLE: the reason (UTF-8 text).
     const uint8_t *body;
     size_t body_len;
     // RAW_MESSAGE: 1 for a binary message, 0 for text.
@@ -663,6 +672,81 @@ enum wsb_result wsb_config_set_event_callback(struct wsb_config *config,
                                               void *user_data,
                                               wsb_drop_callback drop);
 
+// Relay mode: destinations under the relayed prefixes (default /topic, /queue, /exchange,
+// /amq/queue, /temp-queue, /reply-queue) live on the external STOMP broker at `broker`
+// ("host:port", e.g. RabbitMQ's "127.0.0.1:61613"); every client session gets its own
+// broker connection, host publishes and subscriptions share one. Resets the other relay
+// settings to their defaults (login "guest"). `broker` NULL turns relay mode off. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `broker` is NULL or valid for `broker_len` bytes.
+enum wsb_result wsb_config_set_relay(struct wsb_config *config,
+                                     const char *broker,
+                                     size_t broker_len);
+
+// Relay mode: login and passcode of the client sessions' broker connections (default
+// "guest"/"guest"). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `login` and `passcode` are NULL or valid for their lengths.
+enum wsb_result wsb_config_set_relay_credentials(struct wsb_config *config,
+                                                 const char *login,
+                                                 size_t login_len,
+                                                 const char *passcode,
+                                                 size_t passcode_len);
+
+// Relay mode: login and passcode of the shared system connection (default "guest"/"guest").
+// Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `login` and `passcode` are NULL or valid for their lengths.
+enum wsb_result wsb_config_set_relay_system_credentials(struct wsb_config *config,
+                                                        const char *login,
+                                                        size_t login_len,
+                                                        const char *passcode,
+                                                        size_t passcode_len);
+
+// Relay mode: the `host` header of broker CONNECTs (RabbitMQ: the virtual host). NULL (the
+// default) sends none: the broker's default virtual host. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `vhost` is NULL or valid for `vhost_len` bytes.
+enum wsb_result wsb_config_set_relay_virtual_host(struct wsb_config *config,
+                                                  const char *vhost,
+                                                  size_t vhost_len);
+
+// Relay mode: heart-beats on broker connections, in ms, that wsbroker sends and wants to
+// receive (default 10000 each; 0 disables).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_relay_heartbeat(struct wsb_config *config,
+                                               uint32_t send_ms,
+                                               uint32_t receive_ms);
+
+// Relay mode: removes every relayed prefix (add the wanted ones with
+// `wsb_config_add_relay_prefix`; starting a server with none is an invalid configuration).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_clear_relay_prefixes(struct wsb_config *config);
+
+// Relay mode: adds a relayed destination prefix (e.g. "/topic"). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `prefix` is NULL or valid for `prefix_len` bytes.
+enum wsb_result wsb_config_add_relay_prefix(struct wsb_config *config,
+                                            const char *prefix,
+                                            size_t prefix_len);
+
+// Relay mode: session restore (default off). When on, a client session whose broker
+// connection drops gets a new one with its subscriptions re-made instead of being closed;
+// topic messages published in the gap are lost, queue messages wait in the broker.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_relay_session_restore(struct wsb_config *config, bool enabled);
+
 // Creates a server from `config` (validated now: `WSB_ERR_INVALID_CONFIG` names the bad
 // field). Copies the settings and moves the callbacks out of the config (so each drop runs
 // once); on failure the config is left as it was. Write `*out_server` on success; the server
@@ -886,100 +970,6 @@ enum wsb_result wsb_server_poll_timeout(struct wsb_server *server,
                                         uint32_t timeout_ms,
                                         size_t *out_count);
 
-// The request path without the query (e.g. "/ws"). Writes a NUL-terminated string (valid
-// during the callback) to `*out` and its length to `*out_len`.
-//
-// # Safety
-// `request` is NULL or the callback's request; `out` and `out_len` are NULL or writable.
-enum wsb_result wsb_upgrade_request_path(const struct wsb_upgrade_request *request,
-                                         const char **out,
-                                         size_t *out_len);
-
-// The raw query string (after `?`, not decoded). No query: `WSB_ERR_NOT_FOUND`.
-//
-// # Safety
-// As `wsb_upgrade_request_path`.
-enum wsb_result wsb_upgrade_request_query(const struct wsb_upgrade_request *request,
-                                          const char **out,
-                                          size_t *out_len);
-
-// A query parameter by name, percent-decoded ("+" as a space), e.g. the `token` of
-// "/ws?token=abc". Absent, or not UTF-8 once decoded: `WSB_ERR_NOT_FOUND`.
-//
-// # Safety
-// As `wsb_upgrade_request_path`; `name` is NULL or valid for `name_len` bytes.
-enum wsb_result wsb_upgrade_request_query_param(const struct wsb_upgrade_request *request,
-                                                const char *name,
-                                                size_t name_len,
-                                                const char **out,
-                                                size_t *out_len);
-
-// The first value of a request header, by name in any case (e.g. "Authorization",
-// "Origin"). Absent: `WSB_ERR_NOT_FOUND`.
-//
-// # Safety
-// As `wsb_upgrade_request_query_param`.
-enum wsb_result wsb_upgrade_request_header(const struct wsb_upgrade_request *request,
-                                           const char *name,
-                                           size_t name_len,
-                                           const char **out,
-                                           size_t *out_len);
-
-// A cookie from the request's `Cookie` header(s), by exact name (surrounding double quotes
-// removed). Absent: `WSB_ERR_NOT_FOUND`.
-//
-// # Safety
-// As `wsb_upgrade_request_query_param`.
-enum wsb_result wsb_upgrade_request_cookie(const struct wsb_upgrade_request *request,
-                                           const char *name,
-                                           size_t name_len,
-                                           const char **out,
-                                           size_t *out_len);
-
-// The peer address, e.g. "127.0.0.1:53412" or "[::1]:53412". Unknown: `WSB_ERR_NOT_FOUND`.
-//
-// # Safety
-// As `wsb_upgrade_request_path`.
-enum wsb_result wsb_upgrade_request_remote_addr(const struct wsb_upgrade_request *request,
-                                                const char **out,
-                                                size_t *out_len);
-
-// Accepts the upgrade, as `principal` (copied; NULL: no principal). The principal becomes
-// the STOMP session's user ("/user/..." destinations, the subscribe decision's user) unless
-// the connect decision names another one.
-//
-// # Safety
-// `decision` is NULL or the callback's decision; `principal` is NULL or valid for
-// `principal_len` bytes.
-enum wsb_result wsb_upgrade_accept(struct wsb_upgrade_decision *decision,
-                                   const char *principal,
-                                   size_t principal_len);
-
-// Refuses the upgrade with HTTP `status` (400-499: 401 when the client did not prove who it
-// is, 403 when it may not connect; others are `WSB_ERR_INVALID_ARGUMENT`) and a one-line
-// `reason` (copied) sent as the response body.
-//
-// # Safety
-// `decision` is NULL or the callback's decision; `reason` is NULL or valid for `reason_len`
-// bytes.
-enum wsb_result wsb_upgrade_reject(struct wsb_upgrade_decision *decision,
-                                   uint16_t status,
-                                   const char *reason,
-                                   size_t reason_len);
-
-// Sets the upgrade callback, which decides on every WebSocket upgrade request (after the
-// protocol, path and Origin checks) — replacing an earlier one, whose drop runs once no call
-// of it is in progress. With `cb` NULL the hook is removed (every request is accepted
-// without a principal) and a given `drop(user_data)` runs at once. Plain-TCP STOMP
-// connections have no upgrade and are not asked. May be called before or after start.
-//
-// # Safety
-// `server` is NULL or a live server; `cb` and `drop` are NULL or valid functions.
-enum wsb_result wsb_server_set_upgrade_callback(struct wsb_server *server,
-                                                wsb_upgrade_callback cb,
-                                                void *user_data,
-                                                wsb_drop_callback drop);
-
 // Registers a raw WebSocket endpoint at `path` (exact match of the request path, not the
 // STOMP path); before or after `wsb_server_start`. `behaviour` is `WSB_RAW_*`;
 // `WSB_RAW_HOST` needs poll or callback delivery. `subprotocols` is a comma-separated list
@@ -1088,6 +1078,100 @@ enum wsb_result wsb_server_raw_user_data(const struct wsb_server *server,
 enum wsb_result wsb_server_raw_buffered_bytes(const struct wsb_server *server,
                                               uint64_t conn,
                                               size_t *out_bytes);
+
+// The request path without the query (e.g. "/ws"). Writes a NUL-terminated string (valid
+// during the callback) to `*out` and its length to `*out_len`.
+//
+// # Safety
+// `request` is NULL or the callback's request; `out` and `out_len` are NULL or writable.
+enum wsb_result wsb_upgrade_request_path(const struct wsb_upgrade_request *request,
+                                         const char **out,
+                                         size_t *out_len);
+
+// The raw query string (after `?`, not decoded). No query: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_path`.
+enum wsb_result wsb_upgrade_request_query(const struct wsb_upgrade_request *request,
+                                          const char **out,
+                                          size_t *out_len);
+
+// A query parameter by name, percent-decoded ("+" as a space), e.g. the `token` of
+// "/ws?token=abc". Absent, or not UTF-8 once decoded: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_path`; `name` is NULL or valid for `name_len` bytes.
+enum wsb_result wsb_upgrade_request_query_param(const struct wsb_upgrade_request *request,
+                                                const char *name,
+                                                size_t name_len,
+                                                const char **out,
+                                                size_t *out_len);
+
+// The first value of a request header, by name in any case (e.g. "Authorization",
+// "Origin"). Absent: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_query_param`.
+enum wsb_result wsb_upgrade_request_header(const struct wsb_upgrade_request *request,
+                                           const char *name,
+                                           size_t name_len,
+                                           const char **out,
+                                           size_t *out_len);
+
+// A cookie from the request's `Cookie` header(s), by exact name (surrounding double quotes
+// removed). Absent: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_query_param`.
+enum wsb_result wsb_upgrade_request_cookie(const struct wsb_upgrade_request *request,
+                                           const char *name,
+                                           size_t name_len,
+                                           const char **out,
+                                           size_t *out_len);
+
+// The peer address, e.g. "127.0.0.1:53412" or "[::1]:53412". Unknown: `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// As `wsb_upgrade_request_path`.
+enum wsb_result wsb_upgrade_request_remote_addr(const struct wsb_upgrade_request *request,
+                                                const char **out,
+                                                size_t *out_len);
+
+// Accepts the upgrade, as `principal` (copied; NULL: no principal). The principal becomes
+// the STOMP session's user ("/user/..." destinations, the subscribe decision's user) unless
+// the connect decision names another one.
+//
+// # Safety
+// `decision` is NULL or the callback's decision; `principal` is NULL or valid for
+// `principal_len` bytes.
+enum wsb_result wsb_upgrade_accept(struct wsb_upgrade_decision *decision,
+                                   const char *principal,
+                                   size_t principal_len);
+
+// Refuses the upgrade with HTTP `status` (400-499: 401 when the client did not prove who it
+// is, 403 when it may not connect; others are `WSB_ERR_INVALID_ARGUMENT`) and a one-line
+// `reason` (copied) sent as the response body.
+//
+// # Safety
+// `decision` is NULL or the callback's decision; `reason` is NULL or valid for `reason_len`
+// bytes.
+enum wsb_result wsb_upgrade_reject(struct wsb_upgrade_decision *decision,
+                                   uint16_t status,
+                                   const char *reason,
+                                   size_t reason_len);
+
+// Sets the upgrade callback, which decides on every WebSocket upgrade request (after the
+// protocol, path and Origin checks) — replacing an earlier one, whose drop runs once no call
+// of it is in progress. With `cb` NULL the hook is removed (every request is accepted
+// without a principal) and a given `drop(user_data)` runs at once. Plain-TCP STOMP
+// connections have no upgrade and are not asked. May be called before or after start.
+//
+// # Safety
+// `server` is NULL or a live server; `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_server_set_upgrade_callback(struct wsb_server *server,
+                                                wsb_upgrade_callback cb,
+                                                void *user_data,
+                                                wsb_drop_callback drop);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -24,11 +24,30 @@ cargo fmt --all -- --check
 banner "2/7 cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+banner "2b/7 brokers for the relay tests (scripts/rabbitmq.sh, scripts/activemq.sh)"
+# Relay tests run against RabbitMQ (and the scale-out test against ActiveMQ too). In CI a broker
+# that cannot be set up fails the run; elsewhere the relay tests print SKIPPED instead.
+ACTIVEMQ_UP=0
+if ! bash scripts/rabbitmq.sh ensure; then
+  [[ "${CI:-}" != "true" ]] || die "RabbitMQ with rabbitmq_stomp is required in CI"
+  log "WARNING: no RabbitMQ STOMP: relay tests will be skipped"
+fi
+if bash scripts/activemq.sh ensure; then
+  ACTIVEMQ_UP=1
+else
+  [[ "${CI:-}" != "true" ]] || die "ActiveMQ with STOMP is required in CI"
+  log "WARNING: no ActiveMQ STOMP: the relay scale-out test runs against RabbitMQ only"
+fi
+
 banner "3/7 cargo test --all-targets"
 cargo test --all-targets 2>&1 | tee "$REPORT_DIR/cargo-test.log"
 read -r RUST_PASS RUST_FAIL RUST_SKIP < <(cargo_counts "$REPORT_DIR/cargo-test.log")
 # The C ABI's panic-boundary test needs its test-only cargo feature.
 cargo test --features ffi-test-panic --test ffi_contract
+if [[ "$ACTIVEMQ_UP" == 1 ]]; then
+  log "relay scale-out test against ActiveMQ (127.0.0.1:61623)"
+  WSBROKER_RELAY_BROKER=127.0.0.1:61623 cargo test --test relay_scaleout
+fi
 
 banner "4/7 cargo build --release"
 cargo build --release
@@ -46,6 +65,10 @@ read -r C_PASS C_FAIL < <(sed -n 's/^c-tests: \([0-9]*\) passed, \([0-9]*\) fail
 
 banner "6/7 interop: node (@stomp/stompjs over ws)"
 run_node_suite
+if [[ "$ACTIVEMQ_UP" == 1 ]]; then
+  log "stompjs relay scale-out test against ActiveMQ (127.0.0.1:61623)"
+  (cd "$NODE_DIR" && WSBROKER_RELAY_BROKER=127.0.0.1:61623 node --test test/relay.test.js)
+fi
 
 banner "7/7 interop: python (stomp.py, websockets)"
 run_python_suite

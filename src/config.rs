@@ -90,6 +90,9 @@ pub struct ServerConfig {
     /// TLS for both listeners (`wss://` on the WebSocket one, TLS on the plain-TCP STOMP one);
     /// plain text when `None`. The files are read and checked by `Server::start`.
     pub tls: Option<TlsConfig>,
+    /// Relay mode: destinations under the relayed prefixes live on an external STOMP broker
+    /// (RabbitMQ, ActiveMQ) shared by several wsbroker instances; off when `None`.
+    pub relay: Option<crate::relay::RelayConfig>,
 }
 
 /// TLS settings (rustls, TLS 1.2 and 1.3). When set, they apply to every listener.
@@ -141,6 +144,7 @@ impl Default for ServerConfig {
             permessage_deflate: true,
             deflate_threshold: 256,
             deflate_level: crate::ws::deflate::DEFAULT_LEVEL,
+            relay: None,
         }
     }
 }
@@ -208,6 +212,9 @@ impl ServerConfig {
             || self.heartbeat_receive.as_millis() > u32::MAX as u128
         {
             return bad("heart-beat intervals must fit in 32-bit milliseconds");
+        }
+        if let Some(relay) = &self.relay {
+            relay.validate()?;
         }
         Ok(())
     }

@@ -42,6 +42,8 @@ pub struct Engine {
     pub hooks: Hooks,
     /// Raw (non-STOMP) WebSocket endpoints, connections and topics.
     pub raw: RawHub,
+    /// Relay mode's shared state, when `config.relay` is set.
+    pub(crate) relay: Option<Arc<crate::relay::Relay>>,
     events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
@@ -63,6 +65,7 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         Arc::new(Engine {
             broker: Broker::new(&config, counters),
+            relay: crate::relay::Relay::new(&config),
             config,
             hooks: Hooks::default(),
             raw: RawHub::default(),
@@ -194,6 +197,11 @@ impl Engine {
         let expected = match answer {
             Answer::Connect(_) => QuestionKind::Connect,
             Answer::Subscribe(_) => QuestionKind::Subscribe,
+            Answer::Relay(_) => {
+                return Err(Error::InvalidArgument(
+                    "relay answers come from the message broker, not the host".into(),
+                ));
+            }
         };
         match pending.get(&session) {
             Some((kind, _)) if *kind == expected => {}

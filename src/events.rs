@@ -48,6 +48,16 @@ pub enum Event {
     /// Messages for one subscription were dropped by a limit (see `Stats::dropped`): at most
     /// one per subscription every `DROP_REPORT_INTERVAL`, counting the drops since the last.
     MessagesDropped(DropReport),
+    /// Relay mode: the system connection to the external message broker is up (again);
+    /// host publishes to relayed destinations flow.
+    BrokerAvailable,
+    /// Relay mode: the external message broker cannot be reached (at start, or the system
+    /// connection dropped and is being re-opened with backoff); host publishes to relayed
+    /// destinations fail and new clients are refused until `BrokerAvailable`.
+    BrokerUnavailable {
+        /// Why, for logs.
+        reason: String,
+    },
 }
 
 /// What a full queue does with one more event.

@@ -47,12 +47,20 @@ impl Publisher {
 
     /// Publishes to a destination (topic, queue or `/user/{name}/...`). Returns how many client
     /// subscriptions it was queued to; a queue that holds the message for later counts 0.
+    /// In relay mode, a relayed destination goes to the external broker through the system
+    /// connection and counts 0; it fails with `Backpressure` while the broker is unavailable.
     pub fn publish(
         &self,
         destination: &str,
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
+        if let Some(relay) = &self.engine.relay
+            && relay.is_relayed(destination)
+        {
+            relay.system.publish(destination, headers, body.into())?;
+            return Ok(0);
+        }
         let routed = destination::send_route(destination, &self.engine.config.user_prefix);
         self.publish_routed(routed, headers, body.into())
     }

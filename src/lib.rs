@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod hooks;
 pub mod host;
 pub mod raw;
+pub mod relay;
 pub mod server;
 pub mod stomp;
 mod transport;
@@ -34,4 +35,5 @@ pub use hooks::{
 };
 pub use host::Publisher;
 pub use raw::{RawBehaviour, RawEndpointOptions};
+pub use relay::RelayConfig;
 pub use server::{HostSubscriptionId, Server};

@@ -141,6 +141,9 @@ impl Server {
                 tls: tls.clone(),
             };
             runtime.spawn(accept_loop(ws, ctx));
+            if let Some(relay) = &self.engine.relay {
+                crate::relay::start(relay, &self.engine, shutdown_rx.clone());
+            }
             if let Some(tcp) = tcp {
                 let tcp = tokio::net::TcpListener::from_std(tcp)?;
                 let ctx = ListenerContext {
@@ -187,6 +190,16 @@ impl Server {
         running.runtime.shutdown_timeout(Duration::from_millis(200));
         tracing::info!("wsbroker stopped");
         Ok(())
+    }
+
+    /// Tasks alive on the server's runtime (listeners, connections, relay links), while it
+    /// runs: lets tests prove that finished sessions leave no task behind.
+    #[doc(hidden)]
+    pub fn alive_tasks(&self) -> Option<usize> {
+        let running = self.running.lock();
+        running
+            .as_ref()
+            .map(|r| r.runtime.metrics().num_alive_tasks())
     }
 
     /// True between `start` and `stop`.
@@ -290,11 +303,28 @@ impl Server {
         pattern: &str,
         callback: impl Fn(&Arc<Message>) + Send + Sync + 'static,
     ) -> HostSubscriptionId {
-        HostSubscriptionId(
-            self.engine
-                .broker
-                .add_host_subscription(pattern, Arc::new(callback)),
-        )
+        let id = self
+            .engine
+            .broker
+            .add_host_subscription(pattern, Arc::new(callback));
+        self.relay_host_subscription(id, pattern)
+    }
+
+    /// Relay mode: a host subscription on a relayed destination also subscribes through the
+    /// system connection (the in-process broker never sees those messages).
+    fn relay_host_subscription(&self, id: u64, pattern: &str) -> HostSubscriptionId {
+        if let Some(relay) = &self.engine.relay
+            && relay.is_relayed(pattern)
+        {
+            relay.system.subscribe(id, pattern);
+        }
+        HostSubscriptionId(id)
+    }
+
+    /// Relay mode: whether the system connection to the external broker is up; `None`
+    /// without relay mode.
+    pub fn broker_available(&self) -> Option<bool> {
+        self.engine.relay.as_ref().map(|relay| relay.is_available())
     }
 
     /// Like [`Server::subscribe`], for a callback that needs its own subscription id (it is
@@ -304,19 +334,20 @@ impl Server {
         pattern: &str,
         callback: impl Fn(HostSubscriptionId, &Arc<Message>) + Send + Sync + 'static,
     ) -> HostSubscriptionId {
-        HostSubscriptionId(
-            self.engine
-                .broker
-                .add_host_subscription_with(pattern, move |id| {
-                    Arc::new(move |message: &Arc<Message>| {
-                        callback(HostSubscriptionId(id), message)
-                    })
-                }),
-        )
+        let id = self
+            .engine
+            .broker
+            .add_host_subscription_with(pattern, move |id| {
+                Arc::new(move |message: &Arc<Message>| callback(HostSubscriptionId(id), message))
+            });
+        self.relay_host_subscription(id, pattern)
     }
 
     /// Ends a host subscription.
     pub fn unsubscribe(&self, id: HostSubscriptionId) -> Result<()> {
+        if let Some(relay) = &self.engine.relay {
+            relay.system.unsubscribe(id.0);
+        }
         if self.engine.broker.remove_host_subscription(id.0) {
             Ok(())
         } else {
@@ -482,7 +513,7 @@ impl Server {
                     }
                 })
             });
-        Ok(HostSubscriptionId(id))
+        Ok(self.relay_host_subscription(id, pattern))
     }
 
     /// Told whenever a connected session ends.

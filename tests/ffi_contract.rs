@@ -1860,8 +1860,10 @@ fn event_and_struct_layouts_match_the_spec() {
             WSB_EVENT_RAW_OPEN,
             WSB_EVENT_RAW_MESSAGE,
             WSB_EVENT_RAW_CLOSE,
+            WSB_EVENT_BROKER_AVAILABLE,
+            WSB_EVENT_BROKER_UNAVAILABLE,
         ],
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     );
     assert_eq!([WSB_RAW_HOST, WSB_RAW_BROADCAST, WSB_RAW_ECHO], [0, 1, 2]);
     assert_eq!([WSB_DELIVERY_POLL, WSB_DELIVERY_CALLBACK], [0, 1]);

@@ -74,6 +74,64 @@ struct Args {
     /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: String,
+    #[command(flatten)]
+    relay: RelayArgs,
+}
+
+/// Relay mode: relayed destinations live on an external STOMP broker (RabbitMQ, ActiveMQ).
+#[derive(clap::Args, Debug)]
+struct RelayArgs {
+    /// Relay mode: the external broker's STOMP address, e.g. 127.0.0.1:61613.
+    #[arg(long, value_name = "HOST:PORT")]
+    relay: Option<String>,
+    /// Login of the client sessions' broker connections.
+    #[arg(long, default_value = "guest", requires = "relay")]
+    relay_login: String,
+    /// Passcode of the client sessions' broker connections.
+    #[arg(long, default_value = "guest", requires = "relay")]
+    relay_passcode: String,
+    /// Login of the shared system connection (host publishes and subscriptions).
+    #[arg(long, default_value = "guest", requires = "relay")]
+    relay_system_login: String,
+    /// Passcode of the shared system connection.
+    #[arg(long, default_value = "guest", requires = "relay")]
+    relay_system_passcode: String,
+    /// `host` header of broker CONNECTs (RabbitMQ: the virtual host); default: none, so the
+    /// broker uses its default virtual host.
+    #[arg(long, value_name = "VHOST", requires = "relay")]
+    relay_vhost: Option<String>,
+    /// Heart-beat interval on broker connections, in ms, both directions (0 disables).
+    #[arg(long, default_value_t = 10_000, value_name = "MS", requires = "relay")]
+    relay_heartbeat: u64,
+    /// A relayed destination prefix (repeatable; default /topic /queue /exchange /amq/queue
+    /// /temp-queue /reply-queue).
+    #[arg(long, value_name = "PREFIX", requires = "relay")]
+    relay_prefix: Vec<String>,
+    /// Reconnect a client session's broker connection and re-subscribe when it drops,
+    /// instead of closing the client.
+    #[arg(long, requires = "relay")]
+    relay_session_restore: bool,
+}
+
+impl RelayArgs {
+    fn config(&self) -> Option<wsbroker::RelayConfig> {
+        let broker = self.relay.clone()?;
+        let mut config = wsbroker::RelayConfig {
+            login: self.relay_login.clone(),
+            passcode: self.relay_passcode.clone(),
+            system_login: self.relay_system_login.clone(),
+            system_passcode: self.relay_system_passcode.clone(),
+            virtual_host: self.relay_vhost.clone(),
+            heartbeat_send: Duration::from_millis(self.relay_heartbeat),
+            heartbeat_receive: Duration::from_millis(self.relay_heartbeat),
+            session_restore: self.relay_session_restore,
+            ..wsbroker::RelayConfig::new(broker)
+        };
+        if !self.relay_prefix.is_empty() {
+            config.prefixes = self.relay_prefix.clone();
+        }
+        Some(config)
+    }
 }
 
 /// The raw endpoints the flags ask for, in flag order.
@@ -126,6 +184,7 @@ fn config_from(args: &Args) -> ServerConfig {
             client_ca_pem: args.tls_client_ca.clone(),
         });
     }
+    config.relay = args.relay.config();
     config
 }
 

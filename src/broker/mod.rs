@@ -524,6 +524,18 @@ impl Broker {
         subs.len() != before
     }
 
+    /// Hands `message` to host subscription `id` alone (messages of relayed destinations,
+    /// which arrive from the external broker per host subscription). False when `id` is gone.
+    pub fn deliver_to_host_subscription(&self, id: u64, message: &Arc<Message>) -> bool {
+        let callback = self
+            .host_subs
+            .read()
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.callback.clone());
+        callback.map(|callback| callback(message)).is_some()
+    }
+
     fn notify_host_subscriptions(&self, route: &str, message: &Arc<Message>) {
         if self.host_sub_count.load(Relaxed) == 0 {
             return;

@@ -62,7 +62,10 @@ impl Default for wsb_config {
 }
 
 /// Runs `f` on the config behind `config`.
-fn with_config(config: *mut wsb_config, f: impl FnOnce(&mut wsb_config) -> FfiResult) -> FfiResult {
+pub(super) fn with_config(
+    config: *mut wsb_config,
+    f: impl FnOnce(&mut wsb_config) -> FfiResult,
+) -> FfiResult {
     // SAFETY: the header requires a pointer from `wsb_config_new`, not yet freed, used by one
     // thread at a time.
     f(unsafe { mut_arg(config, "config")? })

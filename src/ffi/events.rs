@@ -47,6 +47,12 @@ pub const WSB_EVENT_RAW_MESSAGE: u32 = 9;
 /// A raw connection ended (its id is stale from now on): `session` is the raw connection id,
 /// `close_code` and `reason` the close (1006 when it dropped without one).
 pub const WSB_EVENT_RAW_CLOSE: u32 = 10;
+/// Relay mode: the system connection to the external message broker is up (again); host
+/// publishes to relayed destinations flow.
+pub const WSB_EVENT_BROKER_AVAILABLE: u32 = 11;
+/// Relay mode: the external message broker cannot be reached (the system connection retries
+/// with backoff). `body` holds the reason as UTF-8 text.
+pub const WSB_EVENT_BROKER_UNAVAILABLE: u32 = 12;
 
 /// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
 /// In events: also NUL-terminated.
@@ -61,8 +67,9 @@ pub struct wsb_header {
 
 /// Something the host is told or asked; `kind` says which fields are set. Strings are
 /// pointer + length and NUL-terminated; an absent string is NULL with length 0. `body` is
-/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE and
-/// RAW_MESSAGE events, NULL otherwise. `session` is the raw connection id in RAW_* events.
+/// not NUL-terminated (it is binary-safe); it is non-NULL for APP_MESSAGE, MESSAGE,
+/// RAW_MESSAGE and BROKER_UNAVAILABLE events, NULL otherwise. `session` is the raw
+/// connection id in RAW_* events.
 ///
 /// Lifetime: an event filled by `wsb_server_poll*` (and all its pointers) stays valid until
 /// the next poll call on the same server from the same thread, or `wsb_server_free`. An event
@@ -102,7 +109,7 @@ pub struct wsb_event {
     /// request's headers, names lowercased (NULL when none). MESSAGES_DROPPED: `subscription`.
     pub headers: *const wsb_header,
     pub header_count: usize,
-    /// APP_MESSAGE, MESSAGE, RAW_MESSAGE: the body.
+    /// APP_MESSAGE, MESSAGE, RAW_MESSAGE: the body. BROKER_UNAVAILABLE: the reason (UTF-8 text).
     pub body: *const u8,
     pub body_len: usize,
     /// RAW_MESSAGE: 1 for a binary message, 0 for text.
@@ -299,6 +306,12 @@ impl OwnedEvent {
                 out.raw.dropped = report.count;
                 (out.raw.destination, out.raw.destination_len) = out.string(&report.destination);
                 out.set_headers([("subscription", &*report.subscription)].into_iter());
+                out
+            }
+            Event::BrokerAvailable => OwnedEvent::start(WSB_EVENT_BROKER_AVAILABLE),
+            Event::BrokerUnavailable { reason } => {
+                let mut out = OwnedEvent::start(WSB_EVENT_BROKER_UNAVAILABLE);
+                out.set_body(reason.as_bytes());
                 out
             }
         }

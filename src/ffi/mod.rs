@@ -36,6 +36,8 @@ mod events;
 
 mod config;
 
+mod relay;
+
 mod server;
 
 mod raw;
@@ -48,13 +50,15 @@ pub use callbacks::{
 };
 pub use config::*;
 pub use events::{
-    WSB_EVENT_APP_MESSAGE, WSB_EVENT_CONNECT, WSB_EVENT_DISCONNECT, WSB_EVENT_MESSAGE,
-    WSB_EVENT_MESSAGES_DROPPED, WSB_EVENT_OVERFLOW, WSB_EVENT_RAW_CLOSE, WSB_EVENT_RAW_MESSAGE,
-    WSB_EVENT_RAW_OPEN, WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP,
-    WSB_TRANSPORT_WEBSOCKET, wsb_event, wsb_header,
+    WSB_EVENT_APP_MESSAGE, WSB_EVENT_BROKER_AVAILABLE, WSB_EVENT_BROKER_UNAVAILABLE,
+    WSB_EVENT_CONNECT, WSB_EVENT_DISCONNECT, WSB_EVENT_MESSAGE, WSB_EVENT_MESSAGES_DROPPED,
+    WSB_EVENT_OVERFLOW, WSB_EVENT_RAW_CLOSE, WSB_EVENT_RAW_MESSAGE, WSB_EVENT_RAW_OPEN,
+    WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP, WSB_TRANSPORT_WEBSOCKET, wsb_event,
+    wsb_header,
 };
 pub use log::*;
 pub use raw::*;
+pub use relay::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};
 pub use server::*;
 pub use upgrade::*;

@@ -25,7 +25,10 @@ use crate::hooks::{
     AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
 };
 use crate::host::Publisher;
+use crate::relay::client::ClientRelay;
+use crate::relay::routing::Route;
 use crate::ws::codes;
+use tokio::sync::oneshot;
 
 /// Versions this server speaks, lowest first.
 pub const SUPPORTED_VERSIONS: [Version; 3] = [Version::V1_0, Version::V1_1, Version::V1_2];
@@ -39,6 +42,9 @@ pub enum Flow {
     Close,
     /// The host must answer this before the next frame is handled.
     Ask(Question),
+    /// Relay mode: the answer comes from the message broker on this channel (its CONNECTED);
+    /// the transport hands it to [`Session::answer`] like a host's answer.
+    Await(oneshot::Receiver<Answer>),
 }
 
 /// A decision the host makes.
@@ -57,6 +63,9 @@ pub enum Answer {
     Connect(ConnectDecision),
     /// On a SUBSCRIBE: `Err(message)` refuses it.
     Subscribe(Result<(), String>),
+    /// Relay mode, from the message broker rather than the host: the session's broker
+    /// connection is up, or why it could not be opened.
+    Relay(Result<(), String>),
 }
 
 /// A refused frame: becomes an ERROR frame, then the connection closes.
@@ -117,6 +126,17 @@ enum Waiting {
         spec: SubscribeSpec,
         receipt: Option<String>,
     },
+    /// Relay mode: the broker's CONNECTED, after the host accepted the client.
+    RelayConnect {
+        version: Version,
+        heartbeat: Heartbeat,
+        user: Option<String>,
+    },
+    /// Relay mode: the host's decision on a SUBSCRIBE to a relayed destination.
+    RelaySubscribe {
+        frame: Frame,
+        receipt: Option<String>,
+    },
 }
 
 /// One client's STOMP session.
@@ -142,6 +162,8 @@ pub struct Session {
     waiting: Option<Box<Waiting>>,
     /// Registered with the broker (so leaving it and the disconnect hook are due at the end).
     registered: bool,
+    /// Relay mode: the session's broker connection (boxed: absent without relay).
+    relay: Option<Box<ClientRelay>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -226,6 +248,7 @@ impl Session {
             transactions: None,
             waiting: None,
             registered: false,
+            relay: None,
         }
     }
 
@@ -261,6 +284,10 @@ impl Session {
     pub fn is_connected(&self) -> bool {
         self.phase == Phase::Connected
     }
+    /// True while the session waits for its message broker connection (relay mode).
+    pub fn awaits_broker(&self) -> bool {
+        matches!(self.waiting.as_deref(), Some(Waiting::RelayConnect { .. }))
+    }
     /// True once the session ended.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -285,6 +312,17 @@ impl Session {
                 Flow::Continue
             };
         }
+        if let Some(relay) = &self.relay {
+            if relay.disconnecting {
+                return Flow::Continue; // nothing after DISCONNECT counts
+            }
+            if self.phase == Phase::Connected {
+                match relay.route(&frame, self.version) {
+                    Route::Local => {}
+                    route => return self.handle_relayed(frame, route),
+                }
+            }
+        }
         let receipt = frame.header("receipt").map(str::to_string);
         let command = frame.command;
         let result = match (self.phase, command) {
@@ -302,6 +340,9 @@ impl Session {
             (_, Command::Begin) => self.on_begin(&frame).map(|()| Flow::Continue),
             (_, Command::Commit) => self.on_commit(&frame).map(|()| Flow::Continue),
             (_, Command::Abort) => self.on_abort(&frame).map(|()| Flow::Continue),
+            (_, Command::Disconnect) if self.relay.is_some() => {
+                return self.relay_disconnect(frame);
+            }
             (_, Command::Disconnect) => {
                 if let Some(receipt) = &receipt {
                     self.send_receipt(receipt);
@@ -362,6 +403,37 @@ impl Session {
                     Err(refusal) => self.refuse(refusal, receipt),
                 }
             }
+            (
+                Waiting::RelayConnect {
+                    version,
+                    heartbeat,
+                    user,
+                },
+                Answer::Relay(result),
+            ) => match result {
+                Ok(()) => self.complete_connect(version, heartbeat, user),
+                Err(message) => {
+                    self.phase = Phase::AwaitingConnect;
+                    self.relay = None;
+                    self.refuse(
+                        Refusal {
+                            code: codes::TRY_AGAIN_LATER,
+                            ..Refusal::new(format!("message broker unavailable: {message}"))
+                        },
+                        None,
+                    )
+                }
+            },
+            (Waiting::RelaySubscribe { frame, receipt }, Answer::Subscribe(decision)) => {
+                self.phase = Phase::Connected;
+                match decision {
+                    Ok(()) => self.forward_to_broker(frame, receipt),
+                    Err(message) => self.refuse(
+                        Refusal::policy(format!("subscription refused: {message}")),
+                        receipt,
+                    ),
+                }
+            }
             (waiting, answer) => {
                 tracing::error!(
                     session = self.id,
@@ -405,6 +477,8 @@ impl Session {
         self.phase = Phase::Closed;
         self.waiting = None;
         self.transactions = None;
+        // Dropping the link ends the broker connection (after the frames already handed over).
+        self.relay = None;
         if std::mem::take(&mut self.registered) {
             self.engine.broker.unregister_session(self.id);
             let info = SessionInfo {
@@ -509,6 +583,34 @@ impl Session {
             self.phase = Phase::AwaitingConnect;
             return self.refuse(Refusal::policy(e.0), None);
         }
+        if let Some(relay) = self.engine.relay.clone() {
+            // Relay mode: the client is connected once its broker connection is.
+            let (answer, awaited) = oneshot::channel();
+            let link = crate::relay::link::open(
+                relay.clone(),
+                self.outbox.clone(),
+                self.engine.counters().clone(),
+                version,
+                self.id,
+                answer,
+            );
+            self.relay = Some(Box::new(ClientRelay::new(relay, link)));
+            self.waiting = Some(Box::new(Waiting::RelayConnect {
+                version,
+                heartbeat,
+                user,
+            }));
+            return Flow::Await(awaited);
+        }
+        self.complete_connect(version, heartbeat, user)
+    }
+
+    fn complete_connect(
+        &mut self,
+        version: Version,
+        heartbeat: Heartbeat,
+        user: Option<String>,
+    ) -> Flow {
         self.user = user;
         self.heartbeat = heartbeat;
         self.phase = Phase::Connected;
@@ -541,6 +643,93 @@ impl Session {
         self.outbox.set_heartbeat_ms(heartbeat.send_ms);
         self.push(&connected);
         Flow::Continue
+    }
+
+    /// A frame for the message broker (or, for transaction boundaries, for both brokers).
+    fn handle_relayed(&mut self, frame: Frame, route: Route) -> Flow {
+        let receipt = frame.header("receipt").map(str::to_string);
+        if route == Route::Both {
+            // The local half runs first, without the receipt, which the broker answers.
+            let mut local = frame.clone();
+            local.headers.retain(|(name, _)| name != "receipt");
+            let result = match frame.command {
+                Command::Begin => self.on_begin(&local),
+                Command::Commit => self.on_commit(&local),
+                _ => self.on_abort(&local),
+            };
+            if let Err(refusal) = result {
+                return self.refuse(refusal, receipt);
+            }
+            return self.forward_to_broker(frame, receipt);
+        }
+        if frame.command == Command::Subscribe {
+            let relayed = self.relay.as_ref().map_or(0, |r| r.subscription_count());
+            let max = self.engine.config.max_subscriptions_per_session;
+            if relayed >= max {
+                return self.refuse(
+                    Refusal::policy(format!("too many subscriptions (at most {max})")),
+                    receipt,
+                );
+            }
+            if self.version != Version::V1_0 && frame.header("id").is_none() {
+                return self.refuse(
+                    Refusal::new("SUBSCRIBE frame is missing the 'id' header"),
+                    receipt,
+                );
+            }
+            if self.engine.wants_subscribe_decision() {
+                let request = SubscribeRequest {
+                    session: self.id,
+                    user: self.user.clone(),
+                    destination: frame.header("destination").unwrap_or_default().to_string(),
+                    headers: frame.headers.clone(),
+                };
+                self.phase = Phase::Deciding;
+                self.waiting = Some(Box::new(Waiting::RelaySubscribe { frame, receipt }));
+                return Flow::Ask(Question::Subscribe(request));
+            }
+        }
+        self.forward_to_broker(frame, receipt)
+    }
+
+    fn forward_to_broker(&mut self, frame: Frame, receipt: Option<String>) -> Flow {
+        let version = self.version;
+        let Some(relay) = self.relay.as_mut() else {
+            return Flow::Continue;
+        };
+        match relay.forward(frame, version) {
+            Ok(()) => Flow::Continue,
+            Err(message) => self.refuse(
+                Refusal {
+                    code: codes::TRY_AGAIN_LATER,
+                    ..Refusal::new(message)
+                },
+                receipt,
+            ),
+        }
+    }
+
+    /// DISCONNECT in relay mode: the broker gets it too; with a receipt, the session ends
+    /// when the broker's RECEIPT has reached the client.
+    fn relay_disconnect(&mut self, frame: Frame) -> Flow {
+        let with_receipt = frame.header("receipt").is_some();
+        let version = self.version;
+        let forwarded = self
+            .relay
+            .as_mut()
+            .is_some_and(|relay| relay.forward(frame.clone(), version).is_ok());
+        if forwarded && with_receipt {
+            if let Some(relay) = self.relay.as_mut() {
+                relay.disconnecting = true;
+            }
+            return Flow::Continue;
+        }
+        if let Some(receipt) = frame.header("receipt") {
+            self.send_receipt(receipt);
+        }
+        self.outbox.close(CloseReason::normal());
+        self.end();
+        Flow::Close
     }
 
     fn is_app_destination(&self, destination: &str) -> bool {

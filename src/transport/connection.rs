@@ -211,6 +211,20 @@ impl Connection {
             match flow {
                 Flow::Continue => break,
                 Flow::Close => return Progress::Stopped,
+                Flow::Await(receiver) => {
+                    // Relay mode: the broker link answers (or fails) within its own connect
+                    // timeout; the margin only guards against a link that never does.
+                    let bound = self
+                        .session
+                        .engine()
+                        .config
+                        .relay
+                        .as_ref()
+                        .map_or(Duration::ZERO, |r| r.connect_timeout)
+                        + Duration::from_secs(5);
+                    self.waiting = Some(Box::new((receiver, Instant::now() + bound)));
+                    return Progress::Waiting;
+                }
                 Flow::Ask(question) => match self.session.engine().ask(self.session.id(), question)
                 {
                     Asked::Now(answer) => flow = self.session.answer(answer),
@@ -364,7 +378,7 @@ pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
                 answer = async { (&mut conn.waiting.as_mut().expect("paused").0).await }, if !reading => {
                     let answer = answer.ok().or_else(|| {
                         conn.session.engine().abandon(conn.session.id(), "the host did not decide")
-                    });
+                    }).or_else(|| Some(Answer::Relay(Err("the message broker connection failed".into()))));
                     progress = match answer {
                         Some(answer) => conn.resume(answer),
                         None => Progress::Stopped,
@@ -381,6 +395,10 @@ pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
                         let why = format!("no decision from the host within {secs} s");
                         match conn.session.engine().abandon(conn.session.id(), &why) {
                             Some(refusal) => conn.resume(refusal),
+                            // A relay wait (never registered with the host) that overran.
+                            None if conn.session.awaits_broker() => conn.resume(Answer::Relay(Err(
+                                "the message broker did not answer".into(),
+                            ))),
                             None => Progress::Waiting, // answered just now: the channel has it
                         }
                     };

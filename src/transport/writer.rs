@@ -253,7 +253,16 @@ pub(crate) fn run<W: AsyncWrite + Unpin + Send + 'static>(
             let mut closing = false;
             for item in items.drain(..) {
                 match item {
-                    Outbound::Frame(bytes) => batch.push_shared(OpCode::Text, bytes),
+                    Outbound::Frame(bytes) => {
+                        // Relayed MESSAGE frames may carry binary bodies, which a text
+                        // WebSocket message must not (RFC 6455 §8.1).
+                        let opcode = if std::str::from_utf8(&bytes).is_ok() {
+                            OpCode::Text
+                        } else {
+                            OpCode::Binary
+                        };
+                        batch.push_shared(opcode, bytes)
+                    }
                     Outbound::Message(delivery) => batch.push_message(&outbox, &delivery),
                     Outbound::WsFrame(frame) => batch.pieces.push(Piece::Shared(frame)),
                     Outbound::Pong(payload) => batch.push_control(OpCode::Pong, &payload),

@@ -90,6 +90,7 @@ from ._errors import (
 )
 from ._events import (
     Accept,
+    BrokerEvent,
     ConnectEvent,
     DisconnectEvent,
     Event,
@@ -128,6 +129,7 @@ __all__ = [
     "AddressInUse",
     "AlreadyStarted",
     "Backpressure",
+    "BrokerEvent",
     "CalledFromCallback",
     "CallbackError",
     "ConnectEvent",

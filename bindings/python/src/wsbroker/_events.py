@@ -24,6 +24,8 @@ class EventKind(enum.IntEnum):
     RAW_OPEN = _ffi.WSB_EVENT_RAW_OPEN
     RAW_MESSAGE = _ffi.WSB_EVENT_RAW_MESSAGE
     RAW_CLOSE = _ffi.WSB_EVENT_RAW_CLOSE
+    BROKER_AVAILABLE = _ffi.WSB_EVENT_BROKER_AVAILABLE
+    BROKER_UNAVAILABLE = _ffi.WSB_EVENT_BROKER_UNAVAILABLE
 
 
 class Transport(enum.IntEnum):
@@ -186,6 +188,17 @@ class RawCloseEvent:
     kind: EventKind = field(default=EventKind.RAW_CLOSE, init=False)
 
 
+@dataclass(frozen=True)
+class BrokerEvent:
+    """Relay mode: the system connection to the external message broker came up
+    (``kind`` BROKER_AVAILABLE, ``available`` true) or cannot reach it (BROKER_UNAVAILABLE, with
+    the ``reason``); it retries with backoff meanwhile."""
+
+    kind: EventKind
+    available: bool
+    reason: Optional[str] = None
+
+
 Event = Union[
     ConnectEvent,
     SubscribeEvent,
@@ -196,6 +209,7 @@ Event = Union[
     RawOpenEvent,
     RawMessageEvent,
     RawCloseEvent,
+    BrokerEvent,
 ]
 
 
@@ -328,6 +342,11 @@ def copy_event(ev: _ffi.WsbEvent) -> Optional[Event]:
         return RawCloseEvent(
             conn=ev.session, code=ev.close_code, reason=_str(ev.reason, ev.reason_len)
         )
+    if kind == _ffi.WSB_EVENT_BROKER_AVAILABLE:
+        return BrokerEvent(kind=EventKind.BROKER_AVAILABLE, available=True)
+    if kind == _ffi.WSB_EVENT_BROKER_UNAVAILABLE:
+        return BrokerEvent(kind=EventKind.BROKER_UNAVAILABLE, available=False,
+                           reason=_str(ev.body, ev.body_len))
     return None
 
 

@@ -74,6 +74,8 @@ WSB_EVENT_MESSAGES_DROPPED = 7
 WSB_EVENT_RAW_OPEN = 8
 WSB_EVENT_RAW_MESSAGE = 9
 WSB_EVENT_RAW_CLOSE = 10
+WSB_EVENT_BROKER_AVAILABLE = 11
+WSB_EVENT_BROKER_UNAVAILABLE = 12
 
 WSB_RAW_HOST = 0
 WSB_RAW_BROADCAST = 1
@@ -231,6 +233,15 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_delivery_mode": (_res, [_cfg, c_uint32]),
     "wsb_config_set_event_queue": (_res, [_cfg, c_size_t, c_uint32]),
     "wsb_config_set_defer": (_res, [_cfg, c_bool, c_bool]),
+    # relay mode
+    "wsb_config_set_relay": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_relay_credentials": (_res, [_cfg, _str, _len, _str, _len]),
+    "wsb_config_set_relay_system_credentials": (_res, [_cfg, _str, _len, _str, _len]),
+    "wsb_config_set_relay_virtual_host": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_relay_heartbeat": (_res, [_cfg, c_uint32, c_uint32]),
+    "wsb_config_clear_relay_prefixes": (_res, [_cfg]),
+    "wsb_config_add_relay_prefix": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_relay_session_restore": (_res, [_cfg, c_bool]),
     "wsb_config_set_decision_timeout": (_res, [_cfg, c_uint32]),
     "wsb_config_set_wake_callback": (_res, [_cfg, WakeCallback, c_void_p, DropCallback]),
     "wsb_config_set_event_callback": (_res, [_cfg, EventCallback, c_void_p, DropCallback]),

@@ -194,6 +194,13 @@ class Server:
         on_upgrade: Optional[UpgradeHandler] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
         on_wake: Optional[Callable[[], Any]] = None,
+        relay: Optional[str] = None,
+        relay_login: Optional[Tuple[str, str]] = None,
+        relay_system_login: Optional[Tuple[str, str]] = None,
+        relay_vhost: Optional[str] = None,
+        relay_heartbeat_ms: Union[int, Tuple[int, int], None] = None,
+        relay_prefixes: Optional[Sequence[str]] = None,
+        relay_session_restore: bool = False,
     ) -> None:
         if mode not in _MODES:
             raise InvalidArgument(f"mode must be 'poll' or 'callback', not {mode!r}")
@@ -252,6 +259,9 @@ class Server:
                 app_prefixes, allowed_origins, decision_timeout_ms, event_queue_capacity, overflow,
                 max_queue_depth, outbound_limits, worker_threads,
             )
+            if relay is not None:
+                self._configure_relay(relay, relay_login, relay_system_login, relay_vhost,
+                                      relay_heartbeat_ms, relay_prefixes, relay_session_restore)
         except BaseException:
             lib.wsb_config_free(self._config)
             self._config = None
@@ -302,6 +312,36 @@ class Server:
         if event_queue_capacity is not None or overflow != "drop_newest":
             capacity = 65536 if event_queue_capacity is None else int(event_queue_capacity)
             check(lib.wsb_config_set_event_queue(c, capacity, _OVERFLOW[overflow]), "event queue")
+
+    def _configure_relay(
+        self, broker: str, login: Optional[Tuple[str, str]], system_login: Optional[Tuple[str, str]],
+        vhost: Optional[str], heartbeat_ms: Union[int, Tuple[int, int], None],
+        prefixes: Optional[Sequence[str]], session_restore: bool,
+    ) -> None:
+        """Relay mode (``relay="host:port"``): relayed destinations live on an external STOMP
+        broker such as RabbitMQ; ``relay_login``/``relay_system_login`` are (login, passcode)
+        pairs of the client sessions' and the system connection (default guest/guest)."""
+        c = self._config
+        b = _enc(broker, "relay")
+        check(lib.wsb_config_set_relay(c, b, len(b)), "relay")
+        for fn, pair, what in ((lib.wsb_config_set_relay_credentials, login, "relay_login"),
+                               (lib.wsb_config_set_relay_system_credentials, system_login,
+                                "relay_system_login")):
+            if pair is not None:
+                user, passcode = _enc(pair[0], what), _enc(pair[1], what)
+                check(fn(c, user, len(user), passcode, len(passcode)), what)
+        if vhost is not None:
+            v = _enc(vhost, "relay_vhost")
+            check(lib.wsb_config_set_relay_virtual_host(c, v, len(v)), "relay_vhost")
+        if heartbeat_ms is not None:
+            send, receive = (heartbeat_ms, heartbeat_ms) if isinstance(heartbeat_ms, int) else heartbeat_ms
+            check(lib.wsb_config_set_relay_heartbeat(c, int(send), int(receive)), "relay_heartbeat_ms")
+        if prefixes is not None:
+            check(lib.wsb_config_clear_relay_prefixes(c), "relay_prefixes")
+            for prefix in prefixes:
+                p = _enc(prefix, "relay prefix")
+                check(lib.wsb_config_add_relay_prefix(c, p, len(p)), "relay_prefixes")
+        check(lib.wsb_config_set_relay_session_restore(c, bool(session_restore)), "relay_session_restore")
 
     def start(self) -> "Server":
         """Creates the C server, registers handlers and subscriptions made so far, and binds
