@@ -79,6 +79,53 @@ pub struct ServerConfig {
     /// TLS for both listeners (`wss://` on the WebSocket one, TLS on the plain-TCP STOMP one);
     /// plain text when `None`. The files are read and checked by `Server::start`.
     pub tls: Option<TlsConfig>,
+    /// SockJS settings (prefix, heart-beat, disconnect delay, response limit, ...).
+    pub sockjs: SockJsConfig,
+    /// Directory served as static files over HTTP on the WebSocket listener (paths that are
+    /// neither the WebSocket endpoint, the SockJS prefix nor `/metrics`); off when `None`.
+    pub static_dir: Option<PathBuf>,
+}
+
+/// SockJS (protocol 0.3.x) on the WebSocket listener, for browsers without WebSocket or
+/// behind proxies that block it. The defaults are sockjs-node's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SockJsConfig {
+    /// URL prefix of the SockJS service (no trailing slash); empty disables SockJS.
+    pub path: String,
+    /// Interval of SockJS `h` frames on quiet receiving requests.
+    pub heartbeat: Duration,
+    /// How long a session lives without a receiving request before it is closed.
+    pub disconnect_delay: Duration,
+    /// Bytes after which a streaming response is ended (the client opens a new one), so
+    /// browsers can release what they buffered.
+    pub response_limit: usize,
+    /// Whether the `websocket` transport is offered (`/info` says so to clients).
+    pub websocket: bool,
+    /// Whether session responses set a `JSESSIONID` cookie (for sticky load balancers).
+    pub cookie_needed: bool,
+    /// Where `/iframe.html` loads the SockJS client from.
+    pub client_url: String,
+}
+
+impl Default for SockJsConfig {
+    fn default() -> Self {
+        SockJsConfig {
+            path: "/sockjs".into(),
+            heartbeat: Duration::from_secs(25),
+            disconnect_delay: Duration::from_secs(5),
+            response_limit: 128 * 1024,
+            websocket: true,
+            cookie_needed: false,
+            client_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".into(),
+        }
+    }
+}
+
+impl SockJsConfig {
+    /// Whether SockJS is served at all.
+    pub fn enabled(&self) -> bool {
+        !self.path.is_empty()
+    }
 }
 
 /// TLS settings (rustls, TLS 1.2 and 1.3). When set, they apply to every listener.
@@ -127,6 +174,8 @@ impl Default for ServerConfig {
             max_open_transactions: 16,
             worker_threads: 0,
             tls: None,
+            sockjs: SockJsConfig::default(),
+            static_dir: None,
         }
     }
 }
@@ -191,6 +240,21 @@ impl ServerConfig {
             || self.heartbeat_receive.as_millis() > u32::MAX as u128
         {
             return bad("heart-beat intervals must fit in 32-bit milliseconds");
+        }
+        if self.sockjs.enabled() {
+            let prefix = &self.sockjs.path;
+            if !prefix.starts_with('/') || prefix.ends_with('/') {
+                return bad("sockjs path must start with '/' and not end with '/'");
+            }
+            if *prefix == self.path || self.path.starts_with(&format!("{prefix}/")) {
+                return bad("sockjs path must not contain the WebSocket path");
+            }
+            if self.sockjs.heartbeat.is_zero() || self.sockjs.disconnect_delay.is_zero() {
+                return bad("sockjs heartbeat and disconnect_delay must be greater than 0");
+            }
+            if self.sockjs.response_limit == 0 {
+                return bad("sockjs response_limit must be greater than 0");
+            }
         }
         Ok(())
     }

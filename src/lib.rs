@@ -20,12 +20,13 @@ pub mod fuzzing;
 pub mod hooks;
 pub mod host;
 pub mod server;
+pub mod sockjs;
 pub mod stomp;
 mod transport;
 pub mod ws;
 
 pub use broker::{Message, Stats};
-pub use config::{ServerConfig, TlsConfig};
+pub use config::{ServerConfig, SockJsConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use hooks::{
     AppHandler, AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest,

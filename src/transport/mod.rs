@@ -2,7 +2,13 @@
 //! that adapt a socket to a STOMP [`crate::stomp::session::Session`].
 
 mod connection;
+pub(crate) mod http;
+mod http_body;
 pub(crate) mod listener;
+mod metrics;
+mod prefixed_io;
+pub(crate) mod sockjs;
 mod source;
+mod static_files;
 pub(crate) mod tls;
 mod writer;
