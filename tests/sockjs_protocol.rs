@@ -1515,7 +1515,12 @@ async fn http_1_0_and_1_1_connections() {
     assert_eq!(head.header("transfer-encoding"), None);
     assert_eq!(conn.exactly(2049).await.as_bytes()[0], b'h');
     assert_eq!(conn.until("\n").await.unwrap(), "o\n");
-    xhr_send(server.ws, &url, &stomp("CONNECT", &[("accept-version", "1.2")], "")).await;
+    xhr_send(
+        server.ws,
+        &url,
+        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
+    )
+    .await;
     assert!(conn.until("\n").await.unwrap().starts_with("a[\"CONNECTED"));
     xhr_send(server.ws, &url, &stomp("DISCONNECT", &[], "")).await;
     assert_eq!(conn.until("\n").await.unwrap(), "c[3000,\"Go away!\"]\n");
