@@ -199,7 +199,7 @@ impl SockJsService {
         let (session, opened) = match self.sessions.get(id) {
             Some(session) => (session, false),
             None => match self.open_session(id, request, peer) {
-                Ok(session) => (session, true),
+                Ok(opened) => opened,
                 Err(response) => return *response,
             },
         };
@@ -243,12 +243,13 @@ impl SockJsService {
     }
 
     /// Creates a session: connection limits and the upgrade hook apply as to a WebSocket.
+    /// Returns the session and whether this request created it.
     fn open_session(
         &self,
         id: &str,
         request: &Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Arc<super::session::SockJsSession>, Box<Response<ResponseBody>>> {
+    ) -> Result<(Arc<super::session::SockJsSession>, bool), Box<Response<ResponseBody>>> {
         let upgrade = upgrade_request(request);
         let principal = match self.engine.hooks.decide_upgrade(&upgrade, Some(peer)) {
             UpgradeDecision::Accept { principal } => principal,
@@ -277,8 +278,9 @@ impl SockJsService {
                 principal,
                 self.shutdown.clone(),
             )
+            .map(|session| (session, true))
             // Opened by a concurrent request with the same id a moment ago.
-            .or_else(|| self.sessions.get(id))
+            .or_else(|| self.sessions.get(id).map(|session| (session, false)))
             .ok_or_else(|| Box::new(not_found()))
     }
 
