@@ -227,7 +227,11 @@ async fn serve_stream<R, W>(
                 Ok(Ok(Some(Head::Http))) => {
                     let router = http.expect("HTTP is only routed with a router");
                     let shutdown = ctx.shutdown.clone();
-                    super::http::serve(read, write, buf, peer, router, shutdown, slot).await;
+                    // Boxed: keeps hyper's connection state out of every connection's setup.
+                    Box::pin(super::http::serve(
+                        read, write, buf, peer, router, shutdown, slot,
+                    ))
+                    .await;
                     return;
                 }
                 Ok(Ok(Some(Head::WebSocket {

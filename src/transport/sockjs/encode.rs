@@ -79,3 +79,49 @@ fn message_text(outbox: &Outbox, delivery: &Delivery) -> String {
     out.extend_from_slice(delivery.message.tail(escaping));
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn batch_becomes_one_array_frame_then_the_close() {
+        let outbox = Outbox::new(16, 1 << 20);
+        let mut items = vec![
+            Outbound::Frame(Bytes::from_static(b"RECEIPT\nreceipt-id:1\n\n\0")),
+            Outbound::Pong(Bytes::new()),
+            Outbound::Close(CloseReason::error(codes::POLICY_VIOLATION, "slow consumer")),
+            Outbound::Frame(Bytes::from_static(b"after the close\0")),
+        ];
+        let encoded = encode_batch(&outbox, &mut items);
+        let array = encoded.array.unwrap();
+        assert!(
+            array.starts_with(
+                r#"a["RECEIPT\nreceipt-id:1\n\n\u0000","ERROR\nmessage:slow consumer"#
+            ),
+            "{array}"
+        );
+        assert!(!array.contains("after the close"));
+        assert_eq!(
+            encoded.close,
+            Some((codes::POLICY_VIOLATION, "slow consumer".to_owned()))
+        );
+        assert_eq!(encoded.control.len(), 1);
+    }
+
+    #[test]
+    fn normal_close_is_go_away() {
+        assert_eq!(
+            close_of(&CloseReason::normal()),
+            (3000, "Go away!".to_owned())
+        );
+        let long = CloseReason::error(codes::POLICY_VIOLATION, "é".repeat(100));
+        assert!(close_of(&long).1.len() <= 120);
+        assert_eq!(
+            close_text(&(3000, "Go away!".into())),
+            r#"c[3000,"Go away!"]"#
+        );
+    }
+}
