@@ -1585,3 +1585,18 @@ async fn static_files_stay_inside_their_directory() {
     server.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn websocket_transport_heartbeats() {
+    let mut cfg = sockjs_config();
+    cfg.sockjs.heartbeat = Duration::from_millis(50);
+    let server = TestServer::start_with(cfg);
+    let url = format!("ws://{}{}/websocket", server.ws, session_url());
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("upgrade");
+    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("o"));
+    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("h"));
+    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("h"));
+    server.finish().await;
+}
