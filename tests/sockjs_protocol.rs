@@ -1600,3 +1600,42 @@ async fn websocket_transport_heartbeats() {
     assert_eq!(ws_text(&mut ws).await.as_deref(), Some("h"));
     server.finish().await;
 }
+
+#[tokio::test]
+async fn origin_allow_list_applies_to_sockjs_sessions() {
+    let mut cfg = sockjs_config();
+    cfg.allowed_origins = vec!["http://good.example".into()];
+    let server = TestServer::start_with(cfg);
+    let url = session_url();
+    let evil = [("Origin", "http://evil.example")];
+    let r = request(server.ws, "POST", &format!("{url}/xhr"), &evil, "").await;
+    assert_eq!(r.status, 403);
+    let good = [("Origin", "http://good.example")];
+    let r = request(server.ws, "POST", &format!("{url}/xhr"), &good, "").await;
+    assert_eq!(r.body, "o\n");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://good.example")
+    );
+    let r = request(
+        server.ws,
+        "POST",
+        &format!("{url}/xhr_send"),
+        &evil,
+        r#"["\n"]"#,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn disabled_websocket_also_disables_the_raw_endpoint() {
+    let mut cfg = sockjs_config();
+    cfg.sockjs.websocket = false;
+    let server = TestServer::start_with(cfg);
+    let url = format!("ws://{}/sockjs/websocket", server.ws);
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+    assert_eq!(get(server.ws, "/sockjs/websocket").await.status, 404);
+    server.stop().await.unwrap();
+}

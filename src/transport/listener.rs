@@ -399,7 +399,7 @@ fn classify(buf: &[u8], config: &HandshakeConfig, http: Option<&HttpRouter>) -> 
         && let Some(route) = crate::sockjs::url::route(&sockjs.prefix, path)
     {
         return match route {
-            Route::RawWebSocket if upgrade => Classified::WebSocket {
+            Route::RawWebSocket if upgrade && http.sockjs_websocket() => Classified::WebSocket {
                 path: Some(path.to_owned()),
                 sockjs: false,
             },

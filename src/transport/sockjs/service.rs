@@ -78,8 +78,8 @@ impl SockJsService {
                 preflight(request.headers(), "OPTIONS, GET")
             }
             Route::Iframe if method == Method::GET => self.iframe(request.headers()),
-            Route::RawWebSocket => not_upgraded(&method),
-            Route::Session {
+            Route::RawWebSocket
+            | Route::Session {
                 transport: Transport::WebSocket,
                 ..
             } => {
@@ -144,6 +144,10 @@ impl SockJsService {
     ) -> Response<ResponseBody> {
         let method = request.method().clone();
         let allowed = transport.method();
+        if !self.origin_allowed(request.headers()) {
+            // The same Origin allow-list as WebSocket upgrades (CORS would echo any origin).
+            return text_response(StatusCode::FORBIDDEN, PLAIN, "origin not allowed\n");
+        }
         let mut response = if method == Method::OPTIONS
             && matches!(
                 transport,
@@ -330,6 +334,19 @@ impl SockJsService {
         };
         no_cache(response.headers_mut());
         response
+    }
+
+    /// Whether the request's `Origin` (if any) passes `allowed_origins`.
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let allowed = &self.engine.config.allowed_origins;
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let origin = origin.to_str().unwrap_or_default();
+        allowed.is_empty()
+            || allowed
+                .iter()
+                .any(|a| a == "*" || a.trim().eq_ignore_ascii_case(origin))
     }
 
     /// Largest send body: a maximal STOMP frame, JSON-escaped (up to 6 bytes per byte).
