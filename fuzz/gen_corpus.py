@@ -3,7 +3,8 @@
 
 ws_decoder, stomp_decoder and stomp_session inputs start with one selector byte (see
 src/fuzzing.rs): ws: bit0 = tiny limits, bit1 = permessage-deflate; stomp: bits0-1 = version (none/1.0/1.1/1.2),
-bit2 = tiny limits; session: bit3/4 = connect answer, bit5 = refuse SUBSCRIBE.
+bit2 = tiny limits; session: bit3/4 = connect answer, bit5 = refuse SUBSCRIBE;
+sockjs_frame: bit0 = a single string is accepted too, bit1 = tiny limit.
 """
 import os
 import struct
@@ -147,6 +148,21 @@ CORPUS = {
         "bad_version": b"\x00" + stomp("CONNECT", [("accept-version", "2.0")]),
         "double_connect": b"\x00" + CONNECT["1.2"] + CONNECT["1.1"],
         "decode_error_after_connect": b"\x04" + CONNECT["1.1"] + b"SEND\n" + b"h:" + b"v" * 80 + b"\n\n\x00",
+    },
+    "sockjs_frame": {
+        "array": b"\x00" + b'["a","b"]',
+        "empty_array": b"\x00[]",
+        "single_string": b"\x01" + b'"CONNECT\\naccept-version:1.2\\n\\n\\u0000"',
+        "stomp_split": b"\x00" + b'["SEND\\ndestination:/q\\n", "\\nbody\\u0000"]',
+        "escapes": b"\x00" + b'["\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\u2028 \\uffff"]',
+        "surrogates": b"\x00" + b'["\\ud83d\\ude00 \\ud800 \\udc00 \\ud800\\u0041"]',
+        "utf8": b"\x00" + '["h\u00e9llo \u20ac \U0001f600"]'.encode(),
+        "whitespace": b"\x01" + b' \t\r\n[ "x" ,\n"y" ]\n ',
+        "broken": b"\x00" + b'["x',
+        "raw_control": b"\x00" + b'["a\x01"]',
+        "trailing": b"\x00" + b'["a"] x',
+        "tiny_limit": b"\x02" + b'["' + b"x" * 40 + b'"]',
+        "url_like": b"\x00/sockjs/000/abc/xhr_streaming",
     },
 }
 

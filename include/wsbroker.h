@@ -672,6 +672,45 @@ enum wsb_result wsb_config_set_event_callback(struct wsb_config *config,
                                               void *user_data,
                                               wsb_drop_callback drop);
 
+// URL prefix of the SockJS endpoint on the WebSocket listener (default "/sockjs"; no
+// trailing slash). `path` NULL or empty turns SockJS off. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `path` is NULL or valid for `path_len` bytes.
+enum wsb_result wsb_config_set_sockjs_path(struct wsb_config *config,
+                                           const char *path,
+                                           size_t path_len);
+
+// SockJS timing and sizes: the `h` heart-beat interval and the disconnect delay in ms, and
+// the bytes after which a streaming response is ended. 0 keeps a value's default (25 s, 5 s,
+// 128 KiB).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_sockjs_limits(struct wsb_config *config,
+                                             uint32_t heartbeat_ms,
+                                             uint32_t disconnect_delay_ms,
+                                             size_t response_limit);
+
+// SockJS options: whether the `websocket` transport is offered (default true) and whether
+// session responses set a `JSESSIONID` cookie for sticky load balancers (default false).
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_sockjs_options(struct wsb_config *config,
+                                              bool websocket,
+                                              bool cookie_needed);
+
+// Directory whose files are served over HTTP on the WebSocket listener (paths other than
+// the WebSocket endpoint, the SockJS prefix and "/metrics"); `dir` NULL turns it off (the
+// default). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `dir` is NULL or valid for `dir_len` bytes.
+enum wsb_result wsb_config_set_static_dir(struct wsb_config *config,
+                                          const char *dir,
+                                          size_t dir_len);
+
 // Relay mode: destinations under the relayed prefixes (default /topic, /queue, /exchange,
 // /amq/queue, /temp-queue, /reply-queue) live on the external STOMP broker at `broker`
 // ("host:port", e.g. RabbitMQ's "127.0.0.1:61613"); every client session gets its own

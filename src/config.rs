@@ -93,6 +93,53 @@ pub struct ServerConfig {
     /// Relay mode: destinations under the relayed prefixes live on an external STOMP broker
     /// (RabbitMQ, ActiveMQ) shared by several wsbroker instances; off when `None`.
     pub relay: Option<crate::relay::RelayConfig>,
+    /// SockJS settings (prefix, heart-beat, disconnect delay, response limit, ...).
+    pub sockjs: SockJsConfig,
+    /// Directory served as static files over HTTP on the WebSocket listener (paths that are
+    /// neither the WebSocket endpoint, the SockJS prefix nor `/metrics`); off when `None`.
+    pub static_dir: Option<PathBuf>,
+}
+
+/// SockJS (protocol 0.3.x) on the WebSocket listener, for browsers without WebSocket or
+/// behind proxies that block it. The defaults are sockjs-node's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SockJsConfig {
+    /// URL prefix of the SockJS service (no trailing slash); empty disables SockJS.
+    pub path: String,
+    /// Interval of SockJS `h` frames on quiet receiving requests.
+    pub heartbeat: Duration,
+    /// How long a session lives without a receiving request before it is closed.
+    pub disconnect_delay: Duration,
+    /// Bytes after which a streaming response is ended (the client opens a new one), so
+    /// browsers can release what they buffered.
+    pub response_limit: usize,
+    /// Whether the `websocket` transport is offered (`/info` says so to clients).
+    pub websocket: bool,
+    /// Whether session responses set a `JSESSIONID` cookie (for sticky load balancers).
+    pub cookie_needed: bool,
+    /// Where `/iframe.html` loads the SockJS client from.
+    pub client_url: String,
+}
+
+impl Default for SockJsConfig {
+    fn default() -> Self {
+        SockJsConfig {
+            path: "/sockjs".into(),
+            heartbeat: Duration::from_secs(25),
+            disconnect_delay: Duration::from_secs(5),
+            response_limit: 128 * 1024,
+            websocket: true,
+            cookie_needed: false,
+            client_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".into(),
+        }
+    }
+}
+
+impl SockJsConfig {
+    /// Whether SockJS is served at all.
+    pub fn enabled(&self) -> bool {
+        !self.path.is_empty()
+    }
 }
 
 /// TLS settings (rustls, TLS 1.2 and 1.3). When set, they apply to every listener.
@@ -145,6 +192,8 @@ impl Default for ServerConfig {
             deflate_threshold: 256,
             deflate_level: crate::ws::deflate::DEFAULT_LEVEL,
             relay: None,
+            sockjs: SockJsConfig::default(),
+            static_dir: None,
         }
     }
 }
@@ -215,6 +264,21 @@ impl ServerConfig {
         }
         if let Some(relay) = &self.relay {
             relay.validate()?;
+        }
+        if self.sockjs.enabled() {
+            let prefix = &self.sockjs.path;
+            if !prefix.starts_with('/') || prefix.ends_with('/') {
+                return bad("sockjs path must start with '/' and not end with '/'");
+            }
+            if *prefix == self.path || self.path.starts_with(&format!("{prefix}/")) {
+                return bad("sockjs path must not contain the WebSocket path");
+            }
+            if self.sockjs.heartbeat.is_zero() || self.sockjs.disconnect_delay.is_zero() {
+                return bad("sockjs heartbeat and disconnect_delay must be greater than 0");
+            }
+            if self.sockjs.response_limit == 0 {
+                return bad("sockjs response_limit must be greater than 0");
+            }
         }
         Ok(())
     }

@@ -446,3 +446,44 @@ pub fn stomp_session(data: &[u8]) {
     session.closed();
     drain_outbox(&outbox);
 }
+
+// ---- SockJS framing ------------------------------------------------------------------------
+
+/// SockJS message decoding (the JSON strings and arrays clients send) and URL routing.
+/// Selector byte: bit0 = also accept a single string (WebSocket messages), bit1 = tiny limit.
+/// Invariants: no panic; errors leave the output untouched; what decodes is UTF-8 and survives
+/// a round trip through the server's own `a[...]` encoding unchanged.
+pub fn sockjs_frame(data: &[u8]) {
+    use crate::sockjs::frame::{DecodeError, Shape, array_frame, decode_messages};
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
+    let shape = if selector & 1 == 1 {
+        Shape::ArrayOrString
+    } else {
+        Shape::Array
+    };
+    let limit = if selector & 2 == 2 { 16 } else { 1 << 20 };
+    let mut out = b"prefix".to_vec();
+    match decode_messages(input, shape, limit, &mut out) {
+        Ok(count) => {
+            let decoded = std::str::from_utf8(&out[6..]).expect("decoded text is UTF-8");
+            assert!(count > 0 || decoded.is_empty(), "text without messages");
+            let frame = array_frame([decoded]);
+            let mut again = Vec::new();
+            let n = decode_messages(&frame.as_bytes()[1..], Shape::Array, usize::MAX, &mut again)
+                .expect("own frames decode");
+            assert_eq!(n, 1);
+            assert_eq!(again, decoded.as_bytes(), "round trip");
+        }
+        Err(error) => {
+            assert_eq!(out, b"prefix", "error left output behind");
+            if let DecodeError::TooLarge { limit: l } = error {
+                assert!(input.len() > l);
+            }
+        }
+    }
+    if let Ok(path) = std::str::from_utf8(input) {
+        let _ = crate::sockjs::url::route("/sockjs", path);
+    }
+}

@@ -22,12 +22,13 @@ pub mod host;
 pub mod raw;
 pub mod relay;
 pub mod server;
+pub mod sockjs;
 pub mod stomp;
 mod transport;
 pub mod ws;
 
 pub use broker::{Message, Stats};
-pub use config::{ServerConfig, TlsConfig};
+pub use config::{ServerConfig, SockJsConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use hooks::{
     AppHandler, AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest,

@@ -441,6 +441,13 @@ fn null_arguments_are_rejected_everywhere() {
         assert_eq!(wsb_config_set_event_queue(null_cfg, 1, 0), NULL_ARG);
         assert_eq!(wsb_config_set_defer(null_cfg, true, true), NULL_ARG);
         assert_eq!(wsb_config_set_decision_timeout(null_cfg, 1), NULL_ARG);
+        assert_eq!(wsb_config_set_sockjs_path(null_cfg, a, n), NULL_ARG);
+        assert_eq!(wsb_config_set_sockjs_limits(null_cfg, 0, 0, 0), NULL_ARG);
+        assert_eq!(
+            wsb_config_set_sockjs_options(null_cfg, true, false),
+            NULL_ARG
+        );
+        assert_eq!(wsb_config_set_static_dir(null_cfg, a, n), NULL_ARG);
         assert_eq!(
             wsb_config_set_wake_callback(null_cfg, Some(count_wake), ptr::null_mut(), None),
             NULL_ARG
@@ -1886,4 +1893,72 @@ fn event_and_struct_layouts_match_the_spec() {
         ],
         [1, 2, 3, 4, 5]
     );
+}
+
+#[test]
+fn sockjs_setters_reach_the_server() {
+    let first = config();
+    let prefix = "/sj";
+    // SAFETY: a live config; strings valid for their lengths.
+    unsafe {
+        assert_eq!(
+            wsb_config_set_sockjs_path(first, prefix.as_ptr().cast(), prefix.len()),
+            OK
+        );
+        assert_eq!(wsb_config_set_sockjs_limits(first, 1000, 2000, 4096), OK);
+        assert_eq!(wsb_config_set_sockjs_options(first, false, true), OK);
+        let dir = env!("CARGO_MANIFEST_DIR");
+        assert_eq!(
+            wsb_config_set_static_dir(first, dir.as_ptr().cast(), dir.len()),
+            OK
+        );
+        assert_eq!(
+            wsb_config_set_static_dir(first, [0xffu8].as_ptr().cast(), 1),
+            wsb_result::WSB_ERR_INVALID_UTF8
+        );
+    }
+    let server = new_server(first);
+    start(server);
+    let mut port = 0u16;
+    // SAFETY: a live server.
+    assert_eq!(unsafe { wsb_server_local_port(server, &mut port) }, OK);
+    let get = |port: u16, path: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let info = get(port, "/sj/info");
+    assert!(
+        info.contains(r#""websocket":false,"cookie_needed":true"#),
+        "{info}"
+    );
+    assert!(
+        get(port, "/Cargo.toml").contains("name = \"wsbroker\""),
+        "static dir served"
+    );
+    free(server);
+
+    // An empty path turns SockJS off.
+    let second = config();
+    // SAFETY: a live config; NULL path.
+    assert_eq!(
+        unsafe { wsb_config_set_sockjs_path(second, ptr::null(), 0) },
+        OK
+    );
+    let server = new_server(second);
+    start(server);
+    // SAFETY: a live server.
+    assert_eq!(unsafe { wsb_server_local_port(server, &mut port) }, OK);
+    assert!(get(port, "/sockjs/info").starts_with("HTTP/1.1 404"));
+    free(server);
 }

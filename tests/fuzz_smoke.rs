@@ -145,3 +145,8 @@ fn stomp_session() {
         0xA076_1D64_78BD_642F,
     );
 }
+
+#[test]
+fn sockjs_frame() {
+    smoke("sockjs_frame", fuzzing::sockjs_frame, 0xE703_7ED1_A0B4_28DB);
+}

@@ -252,20 +252,28 @@ async fn drop_policies_keep_the_connection_and_bound_buffered_bytes() {
         let (server, mut events) = host_server(small_queue_config(), options);
         let _stream = non_reading_client(server.ws).await;
         let id = events.opened().await.conn;
-        if policy == SlowConsumerPolicy::DropNewest {
-            send_until_refused(&server, id);
-        } else {
-            // Drop-oldest always takes the newest: send until something was dropped.
-            let chunk = vec![b'y'; 8192];
-            let mut sent = 0;
-            while server.stats().dropped == 0 {
-                server.raw_send(id, &chunk, true).unwrap();
-                sent += 1;
-                assert!(sent < 100_000, "nothing was ever dropped");
+        let chunk = vec![b'y'; 8192];
+        let mut sent = 0;
+        let buffered = loop {
+            if policy == SlowConsumerPolicy::DropNewest {
+                sent += send_until_refused(&server, id);
+            } else {
+                // Drop-oldest always takes the newest: send until something was dropped.
+                let dropped = server.stats().dropped;
+                while server.stats().dropped == dropped {
+                    server.raw_send(id, &chunk, true).unwrap();
+                    sent += 1;
+                    assert!(sent < 100_000, "nothing was ever dropped");
+                }
             }
-        }
-        let buffered = server.raw_buffered_bytes(id).unwrap();
-        assert!(buffered > 0, "{policy:?}: the queue holds frames");
+            // The queue was full a moment ago; it stays so once the socket's kernel buffers
+            // are full too (the client never reads), so fill again until it is seen so.
+            let buffered = server.raw_buffered_bytes(id).unwrap();
+            if buffered > 0 {
+                break buffered;
+            }
+            assert!(sent < 100_000, "{policy:?}: the queue never stayed full");
+        };
         assert!(buffered <= 64 * 1024, "{policy:?}: bounded, got {buffered}");
         assert!(server.stats().dropped > 0);
         assert_eq!(server.stats().slow_consumer_disconnects, 0);

@@ -356,3 +356,22 @@ fn unusable_files_are_invalid_config() {
         assert!(!server.is_running());
     }
 }
+
+#[tokio::test]
+async fn sockjs_over_https() {
+    let pki = Pki::new();
+    let server = start(pki.server_tls(false));
+    let mut stream = tls_connect(&pki.connector(None), server.ws)
+        .await
+        .expect("TLS handshake");
+    stream
+        .write_all(b"GET /sockjs/info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut stream, &mut seen, "\"entropy\"").await;
+    let response = String::from_utf8_lossy(&seen);
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.contains("\"websocket\":true"), "{response}");
+    server.stop().await.unwrap();
+}

@@ -71,6 +71,12 @@ struct Args {
     /// (repeatable).
     #[arg(long, value_name = "PATH")]
     raw_echo: Vec<String>,
+    /// URL prefix of the SockJS endpoint (SockJS 0.3 over HTTP and WebSocket); empty disables it.
+    #[arg(long, default_value = "/sockjs", value_name = "PATH")]
+    sockjs_path: String,
+    /// Serve the files of this directory over HTTP on the WebSocket listener.
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: String,
@@ -168,6 +174,8 @@ fn config_from(args: &Args) -> ServerConfig {
     if !args.app_prefix.is_empty() {
         config.app_prefixes = args.app_prefix.clone();
     }
+    config.sockjs.path = args.sockjs_path.clone();
+    config.static_dir = args.static_dir.clone();
     if let Some(size) = args.max_frame_size {
         config.max_frame_size = size;
     }
@@ -301,6 +309,14 @@ fn main() -> ExitCode {
             "wsbroker listening websocket {ws_scheme}://{addr}{}",
             args.path
         );
+        if server.config().sockjs.enabled() {
+            let http_scheme = if ws_scheme == "wss" { "https" } else { "http" };
+            let prefix = &server.config().sockjs.path;
+            let _ = writeln!(
+                out,
+                "wsbroker listening sockjs {http_scheme}://{addr}{prefix}"
+            );
+        }
         for (path, behaviour) in raw_endpoints(&args) {
             let kind = behaviour.name();
             let _ = writeln!(

@@ -682,3 +682,100 @@ pub unsafe extern "C" fn wsb_config_set_event_callback(
         })
     })
 }
+
+/// URL prefix of the SockJS endpoint on the WebSocket listener (default "/sockjs"; no
+/// trailing slash). `path` NULL or empty turns SockJS off. Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `path` is NULL or valid for `path_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_sockjs_path(
+    config: *mut wsb_config,
+    path: *const c_char,
+    path_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let path = unsafe { opt_str_arg(path, path_len, "path")? };
+            c.server.sockjs.path = path.unwrap_or_default().to_string();
+            Ok(())
+        })
+    })
+}
+
+/// SockJS timing and sizes: the `h` heart-beat interval and the disconnect delay in ms, and
+/// the bytes after which a streaming response is ended. 0 keeps a value's default (25 s, 5 s,
+/// 128 KiB).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_sockjs_limits(
+    config: *mut wsb_config,
+    heartbeat_ms: u32,
+    disconnect_delay_ms: u32,
+    response_limit: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            let defaults = crate::config::SockJsConfig::default();
+            let sockjs = &mut c.server.sockjs;
+            sockjs.heartbeat = match heartbeat_ms {
+                0 => defaults.heartbeat,
+                ms => millis(ms),
+            };
+            sockjs.disconnect_delay = match disconnect_delay_ms {
+                0 => defaults.disconnect_delay,
+                ms => millis(ms),
+            };
+            sockjs.response_limit = match response_limit {
+                0 => defaults.response_limit,
+                n => n,
+            };
+            Ok(())
+        })
+    })
+}
+
+/// SockJS options: whether the `websocket` transport is offered (default true) and whether
+/// session responses set a `JSESSIONID` cookie for sticky load balancers (default false).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_sockjs_options(
+    config: *mut wsb_config,
+    websocket: bool,
+    cookie_needed: bool,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.sockjs.websocket = websocket;
+            c.server.sockjs.cookie_needed = cookie_needed;
+            Ok(())
+        })
+    })
+}
+
+/// Directory whose files are served over HTTP on the WebSocket listener (paths other than
+/// the WebSocket endpoint, the SockJS prefix and "/metrics"); `dir` NULL turns it off (the
+/// default). Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `dir` is NULL or valid for `dir_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_static_dir(
+    config: *mut wsb_config,
+    dir: *const c_char,
+    dir_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let dir = unsafe { opt_str_arg(dir, dir_len, "dir")? };
+            c.server.static_dir = dir.map(std::path::PathBuf::from);
+            Ok(())
+        })
+    })
+}

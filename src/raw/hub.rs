@@ -62,12 +62,18 @@ impl RawConn {
     pub(crate) fn deliver(&self, frame: Bytes, counters: &Counters) -> bool {
         let pushed = match self.endpoint.policy {
             SlowConsumerPolicy::Disconnect => {
-                self.outbox
-                    .push(Outbound::WsFrame(frame))
-                    .map(|()| LossyPush {
-                        queued: true,
-                        dropped: 0,
-                    })
+                // The close slot is held across the push: a reader that sees the overflow's
+                // close and finishes the connection at once must report this slow-consumer
+                // close, not an abnormal one.
+                let mut close = self.close.lock();
+                let pushed = self.outbox.push(Outbound::WsFrame(frame));
+                if pushed == Err(PushError::Overflow) && close.is_none() {
+                    *close = Some((codes::POLICY_VIOLATION, SLOW_CONSUMER.to_owned()));
+                }
+                pushed.map(|()| LossyPush {
+                    queued: true,
+                    dropped: 0,
+                })
             }
             policy => self
                 .outbox

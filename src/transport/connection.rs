@@ -15,6 +15,7 @@ use super::source::ReadSource;
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
+use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
 use crate::stomp::decoder::{Decoded, Decoder, DecoderLimits};
 use crate::stomp::session::{Answer, Flow, Session};
 use crate::ws::codes;
@@ -29,15 +30,21 @@ pub(crate) enum Inbound {
     WebSocket {
         decoder: MessageDecoder,
         stomp_buf: BytesMut,
+        /// SockJS `websocket` transport: each message is a JSON string or array of strings
+        /// carrying the STOMP bytes.
+        sockjs: bool,
     },
     /// STOMP directly on the byte stream.
     Raw,
 }
 
 impl Inbound {
-    /// `deflate`: permessage-deflate was negotiated (compressed messages are accepted).
-    pub(crate) fn websocket(engine: &Engine, deflate: bool) -> Inbound {
+    /// WebSocket input. `deflate`: permessage-deflate was negotiated (compressed messages are
+    /// accepted); `sockjs`: the messages carry SockJS-encoded STOMP.
+    pub(crate) fn websocket(engine: &Engine, deflate: bool, sockjs: bool) -> Inbound {
         let max = engine.config.max_ws_message_size();
+        // JSON escaping can make a frame up to six times longer (`\u0000`).
+        let max = if sockjs { max.saturating_mul(6) } else { max };
         let mut decoder = MessageDecoder::new(WsLimits {
             max_frame_size: max,
             max_message_size: max,
@@ -48,8 +55,20 @@ impl Inbound {
         Inbound::WebSocket {
             decoder,
             stomp_buf: BytesMut::new(),
+            sockjs,
         }
     }
+}
+
+/// Appends the STOMP bytes of a SockJS WebSocket message (empty messages are ignored).
+fn decode_sockjs_message(payload: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    decode_messages(payload, Shape::ArrayOrString, usize::MAX, &mut bytes)?;
+    out.extend_from_slice(&bytes);
+    Ok(())
 }
 
 /// One connection's reader state (the engine and the outbox are the session's).
@@ -139,14 +158,30 @@ impl Connection {
 
     fn process_websocket(&mut self, buf: &mut BytesMut) -> Progress {
         loop {
-            let Inbound::WebSocket { decoder, stomp_buf } = &mut self.inbound else {
+            let Inbound::WebSocket {
+                decoder,
+                stomp_buf,
+                sockjs,
+            } = &mut self.inbound
+            else {
                 unreachable!("websocket inbound")
             };
+            let sockjs = *sockjs;
             match decoder.decode(buf) {
                 Ok(None) => return Progress::Reading,
                 Ok(Some(WsEvent::Text(payload) | WsEvent::Binary(payload))) => {
                     let mut pending = std::mem::take(stomp_buf);
-                    pending.extend_from_slice(&payload);
+                    if sockjs {
+                        if let Err(error) = decode_sockjs_message(&payload, &mut pending) {
+                            self.session.terminate(
+                                codes::INVALID_PAYLOAD,
+                                format!("sockjs message: {error}"),
+                            );
+                            return Progress::Stopped;
+                        }
+                    } else {
+                        pending.extend_from_slice(&payload);
+                    }
                     let progress = self.process_stomp(&mut pending);
                     self.keep_stomp_buf(pending);
                     if progress != Progress::Reading {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::timeout;
@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Inbound, drive};
 use super::deflate::OutboundDeflate;
+use super::http::HttpRouter;
 use super::raw_connection::{self, RawUpgrade};
 use super::source::ReadSource;
 use super::writer::{self, Framing};
@@ -21,7 +22,8 @@ use crate::broker::Outbox;
 use crate::broker::stats;
 use crate::engine::Engine;
 use crate::hooks::{TransportKind, UpgradeDecision};
-use crate::raw::{RawEndpoint, request_path};
+use crate::raw::{RawEndpoint, RawHub};
+use crate::sockjs::url::{Route, Transport};
 use crate::stomp::session::Session;
 use crate::ws::handshake::{
     Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
@@ -29,14 +31,14 @@ use crate::ws::handshake::{
 
 /// Keeps the open-connection gauge and the per-address count right however a connection
 /// task ends.
-struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     engine: Arc<Engine>,
     ip: IpAddr,
 }
 
 /// Why [`ConnectionSlot::acquire`] refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refused {
+pub(crate) enum Refused {
     /// `max_connections` reached.
     Global,
     /// `max_connections_per_ip` reached for the peer's address.
@@ -44,7 +46,7 @@ enum Refused {
 }
 
 impl Refused {
-    fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Refused::Global => "connection limit reached",
             Refused::PerIp => "too many connections from this address",
@@ -54,7 +56,7 @@ impl Refused {
 
 impl ConnectionSlot {
     /// Takes a slot, or refuses at the global or the per-address connection limit.
-    fn acquire(engine: &Arc<Engine>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
+    pub(crate) fn acquire(engine: &Arc<Engine>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
         let counters = engine.counters();
         let open = counters
             .connections
@@ -98,6 +100,9 @@ pub(crate) struct ListenerContext {
 
 /// Accepts until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
+    // The WebSocket listener also serves HTTP: SockJS, /metrics, static files.
+    let http = (ctx.kind == TransportKind::WebSocket)
+        .then(|| Arc::new(HttpRouter::new(ctx.engine.clone(), ctx.shutdown.clone())));
     let ctx = Arc::new(ctx);
     let mut shutdown = ctx.shutdown.clone();
     loop {
@@ -105,7 +110,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(serve(stream, peer, ctx.clone()));
+                    tokio::spawn(serve(stream, peer, ctx.clone(), http.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -120,7 +125,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: ListenerContext) {
 /// Sets a connection up (limit, handshake, writer, session), then hands it to its own task
 /// running [`drive`]: this task and everything the handshake needed end here, so a
 /// long-lived connection keeps only the (small) state of `drive`.
-async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
+async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ListenerContext>,
+    http: Option<Arc<HttpRouter>>,
+) {
     let slot = match ConnectionSlot::acquire(&ctx.engine, peer.ip()) {
         Ok(slot) => slot,
         Err(refused) => {
@@ -141,12 +151,12 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext
     match &ctx.tls {
         None => {
             let (read, write) = stream.into_split();
-            serve_stream(read, write, peer, ctx, slot).await;
+            serve_stream(read, write, peer, ctx, http, slot).await;
         }
         // Boxed: keeps the TLS state out of the plain connections' setup future.
         Some(acceptor) => {
             let acceptor = acceptor.clone();
-            Box::pin(serve_tls(acceptor, stream, peer, ctx, slot)).await;
+            Box::pin(serve_tls(acceptor, stream, peer, ctx, http, slot)).await;
         }
     }
 }
@@ -158,6 +168,7 @@ async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: Arc<ListenerContext>,
+    http: Option<Arc<HttpRouter>>,
     slot: ConnectionSlot,
 ) {
     let limit = ctx.engine.config.handshake_timeout;
@@ -178,7 +189,7 @@ async fn serve_tls(
         }
     };
     let (read, write) = tokio::io::split(stream);
-    serve_stream(read, write, peer, ctx, slot).await;
+    serve_stream(read, write, peer, ctx, http, slot).await;
 }
 
 /// The setup shared by plain and TLS connections: WebSocket handshake (on that listener),
@@ -188,9 +199,10 @@ async fn serve_stream<R, W>(
     mut write: W,
     peer: SocketAddr,
     ctx: Arc<ListenerContext>,
+    http: Option<Arc<HttpRouter>>,
     slot: ConnectionSlot,
 ) where
-    R: ReadSource + 'static,
+    R: ReadSource + AsyncRead + Unpin + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut buf = BytesMut::new();
@@ -200,13 +212,15 @@ async fn serve_stream<R, W>(
     let mut deflate = None;
     // Set when the upgrade was for a raw (non-STOMP) endpoint.
     let mut raw = None;
+    // A SockJS `websocket` transport connection (SockJS frames in the WebSocket messages).
+    let mut sockjs = false;
     let (framing, inbound) = match ctx.kind {
         TransportKind::Tcp => (Framing::Raw, Inbound::Raw),
         TransportKind::WebSocket => {
             let limit = ctx.engine.config.handshake_timeout;
             let mut shutdown = ctx.shutdown.clone();
             let outcome = tokio::select! {
-                outcome = timeout(limit, read_upgrade(&mut read, &mut buf, &ctx)) => outcome,
+                outcome = timeout(limit, read_head(&mut read, &mut buf, &ctx.handshake, http.as_deref(), &ctx.engine.raw)) => outcome,
                 // Stopping: a connection still in the handshake has no session to close
                 // cleanly; drop it rather than make `stop` wait out its grace period.
                 _ = shutdown.wait_for(|stopping| *stopping) => return,
@@ -217,7 +231,23 @@ async fn serve_stream<R, W>(
                     Err(reject_response(431, "request header fields too large"))
                 }
                 Ok(Ok(None)) => return,
-                Ok(Ok(Some((consumed, Handshake::Accept { response, request }, endpoint)))) => {
+                Ok(Ok(Some(Head::Http))) => {
+                    let router = http.expect("HTTP is only routed with a router");
+                    let shutdown = ctx.shutdown.clone();
+                    // Boxed: keeps hyper's connection state out of every connection's setup.
+                    Box::pin(super::http::serve(
+                        read, write, buf, peer, router, shutdown, slot,
+                    ))
+                    .await;
+                    return;
+                }
+                Ok(Ok(Some(Head::WebSocket {
+                    consumed,
+                    handshake: Handshake::Accept { response, request },
+                    sockjs: framed,
+                    raw: endpoint,
+                }))) => {
+                    sockjs = framed;
                     match ctx.engine.hooks.decide_upgrade(&request, Some(peer)) {
                         UpgradeDecision::Accept { principal: p } => {
                             buf.advance(consumed);
@@ -234,7 +264,10 @@ async fn serve_stream<R, W>(
                         }
                     }
                 }
-                Ok(Ok(Some((_, Handshake::Reject { response, .. }, _)))) => Err(response),
+                Ok(Ok(Some(Head::WebSocket {
+                    handshake: Handshake::Reject { response, .. },
+                    ..
+                }))) => Err(response),
             };
             match response {
                 Ok(accept) => {
@@ -266,7 +299,7 @@ async fn serve_stream<R, W>(
             }
             (
                 Framing::WebSocket,
-                Inbound::websocket(&ctx.engine, deflate.is_some()),
+                Inbound::websocket(&ctx.engine, deflate.is_some(), sockjs),
             )
         }
     };
@@ -275,41 +308,171 @@ async fn serve_stream<R, W>(
         config.max_outbound_messages,
         config.max_outbound_bytes,
     ));
-    let writer = tokio::spawn(writer::run(
-        write,
-        outbox.clone(),
-        framing,
-        OutboundDeflate::new(deflate, config.deflate_threshold, config.deflate_level),
-        ctx.engine.counters().clone(),
-    ));
+    let counters = ctx.engine.counters().clone();
+    let writer = if sockjs {
+        // SockJS frames go out uncompressed (allowed per message even when deflate was agreed).
+        let heartbeat = config.sockjs.heartbeat;
+        tokio::spawn(super::sockjs::ws::run(
+            write,
+            outbox.clone(),
+            counters,
+            heartbeat,
+        ))
+    } else {
+        tokio::spawn(writer::run(
+            write,
+            outbox.clone(),
+            framing,
+            OutboundDeflate::new(deflate, config.deflate_threshold, config.deflate_level),
+            counters,
+        ))
+    };
     let mut session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));
     session.set_principal(principal);
     let conn = Connection::new(session, inbound);
     tokio::spawn(drive(read, buf, conn, writer, ctx.shutdown.clone(), slot));
 }
 
-/// What [`read_upgrade`] found: the request's length, the outcome, and the raw endpoint the
-/// request was for (`None`: the STOMP endpoint).
-type Upgrade = (usize, Handshake, Option<Arc<RawEndpoint>>);
+/// What a complete request head asks for.
+enum Head {
+    /// A WebSocket upgrade (accepted or not) on the WebSocket endpoint, SockJS's raw
+    /// `/websocket`, a SockJS `websocket` transport URL (`sockjs`), or a raw (non-STOMP)
+    /// endpoint (`raw`).
+    WebSocket {
+        consumed: usize,
+        handshake: Handshake,
+        sockjs: bool,
+        raw: Option<Arc<RawEndpoint>>,
+    },
+    /// Anything else: served by the HTTP side.
+    Http,
+}
 
-/// Reads until a complete upgrade request is parsed; `Ok(None)` when the peer went away. A
-/// request for a raw endpoint's path is checked with that endpoint's handshake settings.
-async fn read_upgrade<S: ReadSource>(
+/// Reads until the request head is complete and decides who serves it; `Ok(None)` when the
+/// peer went away.
+async fn read_head<S: ReadSource>(
     read: &mut S,
     buf: &mut BytesMut,
-    ctx: &ListenerContext,
-) -> Result<Option<Upgrade>, HandshakeError> {
+    config: &HandshakeConfig,
+    http: Option<&HttpRouter>,
+    raw: &RawHub,
+) -> Result<Option<Head>, HandshakeError> {
     loop {
-        let endpoint = request_path(buf).and_then(|path| ctx.engine.raw.endpoint(path));
-        let config = endpoint.as_ref().map_or(&*ctx.handshake, |e| e.handshake());
-        if !buf.is_empty()
-            && let Some((consumed, handshake)) = parse_upgrade(buf, config)?
-        {
-            return Ok(Some((consumed, handshake, endpoint)));
+        if !buf.is_empty() {
+            match classify(buf, config, http, raw) {
+                Classified::Incomplete if buf.len() > config.max_request_bytes => {
+                    return Err(HandshakeError::RequestTooLarge {
+                        limit: config.max_request_bytes,
+                    });
+                }
+                Classified::Incomplete => {}
+                Classified::Http => return Ok(Some(Head::Http)),
+                Classified::Raw(endpoint) => {
+                    // A raw endpoint's own handshake settings (subprotocols, no deflate).
+                    if let Some((consumed, handshake)) = parse_upgrade(buf, endpoint.handshake())? {
+                        return Ok(Some(Head::WebSocket {
+                            consumed,
+                            handshake,
+                            sockjs: false,
+                            raw: Some(endpoint),
+                        }));
+                    }
+                }
+                Classified::WebSocket { path, sockjs } => {
+                    let endpoint;
+                    let config = match path {
+                        None => config,
+                        Some(path) => {
+                            endpoint = HandshakeConfig {
+                                path,
+                                ..config.clone()
+                            };
+                            &endpoint
+                        }
+                    };
+                    if let Some((consumed, handshake)) = parse_upgrade(buf, config)? {
+                        return Ok(Some(Head::WebSocket {
+                            consumed,
+                            handshake,
+                            sockjs,
+                            raw: None,
+                        }));
+                    }
+                }
+            }
         }
         match read.read_into(buf).await {
             Ok(0) | Err(_) => return Ok(None),
             Ok(_) => {}
         }
     }
+}
+
+enum Classified {
+    Incomplete,
+    Http,
+    /// A raw (non-STOMP) endpoint's path: validated with that endpoint's handshake settings.
+    Raw(Arc<RawEndpoint>),
+    /// Validate as a WebSocket upgrade, at `path` when it is not the configured endpoint.
+    WebSocket {
+        path: Option<String>,
+        sockjs: bool,
+    },
+}
+
+/// Upgrade requests to the WebSocket endpoint and to SockJS WebSocket URLs (and malformed
+/// requests, which the handshake answers) take the WebSocket path; other requests are HTTP.
+fn classify(
+    buf: &[u8],
+    config: &HandshakeConfig,
+    http: Option<&HttpRouter>,
+    raw: &RawHub,
+) -> Classified {
+    let mut headers = vec![httparse::EMPTY_HEADER; config.max_headers.max(1)];
+    let mut request = httparse::Request::new(&mut headers);
+    let websocket = Classified::WebSocket {
+        path: None,
+        sockjs: false,
+    };
+    match request.parse(buf) {
+        Ok(httparse::Status::Partial) => return Classified::Incomplete,
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(_) => return websocket,
+    }
+    let target = request.path.unwrap_or_default();
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if let Some(endpoint) = raw.endpoint(path) {
+        return Classified::Raw(endpoint);
+    }
+    let Some(http) = http else {
+        return websocket;
+    };
+    if path == config.path {
+        return websocket;
+    }
+    let upgrade = request.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("upgrade")
+            && String::from_utf8_lossy(h.value)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    });
+    if let Some(sockjs) = http.sockjs()
+        && let Some(route) = crate::sockjs::url::route(&sockjs.prefix, path)
+    {
+        return match route {
+            Route::RawWebSocket if upgrade && http.sockjs_websocket() => Classified::WebSocket {
+                path: Some(path.to_owned()),
+                sockjs: false,
+            },
+            Route::Session {
+                transport: Transport::WebSocket,
+                ..
+            } if upgrade && http.sockjs_websocket() => Classified::WebSocket {
+                path: Some(path.to_owned()),
+                sockjs: true,
+            },
+            _ => Classified::Http,
+        };
+    }
+    if upgrade { websocket } else { Classified::Http }
 }

@@ -3,8 +3,14 @@
 
 mod connection;
 mod deflate;
+pub(crate) mod http;
+mod http_body;
 pub(crate) mod listener;
+mod metrics;
+mod prefixed_io;
 mod raw_connection;
+pub(crate) mod sockjs;
 mod source;
+mod static_files;
 pub(crate) mod tls;
 mod writer;

@@ -14,6 +14,7 @@ use super::deflate::OutboundDeflate;
 use crate::broker::outbox::{CloseReason, Delivery, Outbound, Outbox};
 use crate::broker::stats::{self, Counters};
 use crate::stomp::encoder::{encode, encode_header_line};
+use crate::stomp::escape::Escaping;
 use crate::stomp::session::error_frame;
 use crate::ws::deflate::{RSV1, STORED_BLOCK_HEADER_LEN, stored_block_header};
 use crate::ws::frame::{OpCode, encode_close, encode_header};
@@ -114,23 +115,7 @@ impl Batch {
         let start = self.scratch.len();
         self.scratch.put_bytes(0, reserve);
         let prefix_start = self.scratch.len();
-        self.scratch.extend_from_slice(b"MESSAGE\n");
-        encode_header_line(
-            "subscription",
-            &delivery.subscription,
-            escaping,
-            &mut self.scratch,
-        );
-        let mut id = itoa::Buffer::new();
-        self.scratch.extend_from_slice(b"message-id:");
-        write_ack_id(&mut self.scratch, delivery, &mut id);
-        if delivery.ack_header {
-            self.scratch.extend_from_slice(b"ack:");
-            write_ack_id(&mut self.scratch, delivery, &mut id);
-        }
-        if delivery.redelivered {
-            self.scratch.extend_from_slice(b"redelivered:true\n");
-        }
+        encode_message_prefix(delivery, escaping, &mut self.scratch);
         let prefix_len = self.scratch.len() - prefix_start;
         let mut piece_start = prefix_start;
         let mut tail = tail;
@@ -182,6 +167,23 @@ impl Batch {
             self.scratch.extend_from_slice(&out);
             self.pieces.push(Piece::Scratch(start, self.scratch.len()));
         }
+    }
+}
+
+/// Appends the per-delivery start of a MESSAGE frame (command, subscription, message-id, ack,
+/// redelivered); the message's shared tail (its other headers and body) follows it.
+pub(crate) fn encode_message_prefix(delivery: &Delivery, escaping: Escaping, out: &mut BytesMut) {
+    out.extend_from_slice(b"MESSAGE\n");
+    encode_header_line("subscription", &delivery.subscription, escaping, out);
+    let mut id = itoa::Buffer::new();
+    out.extend_from_slice(b"message-id:");
+    write_ack_id(out, delivery, &mut id);
+    if delivery.ack_header {
+        out.extend_from_slice(b"ack:");
+        write_ack_id(out, delivery, &mut id);
+    }
+    if delivery.redelivered {
+        out.extend_from_slice(b"redelivered:true\n");
     }
 }
 

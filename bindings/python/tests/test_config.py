@@ -103,3 +103,20 @@ def test_panic_becomes_exception() -> None:
     with pytest.raises(wsbroker.Panic) as info:
         _errors.check(_ffi.lib.wsb_debug_panic(), "debug panic")
     assert "deliberate panic" in str(info.value)
+
+
+def test_sockjs_and_static_keywords(make_server, tmp_path) -> None:
+    import json
+    import urllib.request
+
+    (tmp_path / "index.html").write_text("<h1>hi</h1>")
+    server = make_server(port=0, sockjs_path="/sj", sockjs_websocket=False, sockjs_cookie_needed=True,
+                         sockjs_heartbeat_ms=1000, static_dir=str(tmp_path))
+    base = f"http://127.0.0.1:{server.port}"
+    with urllib.request.urlopen(f"{base}/sj/info", timeout=5) as r:
+        info = json.loads(r.read())
+    assert info["websocket"] is False and info["cookie_needed"] is True
+    with urllib.request.urlopen(f"{base}/", timeout=5) as r:
+        assert r.read() == b"<h1>hi</h1>"
+    with pytest.raises(wsbroker.InvalidArgument):
+        make_server(port=0, sockjs_path="no-slash")

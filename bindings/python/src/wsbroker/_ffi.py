@@ -245,6 +245,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_decision_timeout": (_res, [_cfg, c_uint32]),
     "wsb_config_set_wake_callback": (_res, [_cfg, WakeCallback, c_void_p, DropCallback]),
     "wsb_config_set_event_callback": (_res, [_cfg, EventCallback, c_void_p, DropCallback]),
+    "wsb_config_set_sockjs_path": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_sockjs_limits": (_res, [_cfg, c_uint32, c_uint32, c_size_t]),
+    "wsb_config_set_sockjs_options": (_res, [_cfg, c_bool, c_bool]),
+    "wsb_config_set_static_dir": (_res, [_cfg, _str, _len]),
     # server
     "wsb_server_new": (_res, [_cfg, POINTER(c_void_p)]),
     "wsb_server_free": (_res, [_srv]),

@@ -9,6 +9,7 @@ import ctypes
 import inspect
 import itertools
 import logging
+import os
 import threading
 import time
 import weakref
@@ -189,6 +190,13 @@ class Server:
         max_queue_depth: Optional[int] = None,
         outbound_limits: Optional[Tuple[int, int]] = None,
         worker_threads: Optional[int] = None,
+        sockjs_path: Optional[str] = "/sockjs",
+        sockjs_heartbeat_ms: int = 0,
+        sockjs_disconnect_delay_ms: int = 0,
+        sockjs_response_limit: int = 0,
+        sockjs_websocket: bool = True,
+        sockjs_cookie_needed: bool = False,
+        static_dir: Optional[str] = None,
         on_connect: Optional[ConnectHandler] = None,
         on_subscribe: Optional[SubscribeHandler] = None,
         on_upgrade: Optional[UpgradeHandler] = None,
@@ -262,6 +270,10 @@ class Server:
             if relay is not None:
                 self._configure_relay(relay, relay_login, relay_system_login, relay_vhost,
                                       relay_heartbeat_ms, relay_prefixes, relay_session_restore)
+            self._configure_http(
+                sockjs_path, sockjs_heartbeat_ms, sockjs_disconnect_delay_ms, sockjs_response_limit,
+                sockjs_websocket, sockjs_cookie_needed, static_dir,
+            )
         except BaseException:
             lib.wsb_config_free(self._config)
             self._config = None
@@ -342,6 +354,21 @@ class Server:
                 p = _enc(prefix, "relay prefix")
                 check(lib.wsb_config_add_relay_prefix(c, p, len(p)), "relay_prefixes")
         check(lib.wsb_config_set_relay_session_restore(c, bool(session_restore)), "relay_session_restore")
+    def _configure_http(
+        self, sockjs_path: Optional[str], heartbeat_ms: int, disconnect_delay_ms: int,
+        response_limit: int, websocket: bool, cookie_needed: bool, static_dir: Optional[str],
+    ) -> None:
+        """SockJS (``sockjs_path`` None or "" turns it off; 0 keeps a limit's default) and the
+        static files served on the WebSocket listener."""
+        c = self._config
+        path = _enc(sockjs_path or "", "sockjs_path")
+        check(lib.wsb_config_set_sockjs_path(c, path, len(path)), "sockjs_path")
+        check(lib.wsb_config_set_sockjs_limits(c, int(heartbeat_ms), int(disconnect_delay_ms),
+                                               int(response_limit)), "sockjs limits")
+        check(lib.wsb_config_set_sockjs_options(c, bool(websocket), bool(cookie_needed)), "sockjs options")
+        if static_dir is not None:
+            d = _enc(os.fspath(static_dir), "static_dir")
+            check(lib.wsb_config_set_static_dir(c, d, len(d)), "static_dir")
 
     def start(self) -> "Server":
         """Creates the C server, registers handlers and subscriptions made so far, and binds

@@ -81,7 +81,7 @@ export async function startBroker(extraArgs = []) {
       resolve({ code, signal });
     });
   });
-  const broker = { wsUrl: null, tcp: null, external: false, proc, exited, stderr: () => errBuf };
+  const broker = { wsUrl: null, sockjsUrl: null, tcp: null, external: false, proc, exited, stderr: () => errBuf };
   const ready = new Promise((resolve, reject) => {
     let outBuf = '';
     proc.stdout.setEncoding('utf8');
@@ -93,6 +93,7 @@ export async function startBroker(extraArgs = []) {
         outBuf = outBuf.slice(nl + 1);
         let m;
         if ((m = /^wsbroker listening websocket (ws:\/\/\S+)$/.exec(line))) broker.wsUrl = m[1];
+        else if ((m = /^wsbroker listening sockjs (https?:\/\/\S+)$/.exec(line))) broker.sockjsUrl = m[1];
         else if ((m = /^wsbroker listening tcp (\S+):(\d+)$/.exec(line))) broker.tcp = { host: m[1], port: Number(m[2]) };
         if (broker.wsUrl && broker.tcp) resolve(broker);
       }

@@ -1,0 +1,168 @@
+//! The HTTP side of the WebSocket listener (everything that is not a WebSocket upgrade):
+//! SockJS under its prefix, `/metrics`, and static files. hyper's http1 server runs the
+//! connection (keep-alive, chunked bodies, HTTP/1.0).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use super::http_body::ResponseBody;
+use super::listener::ConnectionSlot;
+use super::metrics;
+use super::prefixed_io::PrefixedIo;
+use super::sockjs::service::SockJsService;
+use super::static_files;
+use crate::engine::Engine;
+
+/// Routes the HTTP requests of one listener.
+pub(crate) struct HttpRouter {
+    engine: Arc<Engine>,
+    sockjs: Option<SockJsService>,
+    /// Canonical static directory.
+    static_root: Option<PathBuf>,
+}
+
+impl HttpRouter {
+    pub(crate) fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> HttpRouter {
+        let config = &engine.config;
+        let sockjs = config
+            .sockjs
+            .enabled()
+            .then(|| SockJsService::new(engine.clone(), shutdown));
+        let static_root = config
+            .static_dir
+            .as_ref()
+            .and_then(|dir| match dir.canonicalize() {
+                Ok(root) => Some(root),
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %error, "static directory not served");
+                    None
+                }
+            });
+        HttpRouter {
+            engine,
+            sockjs,
+            static_root,
+        }
+    }
+
+    pub(crate) fn sockjs(&self) -> Option<&SockJsService> {
+        self.sockjs.as_ref()
+    }
+
+    /// Whether SockJS offers its `websocket` transport.
+    pub(crate) fn sockjs_websocket(&self) -> bool {
+        self.engine.config.sockjs.websocket
+    }
+
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
+        let path = request.uri().path().to_owned();
+        if let Some(sockjs) = &self.sockjs
+            && let Some(route) = crate::sockjs::url::route(&sockjs.prefix, &path)
+        {
+            return sockjs.handle(route, request, peer).await;
+        }
+        if path == "/metrics" && request.method() == Method::GET {
+            let sessions = self.sockjs.as_ref().map_or(0, |s| s.session_count());
+            let body = metrics::render(&self.engine.counters().snapshot(), sessions);
+            return text_response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            );
+        }
+        if let Some(root) = &self.static_root
+            && matches!(*request.method(), Method::GET | Method::HEAD)
+            && let Some(file) = static_files::resolve(root, &path)
+            && let Ok(Ok(contents)) =
+                tokio::task::spawn_blocking(move || std::fs::read(file.path)).await
+        {
+            let head = request.method() == Method::HEAD;
+            let length = contents.len();
+            let mut response = Response::new(if head {
+                ResponseBody::empty()
+            } else {
+                ResponseBody::full(contents)
+            });
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(file.content_type),
+            );
+            headers.insert(header::CONTENT_LENGTH, length.into());
+            headers.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-cache"),
+            );
+            return response;
+        }
+        text_response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=UTF-8",
+            "Not found\n",
+        )
+    }
+}
+
+/// A complete plain response.
+pub(crate) fn text_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// Serves HTTP on a connection whose first bytes (`head`) were already read.
+pub(crate) async fn serve<R, W>(
+    read: R,
+    write: W,
+    head: BytesMut,
+    peer: SocketAddr,
+    router: Arc<HttpRouter>,
+    mut shutdown: watch::Receiver<bool>,
+    slot: ConnectionSlot,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(PrefixedIo::new(head, read, write));
+    let handshake_timeout = router.engine.config.handshake_timeout;
+    let service = service_fn(move |request| {
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.handle(request, peer).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout)
+        .keep_alive(true)
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "http connection ended");
+            }
+        }
+        _ = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), connection).await;
+        }
+    }
+    drop(slot);
+}
