@@ -206,9 +206,8 @@
   async function disconnect() {
     const client = state.client;
     if (!client) return;
-    if (client.connected && state.room !== null && state.subscription) announce('leave', state.room);
+    leaveCurrentRoom();
     state.client = null;
-    state.subscription = null;
     state.announced.clear();
     renderConnectionControls(false);
     renderRoomTitle(false);
@@ -235,22 +234,27 @@
     state.subscription = client.subscribe(roomDestination(room), (frame) => onRoomMessage(room, frame), { receipt });
   }
 
-  function joinRoom(room) {
-    if (room === state.room && state.subscription) return;
+  // Unsubscribes from the current room, saying goodbye there if this tab announced itself.
+  function leaveCurrentRoom() {
     const client = state.client;
     if (client && client.connected && state.subscription) {
-      announce('leave', state.room);
-      state.announced.delete(state.room);
+      if (state.announced.delete(state.room)) announce('leave', state.room);
       state.subscription.unsubscribe();
     }
     state.subscription = null;
+  }
+
+  function joinRoom(room) {
+    if (room === state.room && state.subscription) return;
+    leaveCurrentRoom();
     state.room = room;
     ui.messages.replaceChildren();
     renderRooms();
+    const client = state.client;
     if (client && client.connected) subscribeRoom(room);
     else {
       renderRoomTitle(false);
-      systemLine(`Room ${room} selected: connect to join it`);
+      systemLine(client ? `Room ${room}: joining once connected` : `Room ${room} selected: connect to join it`);
     }
   }
 
@@ -370,9 +374,7 @@
       ui.message.value = '';
       ui.message.focus();
     });
-    window.addEventListener('pagehide', () => {
-      if (state.client && state.client.connected && state.subscription) announce('leave', state.room);
-    });
+    window.addEventListener('pagehide', () => leaveCurrentRoom());
   }
 
   init();
