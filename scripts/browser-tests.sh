@@ -24,6 +24,10 @@ export WSBROKER_BIN="${WSBROKER_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/rele
 export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 export SCREENSHOT_DIR="${SCREENSHOT_DIR:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}}"
 [[ -x "$WSBROKER_BIN" ]] || die "broker binary not found: $WSBROKER_BIN (run 'cargo build --release' first)"
+# The tests run from tests/interop/browser: make relative paths given here absolute.
+WSBROKER_BIN="$(realpath "$WSBROKER_BIN")"
+mkdir -p "$SCREENSHOT_DIR"
+SCREENSHOT_DIR="$(realpath "$SCREENSHOT_DIR")"
 mkdir -p "$REPORT_DIR"
 rm -f "$REPORT_DIR/browser.xml" "$SCREENSHOT_DIR"/browser-*.png
 
@@ -55,6 +59,8 @@ if [[ -s "$REPORT_DIR/browser.xml" ]]; then
 fi
 # A failure outside any test case (a hook, a crash) still fails the run and counts once.
 if [[ "$rc" -ne 0 && "$FAILED" -eq 0 ]]; then FAILED=1; fi
-printf '\nscreenshots: %s\n' "$(ls "$SCREENSHOT_DIR"/browser-*.png 2>/dev/null | tr '\n' ' ')"
+shopt -s nullglob
+shots=("$SCREENSHOT_DIR"/browser-*.png)
+printf '\nscreenshots: %s\n' "${shots[*]:-none}"
 printf 'browser-tests: %d passed, %d failed\n' "$PASSED" "$FAILED"
 ((rc == 0 && FAILED == 0))
