@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser tests of wsbroker: the chat demo (examples/web/chat) in headless Chromium, served by
-# `wsbroker --static`, over WebSocket and over SockJS forced to xhr-streaming.
+# `wsbroker --static`, over WebSocket, over SockJS forced to xhr-streaming and over SockJS with its
+# default transports.
 #
 #   cargo build --release && bash scripts/browser-tests.sh
 #

@@ -1,7 +1,8 @@
 // The chat demo (examples/web/chat) in headless Chromium, served by `wsbroker --static`: two
 // pages join room 5, one sends, the other shows the message. Once over a plain WebSocket and
 // once over SockJS restricted to the xhr-streaming transport. Screenshots of the receiving page
-// go to $SCREENSHOT_DIR/browser-*.png for inspection.
+// go to $SCREENSHOT_DIR/browser-*.png for inspection. A third run leaves SockJS its default
+// transports, which must pick its WebSocket transport under /sockjs.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,9 @@ import {
 // Every wait is bounded; generous because the browser shares two cores with the build.
 const STEP_TIMEOUT_MS = 15_000;
 const ROOM = 5;
+// Upper bound of one test (two pages, a few steps each) and of the setup (Chromium's start).
+const TEST_TIMEOUT_MS = 120_000;
+const SETUP_TIMEOUT_MS = 90_000;
 
 let broker;
 let browser;
@@ -96,7 +100,7 @@ describe('chat demo in headless Chromium', () => {
     checkDemoBuilt();
     broker = await startBroker();
     browser = await launchBrowser();
-  });
+  }, { timeout: SETUP_TIMEOUT_MS });
 
   after(async () => {
     // Both always run; the broker's exit status is checked after the browser is gone.
@@ -106,9 +110,9 @@ describe('chat demo in headless Chromium', () => {
       assert.deepEqual(exit, { code: 0, signal: null },
         `broker must exit 0 on SIGTERM; stderr tail:\n${broker.stderr().slice(-4000)}`);
     }
-  });
+  }, { timeout: SETUP_TIMEOUT_MS });
 
-  test('WebSocket: a message sent in room 5 reaches the other page', async () => {
+  test('WebSocket: a message sent in room 5 reaches the other page', { timeout: TEST_TIMEOUT_MS }, async () => {
     const { alice, bob } = await chatInRoom5('?via=websocket', 'browser-websocket.png');
     try {
       for (const chat of [alice, bob]) {
@@ -123,7 +127,7 @@ describe('chat demo in headless Chromium', () => {
     }
   });
 
-  test('SockJS forced to xhr-streaming: a message sent in room 5 reaches the other page', async () => {
+  test('SockJS forced to xhr-streaming: a message sent in room 5 reaches the other page', { timeout: TEST_TIMEOUT_MS }, async () => {
     const { alice, bob } = await chatInRoom5('?via=sockjs&transports=xhr-streaming',
       'browser-sockjs-xhr-streaming.png');
     try {
@@ -135,6 +139,21 @@ describe('chat demo in headless Chromium', () => {
           `SockJS info request missing; requests: ${chat.requests.join(' ')}`);
         assert.ok(chat.requests.some((u) => u.startsWith(sockjsBase) && /\/[^/]+\/[^/]+\/xhr_streaming(\?|$)/.test(u)),
           `no xhr_streaming request; requests: ${chat.requests.join(' ')}`);
+      }
+    } finally {
+      await closeAll(alice, bob);
+    }
+  });
+
+  test('SockJS with its default transports: WebSocket under /sockjs carries the chat', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { alice, bob } = await chatInRoom5('?via=sockjs', 'browser-sockjs-default.png');
+    try {
+      const wsOrigin = broker.wsUrl.replace(/\/ws$/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const sockjsWs = new RegExp(`^${wsOrigin}/sockjs/[^/]+/[^/]+/websocket$`);
+      for (const chat of [alice, bob]) {
+        assert.equal(await chat.page.getByTestId('status').getAttribute('data-transport'), 'websocket');
+        assert.equal(chat.webSockets.length, 1, `one WebSocket expected: ${chat.webSockets.join(' ')}`);
+        assert.match(chat.webSockets[0], sockjsWs);
       }
     } finally {
       await closeAll(alice, bob);
