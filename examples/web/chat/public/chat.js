@@ -194,7 +194,9 @@
     };
     client.onStompError = (frame) => {
       if (state.client !== client) return;
-      systemLine(`Broker error: ${frame.headers.message || 'unknown'}${frame.body ? ` — ${frame.body}` : ''}`);
+      const message = frame.headers.message || 'unknown';
+      const detail = frame.body && frame.body.trim() !== message ? ` — ${frame.body.trim()}` : '';
+      systemLine(`Broker error: ${message}${detail}`);
     };
     state.client = client;
     state.nick = nick;
@@ -225,8 +227,10 @@
     client.watchForReceipt(receipt, () => {
       if (state.client !== client || state.room !== room) return;
       renderRoomTitle(true);
-      systemLine(`You joined room ${room} as ${state.nick}`);
-      if (!state.announced.has(room)) {
+      if (state.announced.has(room)) {
+        systemLine(`Rejoined room ${room} after reconnecting`);
+      } else {
+        systemLine(`You joined room ${room} as ${state.nick}`);
         state.announced.add(room);
         announce('join', room);
       }

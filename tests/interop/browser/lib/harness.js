@@ -53,11 +53,11 @@ export function checkDemoBuilt(dir = WEB_CHAT_DIR) {
 }
 
 /**
- * Spawns `wsbroker --listen 127.0.0.1:0 --static DIR`. Resolves to
- * { wsUrl, httpOrigin, proc, exited, stderr() } once it printed its listening line.
+ * Spawns `wsbroker --listen LISTEN --static DIR` (LISTEN defaults to 127.0.0.1:0, a free port).
+ * Resolves to { wsUrl, httpOrigin, proc, exited, stderr() } once it printed its listening line.
  */
-export async function startBroker(staticDir = WEB_CHAT_DIR, extraArgs = []) {
-  const args = ['--listen', '127.0.0.1:0', '--static', staticDir, ...extraArgs];
+export async function startBroker({ staticDir = WEB_CHAT_DIR, listen = '127.0.0.1:0' } = {}) {
+  const args = ['--listen', listen, '--static', staticDir];
   const proc = spawn(BROKER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let errBuf = '';
   proc.stderr.setEncoding('utf8');

@@ -2,7 +2,8 @@
 // pages join room 5, one sends, the other shows the message. Once over a plain WebSocket and
 // once over SockJS restricted to the xhr-streaming transport. Screenshots of the receiving page
 // go to $SCREENSHOT_DIR/browser-*.png for inspection. A third run leaves SockJS its default
-// transports, which must pick its WebSocket transport under /sockjs.
+// transports, which must pick its WebSocket transport under /sockjs; a fourth restarts the broker
+// under a connected page, which must reconnect and rejoin its room.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -142,6 +143,43 @@ describe('chat demo in headless Chromium', () => {
       }
     } finally {
       await closeAll(alice, bob);
+    }
+  });
+
+  test('after a broker restart the page reconnects and rejoins its room', { timeout: TEST_TIMEOUT_MS }, async () => {
+    // A broker of its own, restarted on the same port; the shared one keeps serving the others.
+    let own = await startBroker();
+    const listen = own.httpOrigin.replace(/^http:\/\//, '');
+    let carol;
+    try {
+      carol = await openChat(`${own.httpOrigin}/?via=websocket&room=${ROOM}`, 'carol');
+      const joined = carol.page.locator(`[data-testid="room-title"][data-room="${ROOM}"][data-joined="true"]`);
+      await joined.waitFor();
+
+      assert.deepEqual(await stopBroker(own), { code: 0, signal: null });
+      await carol.page.locator('[data-testid="status"][data-state="reconnecting"]').waitFor();
+      assert.equal(await joined.count(), 0, 'the room is not shown as joined while disconnected');
+
+      own = await startBroker({ listen });
+      await carol.page.locator('[data-testid="status"][data-state="connected"]').waitFor();
+      await joined.waitFor();
+      await carol.page.getByTestId('system-message').filter({ hasText: `Rejoined room ${ROOM}` }).waitFor();
+
+      // The new subscription works: a message sent now comes back to the page.
+      const text = `still here ${randomBytes(4).toString('hex')}`;
+      await carol.page.getByTestId('message-input').fill(text);
+      await carol.page.getByTestId('send').click();
+      await carol.page.getByTestId('chat-message').filter({ hasText: text }).waitFor();
+      // Chromium logs each refused reconnect attempt (if one came before the restart); any
+      // other error counts.
+      const errors = carol.errors.filter((e) => !/WebSocket connection to .* failed/.test(e));
+      assert.deepEqual(errors, []);
+      await closeAll(carol);
+      assert.deepEqual(await stopBroker(own), { code: 0, signal: null });
+      own = null;
+    } finally {
+      await closeAll(carol);
+      if (own) await stopBroker(own).catch(() => {});
     }
   });
 
