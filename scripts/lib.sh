@@ -4,6 +4,8 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE_DIR="$REPO_ROOT/tests/interop/node"
 PY_DIR="$REPO_ROOT/tests/interop/python"
+BROWSER_DIR="$REPO_ROOT/tests/interop/browser"
+WEB_CHAT_DIR="$REPO_ROOT/examples/web/chat"
 VENV_DIR="$REPO_ROOT/.venv"
 REPORT_DIR="$REPO_ROOT/target/interop-reports"
 
@@ -42,17 +44,23 @@ stamp_of() {
 # Installs tests/interop/node/node_modules with `npm ci` from the committed lockfile,
 # unless node_modules already matches the lockfile and Node version.
 ensure_node_deps() {
+  ensure_npm_deps "$NODE_DIR"
+}
+
+# Installs DIR/node_modules with `npm ci` from DIR's committed lockfile, unless node_modules
+# already matches the lockfile and Node version.
+ensure_npm_deps() {
   need node
   need npm
-  local want have="" stamp="$NODE_DIR/node_modules/.wsbroker-stamp"
-  want="$(stamp_of "node $(node --version)" "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json")"
+  local dir="$1" want have="" stamp="$1/node_modules/.wsbroker-stamp"
+  want="$(stamp_of "node $(node --version)" "$dir/package.json" "$dir/package-lock.json")"
   [[ -f "$stamp" ]] && have="$(cat "$stamp")"
   if [[ "$want" == "$have" ]]; then
-    log "node deps up to date ($NODE_DIR/node_modules)"
+    log "node deps up to date ($dir/node_modules)"
     return
   fi
-  log "installing node deps: npm ci (in $NODE_DIR)"
-  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  log "installing node deps: npm ci (in $dir)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   printf '%s\n' "$want" >"$stamp"
 }
 

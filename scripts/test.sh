@@ -4,7 +4,9 @@
 #   bash scripts/test.sh
 #
 # Installs what the interop suites need by itself (idempotent): Node deps with `npm ci` in
-# tests/interop/node, a Python venv in .venv with tests/interop/python/requirements.txt.
+# tests/interop/node, a Python venv in .venv with tests/interop/python/requirements.txt, and
+# for the browser tests Debian's chromium plus `npm ci` in examples/web/chat and
+# tests/interop/browser (scripts/browser-tests.sh).
 # Reports (cargo log, JUnit XML) go to target/interop-reports/.
 # To run only the interop suites (e.g. against an existing binary): bash scripts/interop.sh
 set -euo pipefail
@@ -75,6 +77,9 @@ run_python_suite
 banner "7b/7 python binding: ctypes package (scripts/python-tests.sh)"
 bash scripts/python-tests.sh
 read -r PB_PASS PB_FAIL PB_SKIP < <(junit_counts "$REPORT_DIR/python-binding.xml")
+banner "7c/7 browser: chat demo in headless Chromium (scripts/browser-tests.sh)"
+bash scripts/browser-tests.sh | tee "$REPORT_DIR/browser-tests.log"
+read -r BR_PASS BR_FAIL < <(sed -n 's/^browser-tests: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$REPORT_DIR/browser-tests.log" | tail -n 1)
 
 CURRENT_STEP="summary"
 banner "summary ($((SECONDS - START_TIME))s)"
@@ -82,7 +87,8 @@ printf 'rust (cargo test):  %d passed, %d failed, %d ignored\n' "$RUST_PASS" "$R
 printf 'c examples:         %d passed, %d failed\n' "${C_PASS:-0}" "${C_FAIL:-0}"
 print_interop_summary
 printf 'python binding:     %d passed, %d failed, %d skipped\n' "$PB_PASS" "$PB_FAIL" "$PB_SKIP"
+printf 'browser (chromium): %d passed, %d failed\n' "${BR_PASS:-0}" "${BR_FAIL:-0}"
 printf 'total: %d passed, %d failed, %d skipped\n' \
-  "$((RUST_PASS + ${C_PASS:-0} + NODE_PASS + PY_PASS + PB_PASS))" \
-  "$((RUST_FAIL + ${C_FAIL:-0} + NODE_FAIL + PY_FAIL + PB_FAIL))" \
+  "$((RUST_PASS + ${C_PASS:-0} + NODE_PASS + PY_PASS + PB_PASS + ${BR_PASS:-0}))" \
+  "$((RUST_FAIL + ${C_FAIL:-0} + NODE_FAIL + PY_FAIL + PB_FAIL + ${BR_FAIL:-0}))" \
   "$((RUST_SKIP + NODE_SKIP + PY_SKIP + PB_SKIP))"
