@@ -393,6 +393,13 @@ fn assert_not_cacheable(r: &Response) {
     );
 }
 
+/// A 200 answer with `content_type` that must not be cached (info, every session answer).
+fn assert_uncached_ok(r: &Response, content_type: &str) {
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some(content_type));
+    assert_not_cacheable(r);
+}
+
 /// Static answers (info preflight, iframe) are cached for a year.
 fn assert_cacheable_for_a_year(r: &Response) {
     let cache_control = r.header("cache-control").unwrap();
@@ -448,12 +455,7 @@ async fn greeting_and_not_found() {
 async fn info_and_its_preflight() {
     let server = start();
     let r = get(server.ws, "/sockjs/info").await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json; charset=UTF-8")
-    );
-    assert_not_cacheable(&r);
+    assert_uncached_ok(&r, "application/json; charset=UTF-8");
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.header("set-cookie"), None);
     assert!(
@@ -581,13 +583,8 @@ async fn xhr_polling_session_lifecycle() {
     let server = start();
     let url = session_url();
     let r = xhr_poll(server.ws, &url).await;
-    assert_eq!(r.status, 200);
+    assert_uncached_ok(&r, "application/javascript; charset=UTF-8");
     assert_eq!(r.body, "o\n");
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/javascript; charset=UTF-8")
-    );
-    assert_not_cacheable(&r);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 
     let send = post(
@@ -859,14 +856,9 @@ async fn stomp_round_trip_over_xhr_streaming() {
     let server = start();
     let url = session_url();
     let (head, mut conn) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-type"),
-        Some("application/javascript; charset=UTF-8")
-    );
+    assert_uncached_ok(&head, "application/javascript; charset=UTF-8");
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
     assert_eq!(head.header("content-length"), None);
-    assert_not_cacheable(&head);
     assert_eq!(
         conn.until("\n").await.unwrap(),
         format!("{}\n", "h".repeat(2048))
@@ -1091,12 +1083,7 @@ async fn eventsource_transport() {
     let server = start();
     let url = session_url();
     let (head, mut conn) = stream(server.ws, "GET", &format!("{url}/eventsource"), &[]).await;
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-type"),
-        Some("text/event-stream; charset=UTF-8")
-    );
-    assert_not_cacheable(&head);
+    assert_uncached_ok(&head, "text/event-stream; charset=UTF-8");
     assert_eq!(head.header("expires"), None);
     assert_eq!(head.header("last-modified"), None);
     assert_eq!(conn.exactly(2).await, "\r\n");
@@ -1125,12 +1112,7 @@ async fn htmlfile_transport() {
         &[],
     )
     .await;
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-type"),
-        Some("text/html; charset=UTF-8")
-    );
-    assert_not_cacheable(&head);
+    assert_uncached_ok(&head, "text/html; charset=UTF-8");
     let prelude = conn.until("\r\n\r\n").await.unwrap();
     assert!(prelude.len() > 1024);
     assert!(prelude.starts_with("<!doctype html>\n<html><head>\n"));
@@ -1160,12 +1142,7 @@ async fn jsonp_transport() {
     assert!(r.body.contains("\"callback\" parameter required"));
     let url = session_url();
     let r = get(server.ws, &format!("{url}/jsonp?c=%63allback")).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/javascript; charset=UTF-8")
-    );
-    assert_not_cacheable(&r);
+    assert_uncached_ok(&r, "application/javascript; charset=UTF-8");
     assert_eq!(r.body, "callback(\"o\");\r\n");
 
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
