@@ -36,7 +36,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fanout::{ServerProcess, Target};
+use fanout::{ServerProcess, Target, WSBROKER_BENCH_FLAGS, flag_value};
 use report::{Cell, Results, Row};
 
 /// RabbitMQ Web-STOMP endpoint.
@@ -83,21 +83,15 @@ fn parse_options() -> Result<Options, String> {
     let (mut rounds, mut latency_secs, mut idle_conns) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
-        }
         match arg.as_str() {
             "--bench" => {}
             "--quick" => opts.quick = true,
-            "--rounds" => rounds = Some(num("--rounds", value("--rounds")?)?),
+            "--rounds" => rounds = Some(flag_value(&mut args, "--rounds")?),
             "--no-rabbitmq" => opts.rabbitmq = false,
-            "--latency-secs" => {
-                latency_secs = Some(num("--latency-secs", value("--latency-secs")?)?)
-            }
-            "--idle-conns" => idle_conns = Some(num("--idle-conns", value("--idle-conns")?)?),
+            "--latency-secs" => latency_secs = Some(flag_value(&mut args, "--latency-secs")?),
+            "--idle-conns" => idle_conns = Some(flag_value(&mut args, "--idle-conns")?),
             "--timeout" => {
-                opts.timeout = Duration::from_secs_f64(num("--timeout", value("--timeout")?)?)
+                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?)
             }
             "-h" | "--help" => return Err(String::new()),
             other => eprintln!("suite: ignoring argument {other:?}"),
@@ -262,18 +256,11 @@ fn wsbroker_raw(bin: &Path, flag: &str) -> Result<ServerProcess, String> {
     }
     Ok(ServerProcess::Spawn {
         program: bin.to_path_buf(),
-        args: [
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat",
-            "0",
-            "--log",
-            "warn",
-            flag,
-            RAW_PATH,
-        ]
-        .map(String::from)
-        .to_vec(),
+        args: WSBROKER_BENCH_FLAGS
+            .into_iter()
+            .chain([flag, RAW_PATH])
+            .map(String::from)
+            .collect(),
     })
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::fanout::{
     Broker, CONNECT_PARALLELISM, FrameReader, MAX_SAMPLES, OP_BINARY, OP_CLOSE, OP_TEXT,
-    ServerProcess, now_nanos, percentile, put_frame, self_cpu_secs, ws_connect,
+    ServerProcess, SubResult, now_nanos, percentile, put_frame, self_cpu_secs, ws_connect,
 };
 
 /// Payload prefix: sequence number and send time.
@@ -92,15 +92,6 @@ async fn next_data(reader: &mut FrameReader<OwnedReadHalf>) -> Result<bytes::Byt
     }
 }
 
-#[derive(Default)]
-struct ReceiverResult {
-    received: u64,
-    out_of_order: u64,
-    latencies_ns: Vec<u64>,
-    last_delivery: Option<Instant>,
-    error: Option<String>,
-}
-
 /// Shared between the fan-out receivers and the publisher.
 struct FanoutState {
     /// Messages each receiver has got (`u64::MAX` once it has ended).
@@ -128,11 +119,10 @@ async fn fanout_receiver(
     sample_every: u64,
     state: Arc<FanoutState>,
     mut stop: watch::Receiver<bool>,
-) -> ReceiverResult {
+) -> SubResult {
     let (mut reader, _w) = conn;
-    let mut result = ReceiverResult::default();
+    let mut result = SubResult::default();
     let mut probed = false;
-    let mut next_seq = 0u64;
     while result.received < msgs {
         let payload = tokio::select! {
             biased;
@@ -162,14 +152,7 @@ async fn fanout_receiver(
             }
             continue;
         }
-        if seq != next_seq {
-            result.out_of_order += 1;
-        }
-        next_seq = seq + 1;
-        result.received += 1;
-        if seq % sample_every == 0 {
-            result.latencies_ns.push(now.saturating_sub(sent));
-        }
+        result.record(seq, sent, now, sample_every);
         if result.received % PROGRESS_EVERY == 0 {
             state.progress[index].store(result.received, Ordering::Relaxed);
             state.progressed.notify_one();
@@ -266,7 +249,7 @@ async fn connect_all(addr: SocketAddr, path: &str, n: usize) -> Result<Vec<Conn>
     Ok(conns)
 }
 
-fn finish(report: &mut RawReport, results: Vec<ReceiverResult>, first: Instant, cpu: (f64, f64)) {
+fn finish(report: &mut RawReport, results: Vec<SubResult>, first: Instant, cpu: (f64, f64)) {
     let mut latencies = Vec::new();
     let mut last = first;
     let mut errors = 0;
@@ -373,19 +356,16 @@ async fn echo_client(
     size: usize,
     mut start: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
-) -> ReceiverResult {
+) -> SubResult {
     let (mut reader, mut w) = conn;
-    let mut result = ReceiverResult {
-        latencies_ns: Vec::with_capacity(msgs as usize),
-        ..ReceiverResult::default()
-    };
+    let mut result = SubResult::default();
+    result.latencies_ns.reserve(msgs as usize);
     if start.wait_for(|&go| go).await.is_err() {
         result.error = Some("start signal lost".into());
         return result;
     }
     let mut out = Vec::with_capacity(4096);
     let mut sent = 0u64;
-    let mut next_seq = 0u64;
     let run = async {
         loop {
             while sent < msgs && sent - result.received < ECHO_WINDOW {
@@ -401,12 +381,8 @@ async fn echo_client(
             while let Some(p) = payload {
                 let now = now_nanos();
                 let (seq, sent_at) = read_stamp(&p).ok_or("echo without a stamp")?;
-                if seq != next_seq {
-                    result.out_of_order += 1;
-                }
-                next_seq = seq + 1;
-                result.received += 1;
-                result.latencies_ns.push(now.saturating_sub(sent_at));
+                // Every echo is a latency sample.
+                result.record(seq, sent_at, now, 1);
                 payload = match reader.parse()? {
                     Some((OP_BINARY | OP_TEXT, p)) => Some(p),
                     Some((OP_CLOSE, _)) => return Err("server closed the WebSocket".into()),
