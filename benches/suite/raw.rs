@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
 
 use crate::fanout::{
     Broker, CONNECT_PARALLELISM, FrameReader, MAX_SAMPLES, OP_BINARY, OP_CLOSE, OP_TEXT,
@@ -285,6 +286,35 @@ fn finish(report: &mut RawReport, results: Vec<SubResult>, first: Instant, cpu: 
     report.p99_us = percentile(&latencies, 0.99);
 }
 
+/// Fires `stop` once `timeout` has passed: receivers still waiting give up then.
+fn stop_after(timeout: Duration, stop: watch::Sender<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        let _ = stop.send(true);
+    })
+}
+
+/// The end of a run: waits for every receiver, fills `report` from their results and the CPU
+/// both processes used since `cpu0`, and stops the broker.
+async fn end_run(
+    mut report: RawReport,
+    broker: &mut Broker,
+    receivers: Vec<JoinHandle<SubResult>>,
+    timer: JoinHandle<()>,
+    first: Instant,
+    cpu0: (f64, f64),
+) -> Result<RawReport, String> {
+    let mut results = Vec::with_capacity(receivers.len());
+    for h in receivers {
+        results.push(h.await.map_err(|e| e.to_string())?);
+    }
+    timer.abort();
+    let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
+    finish(&mut report, results, first, cpu);
+    report.server_exit = broker.stop();
+    Ok(report)
+}
+
 /// One publisher and `subs` receivers on `path`: every message the publisher sends should reach
 /// every receiver.
 pub(crate) async fn run_fanout(
@@ -326,10 +356,7 @@ pub(crate) async fn run_fanout(
             ))
         })
         .collect();
-    let timer = tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        let _ = stop_tx.send(true);
-    });
+    let timer = stop_after(timeout, stop_tx);
     let cpu0 = (broker.cpu_secs(), self_cpu_secs());
     let started = fanout_publisher(publisher, subs, msgs, size, state, stop_rx).await;
     let first = match started {
@@ -339,15 +366,7 @@ pub(crate) async fn run_fanout(
             Instant::now()
         }
     };
-    let mut results = Vec::with_capacity(subs);
-    for h in handles {
-        results.push(h.await.map_err(|e| e.to_string())?);
-    }
-    timer.abort();
-    let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
-    finish(&mut report, results, first, cpu);
-    report.server_exit = broker.stop();
-    Ok(report)
+    end_run(report, &mut broker, handles, timer, first, cpu0).await
 }
 
 async fn echo_client(
@@ -421,7 +440,7 @@ pub(crate) async fn run_echo(
     timeout: Duration,
 ) -> Result<RawReport, String> {
     let mut broker = Broker::start(server)?;
-    let mut report = RawReport {
+    let report = RawReport {
         conns,
         msgs,
         size,
@@ -443,20 +462,9 @@ pub(crate) async fn run_echo(
             ))
         })
         .collect();
-    let timer = tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        let _ = stop_tx.send(true);
-    });
+    let timer = stop_after(timeout, stop_tx);
     let cpu0 = (broker.cpu_secs(), self_cpu_secs());
     let first = Instant::now();
     let _ = start_tx.send(true);
-    let mut results = Vec::with_capacity(conns);
-    for h in handles {
-        results.push(h.await.map_err(|e| e.to_string())?);
-    }
-    timer.abort();
-    let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
-    finish(&mut report, results, first, cpu);
-    report.server_exit = broker.stop();
-    Ok(report)
+    end_run(report, &mut broker, handles, timer, first, cpu0).await
 }

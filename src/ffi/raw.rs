@@ -83,6 +83,24 @@ unsafe fn change_subscription(
     })
 }
 
+/// The shared body of the per-connection getters: checks `out`, then writes to it what `get`
+/// returns for `conn`.
+fn get_for_conn<T>(
+    server: *const wsb_server,
+    conn: u64,
+    out: *mut T,
+    what: &str,
+    get: fn(&Server, u64) -> crate::Result<T>,
+) -> FfiResult {
+    with_server(server, |s| {
+        let out = out_arg(out, what)?;
+        let value = get(&s.server, conn)?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
 /// Registers a raw WebSocket endpoint at `path` (exact match of the request path, not the
 /// STOMP path); before or after `wsb_server_start`. `behaviour` is `WSB_RAW_*`;
 /// `WSB_RAW_HOST` needs poll or callback delivery. `subprotocols` is a comma-separated list
@@ -271,15 +289,7 @@ pub unsafe extern "C" fn wsb_server_raw_user_data(
     conn: u64,
     out_value: *mut u64,
 ) -> wsb_result {
-    ffi_guard!(result {
-        with_server(server, |s| {
-            let out = out_arg(out_value, "out_value")?;
-            let value = s.server.raw_user_data(conn)?;
-            // SAFETY: checked non-NULL; the caller guarantees it is writable.
-            unsafe { out.write(value) };
-            Ok(())
-        })
-    })
+    ffi_guard!(result { get_for_conn(server, conn, out_value, "out_value", Server::raw_user_data) })
 }
 
 /// Bytes queued for raw connection `conn` and not yet handed to its socket, in `*out_bytes`
@@ -293,13 +303,5 @@ pub unsafe extern "C" fn wsb_server_raw_buffered_bytes(
     conn: u64,
     out_bytes: *mut usize,
 ) -> wsb_result {
-    ffi_guard!(result {
-        with_server(server, |s| {
-            let out = out_arg(out_bytes, "out_bytes")?;
-            let bytes = s.server.raw_buffered_bytes(conn)?;
-            // SAFETY: checked non-NULL; the caller guarantees it is writable.
-            unsafe { out.write(bytes) };
-            Ok(())
-        })
-    })
+    ffi_guard!(result { get_for_conn(server, conn, out_bytes, "out_bytes", Server::raw_buffered_bytes) })
 }
