@@ -385,6 +385,15 @@ async fn open_xhr_streaming(addr: SocketAddr, url: &str) -> Conn {
     conn
 }
 
+/// As `open_xhr_streaming`, then a STOMP CONNECT whose CONNECTED it reads.
+async fn connected_xhr_streaming(addr: SocketAddr, url: &str) -> Conn {
+    let mut conn = open_xhr_streaming(addr, url).await;
+    xhr_send(addr, url, &connect_frame()).await;
+    let frames = next_stomp(&mut conn).await;
+    assert!(frames[0].starts_with("CONNECTED"), "{frames:?}");
+    conn
+}
+
 /// Session responses must never be cached.
 fn assert_not_cacheable(r: &Response) {
     assert_eq!(
@@ -956,9 +965,7 @@ async fn stomp_round_trip_over_xhr_streaming() {
 async fn server_escapes_the_unicode_ranges_of_the_protocol() {
     let server = start();
     let url = session_url();
-    let mut conn = open_xhr_streaming(server.ws, &url).await;
-    xhr_send(server.ws, &url, &connect_frame()).await;
-    next_stomp(&mut conn).await;
+    let mut conn = connected_xhr_streaming(server.ws, &url).await;
     xhr_send(
         server.ws,
         &url,
@@ -1000,9 +1007,7 @@ async fn streaming_response_ends_at_the_limit_and_the_session_continues() {
     cfg.sockjs.response_limit = 4096;
     let server = TestServer::start_with(cfg);
     let url = session_url();
-    let mut conn = open_xhr_streaming(server.ws, &url).await;
-    xhr_send(server.ws, &url, &connect_frame()).await;
-    next_stomp(&mut conn).await;
+    let mut conn = connected_xhr_streaming(server.ws, &url).await;
     xhr_send(
         server.ws,
         &url,

@@ -161,7 +161,9 @@ pub unsafe extern "C" fn wsb_server_raw_subscribe(
 ) -> wsb_result {
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
-        unsafe { change_subscription(server, conn, topic, topic_len, out_added, Server::raw_subscribe) }
+        unsafe {
+            change_subscription(server, conn, topic, topic_len, out_added, Server::raw_subscribe)
+        }
     })
 }
 
@@ -182,7 +184,14 @@ pub unsafe extern "C" fn wsb_server_raw_unsubscribe(
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
         unsafe {
-            change_subscription(server, conn, topic, topic_len, out_removed, Server::raw_unsubscribe)
+            change_subscription(
+                server,
+                conn,
+                topic,
+                topic_len,
+                out_removed,
+                Server::raw_unsubscribe,
+            )
         }
     })
 }
@@ -289,7 +298,9 @@ pub unsafe extern "C" fn wsb_server_raw_user_data(
     conn: u64,
     out_value: *mut u64,
 ) -> wsb_result {
-    ffi_guard!(result { get_for_conn(server, conn, out_value, "out_value", Server::raw_user_data) })
+    ffi_guard!(result {
+        get_for_conn(server, conn, out_value, "out_value", Server::raw_user_data)
+    })
 }
 
 /// Bytes queued for raw connection `conn` and not yet handed to its socket, in `*out_bytes`
@@ -303,5 +314,7 @@ pub unsafe extern "C" fn wsb_server_raw_buffered_bytes(
     conn: u64,
     out_bytes: *mut usize,
 ) -> wsb_result {
-    ffi_guard!(result { get_for_conn(server, conn, out_bytes, "out_bytes", Server::raw_buffered_bytes) })
+    ffi_guard!(result {
+        get_for_conn(server, conn, out_bytes, "out_bytes", Server::raw_buffered_bytes)
+    })
 }

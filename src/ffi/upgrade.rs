@@ -151,9 +151,15 @@ pub unsafe extern "C" fn wsb_upgrade_request_query_param(
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
         unsafe {
-            write_named(request, name, name_len, out, out_len, "no such query parameter", |info, name| {
-                info.query_param(name).map(Cow::Owned)
-            })
+            write_named(
+                request,
+                name,
+                name_len,
+                out,
+                out_len,
+                "no such query parameter",
+                |info, name| info.query_param(name).map(Cow::Owned),
+            )
         }
     })
 }
@@ -174,9 +180,15 @@ pub unsafe extern "C" fn wsb_upgrade_request_header(
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
         unsafe {
-            write_named(request, name, name_len, out, out_len, "no such header", |info, name| {
-                info.header(name).map(Cow::Borrowed)
-            })
+            write_named(
+                request,
+                name,
+                name_len,
+                out,
+                out_len,
+                "no such header",
+                |info, name| info.header(name).map(Cow::Borrowed),
+            )
         }
     })
 }
@@ -197,9 +209,15 @@ pub unsafe extern "C" fn wsb_upgrade_request_cookie(
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
         unsafe {
-            write_named(request, name, name_len, out, out_len, "no such cookie", |info, name| {
-                info.cookie(name).map(Cow::Borrowed)
-            })
+            write_named(
+                request,
+                name,
+                name_len,
+                out,
+                out_len,
+                "no such cookie",
+                |info, name| info.cookie(name).map(Cow::Borrowed),
+            )
         }
     })
 }
