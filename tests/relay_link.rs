@@ -133,6 +133,13 @@ impl FakeConn {
     }
 }
 
+/// A fake broker and a server relaying to it.
+async fn server_relaying_to_fake_broker(session_restore: bool) -> (FakeBroker, TestServer) {
+    let broker = FakeBroker::start().await;
+    let server = TestServer::start_with(config(&broker.address(), session_restore));
+    (broker, server)
+}
+
 fn config(broker: &str, session_restore: bool) -> ServerConfig {
     ServerConfig {
         relay: Some(RelayConfig {
@@ -149,8 +156,7 @@ fn config(broker: &str, session_restore: bool) -> ServerConfig {
 
 #[tokio::test]
 async fn session_restore_resubscribes_and_drops_acks_of_the_lost_connection() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), true));
+    let (mut broker, server) = server_relaying_to_fake_broker(true).await;
     let (mut first, mut client) = broker.connect(server.ws_client().await).await;
     client
         .frame(
@@ -244,8 +250,7 @@ async fn assert_no_session_tasks_left(server: &TestServer) {
 
 #[tokio::test]
 async fn a_binary_relayed_body_reaches_a_websocket_client_intact() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
     let (mut conn, mut client) = broker.connect(server.ws_client().await).await;
     let body: Vec<u8> = vec![0xff, 0x00, 0xfe, b'x', 0x80];
     let length = body.len().to_string();
@@ -273,8 +278,7 @@ async fn a_binary_relayed_body_reaches_a_websocket_client_intact() {
 
 #[tokio::test]
 async fn a_broker_error_reaches_the_client_and_closes_it() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), true));
+    let (mut broker, server) = server_relaying_to_fake_broker(true).await;
     let (mut conn, mut client) = broker.connect(server.tcp_client().await).await;
     client.send("/queue/forbidden", "x").await;
     let send = conn.recv().await;
@@ -293,8 +297,7 @@ async fn a_broker_error_reaches_the_client_and_closes_it() {
 
 #[tokio::test]
 async fn without_session_restore_a_dropped_broker_connection_closes_the_client() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
     let (conn, mut client) = broker.connect(server.ws_client().await).await;
     drop(conn);
     let (error, code) = client.expect_error_and_close().await;
@@ -308,8 +311,7 @@ async fn without_session_restore_a_dropped_broker_connection_closes_the_client()
 
 #[tokio::test]
 async fn a_transaction_mixing_local_and_relayed_frames_commits_both_sides() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
     let (mut conn, mut client) = broker.connect(server.ws_client().await).await;
     // "/chat/..." is not a relayed prefix: a local topic.
     client.subscribe("/chat/room", "local").await;
@@ -352,8 +354,7 @@ async fn a_transaction_mixing_local_and_relayed_frames_commits_both_sides() {
 
 #[tokio::test]
 async fn the_hosts_subscribe_decision_applies_to_relayed_subscriptions() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
     server.server.on_subscribe(|request| {
         if request.destination.ends_with("/secret") {
             Err("not for you".into())
