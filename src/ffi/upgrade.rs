@@ -78,25 +78,38 @@ fn write_string(
     Ok(())
 }
 
-/// The shared body of the by-name accessors (query parameter, header, cookie): checks
-/// `request` and `name`, looks `name` up with `find` and writes what it finds, or reports
-/// `missing` as not found.
+/// What a by-name accessor looks up.
+#[derive(Clone, Copy)]
+enum Named {
+    QueryParam,
+    Header,
+    Cookie,
+}
+
+/// The shared body of the by-name accessors: checks `request` and `name`, looks `name` up
+/// and writes what it finds, or reports it as not found.
 ///
 /// # Safety
 /// As `wsb_upgrade_request_query_param`.
 unsafe fn write_named(
     request: *const wsb_upgrade_request,
+    what: Named,
     name: *const c_char,
     name_len: usize,
     out: *mut *const c_char,
     out_len: *mut usize,
-    missing: &str,
-    find: impl for<'a> FnOnce(&'a UpgradeInfo, &str) -> Option<Cow<'a, str>>,
 ) -> FfiResult {
     // SAFETY (both): see the function's safety section.
     let r = unsafe { ref_arg(request, "request")? };
     let name = unsafe { str_arg(name, name_len, "name")? };
-    let value = find(&r.info, name);
+    let (value, missing) = match what {
+        Named::QueryParam => (
+            r.info.query_param(name).map(Cow::Owned),
+            "no such query parameter",
+        ),
+        Named::Header => (r.info.header(name).map(Cow::Borrowed), "no such header"),
+        Named::Cookie => (r.info.cookie(name).map(Cow::Borrowed), "no such cookie"),
+    };
     write_string(r, value.as_deref(), missing, out, out_len)
 }
 
@@ -150,17 +163,7 @@ pub unsafe extern "C" fn wsb_upgrade_request_query_param(
 ) -> wsb_result {
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
-        unsafe {
-            write_named(
-                request,
-                name,
-                name_len,
-                out,
-                out_len,
-                "no such query parameter",
-                |info, name| info.query_param(name).map(Cow::Owned),
-            )
-        }
+        unsafe { write_named(request, Named::QueryParam, name, name_len, out, out_len) }
     })
 }
 
@@ -179,17 +182,7 @@ pub unsafe extern "C" fn wsb_upgrade_request_header(
 ) -> wsb_result {
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
-        unsafe {
-            write_named(
-                request,
-                name,
-                name_len,
-                out,
-                out_len,
-                "no such header",
-                |info, name| info.header(name).map(Cow::Borrowed),
-            )
-        }
+        unsafe { write_named(request, Named::Header, name, name_len, out, out_len) }
     })
 }
 
@@ -208,17 +201,7 @@ pub unsafe extern "C" fn wsb_upgrade_request_cookie(
 ) -> wsb_result {
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
-        unsafe {
-            write_named(
-                request,
-                name,
-                name_len,
-                out,
-                out_len,
-                "no such cookie",
-                |info, name| info.cookie(name).map(Cow::Borrowed),
-            )
-        }
+        unsafe { write_named(request, Named::Cookie, name, name_len, out, out_len) }
     })
 }
 
