@@ -23,6 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,22 @@ usage: cargo bench --bench fanout -- [options]
   --timeout S          per-scenario limit from first publish (default 60)
 env: WSBROKER_BIN      broker binary (default: the one cargo built for this bench)";
 
+/// The value after command-line flag `name`, parsed (a `String` takes it as it is).
+pub(crate) fn flag_value<T: FromStr>(
+    args: &mut impl Iterator<Item = String>,
+    name: &str,
+) -> Result<T, String> {
+    let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
+    parse_flag(name, &value)
+}
+
+/// `value` of flag `name`, parsed.
+pub(crate) fn parse_flag<T: FromStr>(name: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{name}: not a number: {value}"))
+}
+
 fn parse_options() -> Result<Options, String> {
     let mut subs: Option<usize> = None;
     let mut msgs: Option<u64> = None;
@@ -120,32 +137,24 @@ fn parse_options() -> Result<Options, String> {
     }
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
-        }
         match arg.as_str() {
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "--quick" => opts.quick = true,
-            "--subs" => subs = Some(num("--subs", value("--subs")?)?),
-            "--msgs" => msgs = Some(num("--msgs", value("--msgs")?)?),
-            "--size" => opts.size = num("--size", value("--size")?)?,
+            "--subs" => subs = Some(flag_value(&mut args, "--subs")?),
+            "--msgs" => msgs = Some(flag_value(&mut args, "--msgs")?),
+            "--size" => opts.size = flag_value(&mut args, "--size")?,
             "--rate" => {
-                opts.rates = value("--rate")?
+                opts.rates = flag_value::<String>(&mut args, "--rate")?
                     .split(',')
-                    .map(|r| num("--rate", r.trim().to_string()))
+                    .map(|r| parse_flag("--rate", r.trim()))
                     .collect::<Result<_, _>>()?
             }
-            "--rounds" => rounds = Some(num("--rounds", value("--rounds")?)?),
-            "--latency-subs" => {
-                opts.latency_subs = num("--latency-subs", value("--latency-subs")?)?
-            }
-            "--latency-secs" => {
-                latency_secs = Some(num("--latency-secs", value("--latency-secs")?)?)
-            }
+            "--rounds" => rounds = Some(flag_value(&mut args, "--rounds")?),
+            "--latency-subs" => opts.latency_subs = flag_value(&mut args, "--latency-subs")?,
+            "--latency-secs" => latency_secs = Some(flag_value(&mut args, "--latency-secs")?),
             "--timeout" => {
-                opts.timeout = Duration::from_secs_f64(num("--timeout", value("--timeout")?)?)
+                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?)
             }
             "-h" | "--help" => return Err(String::new()),
             other => eprintln!("fanout: ignoring argument {other:?}"),
@@ -249,22 +258,24 @@ pub(crate) struct Target {
     pub(crate) dest: Arc<str>,
 }
 
+/// The flags every benchmarked `wsbroker` process starts with: a free port on loopback, no
+/// heart-beats, quiet logs.
+pub(crate) const WSBROKER_BENCH_FLAGS: [&str; 6] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--heartbeat",
+    "0",
+    "--log",
+    "warn",
+];
+
 impl Target {
     /// The `wsbroker` binary at `bin`, a fresh process per round.
     pub(crate) fn wsbroker(bin: &Path) -> Target {
         Target {
             server: ServerProcess::Spawn {
                 program: bin.to_path_buf(),
-                args: [
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--heartbeat",
-                    "0",
-                    "--log",
-                    "warn",
-                ]
-                .map(String::from)
-                .to_vec(),
+                args: WSBROKER_BENCH_FLAGS.map(String::from).to_vec(),
             },
             connect: Arc::from(
                 &b"CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0"[..],
@@ -712,13 +723,32 @@ async fn stomp_connect(
 // Subscribers and publisher
 // ---------------------------------------------------------------------------------------------
 
+/// What one receiving client saw (STOMP subscribers here, raw receivers in the suite).
 #[derive(Default)]
-struct SubResult {
-    received: u64,
-    out_of_order: u64,
-    latencies_ns: Vec<u64>,
-    last_delivery: Option<Instant>,
-    error: Option<String>,
+pub(crate) struct SubResult {
+    pub(crate) received: u64,
+    pub(crate) out_of_order: u64,
+    pub(crate) latencies_ns: Vec<u64>,
+    pub(crate) last_delivery: Option<Instant>,
+    pub(crate) error: Option<String>,
+    /// The sequence number expected next.
+    next_seq: u64,
+}
+
+impl SubResult {
+    /// Counts message `seq`, sent at `sent_ns` and received at `now_ns`: out of order unless
+    /// it is the one expected next; its latency is sampled when `seq` is a multiple of
+    /// `sample_every`.
+    pub(crate) fn record(&mut self, seq: u64, sent_ns: u64, now_ns: u64, sample_every: u64) {
+        if seq != self.next_seq {
+            self.out_of_order += 1;
+        }
+        self.next_seq = seq + 1;
+        self.received += 1;
+        if seq.is_multiple_of(sample_every) {
+            self.latencies_ns.push(now_ns.saturating_sub(sent_ns));
+        }
+    }
 }
 
 /// Address, path and STOMP dialect of the server of a round, shared by its clients.
@@ -769,7 +799,6 @@ async fn subscriber(
     result
         .latencies_ns
         .reserve((msgs / sample_every + 1) as usize);
-    let mut next_seq = 0u64;
     // Servers such as RabbitMQ Web-STOMP (Cowboy) close a WebSocket that has sent nothing for
     // 60 s, which a subscriber of a long run does: ping now and then.
     let start = tokio::time::Instant::now();
@@ -823,14 +852,7 @@ async fn subscriber(
             result.error = Some("MESSAGE body without a sequence/timestamp stamp".into());
             break;
         };
-        if seq != next_seq {
-            result.out_of_order += 1;
-        }
-        next_seq = seq + 1;
-        result.received += 1;
-        if seq % sample_every == 0 {
-            result.latencies_ns.push(now.saturating_sub(sent));
-        }
+        result.record(seq, sent, now, sample_every);
     }
     result.last_delivery = Some(Instant::now());
     result

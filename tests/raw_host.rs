@@ -177,19 +177,18 @@ async fn user_data_closes_and_stale_ids() {
     server.stop().await.unwrap();
 }
 
-/// A client that never reads, with a small receive buffer, on `/raw` (its messages are not
-/// read back; the handshake response is read by hand).
-async fn non_reading_client(addr: std::net::SocketAddr) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream
-        .write_all(
-            b"GET /raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+/// A hand-written WebSocket upgrade request for `path`; `extra_headers` are whole header lines
+/// (each ending in CRLF).
+fn upgrade_request(path: &str, extra_headers: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         {extra_headers}\r\n"
+    )
+}
+
+/// Reads an HTTP response head byte by byte, so that nothing after it is consumed.
+async fn read_response_head(stream: &mut TcpStream) -> Vec<u8> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
@@ -199,6 +198,20 @@ async fn non_reading_client(addr: std::net::SocketAddr) -> TcpStream {
             .unwrap();
         head.push(byte[0]);
     }
+    head
+}
+
+/// A client that never reads, with a small receive buffer, on `/raw` (its messages are not
+/// read back; the handshake response is read by hand).
+async fn non_reading_client(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream
+        .write_all(upgrade_request("/raw", "").as_bytes())
+        .await
+        .unwrap();
+    let head = read_response_head(&mut stream).await;
     assert!(head.starts_with(b"HTTP/1.1 101"));
     stream
 }
@@ -286,21 +299,9 @@ async fn drop_policies_keep_the_connection_and_bound_buffered_bytes() {
 /// The response head of a hand-written upgrade request for `path` offering `protocols`.
 async fn handshake_head(addr: std::net::SocketAddr, path: &str, protocols: &str) -> String {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: {protocols}\r\n\r\n"
-    );
+    let request = upgrade_request(path, &format!("Sec-WebSocket-Protocol: {protocols}\r\n"));
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(WAIT, stream.read_exact(&mut byte))
-            .await
-            .expect("response in time")
-            .unwrap();
-        head.push(byte[0]);
-    }
+    let head = read_response_head(&mut stream).await;
     String::from_utf8(head).unwrap().to_ascii_lowercase()
 }
 

@@ -42,6 +42,17 @@ impl FakeBroker {
         self.listener.local_addr().unwrap().to_string()
     }
 
+    /// Connects `client` (its CONNECT waits for the broker's CONNECTED, so it runs on its own
+    /// task meanwhile); returns the session's broker connection and the connected client.
+    async fn connect(&mut self, mut client: common::Client) -> (FakeConn, common::Client) {
+        let connecting = tokio::spawn(async move {
+            client.connect_as(None).await;
+            client
+        });
+        let conn = self.accept_session().await;
+        (conn, connecting.await.unwrap())
+    }
+
     /// Accepts connections, answering each CONNECT, until a session's (not the system's).
     async fn accept_session(&mut self) -> FakeConn {
         loop {
@@ -122,6 +133,13 @@ impl FakeConn {
     }
 }
 
+/// A fake broker and a server relaying to it.
+async fn server_relaying_to_fake_broker(session_restore: bool) -> (FakeBroker, TestServer) {
+    let broker = FakeBroker::start().await;
+    let server = TestServer::start_with(config(&broker.address(), session_restore));
+    (broker, server)
+}
+
 fn config(broker: &str, session_restore: bool) -> ServerConfig {
     ServerConfig {
         relay: Some(RelayConfig {
@@ -138,15 +156,8 @@ fn config(broker: &str, session_restore: bool) -> ServerConfig {
 
 #[tokio::test]
 async fn session_restore_resubscribes_and_drops_acks_of_the_lost_connection() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), true));
-    let mut client = server.ws_client().await;
-    let connecting = tokio::spawn(async move {
-        client.connect_as(None).await;
-        client
-    });
-    let mut first = broker.accept_session().await;
-    let mut client = connecting.await.unwrap();
+    let (mut broker, server) = server_relaying_to_fake_broker(true).await;
+    let (mut first, mut client) = broker.connect(server.ws_client().await).await;
     client
         .frame(
             "SUBSCRIBE",
@@ -206,6 +217,14 @@ async fn session_restore_resubscribes_and_drops_acks_of_the_lost_connection() {
     let (frames, _) = client.until_closed().await;
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0].h("receipt-id"), "bye");
+    end_session(server, client).await;
+}
+
+/// The tasks a relaying server runs whatever its sessions do.
+const SERVER_TASKS: usize = 4;
+
+/// Drops the client, checks that its session's tasks end, and stops the server.
+async fn end_session(server: TestServer, client: common::Client) {
     drop(client);
     assert_no_session_tasks_left(&server).await;
     server.stop().await.unwrap();
@@ -214,9 +233,6 @@ async fn session_restore_resubscribes_and_drops_acks_of_the_lost_connection() {
 /// Waits (bounded) until only the server's own tasks are alive: two listeners, the drop
 /// reporter and the relay's system connection; the session's reader, writer and broker link
 /// have ended.
-/// The tasks a relaying server runs whatever its sessions do.
-const SERVER_TASKS: usize = 4;
-
 async fn assert_no_session_tasks_left(server: &TestServer) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -234,15 +250,8 @@ async fn assert_no_session_tasks_left(server: &TestServer) {
 
 #[tokio::test]
 async fn a_binary_relayed_body_reaches_a_websocket_client_intact() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
-    let mut client = server.ws_client().await;
-    let connecting = tokio::spawn(async move {
-        client.connect_as(None).await;
-        client
-    });
-    let mut conn = broker.accept_session().await;
-    let mut client = connecting.await.unwrap();
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
+    let (mut conn, mut client) = broker.connect(server.ws_client().await).await;
     let body: Vec<u8> = vec![0xff, 0x00, 0xfe, b'x', 0x80];
     let length = body.len().to_string();
     let frame = common::Frame::new(
@@ -264,22 +273,13 @@ async fn a_binary_relayed_body_reaches_a_websocket_client_intact() {
         message.body, body,
         "a binary WebSocket message, not invalid text"
     );
-    drop(client);
-    assert_no_session_tasks_left(&server).await;
-    server.stop().await.unwrap();
+    end_session(server, client).await;
 }
 
 #[tokio::test]
 async fn a_broker_error_reaches_the_client_and_closes_it() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), true));
-    let mut client = server.tcp_client().await;
-    let connecting = tokio::spawn(async move {
-        client.connect_as(None).await;
-        client
-    });
-    let mut conn = broker.accept_session().await;
-    let mut client = connecting.await.unwrap();
+    let (mut broker, server) = server_relaying_to_fake_broker(true).await;
+    let (mut conn, mut client) = broker.connect(server.tcp_client().await).await;
     client.send("/queue/forbidden", "x").await;
     let send = conn.recv().await;
     assert_eq!(send.header("destination"), Some("/queue/forbidden"));
@@ -292,22 +292,13 @@ async fn a_broker_error_reaches_the_client_and_closes_it() {
     let (error, _) = client.expect_error_and_close().await;
     assert_eq!(error.h("message"), "message broker: access refused");
     assert_eq!(error.body_str(), "no write access to /queue/forbidden");
-    drop(client);
-    assert_no_session_tasks_left(&server).await;
-    server.stop().await.unwrap();
+    end_session(server, client).await;
 }
 
 #[tokio::test]
 async fn without_session_restore_a_dropped_broker_connection_closes_the_client() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
-    let mut client = server.ws_client().await;
-    let connecting = tokio::spawn(async move {
-        client.connect_as(None).await;
-        client
-    });
-    let conn = broker.accept_session().await;
-    let mut client = connecting.await.unwrap();
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
+    let (conn, mut client) = broker.connect(server.ws_client().await).await;
     drop(conn);
     let (error, code) = client.expect_error_and_close().await;
     assert_eq!(
@@ -315,22 +306,13 @@ async fn without_session_restore_a_dropped_broker_connection_closes_the_client()
         "lost the connection to the message broker"
     );
     assert_eq!(code, Some(1011));
-    drop(client);
-    assert_no_session_tasks_left(&server).await;
-    server.stop().await.unwrap();
+    end_session(server, client).await;
 }
 
 #[tokio::test]
 async fn a_transaction_mixing_local_and_relayed_frames_commits_both_sides() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
-    let mut client = server.ws_client().await;
-    let connecting = tokio::spawn(async move {
-        client.connect_as(None).await;
-        client
-    });
-    let mut conn = broker.accept_session().await;
-    let mut client = connecting.await.unwrap();
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
+    let (mut conn, mut client) = broker.connect(server.ws_client().await).await;
     // "/chat/..." is not a relayed prefix: a local topic.
     client.subscribe("/chat/room", "local").await;
     client.frame("BEGIN", &[("transaction", "t")], "").await;
@@ -367,15 +349,12 @@ async fn a_transaction_mixing_local_and_relayed_frames_commits_both_sides() {
     assert_eq!(commit.header("receipt"), Some("done"));
     conn.send("RECEIPT", &[("receipt-id", "done")], "").await;
     assert_eq!(client.expect("RECEIPT").await.h("receipt-id"), "done");
-    drop(client);
-    assert_no_session_tasks_left(&server).await;
-    server.stop().await.unwrap();
+    end_session(server, client).await;
 }
 
 #[tokio::test]
 async fn the_hosts_subscribe_decision_applies_to_relayed_subscriptions() {
-    let mut broker = FakeBroker::start().await;
-    let server = TestServer::start_with(config(&broker.address(), false));
+    let (mut broker, server) = server_relaying_to_fake_broker(false).await;
     server.server.on_subscribe(|request| {
         if request.destination.ends_with("/secret") {
             Err("not for you".into())
@@ -383,13 +362,7 @@ async fn the_hosts_subscribe_decision_applies_to_relayed_subscriptions() {
             Ok(())
         }
     });
-    let mut client = server.ws_client().await;
-    let connecting = tokio::spawn(async move {
-        client.connect_as(None).await;
-        client
-    });
-    let mut conn = broker.accept_session().await;
-    let mut client = connecting.await.unwrap();
+    let (mut conn, mut client) = broker.connect(server.ws_client().await).await;
     client
         .frame(
             "SUBSCRIBE",
@@ -420,7 +393,5 @@ async fn the_hosts_subscribe_decision_applies_to_relayed_subscriptions() {
     // Only the allowed SUBSCRIBE reached the broker; the session's end says goodbye.
     let next = conn.recv().await;
     assert_eq!(next.command.as_str(), "DISCONNECT", "{next:?}");
-    drop(client);
-    assert_no_session_tasks_left(&server).await;
-    server.stop().await.unwrap();
+    end_session(server, client).await;
 }

@@ -18,6 +18,11 @@ fn two_servers(broker: &str) -> (TestServer, TestServer) {
     )
 }
 
+async fn stop_both(a: TestServer, b: TestServer) {
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
 /// Waits (bounded) until the server's system connection is up.
 async fn wait_available(server: &TestServer) {
     let deadline = tokio::time::Instant::now() + WAIT * 2;
@@ -47,8 +52,7 @@ async fn a_topic_message_sent_on_a_reaches_a_subscriber_on_b() {
     assert_eq!(message.h("subscription"), "s1");
     sub.disconnect().await;
     publisher.disconnect().await;
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
+    stop_both(a, b).await;
 }
 
 #[tokio::test]
@@ -91,8 +95,7 @@ async fn a_queue_message_is_consumed_exactly_once_across_servers() {
     on_a.disconnect().await;
     on_b.disconnect().await;
     sender.disconnect().await;
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
+    stop_both(a, b).await;
 }
 
 #[tokio::test]
@@ -112,8 +115,7 @@ async fn a_host_publish_on_b_reaches_a_client_on_a() {
     assert_eq!(message.body_str(), "from the host of B");
     assert_eq!(message.h("x-origin"), "host-b");
     client.disconnect().await;
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
+    stop_both(a, b).await;
 }
 
 #[tokio::test]
@@ -142,8 +144,7 @@ async fn a_host_subscription_on_b_sees_a_client_send_on_a() {
     assert_eq!(destination, topic);
     assert_eq!(&body[..], b"to the host");
     client.disconnect().await;
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
+    stop_both(a, b).await;
 }
 
 #[tokio::test]

@@ -355,10 +355,69 @@ fn stomp(command: &str, headers: &[(&str, &str)], body: &str) -> String {
     frame
 }
 
+/// The CONNECT frame most tests open their STOMP session with.
+fn connect_frame() -> String {
+    stomp("CONNECT", &[("accept-version", "1.2")], "")
+}
+
 async fn xhr_send(addr: SocketAddr, url: &str, stomp_text: &str) {
     let r = post(addr, &format!("{url}/xhr_send"), &json_array(stomp_text)).await;
     assert_eq!(r.status, 204, "xhr_send: {r:?}");
     assert_eq!(r.body, "");
+}
+
+/// One xhr poll of the session at `url`.
+async fn xhr_poll(addr: SocketAddr, url: &str) -> Response {
+    post(addr, &format!("{url}/xhr"), "").await
+}
+
+/// One xhr poll answered with an `a[...]` frame: the STOMP frames it carries.
+async fn xhr_poll_stomp(addr: SocketAddr, url: &str) -> Vec<String> {
+    let r = xhr_poll(addr, url).await;
+    array_messages(r.body.trim_end())
+}
+
+/// Opens an xhr_streaming request for the session at `url`, past its prelude and open frame.
+async fn open_xhr_streaming(addr: SocketAddr, url: &str) -> Conn {
+    let (_, mut conn) = stream(addr, "POST", &format!("{url}/xhr_streaming"), &[]).await;
+    conn.until("\n").await.unwrap();
+    assert_eq!(next_line(&mut conn).await, "o");
+    conn
+}
+
+/// As `open_xhr_streaming`, then a STOMP CONNECT whose CONNECTED it reads.
+async fn connected_xhr_streaming(addr: SocketAddr, url: &str) -> Conn {
+    let mut conn = open_xhr_streaming(addr, url).await;
+    xhr_send(addr, url, &connect_frame()).await;
+    let frames = next_stomp(&mut conn).await;
+    assert!(frames[0].starts_with("CONNECTED"), "{frames:?}");
+    conn
+}
+
+/// Session responses must never be cached.
+fn assert_not_cacheable(r: &Response) {
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-store, no-cache, must-revalidate, max-age=0")
+    );
+}
+
+/// A 200 answer with `content_type` that must not be cached (info, every session answer).
+fn assert_uncached_ok(r: &Response, content_type: &str) {
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some(content_type));
+    assert_not_cacheable(r);
+}
+
+/// Static answers (info preflight, iframe) are cached for a year.
+fn assert_cacheable_for_a_year(r: &Response) {
+    let cache_control = r.header("cache-control").unwrap();
+    assert!(cache_control.contains("public"), "{cache_control}");
+    assert!(
+        cache_control.contains("max-age=31536000"),
+        "{cache_control}"
+    );
+    assert!(r.header("expires").is_some());
 }
 
 /// Next frame of an xhr_streaming body, without its newline.
@@ -405,15 +464,7 @@ async fn greeting_and_not_found() {
 async fn info_and_its_preflight() {
     let server = start();
     let r = get(server.ws, "/sockjs/info").await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json; charset=UTF-8")
-    );
-    assert_eq!(
-        r.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
+    assert_uncached_ok(&r, "application/json; charset=UTF-8");
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.header("set-cookie"), None);
     assert!(
@@ -437,13 +488,7 @@ async fn info_and_its_preflight() {
         let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
         let r = request(server.ws, "OPTIONS", "/sockjs/info", &headers, "").await;
         assert_eq!(r.status, 204);
-        assert!(r.header("cache-control").unwrap().contains("public"));
-        assert!(
-            r.header("cache-control")
-                .unwrap()
-                .contains("max-age=31536000")
-        );
-        assert!(r.header("expires").is_some());
+        assert_cacheable_for_a_year(&r);
         assert!(
             r.header("access-control-max-age")
                 .unwrap()
@@ -497,13 +542,7 @@ async fn iframe_is_cacheable_with_an_etag() {
         let r = get(server.ws, &format!("/sockjs{suffix}")).await;
         assert_eq!(r.status, 200, "{suffix}");
         assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
-        assert!(r.header("cache-control").unwrap().contains("public"));
-        assert!(
-            r.header("cache-control")
-                .unwrap()
-                .contains("max-age=31536000")
-        );
-        assert!(r.header("expires").is_some());
+        assert_cacheable_for_a_year(&r);
         assert_eq!(r.header("etag"), first.header("etag"));
         assert_eq!(r.header("last-modified"), None);
         assert_eq!(r.header("set-cookie"), None);
@@ -552,17 +591,9 @@ async fn iframe_is_cacheable_with_an_etag() {
 async fn xhr_polling_session_lifecycle() {
     let server = start();
     let url = session_url();
-    let r = post(server.ws, &format!("{url}/xhr"), "").await;
-    assert_eq!(r.status, 200);
+    let r = xhr_poll(server.ws, &url).await;
+    assert_uncached_ok(&r, "application/javascript; charset=UTF-8");
     assert_eq!(r.body, "o\n");
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/javascript; charset=UTF-8")
-    );
-    assert_eq!(
-        r.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 
     let send = post(
@@ -580,14 +611,10 @@ async fn xhr_polling_session_lifecycle() {
         send.header("content-type"),
         Some("text/plain; charset=UTF-8")
     );
-    assert_eq!(
-        send.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
+    assert_not_cacheable(&send);
     assert_eq!(send.body, "");
 
-    let r = post(server.ws, &format!("{url}/xhr"), "").await;
-    let frames = array_messages(r.body.trim_end());
+    let frames = xhr_poll_stomp(server.ws, &url).await;
     assert!(
         frames[0].starts_with("CONNECTED\nversion:1.2\n"),
         "{frames:?}"
@@ -605,11 +632,10 @@ async fn xhr_polling_session_lifecycle() {
         ),
     )
     .await;
-    let r = post(server.ws, &format!("{other_server}/xhr"), "").await;
+    let frames = xhr_poll_stomp(server.ws, &other_server).await;
     assert!(
-        array_messages(r.body.trim_end())[0].starts_with("RECEIPT\nreceipt-id:r1"),
-        "{}",
-        r.body
+        frames[0].starts_with("RECEIPT\nreceipt-id:r1"),
+        "{frames:?}"
     );
 
     // A second receiving request while one waits.
@@ -617,7 +643,7 @@ async fn xhr_polling_session_lifecycle() {
     assert_eq!(head.status, 200);
     // The waiting poll is attached once it is answered; prove that with a concurrent one.
     let busy = loop {
-        let r = post(server.ws, &format!("{url}/xhr"), "").await;
+        let r = xhr_poll(server.ws, &url).await;
         if r.body.starts_with("c[2010") {
             break r;
         }
@@ -679,7 +705,7 @@ async fn invalid_session_paths_are_not_found() {
 async fn bad_payloads_are_refused() {
     let server = start();
     let url = session_url();
-    assert_eq!(post(server.ws, &format!("{url}/xhr"), "").await.body, "o\n");
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "o\n");
     let r = post(server.ws, &format!("{url}/xhr_send"), r#"["x"#).await;
     assert_eq!(r.status, 500);
     assert!(r.body.contains("Broken JSON encoding."));
@@ -687,18 +713,9 @@ async fn bad_payloads_are_refused() {
     assert_eq!(r.status, 500);
     assert!(r.body.contains("Payload expected."));
     // The session still works after refused payloads.
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
-    let r = post(server.ws, &format!("{url}/xhr"), "").await;
-    assert!(
-        array_messages(r.body.trim_end())[0].starts_with("CONNECTED"),
-        "{}",
-        r.body
-    );
+    xhr_send(server.ws, &url, &connect_frame()).await;
+    let frames = xhr_poll_stomp(server.ws, &url).await;
+    assert!(frames[0].starts_with("CONNECTED"), "{frames:?}");
     server.stop().await.unwrap();
 }
 
@@ -706,7 +723,7 @@ async fn bad_payloads_are_refused() {
 async fn xhr_accepts_any_content_type() {
     let server = start();
     let url = session_url();
-    assert_eq!(post(server.ws, &format!("{url}/xhr"), "").await.body, "o\n");
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "o\n");
     let types = [
         "text/plain",
         "T",
@@ -727,18 +744,9 @@ async fn xhr_accepts_any_content_type() {
         assert_eq!(r.status, 204, "{content_type}");
     }
     // Only heart-beat EOLs were sent: the session is still waiting for CONNECT.
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
-    let r = post(server.ws, &format!("{url}/xhr"), "").await;
-    assert!(
-        array_messages(r.body.trim_end())[0].starts_with("CONNECTED"),
-        "{}",
-        r.body
-    );
+    xhr_send(server.ws, &url, &connect_frame()).await;
+    let frames = xhr_poll_stomp(server.ws, &url).await;
+    assert!(frames[0].starts_with("CONNECTED"), "{frames:?}");
     server.stop().await.unwrap();
 }
 
@@ -857,17 +865,9 @@ async fn stomp_round_trip_over_xhr_streaming() {
     let server = start();
     let url = session_url();
     let (head, mut conn) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-type"),
-        Some("application/javascript; charset=UTF-8")
-    );
+    assert_uncached_ok(&head, "application/javascript; charset=UTF-8");
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
     assert_eq!(head.header("content-length"), None);
-    assert_eq!(
-        head.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
     assert_eq!(
         conn.until("\n").await.unwrap(),
         format!("{}\n", "h".repeat(2048))
@@ -955,7 +955,7 @@ async fn stomp_round_trip_over_xhr_streaming() {
         "the response ends after the close frame"
     );
     for _ in 0..2 {
-        let r = post(server.ws, &format!("{url}/xhr"), "").await;
+        let r = xhr_poll(server.ws, &url).await;
         assert_eq!(r.body, "c[3000,\"Go away!\"]\n");
     }
     server.stop().await.unwrap();
@@ -965,16 +965,7 @@ async fn stomp_round_trip_over_xhr_streaming() {
 async fn server_escapes_the_unicode_ranges_of_the_protocol() {
     let server = start();
     let url = session_url();
-    let (_, mut conn) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    conn.until("\n").await.unwrap();
-    assert_eq!(next_line(&mut conn).await, "o");
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
-    next_stomp(&mut conn).await;
+    let mut conn = connected_xhr_streaming(server.ws, &url).await;
     xhr_send(
         server.ws,
         &url,
@@ -1016,16 +1007,7 @@ async fn streaming_response_ends_at_the_limit_and_the_session_continues() {
     cfg.sockjs.response_limit = 4096;
     let server = TestServer::start_with(cfg);
     let url = session_url();
-    let (_, mut conn) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    conn.until("\n").await.unwrap();
-    assert_eq!(next_line(&mut conn).await, "o");
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
-    next_stomp(&mut conn).await;
+    let mut conn = connected_xhr_streaming(server.ws, &url).await;
     xhr_send(
         server.ws,
         &url,
@@ -1067,16 +1049,14 @@ async fn heartbeat_frames_on_quiet_streams() {
     cfg.sockjs.heartbeat = Duration::from_millis(50);
     let server = TestServer::start_with(cfg);
     let url = session_url();
-    let (_, mut conn) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    conn.until("\n").await.unwrap();
-    assert_eq!(next_line(&mut conn).await, "o");
+    let mut conn = open_xhr_streaming(server.ws, &url).await;
     assert_eq!(next_line(&mut conn).await, "h");
     assert_eq!(next_line(&mut conn).await, "h");
     // A poll with nothing to deliver is answered with a heart-beat.
     drop(conn);
     let url = session_url();
-    assert_eq!(post(server.ws, &format!("{url}/xhr"), "").await.body, "o\n");
-    assert_eq!(post(server.ws, &format!("{url}/xhr"), "").await.body, "h\n");
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "o\n");
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "h\n");
     server.finish().await;
 }
 
@@ -1086,9 +1066,7 @@ async fn stomp_heartbeats_over_sockjs() {
     cfg.heartbeat_send = Duration::from_millis(50);
     let server = TestServer::start_with(cfg);
     let url = session_url();
-    let (_, mut conn) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    conn.until("\n").await.unwrap();
-    assert_eq!(next_line(&mut conn).await, "o");
+    let mut conn = open_xhr_streaming(server.ws, &url).await;
     xhr_send(
         server.ws,
         &url,
@@ -1110,25 +1088,12 @@ async fn eventsource_transport() {
     let server = start();
     let url = session_url();
     let (head, mut conn) = stream(server.ws, "GET", &format!("{url}/eventsource"), &[]).await;
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-type"),
-        Some("text/event-stream; charset=UTF-8")
-    );
-    assert_eq!(
-        head.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
+    assert_uncached_ok(&head, "text/event-stream; charset=UTF-8");
     assert_eq!(head.header("expires"), None);
     assert_eq!(head.header("last-modified"), None);
     assert_eq!(conn.exactly(2).await, "\r\n");
     assert_eq!(conn.until("\r\n\r\n").await.unwrap(), "data: o\r\n\r\n");
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
+    xhr_send(server.ws, &url, &connect_frame()).await;
     let event = conn.until("\r\n\r\n").await.unwrap();
     let frame = event.strip_prefix("data: ").unwrap().trim_end();
     assert!(array_messages(frame)[0].starts_with("CONNECTED"), "{event}");
@@ -1152,15 +1117,7 @@ async fn htmlfile_transport() {
         &[],
     )
     .await;
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-type"),
-        Some("text/html; charset=UTF-8")
-    );
-    assert_eq!(
-        head.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
+    assert_uncached_ok(&head, "text/html; charset=UTF-8");
     let prelude = conn.until("\r\n\r\n").await.unwrap();
     assert!(prelude.len() > 1024);
     assert!(prelude.starts_with("<!doctype html>\n<html><head>\n"));
@@ -1173,12 +1130,7 @@ async fn htmlfile_transport() {
         conn.until("</script>\r\n").await.unwrap(),
         "<script>\np(\"o\");\n</script>\r\n"
     );
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
+    xhr_send(server.ws, &url, &connect_frame()).await;
     let script = conn.until("</script>\r\n").await.unwrap();
     assert!(
         script.starts_with("<script>\np(\"a[\\\"CONNECTED"),
@@ -1195,15 +1147,7 @@ async fn jsonp_transport() {
     assert!(r.body.contains("\"callback\" parameter required"));
     let url = session_url();
     let r = get(server.ws, &format!("{url}/jsonp?c=%63allback")).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/javascript; charset=UTF-8")
-    );
-    assert_eq!(
-        r.header("cache-control"),
-        Some("no-store, no-cache, must-revalidate, max-age=0")
-    );
+    assert_uncached_ok(&r, "application/javascript; charset=UTF-8");
     assert_eq!(r.body, "callback(\"o\");\r\n");
 
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
@@ -1222,7 +1166,7 @@ async fn jsonp_transport() {
         assert_eq!(r.status, 500, "{data:?}");
         assert!(r.body.contains("Payload expected."), "{data:?}");
     }
-    let connect = json_array(&stomp("CONNECT", &[("accept-version", "1.2")], ""));
+    let connect = json_array(&connect_frame());
     let encoded: String = connect.bytes().map(|b| format!("%{b:02X}")).collect();
     let r = request(
         server.ws,
@@ -1255,9 +1199,7 @@ async fn jsonp_transport() {
 async fn aborted_receiving_request_interrupts_the_session() {
     let server = start();
     let url = session_url();
-    let (_, mut first) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
-    first.until("\n").await.unwrap();
-    assert_eq!(next_line(&mut first).await, "o");
+    let first = open_xhr_streaming(server.ws, &url).await;
     let (_, mut second) = stream(server.ws, "POST", &format!("{url}/xhr_streaming"), &[]).await;
     second.until("\n").await.unwrap();
     assert_eq!(
@@ -1270,7 +1212,7 @@ async fn aborted_receiving_request_interrupts_the_session() {
     // reads EOF; until then a new request still finds the session busy.
     let deadline = tokio::time::Instant::now() + WAIT * 6;
     loop {
-        let r = post(server.ws, &format!("{url}/xhr"), "").await;
+        let r = xhr_poll(server.ws, &url).await;
         if r.body == "c[1002,\"Connection interrupted\"]\n" {
             break;
         }
@@ -1290,13 +1232,8 @@ async fn session_times_out_without_a_receiver() {
     cfg.sockjs.disconnect_delay = Duration::from_millis(100);
     let server = TestServer::start_with(cfg);
     let url = session_url();
-    assert_eq!(post(server.ws, &format!("{url}/xhr"), "").await.body, "o\n");
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "o\n");
+    xhr_send(server.ws, &url, &connect_frame()).await;
     server
         .wait_stats("session opened", |s| s.sessions == 1)
         .await;
@@ -1312,9 +1249,18 @@ async fn session_times_out_without_a_receiver() {
 // WebSocket transports
 // ---------------------------------------------------------------------------------------------
 
-async fn ws_text(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
-) -> Option<String> {
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens a SockJS WebSocket session at `url` and reads its open frame.
+async fn open_sockjs_websocket(url: &str) -> WsStream {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("o"));
+    ws
+}
+
+async fn ws_text(ws: &mut WsStream) -> Option<String> {
     loop {
         match tokio::time::timeout(WAIT, ws.next())
             .await
@@ -1331,18 +1277,11 @@ async fn ws_text(
 async fn websocket_transport_carries_sockjs_frames() {
     let server = start();
     let url = format!("ws://{}{}/websocket", server.ws, session_url());
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("upgrade");
-    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("o"));
+    let mut ws = open_sockjs_websocket(&url).await;
     ws.send(WsMessage::text("")).await.unwrap(); // ignored
-    ws.send(WsMessage::text(json_array(&stomp(
-        "CONNECT",
-        &[("accept-version", "1.2")],
-        "",
-    ))))
-    .await
-    .unwrap();
+    ws.send(WsMessage::text(json_array(&connect_frame())))
+        .await
+        .unwrap();
     let connected = ws_text(&mut ws).await.unwrap();
     assert!(
         array_messages(&connected)[0].starts_with("CONNECTED"),
@@ -1380,10 +1319,7 @@ async fn websocket_transport_carries_sockjs_frames() {
     assert_eq!(ws_text(&mut ws).await, None);
 
     // Broken JSON ends the connection.
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("upgrade (id reuse is fine)");
-    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("o"));
+    let mut ws = open_sockjs_websocket(&url).await; // (id reuse is fine)
     ws.send(WsMessage::text("[\"a")).await.unwrap();
     let mut texts = Vec::new();
     while let Some(text) = ws_text(&mut ws).await {
@@ -1426,13 +1362,7 @@ async fn raw_websocket_speaks_plain_stomp() {
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)
         .await
         .expect("upgrade");
-    ws.send(WsMessage::text(stomp(
-        "CONNECT",
-        &[("accept-version", "1.2")],
-        "",
-    )))
-    .await
-    .unwrap();
+    ws.send(WsMessage::text(connect_frame())).await.unwrap();
     let connected = ws_text(&mut ws).await.unwrap();
     assert!(
         connected.starts_with("CONNECTED\nversion:1.2"),
@@ -1462,18 +1392,9 @@ async fn upgrade_hook_decides_on_sockjs_sessions() {
     let url = session_url();
     let r = post(server.ws, &format!("{url}/xhr?token=alice"), "").await;
     assert_eq!(r.body, "o\n");
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
-    let r = post(server.ws, &format!("{url}/xhr"), "").await;
-    assert!(
-        array_messages(r.body.trim_end())[0].contains("user-name:alice"),
-        "{}",
-        r.body
-    );
+    xhr_send(server.ws, &url, &connect_frame()).await;
+    let frames = xhr_poll_stomp(server.ws, &url).await;
+    assert!(frames[0].contains("user-name:alice"), "{frames:?}");
     server.stop().await.unwrap();
 }
 
@@ -1515,12 +1436,7 @@ async fn http_1_0_and_1_1_connections() {
     assert_eq!(head.header("transfer-encoding"), None);
     assert_eq!(conn.exactly(2049).await.as_bytes()[0], b'h');
     assert_eq!(conn.until("\n").await.unwrap(), "o\n");
-    xhr_send(
-        server.ws,
-        &url,
-        &stomp("CONNECT", &[("accept-version", "1.2")], ""),
-    )
-    .await;
+    xhr_send(server.ws, &url, &connect_frame()).await;
     assert!(conn.until("\n").await.unwrap().starts_with("a[\"CONNECTED"));
     xhr_send(server.ws, &url, &stomp("DISCONNECT", &[], "")).await;
     assert_eq!(conn.until("\n").await.unwrap(), "c[3000,\"Go away!\"]\n");
@@ -1592,10 +1508,7 @@ async fn websocket_transport_heartbeats() {
     cfg.sockjs.heartbeat = Duration::from_millis(50);
     let server = TestServer::start_with(cfg);
     let url = format!("ws://{}{}/websocket", server.ws, session_url());
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("upgrade");
-    assert_eq!(ws_text(&mut ws).await.as_deref(), Some("o"));
+    let mut ws = open_sockjs_websocket(&url).await;
     assert_eq!(ws_text(&mut ws).await.as_deref(), Some("h"));
     assert_eq!(ws_text(&mut ws).await.as_deref(), Some("h"));
     server.finish().await;

@@ -36,7 +36,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fanout::{ServerProcess, Target};
+use fanout::{ServerProcess, Target, WSBROKER_BENCH_FLAGS, flag_value};
 use report::{Cell, Results, Row};
 
 /// RabbitMQ Web-STOMP endpoint.
@@ -83,21 +83,15 @@ fn parse_options() -> Result<Options, String> {
     let (mut rounds, mut latency_secs, mut idle_conns) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
-        }
         match arg.as_str() {
             "--bench" => {}
             "--quick" => opts.quick = true,
-            "--rounds" => rounds = Some(num("--rounds", value("--rounds")?)?),
+            "--rounds" => rounds = Some(flag_value(&mut args, "--rounds")?),
             "--no-rabbitmq" => opts.rabbitmq = false,
-            "--latency-secs" => {
-                latency_secs = Some(num("--latency-secs", value("--latency-secs")?)?)
-            }
-            "--idle-conns" => idle_conns = Some(num("--idle-conns", value("--idle-conns")?)?),
+            "--latency-secs" => latency_secs = Some(flag_value(&mut args, "--latency-secs")?),
+            "--idle-conns" => idle_conns = Some(flag_value(&mut args, "--idle-conns")?),
             "--timeout" => {
-                opts.timeout = Duration::from_secs_f64(num("--timeout", value("--timeout")?)?)
+                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?)
             }
             "-h" | "--help" => return Err(String::new()),
             other => eprintln!("suite: ignoring argument {other:?}"),
@@ -262,18 +256,11 @@ fn wsbroker_raw(bin: &Path, flag: &str) -> Result<ServerProcess, String> {
     }
     Ok(ServerProcess::Spawn {
         program: bin.to_path_buf(),
-        args: [
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat",
-            "0",
-            "--log",
-            "warn",
-            flag,
-            RAW_PATH,
-        ]
-        .map(String::from)
-        .to_vec(),
+        args: WSBROKER_BENCH_FLAGS
+            .into_iter()
+            .chain([flag, RAW_PATH])
+            .map(String::from)
+            .collect(),
     })
 }
 
@@ -512,26 +499,29 @@ fn run(opts: Options) -> Result<(), String> {
     // The table.
     let mut rows = Vec::new();
     for (i, (name, ws, rabbit)) in stomp_rows.iter().enumerate() {
-        let peer = |c: &Cell<fanout::Report>, f: fn(&fanout::Report) -> f64| c.map(f);
-        rows.push(Row::new(
-            format!("STOMP {name} deliveries/s"),
-            peer(ws, |r| r.deliveries_per_sec),
-            peer(rabbit, |r| r.deliveries_per_sec),
-            Cell::Skipped("n/a".into()),
+        // One figure of wsbroker and RabbitMQ (no naive server speaks STOMP).
+        let row = |metric: &str, figure: fn(&fanout::Report) -> f64, goal| {
+            Row::new(
+                format!("STOMP {name} {metric}"),
+                ws.map(figure),
+                rabbit.map(figure),
+                Cell::Skipped("n/a".into()),
+                goal,
+            )
+        };
+        rows.push(row(
+            "deliveries/s",
+            |r| r.deliveries_per_sec,
             (i == 0).then_some(report::Goal::RatioToRabbitAtLeast(10.0)),
         ));
-        rows.push(Row::new(
-            format!("STOMP {name} server us/delivery"),
-            peer(ws, |r| r.server_cpu_us_per_delivery),
-            peer(rabbit, |r| r.server_cpu_us_per_delivery),
-            Cell::Skipped("n/a".into()),
+        rows.push(row(
+            "server us/delivery",
+            |r| r.server_cpu_us_per_delivery,
             (i == 0).then_some(report::Goal::AtMost(1.0)),
         ));
-        rows.push(Row::new(
-            format!("STOMP {name} lost messages"),
-            peer(ws, |r| r.lost as f64),
-            peer(rabbit, |r| r.lost as f64),
-            Cell::Skipped("n/a".into()),
+        rows.push(row(
+            "lost messages",
+            |r| r.lost as f64,
             Some(report::Goal::AtMost(0.0)),
         ));
     }
@@ -559,27 +549,23 @@ fn run(opts: Options) -> Result<(), String> {
         } else {
             "deliveries/s"
         };
-        rows.push(Row::new(
-            format!("{name} {unit}"),
-            ws.map(|r| r.per_sec),
-            Cell::Skipped("n/a".into()),
-            nv.map(|r| r.per_sec),
+        // One figure of wsbroker and the naive server (RabbitMQ has no raw mode).
+        let row = |metric: &str, figure: fn(&raw::RawReport) -> f64, goal| {
+            Row::new(
+                format!("{name} {metric}"),
+                ws.map(figure),
+                Cell::Skipped("n/a".into()),
+                nv.map(figure),
+                goal,
+            )
+        };
+        rows.push(row(
+            unit,
+            |r| r.per_sec,
             Some(report::Goal::RatioToNaiveAtLeast(3.0)),
         ));
-        rows.push(Row::new(
-            format!("{name} server us/msg"),
-            ws.map(|r| r.server_cpu_us_per_msg),
-            Cell::Skipped("n/a".into()),
-            nv.map(|r| r.server_cpu_us_per_msg),
-            None,
-        ));
-        rows.push(Row::new(
-            format!("{name} lost"),
-            ws.map(|r| r.lost as f64),
-            Cell::Skipped("n/a".into()),
-            nv.map(|r| r.lost as f64),
-            None,
-        ));
+        rows.push(row("server us/msg", |r| r.server_cpu_us_per_msg, None));
+        rows.push(row("lost", |r| r.lost as f64, None));
     }
     rows.push(Row::new(
         format!("idle KiB/conn at {idle_conns} conns"),

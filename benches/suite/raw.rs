@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
 
 use crate::fanout::{
     Broker, CONNECT_PARALLELISM, FrameReader, MAX_SAMPLES, OP_BINARY, OP_CLOSE, OP_TEXT,
-    ServerProcess, now_nanos, percentile, put_frame, self_cpu_secs, ws_connect,
+    ServerProcess, SubResult, now_nanos, percentile, put_frame, self_cpu_secs, ws_connect,
 };
 
 /// Payload prefix: sequence number and send time.
@@ -92,15 +93,6 @@ async fn next_data(reader: &mut FrameReader<OwnedReadHalf>) -> Result<bytes::Byt
     }
 }
 
-#[derive(Default)]
-struct ReceiverResult {
-    received: u64,
-    out_of_order: u64,
-    latencies_ns: Vec<u64>,
-    last_delivery: Option<Instant>,
-    error: Option<String>,
-}
-
 /// Shared between the fan-out receivers and the publisher.
 struct FanoutState {
     /// Messages each receiver has got (`u64::MAX` once it has ended).
@@ -128,11 +120,10 @@ async fn fanout_receiver(
     sample_every: u64,
     state: Arc<FanoutState>,
     mut stop: watch::Receiver<bool>,
-) -> ReceiverResult {
+) -> SubResult {
     let (mut reader, _w) = conn;
-    let mut result = ReceiverResult::default();
+    let mut result = SubResult::default();
     let mut probed = false;
-    let mut next_seq = 0u64;
     while result.received < msgs {
         let payload = tokio::select! {
             biased;
@@ -162,14 +153,7 @@ async fn fanout_receiver(
             }
             continue;
         }
-        if seq != next_seq {
-            result.out_of_order += 1;
-        }
-        next_seq = seq + 1;
-        result.received += 1;
-        if seq % sample_every == 0 {
-            result.latencies_ns.push(now.saturating_sub(sent));
-        }
+        result.record(seq, sent, now, sample_every);
         if result.received % PROGRESS_EVERY == 0 {
             state.progress[index].store(result.received, Ordering::Relaxed);
             state.progressed.notify_one();
@@ -266,7 +250,7 @@ async fn connect_all(addr: SocketAddr, path: &str, n: usize) -> Result<Vec<Conn>
     Ok(conns)
 }
 
-fn finish(report: &mut RawReport, results: Vec<ReceiverResult>, first: Instant, cpu: (f64, f64)) {
+fn finish(report: &mut RawReport, results: Vec<SubResult>, first: Instant, cpu: (f64, f64)) {
     let mut latencies = Vec::new();
     let mut last = first;
     let mut errors = 0;
@@ -300,6 +284,35 @@ fn finish(report: &mut RawReport, results: Vec<ReceiverResult>, first: Instant, 
     latencies.sort_unstable();
     report.p50_us = percentile(&latencies, 0.50);
     report.p99_us = percentile(&latencies, 0.99);
+}
+
+/// Fires `stop` once `timeout` has passed: receivers still waiting give up then.
+fn stop_after(timeout: Duration, stop: watch::Sender<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        let _ = stop.send(true);
+    })
+}
+
+/// The end of a run: waits for every receiver, fills `report` from their results and the CPU
+/// both processes used since `cpu0`, and stops the broker.
+async fn end_run(
+    mut report: RawReport,
+    broker: &mut Broker,
+    receivers: Vec<JoinHandle<SubResult>>,
+    timer: JoinHandle<()>,
+    first: Instant,
+    cpu0: (f64, f64),
+) -> Result<RawReport, String> {
+    let mut results = Vec::with_capacity(receivers.len());
+    for h in receivers {
+        results.push(h.await.map_err(|e| e.to_string())?);
+    }
+    timer.abort();
+    let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
+    finish(&mut report, results, first, cpu);
+    report.server_exit = broker.stop();
+    Ok(report)
 }
 
 /// One publisher and `subs` receivers on `path`: every message the publisher sends should reach
@@ -343,10 +356,7 @@ pub(crate) async fn run_fanout(
             ))
         })
         .collect();
-    let timer = tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        let _ = stop_tx.send(true);
-    });
+    let timer = stop_after(timeout, stop_tx);
     let cpu0 = (broker.cpu_secs(), self_cpu_secs());
     let started = fanout_publisher(publisher, subs, msgs, size, state, stop_rx).await;
     let first = match started {
@@ -356,15 +366,7 @@ pub(crate) async fn run_fanout(
             Instant::now()
         }
     };
-    let mut results = Vec::with_capacity(subs);
-    for h in handles {
-        results.push(h.await.map_err(|e| e.to_string())?);
-    }
-    timer.abort();
-    let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
-    finish(&mut report, results, first, cpu);
-    report.server_exit = broker.stop();
-    Ok(report)
+    end_run(report, &mut broker, handles, timer, first, cpu0).await
 }
 
 async fn echo_client(
@@ -373,19 +375,16 @@ async fn echo_client(
     size: usize,
     mut start: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
-) -> ReceiverResult {
+) -> SubResult {
     let (mut reader, mut w) = conn;
-    let mut result = ReceiverResult {
-        latencies_ns: Vec::with_capacity(msgs as usize),
-        ..ReceiverResult::default()
-    };
+    let mut result = SubResult::default();
+    result.latencies_ns.reserve(msgs as usize);
     if start.wait_for(|&go| go).await.is_err() {
         result.error = Some("start signal lost".into());
         return result;
     }
     let mut out = Vec::with_capacity(4096);
     let mut sent = 0u64;
-    let mut next_seq = 0u64;
     let run = async {
         loop {
             while sent < msgs && sent - result.received < ECHO_WINDOW {
@@ -401,12 +400,8 @@ async fn echo_client(
             while let Some(p) = payload {
                 let now = now_nanos();
                 let (seq, sent_at) = read_stamp(&p).ok_or("echo without a stamp")?;
-                if seq != next_seq {
-                    result.out_of_order += 1;
-                }
-                next_seq = seq + 1;
-                result.received += 1;
-                result.latencies_ns.push(now.saturating_sub(sent_at));
+                // Every echo is a latency sample.
+                result.record(seq, sent_at, now, 1);
                 payload = match reader.parse()? {
                     Some((OP_BINARY | OP_TEXT, p)) => Some(p),
                     Some((OP_CLOSE, _)) => return Err("server closed the WebSocket".into()),
@@ -445,7 +440,7 @@ pub(crate) async fn run_echo(
     timeout: Duration,
 ) -> Result<RawReport, String> {
     let mut broker = Broker::start(server)?;
-    let mut report = RawReport {
+    let report = RawReport {
         conns,
         msgs,
         size,
@@ -467,20 +462,9 @@ pub(crate) async fn run_echo(
             ))
         })
         .collect();
-    let timer = tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        let _ = stop_tx.send(true);
-    });
+    let timer = stop_after(timeout, stop_tx);
     let cpu0 = (broker.cpu_secs(), self_cpu_secs());
     let first = Instant::now();
     let _ = start_tx.send(true);
-    let mut results = Vec::with_capacity(conns);
-    for h in handles {
-        results.push(h.await.map_err(|e| e.to_string())?);
-    }
-    timer.abort();
-    let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
-    finish(&mut report, results, first, cpu);
-    report.server_exit = broker.stop();
-    Ok(report)
+    end_run(report, &mut broker, handles, timer, first, cpu0).await
 }

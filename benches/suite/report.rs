@@ -174,7 +174,12 @@ impl Results {
         json_num(&mut o, "latency_p99_us", r.p99_us);
         json_num(&mut o, "latency_max_us", r.max_us);
         json_num(&mut o, "kib_per_connection", r.kib_per_connection);
-        let errors: Vec<String> = r.errors.iter().map(|e| json_str(e)).collect();
+        self.push_scenario(o, &r.errors);
+    }
+
+    /// Closes scenario object `o` with its `errors` and keeps it.
+    fn push_scenario(&mut self, mut o: String, errors: &[String]) {
+        let errors: Vec<String> = errors.iter().map(|e| json_str(e)).collect();
         let _ = write!(o, "\"errors\": [{}]}}", errors.join(", "));
         self.scenarios.push(o);
     }
@@ -200,9 +205,7 @@ impl Results {
         json_num(&mut o, "client_cpu_us_per_message", r.client_cpu_us_per_msg);
         json_num(&mut o, "latency_p50_us", r.p50_us);
         json_num(&mut o, "latency_p99_us", r.p99_us);
-        let errors: Vec<String> = r.errors.iter().map(|e| json_str(e)).collect();
-        let _ = write!(o, "\"errors\": [{}]}}", errors.join(", "));
-        self.scenarios.push(o);
+        self.push_scenario(o, &r.errors);
     }
 
     pub(crate) fn print(&self) {

@@ -8,8 +8,9 @@ use super::config::{
     WSB_SLOW_CONSUMER_DISCONNECT, WSB_SLOW_CONSUMER_DROP_NEWEST, WSB_SLOW_CONSUMER_DROP_OLDEST,
 };
 use super::convert::{bytes_arg, opt_str_arg, out_arg, str_arg};
-use super::result::{FfiError, wsb_result};
+use super::result::{FfiError, FfiResult, wsb_result};
 use super::server::{with_server, wsb_server};
+use crate::Server;
 use crate::broker::SlowConsumerPolicy;
 use crate::raw::{RawBehaviour, RawEndpointOptions};
 
@@ -46,6 +47,58 @@ fn policy(value: u32) -> Result<Option<SlowConsumerPolicy>, FfiError> {
             "slow_consumer_policy: {other} is not a WSB_SLOW_CONSUMER_* value or WSB_RAW_POLICY_SERVER"
         ))),
     }
+}
+
+/// Writes `value` to an optional out-pointer (NULL: the caller does not want it).
+///
+/// # Safety
+/// `out` is NULL or valid for writing.
+unsafe fn write_if_wanted<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable (the caller).
+        unsafe { out.write(value) };
+    }
+}
+
+/// The shared body of `wsb_server_raw_subscribe` / `_unsubscribe`: checks the topic, calls
+/// `change` and reports whether it changed anything (1/0) through the optional `out_changed`.
+///
+/// # Safety
+/// As `wsb_server_raw_subscribe`.
+unsafe fn change_subscription(
+    server: *mut wsb_server,
+    conn: u64,
+    topic: *const c_char,
+    topic_len: usize,
+    out_changed: *mut u32,
+    change: fn(&Server, u64, &str) -> crate::Result<bool>,
+) -> FfiResult {
+    with_server(server, |s| {
+        // SAFETY: see the function's safety section.
+        let topic = unsafe { str_arg(topic, topic_len, "topic")? };
+        let changed = change(&s.server, conn, topic)?;
+        // SAFETY: see the function's safety section.
+        unsafe { write_if_wanted(out_changed, u32::from(changed)) };
+        Ok(())
+    })
+}
+
+/// The shared body of the per-connection getters: checks `out`, then writes to it what `get`
+/// returns for `conn`.
+fn get_for_conn<T>(
+    server: *const wsb_server,
+    conn: u64,
+    out: *mut T,
+    what: &str,
+    get: fn(&Server, u64) -> crate::Result<T>,
+) -> FfiResult {
+    with_server(server, |s| {
+        let out = out_arg(out, what)?;
+        let value = get(&s.server, conn)?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(value) };
+        Ok(())
+    })
 }
 
 /// Registers a raw WebSocket endpoint at `path` (exact match of the request path, not the
@@ -107,16 +160,10 @@ pub unsafe extern "C" fn wsb_server_raw_subscribe(
     out_added: *mut u32,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_server(server, |s| {
-            // SAFETY: see the function's safety section.
-            let topic = unsafe { str_arg(topic, topic_len, "topic")? };
-            let added = s.server.raw_subscribe(conn, topic)?;
-            if !out_added.is_null() {
-                // SAFETY: non-NULL and writable (the caller).
-                unsafe { out_added.write(u32::from(added)) };
-            }
-            Ok(())
-        })
+        // SAFETY: see the function's safety section.
+        unsafe {
+            change_subscription(server, conn, topic, topic_len, out_added, Server::raw_subscribe)
+        }
     })
 }
 
@@ -135,16 +182,17 @@ pub unsafe extern "C" fn wsb_server_raw_unsubscribe(
     out_removed: *mut u32,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_server(server, |s| {
-            // SAFETY: see the function's safety section.
-            let topic = unsafe { str_arg(topic, topic_len, "topic")? };
-            let removed = s.server.raw_unsubscribe(conn, topic)?;
-            if !out_removed.is_null() {
-                // SAFETY: non-NULL and writable (the caller).
-                unsafe { out_removed.write(u32::from(removed)) };
-            }
-            Ok(())
-        })
+        // SAFETY: see the function's safety section.
+        unsafe {
+            change_subscription(
+                server,
+                conn,
+                topic,
+                topic_len,
+                out_removed,
+                Server::raw_unsubscribe,
+            )
+        }
     })
 }
 
@@ -171,10 +219,8 @@ pub unsafe extern "C" fn wsb_server_raw_publish(
             let topic = unsafe { str_arg(topic, topic_len, "topic")? };
             let data = unsafe { bytes_arg(data, data_len, "data")? };
             let receivers = s.server.raw_publish(topic, data, binary != 0)?;
-            if !out_receivers.is_null() {
-                // SAFETY: non-NULL and writable (the caller).
-                unsafe { out_receivers.write(receivers) };
-            }
+            // SAFETY: see the function's safety section.
+            unsafe { write_if_wanted(out_receivers, receivers) };
             Ok(())
         })
     })
@@ -253,13 +299,7 @@ pub unsafe extern "C" fn wsb_server_raw_user_data(
     out_value: *mut u64,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_server(server, |s| {
-            let out = out_arg(out_value, "out_value")?;
-            let value = s.server.raw_user_data(conn)?;
-            // SAFETY: checked non-NULL; the caller guarantees it is writable.
-            unsafe { out.write(value) };
-            Ok(())
-        })
+        get_for_conn(server, conn, out_value, "out_value", Server::raw_user_data)
     })
 }
 
@@ -275,12 +315,6 @@ pub unsafe extern "C" fn wsb_server_raw_buffered_bytes(
     out_bytes: *mut usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_server(server, |s| {
-            let out = out_arg(out_bytes, "out_bytes")?;
-            let bytes = s.server.raw_buffered_bytes(conn)?;
-            // SAFETY: checked non-NULL; the caller guarantees it is writable.
-            unsafe { out.write(bytes) };
-            Ok(())
-        })
+        get_for_conn(server, conn, out_bytes, "out_bytes", Server::raw_buffered_bytes)
     })
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::config::{with_config, wsb_config};
 use super::convert::{millis, opt_str_arg, str_arg};
-use super::result::{FfiError, wsb_result};
+use super::result::{FfiError, FfiResult, wsb_result};
 use crate::relay::RelayConfig;
 
 fn relay_of(c: &mut wsb_config) -> Result<&mut RelayConfig, FfiError> {
@@ -12,6 +12,30 @@ fn relay_of(c: &mut wsb_config) -> Result<&mut RelayConfig, FfiError> {
         .relay
         .as_mut()
         .ok_or_else(|| FfiError::invalid("relay mode is off: call wsb_config_set_relay first"))
+}
+
+/// The shared body of the two credential setters: checks and copies `login` and `passcode`
+/// into the pair of fields `fields` picks.
+///
+/// # Safety
+/// As `wsb_config_set_relay_credentials`.
+unsafe fn set_credentials(
+    config: *mut wsb_config,
+    login: *const c_char,
+    login_len: usize,
+    passcode: *const c_char,
+    passcode_len: usize,
+    fields: impl FnOnce(&mut RelayConfig) -> (&mut String, &mut String),
+) -> FfiResult {
+    with_config(config, |c| {
+        // SAFETY (both): see the function's safety section.
+        let login = unsafe { str_arg(login, login_len, "login")? };
+        let passcode = unsafe { str_arg(passcode, passcode_len, "passcode")? };
+        let (login_field, passcode_field) = fields(relay_of(c)?);
+        *login_field = login.to_string();
+        *passcode_field = passcode.to_string();
+        Ok(())
+    })
 }
 
 /// Relay mode: destinations under the relayed prefixes (default /topic, /queue, /exchange,
@@ -52,16 +76,12 @@ pub unsafe extern "C" fn wsb_config_set_relay_credentials(
     passcode_len: usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_config(config, |c| {
-            // SAFETY: see the function's safety section.
-            let login = unsafe { str_arg(login, login_len, "login")? };
-            // SAFETY: see the function's safety section.
-            let passcode = unsafe { str_arg(passcode, passcode_len, "passcode")? };
-            let relay = relay_of(c)?;
-            relay.login = login.to_string();
-            relay.passcode = passcode.to_string();
-            Ok(())
-        })
+        // SAFETY: see the function's safety section.
+        unsafe {
+            set_credentials(config, login, login_len, passcode, passcode_len, |relay| {
+                (&mut relay.login, &mut relay.passcode)
+            })
+        }
     })
 }
 
@@ -79,16 +99,12 @@ pub unsafe extern "C" fn wsb_config_set_relay_system_credentials(
     passcode_len: usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_config(config, |c| {
-            // SAFETY: see the function's safety section.
-            let login = unsafe { str_arg(login, login_len, "login")? };
-            // SAFETY: see the function's safety section.
-            let passcode = unsafe { str_arg(passcode, passcode_len, "passcode")? };
-            let relay = relay_of(c)?;
-            relay.system_login = login.to_string();
-            relay.system_passcode = passcode.to_string();
-            Ok(())
-        })
+        // SAFETY: see the function's safety section.
+        unsafe {
+            set_credentials(config, login, login_len, passcode, passcode_len, |relay| {
+                (&mut relay.system_login, &mut relay.system_passcode)
+            })
+        }
     })
 }
 

@@ -6,6 +6,7 @@
 //! principal (the STOMP session's user unless the connect decision says otherwise) or refuses
 //! with an HTTP 4xx status.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
 
@@ -77,6 +78,41 @@ fn write_string(
     Ok(())
 }
 
+/// What a by-name accessor looks up.
+#[derive(Clone, Copy)]
+enum Named {
+    QueryParam,
+    Header,
+    Cookie,
+}
+
+/// The shared body of the by-name accessors: checks `request` and `name`, looks `name` up
+/// and writes what it finds, or reports it as not found.
+///
+/// # Safety
+/// As `wsb_upgrade_request_query_param`.
+unsafe fn write_named(
+    request: *const wsb_upgrade_request,
+    what: Named,
+    name: *const c_char,
+    name_len: usize,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> FfiResult {
+    // SAFETY (both): see the function's safety section.
+    let r = unsafe { ref_arg(request, "request")? };
+    let name = unsafe { str_arg(name, name_len, "name")? };
+    let (value, missing) = match what {
+        Named::QueryParam => (
+            r.info.query_param(name).map(Cow::Owned),
+            "no such query parameter",
+        ),
+        Named::Header => (r.info.header(name).map(Cow::Borrowed), "no such header"),
+        Named::Cookie => (r.info.cookie(name).map(Cow::Borrowed), "no such cookie"),
+    };
+    write_string(r, value.as_deref(), missing, out, out_len)
+}
+
 /// The request path without the query (e.g. "/ws"). Writes a NUL-terminated string (valid
 /// during the callback) to `*out` and its length to `*out_len`.
 ///
@@ -126,11 +162,8 @@ pub unsafe extern "C" fn wsb_upgrade_request_query_param(
     out_len: *mut usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        // SAFETY (both): see the function's safety section.
-        let r = unsafe { ref_arg(request, "request")? };
-        let name = unsafe { str_arg(name, name_len, "name")? };
-        let value = r.info.query_param(name);
-        write_string(r, value.as_deref(), "no such query parameter", out, out_len)
+        // SAFETY: see the function's safety section.
+        unsafe { write_named(request, Named::QueryParam, name, name_len, out, out_len) }
     })
 }
 
@@ -148,10 +181,8 @@ pub unsafe extern "C" fn wsb_upgrade_request_header(
     out_len: *mut usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        // SAFETY (both): see the function's safety section.
-        let r = unsafe { ref_arg(request, "request")? };
-        let name = unsafe { str_arg(name, name_len, "name")? };
-        write_string(r, r.info.header(name), "no such header", out, out_len)
+        // SAFETY: see the function's safety section.
+        unsafe { write_named(request, Named::Header, name, name_len, out, out_len) }
     })
 }
 
@@ -169,10 +200,8 @@ pub unsafe extern "C" fn wsb_upgrade_request_cookie(
     out_len: *mut usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        // SAFETY (both): see the function's safety section.
-        let r = unsafe { ref_arg(request, "request")? };
-        let name = unsafe { str_arg(name, name_len, "name")? };
-        write_string(r, r.info.cookie(name), "no such cookie", out, out_len)
+        // SAFETY: see the function's safety section.
+        unsafe { write_named(request, Named::Cookie, name, name_len, out, out_len) }
     })
 }
 

@@ -459,25 +459,27 @@ mod tests {
 
     #[test]
     fn slow_consumer_policies() {
-        let counters = Counters::default();
+        // Connection 1 with room for two frames, sent "1", "2" and "3": the results of the sends.
+        let send_three_to_room_for_two = |policy| {
+            let (hub, endpoint) = hub_with(RawBehaviour::Host, policy);
+            let conn = hub.open(1, endpoint, Arc::new(Outbox::new(2, 1 << 20)));
+            let counters = Counters::default();
+            let sent = [b"1", b"2", b"3"].map(|m| hub.send(1, m, false, &counters));
+            (conn, sent)
+        };
+
         // Disconnect: the overflow closes the connection with 1008.
-        let (hub, endpoint) = hub_with(RawBehaviour::Host, SlowConsumerPolicy::Disconnect);
-        let conn = hub.open(1, endpoint, Arc::new(Outbox::new(2, 1 << 20)));
-        hub.send(1, b"1", false, &counters).unwrap();
-        hub.send(1, b"2", false, &counters).unwrap();
-        assert!(matches!(
-            hub.send(1, b"3", false, &counters),
-            Err(Error::Backpressure(_))
-        ));
+        let (conn, sent) = send_three_to_room_for_two(SlowConsumerPolicy::Disconnect);
+        assert!(
+            matches!(sent, [Ok(()), Ok(()), Err(Error::Backpressure(_))]),
+            "{sent:?}"
+        );
         assert!(conn.outbox.is_closing());
         assert_eq!(conn.close_reason().0, codes::POLICY_VIOLATION);
 
         // Drop-oldest: the newest frames are kept.
-        let (hub, endpoint) = hub_with(RawBehaviour::Host, SlowConsumerPolicy::DropOldest);
-        let conn = hub.open(1, endpoint, Arc::new(Outbox::new(2, 1 << 20)));
-        for m in [b"1", b"2", b"3"] {
-            hub.send(1, m, false, &counters).unwrap();
-        }
+        let (conn, sent) = send_three_to_room_for_two(SlowConsumerPolicy::DropOldest);
+        assert!(matches!(sent, [Ok(()), Ok(()), Ok(())]), "{sent:?}");
         let kept: Vec<Bytes> = drain(&conn.outbox)
             .into_iter()
             .map(|o| match o {
@@ -494,14 +496,11 @@ mod tests {
         );
 
         // Drop-newest: the queued frames are kept, the new one refused.
-        let (hub, endpoint) = hub_with(RawBehaviour::Host, SlowConsumerPolicy::DropNewest);
-        let conn = hub.open(1, endpoint, Arc::new(Outbox::new(2, 1 << 20)));
-        hub.send(1, b"1", false, &counters).unwrap();
-        hub.send(1, b"2", false, &counters).unwrap();
-        assert!(matches!(
-            hub.send(1, b"3", false, &counters),
-            Err(Error::Backpressure(_))
-        ));
+        let (conn, sent) = send_three_to_room_for_two(SlowConsumerPolicy::DropNewest);
+        assert!(
+            matches!(sent, [Ok(()), Ok(()), Err(Error::Backpressure(_))]),
+            "{sent:?}"
+        );
         assert!(!conn.outbox.is_closing());
         assert_eq!(drain(&conn.outbox).len(), 2);
     }

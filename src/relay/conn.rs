@@ -52,12 +52,12 @@ impl BrokerConn {
         limits: DecoderLimits,
     ) -> Result<BrokerConn, OpenError> {
         let address = config.broker.as_str();
-        match timeout(
-            config.connect_timeout,
-            Self::open_unbounded(config, login, passcode, version, limits),
-        )
-        .await
-        {
+        let connect_and_log_in = async {
+            let mut conn = Self::connect(config, version, limits).await?;
+            conn.log_in(config, login, passcode).await?;
+            Ok(conn)
+        };
+        match timeout(config.connect_timeout, connect_and_log_in).await {
             Ok(result) => result,
             Err(_) => Err(format!(
                 "the message broker at {address} did not answer within {} s",
@@ -66,10 +66,9 @@ impl BrokerConn {
         }
     }
 
-    async fn open_unbounded(
+    /// The TCP connection to the broker, not logged in yet.
+    async fn connect(
         config: &RelayConfig,
-        login: &str,
-        passcode: &str,
         version: Version,
         limits: DecoderLimits,
     ) -> Result<BrokerConn, OpenError> {
@@ -80,7 +79,7 @@ impl BrokerConn {
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let now = Instant::now();
-        let mut conn = BrokerConn {
+        Ok(BrokerConn {
             reader,
             writer,
             buf: BytesMut::with_capacity(4096),
@@ -91,17 +90,29 @@ impl BrokerConn {
             expect_every: None,
             last_read: now,
             last_write: now,
-        };
+        })
+    }
+
+    /// Sends CONNECT and waits for CONNECTED; then speaks the negotiated version and
+    /// heart-beats.
+    async fn log_in(
+        &mut self,
+        config: &RelayConfig,
+        login: &str,
+        passcode: &str,
+    ) -> Result<(), OpenError> {
+        let address = config.broker.as_str();
+        let version = self.version;
         let ours = (
             millis(config.heartbeat_send),
             millis(config.heartbeat_receive),
         );
         let connect = frames::connect_frame(login, passcode, config.host_header(), version, ours);
-        conn.write(&connect)
+        self.write(&connect)
             .await
             .map_err(|e| format!("the message broker at {address} closed the connection: {e}"))?;
         let reply = loop {
-            match conn.read().await {
+            match self.read().await {
                 Ok(Some(Decoded::Frame(frame))) => break frame,
                 Ok(Some(Decoded::Heartbeat)) => continue,
                 Ok(None) => {
@@ -127,14 +138,14 @@ impl BrokerConn {
                 ));
             }
         }
-        conn.decoder.set_version(version);
+        self.decoder.set_version(version);
         if version != Version::V1_0 {
             let hb = frames::client_side_heartbeat(ours, &reply);
             let ms = |v: u32| (v > 0).then(|| Duration::from_millis(u64::from(v)));
-            conn.send_every = ms(hb.send_ms);
-            conn.expect_every = ms(hb.receive_ms);
+            self.send_every = ms(hb.send_ms);
+            self.expect_every = ms(hb.receive_ms);
         }
-        Ok(conn)
+        Ok(())
     }
 
     /// The next frame or heart-beat; `None` when the broker closed the connection.
