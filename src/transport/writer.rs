@@ -57,8 +57,9 @@ struct Batch {
     scratch: BytesMut,
     pieces: Vec<Piece>,
     framing: Framing,
-    /// permessage-deflate, when the WebSocket connection negotiated it.
-    deflate: Option<OutboundDeflate>,
+    /// permessage-deflate, when the WebSocket connection negotiated it (boxed: most do not,
+    /// and every idle connection keeps this).
+    deflate: Option<Box<OutboundDeflate>>,
 }
 
 impl Batch {
@@ -93,7 +94,7 @@ impl Batch {
     }
 
     fn push_shared(&mut self, opcode: OpCode, bytes: Bytes) {
-        let (bytes, compressed) = match self.deflate.and_then(|d| d.compress(&bytes)) {
+        let (bytes, compressed) = match self.deflate.as_deref().and_then(|d| d.compress(&bytes)) {
             Some(compressed) => (compressed, true),
             None => (bytes, false),
         };
@@ -117,10 +118,10 @@ impl Batch {
         // Reserve room for the largest WebSocket header (and a stored-block header, when
         // compressing), write the prefix after it, then put the header(s) right-aligned in the
         // reserved room so header + prefix are contiguous.
-        let reserve = match (self.framing, self.deflate) {
+        let reserve = match (self.framing, self.deflate.is_some()) {
             (Framing::Raw, _) => 0,
-            (_, None) => 10,
-            (_, Some(_)) => 10 + STORED_BLOCK_HEADER_LEN,
+            (_, false) => 10,
+            (_, true) => 10 + STORED_BLOCK_HEADER_LEN,
         };
         let start = self.scratch.len();
         self.scratch.put_bytes(0, reserve);
@@ -138,6 +139,7 @@ impl Batch {
             // Compressed: [stored block with the prefix][the shared compressed tail].
             let compressed = self
                 .deflate
+                .as_deref()
                 .and_then(|d| d.message_tail(&delivery.message, escaping, prefix_len));
             let mut header = [0u8; 10];
             let n = match compressed {
@@ -227,16 +229,14 @@ pub(crate) struct Writer<W> {
     io: W,
     outbox: Arc<Outbox>,
     counters: Arc<Counters>,
-    items: Vec<Outbound>,
     batch: Batch,
     phase: Phase,
     /// The batch ends with the close.
     closing: bool,
-    /// Pieces of the batch fully written, and bytes written of the next one.
-    sent_pieces: usize,
+    /// Pieces of the batch fully written (at most two per item and a few for the close: far
+    /// below `u32::MAX`), and bytes written of the next one.
+    sent_pieces: u32,
     sent_bytes: usize,
-    /// Bytes of the batch written so far (counted once the batch is out).
-    batch_bytes: usize,
     last_write: Instant,
 }
 
@@ -252,18 +252,16 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
             io,
             outbox,
             counters,
-            items: Vec::new(),
             batch: Batch {
                 scratch: BytesMut::new(),
                 pieces: Vec::new(),
                 framing,
-                deflate,
+                deflate: deflate.map(Box::new),
             },
             phase: Phase::Idle,
             closing: false,
             sent_pieces: 0,
             sent_bytes: 0,
-            batch_bytes: 0,
             last_write: Instant::now(),
         }
     }
@@ -284,8 +282,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
     /// Queues a heart-beat as the next batch (the next [`Writer::step`] writes it).
     pub(crate) fn heartbeat(&mut self) {
         if self.phase == Phase::Idle {
-            self.items.push(Outbound::Frame(Bytes::from_static(b"\n")));
-            self.encode();
+            self.encode(vec![Outbound::Frame(Bytes::from_static(b"\n"))]);
         }
     }
 
@@ -294,8 +291,11 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
     /// other batch. Cancel-safe: dropped mid-write, the next call resumes where this one was.
     pub(crate) async fn step(&mut self) -> io::Result<bool> {
         if self.phase == Phase::Idle {
-            self.outbox.next_batch(&mut self.items, MAX_BATCH).await;
-            self.encode();
+            // Taken only once there is something: no item vector is kept while waiting.
+            self.outbox.ready().await;
+            let mut items = Vec::new();
+            self.outbox.try_drain(&mut items, MAX_BATCH);
+            self.encode(items);
         }
         poll_fn(|cx| self.poll_write(cx)).await
     }
@@ -320,8 +320,8 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
     }
 
     /// Encodes the taken items into the batch.
-    fn encode(&mut self) {
-        for item in self.items.drain(..) {
+    fn encode(&mut self, items: Vec<Outbound>) {
+        for item in items {
             match item {
                 Outbound::Frame(bytes) => {
                     // Relayed MESSAGE frames may carry binary bodies, which a text
@@ -347,10 +347,14 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
         self.phase = Phase::Writing;
     }
 
+    fn sent(&self) -> usize {
+        self.sent_pieces as usize
+    }
+
     /// Moves the cursor over `n` written bytes and past empty pieces.
     fn advance(&mut self, mut n: usize) {
-        while self.sent_pieces < self.batch.pieces.len() {
-            let remaining = self.batch.piece(self.sent_pieces).len() - self.sent_bytes;
+        while self.sent() < self.batch.pieces.len() {
+            let remaining = self.batch.piece(self.sent()).len() - self.sent_bytes;
             if n < remaining {
                 self.sent_bytes += n;
                 return;
@@ -370,13 +374,13 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 Phase::Ended => return Poll::Ready(Ok(true)),
                 Phase::Writing => {
                     self.advance(0);
-                    if self.sent_pieces < self.batch.pieces.len() {
-                        let end = (self.sent_pieces + MAX_IOVECS).min(self.batch.pieces.len());
+                    let sent = self.sent();
+                    if sent < self.batch.pieces.len() {
+                        let end = (sent + MAX_IOVECS).min(self.batch.pieces.len());
                         let (batch, io) = (&self.batch, &mut self.io);
-                        let mut slices: Vec<IoSlice<'_>> = (self.sent_pieces..end)
-                            .map(|i| IoSlice::new(batch.piece(i)))
-                            .collect();
-                        slices[0] = IoSlice::new(&batch.piece(self.sent_pieces)[self.sent_bytes..]);
+                        let mut slices: Vec<IoSlice<'_>> =
+                            (sent..end).map(|i| IoSlice::new(batch.piece(i))).collect();
+                        slices[0] = IoSlice::new(&batch.piece(sent)[self.sent_bytes..]);
                         let polled = Pin::new(io).poll_write_vectored(cx, &slices);
                         drop(slices);
                         let n = match polled {
@@ -391,7 +395,6 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                                 return Poll::Ready(Err(error));
                             }
                         };
-                        self.batch_bytes += n;
                         self.advance(n);
                         continue;
                     }
@@ -419,15 +422,17 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
 
     /// Bookkeeping once a batch is fully written.
     fn batch_done(&mut self) {
-        stats::add(&self.counters.bytes_out, self.batch_bytes as u64);
+        // All of it went out: the batch's length is what was written.
+        let written: usize = (0..self.batch.pieces.len())
+            .map(|i| self.batch.piece(i).len())
+            .sum();
+        stats::add(&self.counters.bytes_out, written as u64);
         self.batch.clear();
         self.sent_pieces = 0;
         self.sent_bytes = 0;
-        self.batch_bytes = 0;
         self.phase = Phase::Idle;
         if self.outbox.release_if_empty() {
             // Idle again: give back what the burst grew (an idle connection keeps no buffer).
-            self.items = Vec::new();
             self.batch.scratch = BytesMut::new();
             self.batch.pieces = Vec::new();
         }
