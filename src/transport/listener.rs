@@ -1,5 +1,5 @@
 //! Accept loops for the WebSocket and plain-TCP STOMP listeners, and the per-connection
-//! setup: connection limit, WebSocket upgrade handshake, writer task, session.
+//! setup: connection limit, WebSocket upgrade handshake, writer, session.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
