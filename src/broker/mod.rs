@@ -17,11 +17,14 @@ pub mod message;
 pub mod outbox;
 pub mod pattern;
 pub mod stats;
+mod sub_map;
 pub mod subscription;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use sub_map::SubMap;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -64,9 +67,9 @@ struct SessionEntry {
     user: Option<String>,
     /// STOMP 1.2 sessions get an `ack` header on MESSAGEs of client-ack subscriptions.
     ack_header: bool,
-    /// Boxed values: a map's smallest table has room for several entries, and most sessions
-    /// have one or two subscriptions, so the spare slots stay pointer-sized.
-    subs: HashMap<Arc<str>, Box<Subscription>>,
+    /// Boxed values: once past a few subscriptions they move to a hash map, whose spare
+    /// slots then stay pointer-sized.
+    subs: SubMap<Box<Subscription>>,
     next_seq: u64,
     unacked: BTreeMap<u64, Unacked>,
 }
@@ -167,7 +170,7 @@ impl Broker {
             outbox,
             ack_header,
             user,
-            subs: HashMap::new(),
+            subs: SubMap::default(),
             next_seq: 1,
             unacked: BTreeMap::new(),
         };
@@ -184,7 +187,7 @@ impl Broker {
             return;
         };
         stats::sub(&self.counters.sessions, 1);
-        let subs: Vec<Subscription> = entry.subs.drain().map(|(_, s)| *s).collect();
+        let subs: Vec<Subscription> = entry.subs.drain().into_iter().map(|(_, s)| *s).collect();
         let mut touched = Vec::new();
         for sub in &subs {
             let key = SubKey {

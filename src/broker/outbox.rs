@@ -406,6 +406,17 @@ impl Outbox {
         }
     }
 
+    /// Resolves once something is queued, without taking it: for the connection's one consumer,
+    /// which then takes a batch with [`Outbox::try_drain`] and keeps no vector while waiting.
+    pub async fn ready(&self) {
+        loop {
+            if !self.inner.lock().items.is_empty() {
+                return;
+            }
+            self.notify.notified().await;
+        }
+    }
+
     /// Moves up to `max` queued items into `out` without waiting; returns how many.
     pub fn try_drain(&self, out: &mut Vec<Outbound>, max: usize) -> usize {
         let mut inner = self.inner.lock();

@@ -3,14 +3,13 @@
 //! without losing the last frames (it keeps draining input until the peer closes, so the
 //! kernel never resets a connection that still has a final ERROR to deliver).
 
-use std::io;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::output::Output;
 use super::source::ReadSource;
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
@@ -368,11 +367,11 @@ impl Connection {
     clippy::manual_async_fn,
     reason = "an async fn would store its arguments twice in the long-lived future"
 )]
-pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
+pub(crate) fn drive<S: ReadSource + 'static, O: Output + 'static, G: Send + 'static>(
     mut source: S,
     mut buf: BytesMut,
     mut conn: Connection,
-    mut writer: JoinHandle<io::Result<()>>,
+    mut writer: O,
     mut shutdown: watch::Receiver<bool>,
     slot: G,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -383,6 +382,8 @@ pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
             conn.process(&mut buf)
         };
         let mut writer_done = false;
+        // The last pass of the loop wrote a batch.
+        let mut wrote = false;
         let mut eof = false;
         let mut shutdown_open = true;
         while progress != Progress::Stopped {
@@ -394,9 +395,26 @@ pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
                 Some(waiting) => waiting.1,
                 None => conn.next_deadline(),
             };
+            let yield_first = std::mem::take(&mut wrote) && writer.has_queued();
+            let wake = writer
+                .heartbeat_due()
+                .map_or(deadline, |due| due.min(deadline));
             tokio::select! {
                 biased;
-                _ = &mut writer => { writer_done = true; break; }
+                // After a batch, the other branches get a turn before the next one: with a
+                // queue that refills as fast as it drains, reading would wait otherwise.
+                ended = async {
+                    if yield_first {
+                        tokio::task::yield_now().await;
+                    }
+                    writer.step().await
+                } => {
+                    if ended {
+                        writer_done = true;
+                        break;
+                    }
+                    wrote = true;
+                }
                 // Closed from elsewhere (slow consumer, host disconnect): stop reading; the writer
                 // gets LINGER to flush, so a peer that never reads cannot pin the connection.
                 _ = conn.session.outbox().closing() => {
@@ -422,7 +440,14 @@ pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
                         progress = conn.process(&mut buf);
                     }
                 }
-                _ = sleep_until(deadline) => {
+                _ = sleep_until(wake) => {
+                    let now = Instant::now();
+                    if writer.heartbeat_due().is_some_and(|due| now >= due) {
+                        writer.heartbeat();
+                    }
+                    if now < deadline {
+                        continue;
+                    }
                     progress = if reading {
                         conn.on_timer()
                     } else {
@@ -461,7 +486,7 @@ pub(crate) fn drive<S: ReadSource + 'static, G: Send + 'static>(
         if !writer_done {
             // The peer is gone or we are closing: make sure the writer ends after its last frame.
             conn.session.outbox().close(CloseReason::normal());
-            if timeout(LINGER, &mut writer).await.is_err() {
+            if timeout(LINGER, writer.finish()).await.is_err() {
                 // The peer does not read; waiting for it to close as well would only hold the slot.
                 writer.abort();
                 eof = true;

@@ -1,5 +1,5 @@
 //! Accept loops for the WebSocket and plain-TCP STOMP listeners, and the per-connection
-//! setup: connection limit, WebSocket upgrade handshake, writer task, session.
+//! setup: connection limit, WebSocket upgrade handshake, writer, session.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::deflate::OutboundDeflate;
 use super::http::HttpRouter;
 use super::raw_connection::{self, RawUpgrade};
 use super::source::ReadSource;
-use super::writer::{self, Framing};
+use super::writer::{Framing, Writer};
 use crate::broker::Outbox;
 use crate::broker::stats;
 use crate::engine::Engine;
@@ -193,7 +193,7 @@ async fn serve_tls(
 }
 
 /// The setup shared by plain and TLS connections: WebSocket handshake (on that listener),
-/// writer task, session, then [`drive`] in its own task.
+/// writer, session, then [`drive`] in its own task.
 async fn serve_stream<R, W>(
     mut read: R,
     mut write: W,
@@ -309,28 +309,21 @@ async fn serve_stream<R, W>(
         config.max_outbound_bytes,
     ));
     let counters = ctx.engine.counters().clone();
-    let writer = if sockjs {
-        // SockJS frames go out uncompressed (allowed per message even when deflate was agreed).
-        let heartbeat = config.sockjs.heartbeat;
-        tokio::spawn(super::sockjs::ws::run(
-            write,
-            outbox.clone(),
-            counters,
-            heartbeat,
-        ))
-    } else {
-        tokio::spawn(writer::run(
-            write,
-            outbox.clone(),
-            framing,
-            OutboundDeflate::new(deflate, config.deflate_threshold, config.deflate_level),
-            counters,
-        ))
-    };
-    let mut session = Session::new(ctx.engine.clone(), outbox, ctx.kind, Some(peer));
+    let mut session = Session::new(ctx.engine.clone(), outbox.clone(), ctx.kind, Some(peer));
     session.set_principal(principal);
     let conn = Connection::new(session, inbound);
-    tokio::spawn(drive(read, buf, conn, writer, ctx.shutdown.clone(), slot));
+    let shutdown = ctx.shutdown.clone();
+    if sockjs {
+        // SockJS frames go out uncompressed (allowed per message even when deflate was agreed).
+        let heartbeat = config.sockjs.heartbeat;
+        let writer = tokio::spawn(super::sockjs::ws::run(write, outbox, counters, heartbeat));
+        tokio::spawn(drive(read, buf, conn, writer, shutdown, slot));
+    } else {
+        // Written from the connection's own task: one task per connection.
+        let deflate = OutboundDeflate::new(deflate, config.deflate_threshold, config.deflate_level);
+        let writer = Writer::new(write, outbox, framing, deflate, counters);
+        tokio::spawn(drive(read, buf, conn, writer, shutdown, slot));
+    }
 }
 
 /// What a complete request head asks for.

@@ -1,5 +1,5 @@
-//! The only IO: tokio listeners and, per connection, a reader (this task) and a writer task
-//! that adapt a socket to a STOMP [`crate::stomp::session::Session`].
+//! The only IO: tokio listeners and, per connection, one task that reads, runs the STOMP
+//! [`crate::stomp::session::Session`] and writes (see `output.rs`).
 
 mod connection;
 mod deflate;
@@ -7,6 +7,7 @@ pub(crate) mod http;
 mod http_body;
 pub(crate) mod listener;
 mod metrics;
+mod output;
 mod prefixed_io;
 mod raw_connection;
 pub(crate) mod sockjs;
