@@ -120,3 +120,17 @@ def test_sockjs_and_static_keywords(make_server, tmp_path) -> None:
         assert r.read() == b"<h1>hi</h1>"
     with pytest.raises(wsbroker.InvalidArgument):
         make_server(port=0, sockjs_path="no-slash")
+
+
+def test_permessage_deflate_keywords(make_server) -> None:
+    from websockets.sync.client import connect
+
+    offer = {"compression": "deflate", "subprotocols": ["v12.stomp"]}
+    on = make_server(port=0)
+    with connect(f"ws://127.0.0.1:{on.port}/ws", **offer) as ws:
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+    off = make_server(port=0, permessage_deflate=False)
+    with connect(f"ws://127.0.0.1:{off.port}/ws", **offer) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    with pytest.raises(wsbroker.InvalidArgument):
+        make_server(port=0, deflate_level=10)

@@ -197,6 +197,9 @@ class Server:
         sockjs_websocket: bool = True,
         sockjs_cookie_needed: bool = False,
         static_dir: Optional[str] = None,
+        permessage_deflate: bool = True,
+        deflate_threshold: int = 256,
+        deflate_level: int = 0,
         on_connect: Optional[ConnectHandler] = None,
         on_subscribe: Optional[SubscribeHandler] = None,
         on_upgrade: Optional[UpgradeHandler] = None,
@@ -274,6 +277,10 @@ class Server:
                 sockjs_path, sockjs_heartbeat_ms, sockjs_disconnect_delay_ms, sockjs_response_limit,
                 sockjs_websocket, sockjs_cookie_needed, static_dir,
             )
+            # permessage-deflate (RFC 7692): level 0 keeps the default (6).
+            check(lib.wsb_config_set_permessage_deflate(
+                self._config, bool(permessage_deflate), int(deflate_threshold), int(deflate_level),
+            ), "permessage_deflate")
         except BaseException:
             lib.wsb_config_free(self._config)
             self._config = None
