@@ -21,7 +21,7 @@ use crate::ws::codes;
 use crate::ws::decoder::{MessageDecoder, WsEvent, WsLimits};
 
 /// How long a closing connection may take to flush and to see the peer close.
-const LINGER: Duration = Duration::from_secs(3);
+pub(super) const LINGER: Duration = Duration::from_secs(3);
 
 /// How bytes from the peer become STOMP frames.
 pub(crate) enum Inbound {
@@ -493,17 +493,23 @@ pub(crate) fn drive<S: ReadSource + 'static, O: Output + 'static, G: Send + 'sta
             }
         }
         if !eof {
-            let _ = timeout(LINGER, async {
-                let mut sink = BytesMut::new();
-                while let Ok(n) = source.read_into(&mut sink).await {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.clear();
-                }
-            })
-            .await;
+            drain_until_peer_closes(&mut source).await;
         }
         drop(slot);
     }
+}
+
+/// Reads and discards input until the peer closes (or `LINGER` passes), so the kernel never
+/// resets a connection whose last frames (a final ERROR, a close) are still on their way.
+pub(super) async fn drain_until_peer_closes<S: ReadSource>(source: &mut S) {
+    let _ = timeout(LINGER, async {
+        let mut sink = BytesMut::new();
+        while let Ok(n) = source.read_into(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+            sink.clear();
+        }
+    })
+    .await;
 }

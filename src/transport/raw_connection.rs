@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::connection::{LINGER, drain_until_peer_closes};
 use super::source::ReadSource;
 use super::writer::{self, Framing};
 use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
@@ -24,9 +25,6 @@ use crate::raw::{RawBehaviour, RawClose, RawEndpoint, RawMessage, RawOpen, encod
 use crate::ws::codes;
 use crate::ws::decoder::{MessageDecoder, WsEvent};
 use crate::ws::handshake::UpgradeRequest;
-
-/// How long a closing connection may take to flush and to see the peer close.
-const LINGER: Duration = Duration::from_secs(3);
 
 /// What the upgrade produced, for [`start`].
 pub(crate) struct RawUpgrade {
@@ -297,16 +295,7 @@ fn drive<S: ReadSource + 'static, G: Send + 'static>(
             }
         }
         if !eof {
-            let _ = timeout(LINGER, async {
-                let mut sink = BytesMut::new();
-                while let Ok(n) = source.read_into(&mut sink).await {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.clear();
-                }
-            })
-            .await;
+            drain_until_peer_closes(&mut source).await;
         }
         drop(slot);
     }
