@@ -1,17 +1,27 @@
 //! Server configuration: every limit has a safe default and is checked by [`ServerConfig::validate`].
+//!
+//! [`ServerConfig`] composes the configurations each layer owns — [`FrameLimits`] (the STOMP
+//! codec), [`SessionConfig`] (the session state machine), [`BrokerConfig`] (routing, queues,
+//! outbound bounds) and [`RelayConfig`] (relay mode) — next to the transport's own settings
+//! (listeners, timeouts, connection limits, compression, TLS, SockJS), which are its top-level
+//! fields. Lower layers receive only their part, never the whole `ServerConfig`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::broker::SlowConsumerPolicy;
+use crate::broker::config::BrokerConfig;
 use crate::error::{Error, Result};
+use crate::relay::RelayConfig;
+use crate::session::config::SessionConfig;
+use crate::stomp::FrameLimits;
 
 /// Everything a [`crate::Server`] needs to know before it starts.
 ///
 /// `ServerConfig::default()` is a working broker on `127.0.0.1:61614` at path `/ws`
 /// with bounded queues, heart-beats and timeouts on.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// WebSocket listen address; port 0 picks a free port (read it back with `Server::local_addr`).
     pub listen: SocketAddr,
@@ -21,17 +31,6 @@ pub struct ServerConfig {
     pub tcp_listen: Option<SocketAddr>,
     /// Allowed `Origin` values (`scheme://host[:port]`); empty allows every origin.
     pub allowed_origins: Vec<String>,
-    /// Destination prefixes handed to the host's application handlers instead of subscribers.
-    pub app_prefixes: Vec<String>,
-    /// Prefix of destinations with competing consumers (each message to one subscriber).
-    /// Every other destination broadcasts to all of its subscribers.
-    pub queue_prefix: String,
-    /// Prefix of user destinations (`/user/queue/x` for the subscriber, `/user/{name}/queue/x` for senders).
-    pub user_prefix: String,
-    /// Heart-beat the server offers to send (STOMP `heart-beat` cx); zero disables.
-    pub heartbeat_send: Duration,
-    /// Heart-beat the server wants to receive (STOMP `heart-beat` cy); zero disables.
-    pub heartbeat_receive: Duration,
     /// WebSocket ping interval on otherwise quiet connections; zero disables.
     pub ws_ping_interval: Duration,
     /// A WebSocket connection from which nothing arrives for this long is closed; zero disables.
@@ -43,37 +42,12 @@ pub struct ServerConfig {
     /// How long a session waits for a host decision asked through the event queue (connect or
     /// subscribe) before it is refused.
     pub decision_timeout: Duration,
-    /// Largest STOMP frame accepted (headers and body); also bounds WebSocket messages.
-    pub max_frame_size: usize,
-    /// Most headers in one STOMP frame.
-    pub max_headers: usize,
-    /// Longest single header line in bytes.
-    pub max_header_length: usize,
     /// Most simultaneous connections over all listeners; more are refused at accept.
     pub max_connections: usize,
     /// Most simultaneous connections from one client IP address over all listeners; more are
     /// refused at accept (WebSocket: HTTP 503, TCP: an ERROR frame) and counted in
     /// `connections_refused`. Clients behind one NAT or proxy share an address: raise it there.
     pub max_connections_per_ip: usize,
-    /// Most subscriptions one session may hold.
-    pub max_subscriptions_per_session: usize,
-    /// Most frames queued for one connection before it counts as a slow consumer.
-    pub max_outbound_messages: usize,
-    /// Most bytes queued for one connection before it counts as a slow consumer.
-    pub max_outbound_bytes: usize,
-    /// What a broadcast subscription in `auto` ack mode does when its connection's queue is
-    /// full: disconnect the session (default), or drop its oldest or newest message (counted in
-    /// `Stats::dropped`). A SUBSCRIBE may choose with an `overflow-policy` header.
-    pub slow_consumer_policy: SlowConsumerPolicy,
-    /// Default limit of unacknowledged messages per subscription in `client` ack modes
-    /// (a SUBSCRIBE may lower or raise it with a `prefetch-count` header, up to this value × 16).
-    pub max_unacked_per_subscription: usize,
-    /// Most messages a `/queue/...` destination holds while no consumer can take them.
-    pub max_queue_depth: usize,
-    /// Most frames buffered inside one transaction.
-    pub max_transaction_frames: usize,
-    /// Most transactions open at once in one session.
-    pub max_open_transactions: usize,
     /// Worker threads of the server's own tokio runtime; 0 means one per CPU.
     pub worker_threads: usize,
     /// Accept WebSocket compression (permessage-deflate, RFC 7692) when a client offers it,
@@ -90,9 +64,17 @@ pub struct ServerConfig {
     /// TLS for both listeners (`wss://` on the WebSocket one, TLS on the plain-TCP STOMP one);
     /// plain text when `None`. The files are read and checked by `Server::start`.
     pub tls: Option<TlsConfig>,
+    /// STOMP frame limits (largest frame, most headers, longest header line); the frame limit
+    /// also bounds WebSocket messages. Default: 4 MiB, 64 headers, 8 KiB lines.
+    pub frame_limits: FrameLimits,
+    /// STOMP session settings: heart-beats, application prefixes, transaction limits.
+    pub session: SessionConfig,
+    /// Broker settings: destination prefixes, queue and subscription limits, outbound queue
+    /// bounds and the slow-consumer policy.
+    pub broker: BrokerConfig,
     /// Relay mode: destinations under the relayed prefixes live on an external STOMP broker
     /// (RabbitMQ, ActiveMQ) shared by several wsbroker instances; off when `None`.
-    pub relay: Option<crate::relay::RelayConfig>,
+    pub relay: Option<RelayConfig>,
     /// SockJS settings (prefix, heart-beat, disconnect delay, response limit, ...).
     pub sockjs: SockJsConfig,
     /// Directory served as static files over HTTP on the WebSocket listener (paths that are
@@ -103,6 +85,7 @@ pub struct ServerConfig {
 /// SockJS (protocol 0.3.x) on the WebSocket listener, for browsers without WebSocket or
 /// behind proxies that block it. The defaults are sockjs-node's.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SockJsConfig {
     /// URL prefix of the SockJS service (no trailing slash); empty disables SockJS.
     pub path: String,
@@ -144,6 +127,7 @@ impl SockJsConfig {
 
 /// TLS settings (rustls, TLS 1.2 and 1.3). When set, they apply to every listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsConfig {
     /// PEM file with the server certificate first, then any intermediates.
     pub cert_chain_pem: PathBuf,
@@ -154,6 +138,17 @@ pub struct TlsConfig {
     pub client_ca_pem: Option<PathBuf>,
 }
 
+impl TlsConfig {
+    /// TLS with the certificate chain and key in these PEM files, without client certificates.
+    pub fn new(cert_chain_pem: impl Into<PathBuf>, private_key_pem: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            cert_chain_pem: cert_chain_pem.into(),
+            private_key_pem: private_key_pem.into(),
+            client_ca_pem: None,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -161,36 +156,26 @@ impl Default for ServerConfig {
             path: "/ws".into(),
             tcp_listen: None,
             allowed_origins: Vec::new(),
-            app_prefixes: vec!["/app".into()],
-            queue_prefix: "/queue/".into(),
-            user_prefix: "/user/".into(),
-            heartbeat_send: Duration::from_secs(10),
-            heartbeat_receive: Duration::from_secs(10),
             ws_ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(70),
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(30),
             decision_timeout: Duration::from_secs(10),
-            max_frame_size: 4 * 1024 * 1024,
-            max_headers: 64,
-            max_header_length: 8 * 1024,
             max_connections: 10_000,
             // As many as the global limit: a proxy or NAT puts every client behind one
             // address, so the per-address limit is opt-in (lower it for direct exposure).
             max_connections_per_ip: 10_000,
-            max_subscriptions_per_session: 1024,
-            max_outbound_messages: 16 * 1024,
-            max_outbound_bytes: 8 * 1024 * 1024,
-            slow_consumer_policy: SlowConsumerPolicy::Disconnect,
-            max_unacked_per_subscription: 1024,
-            max_queue_depth: 100_000,
-            max_transaction_frames: 10_000,
-            max_open_transactions: 16,
             worker_threads: 0,
             tls: None,
             permessage_deflate: true,
             deflate_threshold: 256,
             deflate_level: crate::ws::deflate::DEFAULT_LEVEL,
+            frame_limits: FrameLimits {
+                max_frame_size: 4 * 1024 * 1024,
+                ..FrameLimits::default()
+            },
+            session: SessionConfig::default(),
+            broker: BrokerConfig::default(),
             relay: None,
             sockjs: SockJsConfig::default(),
             static_dir: None,
@@ -207,34 +192,12 @@ impl ServerConfig {
         if !self.path.starts_with('/') {
             return bad("path must start with '/'");
         }
-        if self.queue_prefix.is_empty() || !self.queue_prefix.starts_with('/') {
-            return bad("queue_prefix must start with '/'");
-        }
-        if !self.user_prefix.starts_with('/') || !self.user_prefix.ends_with('/') {
-            return bad("user_prefix must start and end with '/'");
-        }
-        if self.app_prefixes.iter().any(|p| !p.starts_with('/')) {
-            return bad("every app prefix must start with '/'");
-        }
         let positive = [
-            (self.max_frame_size, "max_frame_size"),
-            (self.max_headers, "max_headers"),
-            (self.max_header_length, "max_header_length"),
+            (self.frame_limits.max_frame_size, "max_frame_size"),
+            (self.frame_limits.max_headers, "max_headers"),
+            (self.frame_limits.max_header_length, "max_header_length"),
             (self.max_connections, "max_connections"),
             (self.max_connections_per_ip, "max_connections_per_ip"),
-            (
-                self.max_subscriptions_per_session,
-                "max_subscriptions_per_session",
-            ),
-            (self.max_outbound_messages, "max_outbound_messages"),
-            (self.max_outbound_bytes, "max_outbound_bytes"),
-            (
-                self.max_unacked_per_subscription,
-                "max_unacked_per_subscription",
-            ),
-            (self.max_queue_depth, "max_queue_depth"),
-            (self.max_transaction_frames, "max_transaction_frames"),
-            (self.max_open_transactions, "max_open_transactions"),
         ];
         for (value, name) in positive {
             if value == 0 {
@@ -243,7 +206,9 @@ impl ServerConfig {
                 )));
             }
         }
-        if self.max_frame_size > 1 << 30 {
+        self.session.validate().map_err(Error::InvalidConfig)?;
+        self.broker.validate().map_err(Error::InvalidConfig)?;
+        if self.frame_limits.max_frame_size > 1 << 30 {
             return bad("max_frame_size must be at most 1 GiB");
         }
         if self.handshake_timeout.is_zero()
@@ -256,11 +221,6 @@ impl ServerConfig {
         }
         if !(1..=9).contains(&self.deflate_level) {
             return bad("deflate_level must be between 1 and 9");
-        }
-        if self.heartbeat_send.as_millis() > u32::MAX as u128
-            || self.heartbeat_receive.as_millis() > u32::MAX as u128
-        {
-            return bad("heart-beat intervals must fit in 32-bit milliseconds");
         }
         if let Some(relay) = &self.relay {
             relay.validate()?;
@@ -285,7 +245,7 @@ impl ServerConfig {
 
     /// Largest WebSocket message accepted: a STOMP frame plus room for trailing heart-beat EOLs.
     pub(crate) fn max_ws_message_size(&self) -> usize {
-        self.max_frame_size + 4096
+        self.frame_limits.max_frame_size + 4096
     }
 }
 
@@ -300,10 +260,8 @@ mod tests {
 
     #[test]
     fn zero_limits_are_rejected_by_name() {
-        let cfg = ServerConfig {
-            max_queue_depth: 0,
-            ..Default::default()
-        };
+        let mut cfg = ServerConfig::default();
+        cfg.broker.max_queue_depth = 0;
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("max_queue_depth"), "{err}");
         let cfg = ServerConfig {

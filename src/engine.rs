@@ -14,9 +14,8 @@ use crate::broker::{Broker, Counters};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventQueue, EventSink};
-use crate::hooks::{ConnectDecision, Hooks};
+use crate::hooks::{Answer, ConnectDecision, Hooks, Question};
 use crate::raw::RawHub;
-use crate::stomp::session::{Answer, Question};
 
 /// How a session's question gets its answer.
 pub(crate) enum Asked {
@@ -64,8 +63,11 @@ impl Engine {
     pub fn new(config: ServerConfig) -> Arc<Engine> {
         let counters = Arc::new(Counters::default());
         Arc::new(Engine {
-            broker: Broker::new(&config, counters),
-            relay: crate::relay::Relay::new(&config),
+            broker: Broker::new(config.broker.clone(), counters),
+            relay: config
+                .relay
+                .clone()
+                .map(|relay| crate::relay::Relay::new(relay, config.frame_limits.clone())),
             config,
             hooks: Hooks::default(),
             raw: RawHub::default(),
@@ -74,6 +76,11 @@ impl Engine {
             next_session: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The STOMP sessions' settings.
+    pub fn session_config(&self) -> &crate::session::config::SessionConfig {
+        &self.config.session
     }
 
     /// Server-wide counters.
@@ -197,11 +204,6 @@ impl Engine {
         let expected = match answer {
             Answer::Connect(_) => QuestionKind::Connect,
             Answer::Subscribe(_) => QuestionKind::Subscribe,
-            Answer::Relay(_) => {
-                return Err(Error::InvalidArgument(
-                    "relay answers come from the message broker, not the host".into(),
-                ));
-            }
         };
         match pending.get(&session) {
             Some((kind, _)) if *kind == expected => {}
@@ -241,6 +243,29 @@ impl Engine {
                     }),
             ),
         }
+    }
+}
+
+/// The relay's system connection reports here: availability becomes an event, a message for
+/// a host subscription goes to that subscription's callback.
+impl crate::relay::SystemListener for Engine {
+    fn availability_changed(&self, unavailable: Option<String>) {
+        self.emit(match unavailable {
+            None => Event::BrokerAvailable,
+            Some(reason) => Event::BrokerUnavailable { reason },
+        });
+    }
+
+    fn host_message(&self, subscription: u64, frame: crate::stomp::Frame) {
+        let destination = frame.header("destination").unwrap_or_default().to_string();
+        let message = Arc::new(crate::broker::Message::new(
+            self.broker.next_message_id(),
+            destination,
+            frame.headers,
+            frame.body,
+            None,
+        ));
+        self.broker.deliver_to_host_subscription(subscription, &message);
     }
 }
 

@@ -12,8 +12,9 @@ use crate::ServerConfig;
 use crate::broker::{Outbound, Outbox};
 use crate::engine::Engine;
 use crate::hooks::{ConnectDecision, TransportKind};
-use crate::stomp::session::{Answer, Flow, Question, Session, error_frame};
-use crate::stomp::{Command, DecodeError, Decoded, Decoder, DecoderLimits, Frame, Version, encode};
+use crate::hooks::{Answer, Question};
+use crate::session::{Flow, Session, error_frame};
+use crate::stomp::{Command, DecodeError, Decoded, Decoder, FrameLimits, Frame, Version, encode};
 use crate::ws::decoder::{MessageDecoder, WsError, WsEvent, WsLimits};
 use crate::ws::handshake::{Handshake, HandshakeConfig, parse_upgrade};
 
@@ -232,11 +233,11 @@ pub fn ws_handshake(data: &[u8]) {
 
 // ---- STOMP decoder -------------------------------------------------------------------------
 
-fn stomp_limits(sel: u8) -> DecoderLimits {
+fn stomp_limits(sel: u8) -> FrameLimits {
     if sel & 0x04 == 0 {
-        DecoderLimits::default()
+        FrameLimits::default()
     } else {
-        DecoderLimits {
+        FrameLimits {
             max_frame_size: 200,
             max_headers: 4,
             max_header_length: 40,
@@ -256,7 +257,7 @@ fn stomp_version(sel: u8) -> Option<Version> {
 /// Frames (heart-beats dropped: a run split across reads may be reported more than once) and
 /// the kind of the first error.
 fn stomp_run(
-    limits: &DecoderLimits,
+    limits: &FrameLimits,
     version: Option<Version>,
     data: &[u8],
     cuts: &[usize],
@@ -341,7 +342,7 @@ pub fn stomp_decoder(data: &[u8]) {
         }
         let mut out = BytesMut::new();
         encode(f, enc_version, &mut out);
-        let (again, err) = stomp_run(&DecoderLimits::default(), version, &out, &[out.len()]);
+        let (again, err) = stomp_run(&FrameLimits::default(), version, &out, &[out.len()]);
         assert_eq!(err, None, "re-encoded {f:?} fails: {out:?}");
         assert_eq!(again.len(), 1, "re-encoded {f:?}: {again:?}");
         assert_eq!(normalized(&again[0]), normalized(f), "round trip");
@@ -437,7 +438,7 @@ pub fn stomp_session(data: &[u8]) {
                 break 'frames;
             }
             Flow::Ask(_) => unreachable!("answered above"),
-            Flow::Await(_) => unreachable!("no relay in fuzzing"),
+            Flow::OpenRelay(_) => unreachable!("no relay in fuzzing"),
         }
     }
     if !session.is_closed() {

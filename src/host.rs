@@ -61,7 +61,7 @@ impl Publisher {
             relay.system.publish(destination, headers, body.into())?;
             return Ok(0);
         }
-        let routed = destination::send_route(destination, &self.engine.config.user_prefix);
+        let routed = destination::send_route(destination, &self.engine.broker.config().user_prefix);
         self.publish_routed(routed, headers, body.into())
     }
 
@@ -74,7 +74,7 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
-        let routed = destination::user_route(user, destination, &self.engine.config.user_prefix);
+        let routed = destination::user_route(user, destination, &self.engine.broker.config().user_prefix);
         self.publish_routed(routed, headers, body.into())
     }
 

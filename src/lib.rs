@@ -22,6 +22,7 @@ pub mod host;
 pub mod raw;
 pub mod relay;
 pub mod server;
+pub mod session;
 pub mod sockjs;
 pub mod stomp;
 mod transport;

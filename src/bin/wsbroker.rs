@@ -122,17 +122,15 @@ struct RelayArgs {
 impl RelayArgs {
     fn config(&self) -> Option<wsbroker::RelayConfig> {
         let broker = self.relay.clone()?;
-        let mut config = wsbroker::RelayConfig {
-            login: self.relay_login.clone(),
-            passcode: self.relay_passcode.clone(),
-            system_login: self.relay_system_login.clone(),
-            system_passcode: self.relay_system_passcode.clone(),
-            virtual_host: self.relay_vhost.clone(),
-            heartbeat_send: Duration::from_millis(self.relay_heartbeat),
-            heartbeat_receive: Duration::from_millis(self.relay_heartbeat),
-            session_restore: self.relay_session_restore,
-            ..wsbroker::RelayConfig::new(broker)
-        };
+        let mut config = wsbroker::RelayConfig::new(broker);
+        config.login.clone_from(&self.relay_login);
+        config.passcode.clone_from(&self.relay_passcode);
+        config.system_login.clone_from(&self.relay_system_login);
+        config.system_passcode.clone_from(&self.relay_system_passcode);
+        config.virtual_host.clone_from(&self.relay_vhost);
+        config.heartbeat_send = Duration::from_millis(self.relay_heartbeat);
+        config.heartbeat_receive = Duration::from_millis(self.relay_heartbeat);
+        config.session_restore = self.relay_session_restore;
         if !self.relay_prefix.is_empty() {
             config.prefixes = self.relay_prefix.clone();
         }
@@ -154,30 +152,28 @@ fn raw_endpoints(args: &Args) -> Vec<(&str, RawBehaviour)> {
 }
 
 fn config_from(args: &Args) -> ServerConfig {
-    let mut config = ServerConfig {
-        listen: args.listen,
-        path: args.path.clone(),
-        tcp_listen: args.tcp_listen,
-        allowed_origins: args.allowed_origin.clone(),
-        heartbeat_send: Duration::from_millis(args.heartbeat),
-        heartbeat_receive: Duration::from_millis(args.heartbeat),
-        worker_threads: args.workers,
-        permessage_deflate: !args.no_permessage_deflate,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.listen = args.listen;
+    config.path.clone_from(&args.path);
+    config.tcp_listen = args.tcp_listen;
+    config.allowed_origins.clone_from(&args.allowed_origin);
+    config.session.heartbeat_send = Duration::from_millis(args.heartbeat);
+    config.session.heartbeat_receive = Duration::from_millis(args.heartbeat);
+    config.worker_threads = args.workers;
+    config.permessage_deflate = !args.no_permessage_deflate;
     if let Some(bytes) = args.deflate_threshold {
         config.deflate_threshold = bytes;
     }
     if let Some(level) = args.deflate_level {
         config.deflate_level = level;
     }
-    if !args.app_prefix.is_empty() {
-        config.app_prefixes = args.app_prefix.clone();
+    for prefix in &args.app_prefix {
+        config.session.add_app_prefix(prefix.clone());
     }
     config.sockjs.path = args.sockjs_path.clone();
     config.static_dir = args.static_dir.clone();
     if let Some(size) = args.max_frame_size {
-        config.max_frame_size = size;
+        config.frame_limits.max_frame_size = size;
     }
     if let Some(n) = args.max_connections {
         config.max_connections = n;
@@ -186,11 +182,9 @@ fn config_from(args: &Args) -> ServerConfig {
         config.max_connections_per_ip = n;
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls = Some(TlsConfig {
-            cert_chain_pem: cert.clone(),
-            private_key_pem: key.clone(),
-            client_ca_pem: args.tls_client_ca.clone(),
-        });
+        let mut tls = TlsConfig::new(cert.clone(), key.clone());
+        tls.client_ca_pem.clone_from(&args.tls_client_ca);
+        config.tls = Some(tls);
     }
     config.relay = args.relay.config();
     config

@@ -11,6 +11,7 @@
 //!
 //! One mutex guards the routing state; it is never held while host code runs.
 
+pub(crate) mod config;
 pub mod destination;
 pub mod drops;
 pub mod message;
@@ -28,6 +29,7 @@ use sub_map::SubMap;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 pub use message::Message;
 pub use outbox::{CloseReason, Delivery, LossyPush, LostMessages, Outbound, Outbox, PushError};
@@ -35,7 +37,6 @@ pub use stats::{Counters, Stats};
 pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
 
-use crate::config::ServerConfig;
 
 /// A refused broker operation; the text goes to the client in an ERROR frame's `message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,18 +97,9 @@ struct State {
     queues: HashMap<String, Queue>,
 }
 
-/// The limits and prefixes the broker routes with.
-#[derive(Clone, Debug)]
-struct Limits {
-    queue_prefix: String,
-    user_prefix: String,
-    max_queue_depth: usize,
-    max_subscriptions_per_session: usize,
-}
-
 /// The in-process message broker.
 pub struct Broker {
-    limits: Limits,
+    config: BrokerConfig,
     state: Mutex<State>,
     counters: Arc<Counters>,
     host_subs: RwLock<Vec<HostSubscription>>,
@@ -119,21 +111,16 @@ pub struct Broker {
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("limits", &self.limits)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 impl Broker {
-    /// A broker with the routing limits of `config`, counting into `counters`.
-    pub fn new(config: &ServerConfig, counters: Arc<Counters>) -> Broker {
+    /// A broker routing with `config`, counting into `counters`.
+    pub fn new(config: BrokerConfig, counters: Arc<Counters>) -> Broker {
         Broker {
-            limits: Limits {
-                queue_prefix: config.queue_prefix.clone(),
-                user_prefix: config.user_prefix.clone(),
-                max_queue_depth: config.max_queue_depth,
-                max_subscriptions_per_session: config.max_subscriptions_per_session,
-            },
+            config,
             state: Mutex::new(State::default()),
             counters,
             host_subs: RwLock::new(Vec::new()),
@@ -141,6 +128,19 @@ impl Broker {
             next_message: AtomicU64::new(1),
             next_host_sub: AtomicU64::new(1),
         }
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// A new, empty outbound queue for a session, bounded as configured.
+    pub fn new_outbox(&self) -> Arc<Outbox> {
+        Arc::new(Outbox::new(
+            self.config.max_outbound_messages,
+            self.config.max_outbound_bytes,
+        ))
     }
 
     /// The counters this broker updates.
@@ -155,7 +155,7 @@ impl Broker {
 
     /// True when `route` names a competing-consumer queue.
     pub fn is_queue(&self, route: &str) -> bool {
-        route.starts_with(&self.limits.queue_prefix)
+        route.starts_with(&self.config.queue_prefix)
     }
 
     /// Adds a connected session. `ack_header` is true for STOMP 1.2 sessions.
@@ -223,10 +223,10 @@ impl Broker {
         if entry.subs.contains_key(&spec.id) {
             return refuse(format!("subscription id '{}' is already in use", spec.id));
         }
-        if entry.subs.len() >= self.limits.max_subscriptions_per_session {
+        if entry.subs.len() >= self.config.max_subscriptions_per_session {
             return refuse(format!(
                 "too many subscriptions: at most {} per session",
-                self.limits.max_subscriptions_per_session
+                self.config.max_subscriptions_per_session
             ));
         }
         let key = SubKey {
@@ -311,10 +311,10 @@ impl Broker {
     fn enqueue(&self, route: &str, message: Arc<Message>) -> Result<usize, BrokerError> {
         let mut state = self.state.lock();
         let queue = state.queues.entry(route.to_string()).or_default();
-        if queue.pending.len() >= self.limits.max_queue_depth {
+        if queue.pending.len() >= self.config.max_queue_depth {
             return refuse(format!(
                 "queue {route} is full ({} messages waiting)",
-                self.limits.max_queue_depth
+                self.config.max_queue_depth
             ));
         }
         queue.pending.push_back(Pending {
@@ -358,9 +358,9 @@ impl Broker {
         // A user's private destinations are never reached by a broad pattern (`/**`) of
         // someone else: only patterns under the user prefix (which subscribe_route scopes to
         // the subscriber's own name) may match them.
-        let private = route.starts_with(&self.limits.user_prefix);
+        let private = route.starts_with(&self.config.user_prefix);
         for (pattern, key) in patterns.iter() {
-            if (!private || pattern.starts_with(&self.limits.user_prefix))
+            if (!private || pattern.starts_with(&self.config.user_prefix))
                 && pattern::matches(pattern, route)
             {
                 send(key);
@@ -442,7 +442,7 @@ impl Broker {
         };
         let route = destination::subscribe_route(
             destination,
-            &self.limits.user_prefix,
+            &self.config.user_prefix,
             entry.user.as_deref(),
         )?;
         let targets: Vec<Arc<str>> = entry

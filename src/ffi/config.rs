@@ -33,7 +33,6 @@ pub const WSB_SLOW_CONSUMER_DROP_NEWEST: u32 = 2;
 /// config may create several servers. Not thread-safe: use it from one thread at a time.
 pub struct wsb_config {
     pub(crate) server: ServerConfig,
-    pub(crate) app_prefixes_set: bool,
     pub(crate) delivery: u32,
     pub(crate) queue_capacity: usize,
     pub(crate) overflow: OverflowPolicy,
@@ -49,7 +48,6 @@ impl Default for wsb_config {
     fn default() -> Self {
         wsb_config {
             server: ServerConfig::default(),
-            app_prefixes_set: false,
             delivery: WSB_DELIVERY_POLL,
             queue_capacity: crate::events::EventQueueConfig::default().capacity,
             overflow: OverflowPolicy::DropNewest,
@@ -208,11 +206,7 @@ pub unsafe extern "C" fn wsb_config_add_app_prefix(
         with_config(config, |c| {
             // SAFETY: see the function's safety section.
             let prefix = unsafe { str_arg(prefix, prefix_len, "prefix")? };
-            if !c.app_prefixes_set {
-                c.server.app_prefixes.clear();
-                c.app_prefixes_set = true;
-            }
-            c.server.app_prefixes.push(prefix.to_string());
+            c.server.session.add_app_prefix(prefix);
             Ok(())
         })
     })
@@ -230,8 +224,8 @@ pub unsafe extern "C" fn wsb_config_set_heartbeat(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.heartbeat_send = millis(send_ms);
-            c.server.heartbeat_receive = millis(receive_ms);
+            c.server.session.heartbeat_send = millis(send_ms);
+            c.server.session.heartbeat_receive = millis(receive_ms);
             Ok(())
         })
     })
@@ -280,7 +274,7 @@ pub unsafe extern "C" fn wsb_config_set_max_frame_size(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_frame_size = bytes;
+            c.server.frame_limits.max_frame_size = bytes;
             Ok(())
         })
     })
@@ -361,8 +355,8 @@ pub unsafe extern "C" fn wsb_config_set_outbound_limits(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_outbound_messages = max_messages;
-            c.server.max_outbound_bytes = max_bytes;
+            c.server.broker.max_outbound_messages = max_messages;
+            c.server.broker.max_outbound_bytes = max_bytes;
             Ok(())
         })
     })
@@ -380,7 +374,7 @@ pub unsafe extern "C" fn wsb_config_set_max_queue_depth(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_queue_depth = n;
+            c.server.broker.max_queue_depth = n;
             Ok(())
         })
     })
@@ -399,8 +393,8 @@ pub unsafe extern "C" fn wsb_config_set_header_limits(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_headers = max_headers;
-            c.server.max_header_length = max_header_length;
+            c.server.frame_limits.max_headers = max_headers;
+            c.server.frame_limits.max_header_length = max_header_length;
             Ok(())
         })
     })
@@ -417,7 +411,7 @@ pub unsafe extern "C" fn wsb_config_set_max_subscriptions(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_subscriptions_per_session = n;
+            c.server.broker.max_subscriptions_per_session = n;
             Ok(())
         })
     })
@@ -435,7 +429,7 @@ pub unsafe extern "C" fn wsb_config_set_max_unacked(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_unacked_per_subscription = n;
+            c.server.broker.max_unacked_per_subscription = n;
             Ok(())
         })
     })
@@ -454,8 +448,8 @@ pub unsafe extern "C" fn wsb_config_set_transaction_limits(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.max_transaction_frames = max_frames;
-            c.server.max_open_transactions = max_open;
+            c.server.session.max_transaction_frames = max_frames;
+            c.server.session.max_open_transactions = max_open;
             Ok(())
         })
     })
@@ -479,10 +473,10 @@ pub unsafe extern "C" fn wsb_config_set_prefixes(
         let user = unsafe { opt_str_arg(user_prefix, user_prefix_len, "user_prefix") }?;
         with_config(config, |c| {
             if let Some(q) = queue {
-                c.server.queue_prefix = q.to_string();
+                c.server.broker.queue_prefix = q.to_string();
             }
             if let Some(u) = user {
-                c.server.user_prefix = u.to_string();
+                c.server.broker.user_prefix = u.to_string();
             }
             Ok(())
         })
@@ -571,7 +565,7 @@ pub unsafe extern "C" fn wsb_config_set_slow_consumer_policy(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.server.slow_consumer_policy = match policy {
+            c.server.broker.slow_consumer_policy = match policy {
                 WSB_SLOW_CONSUMER_DISCONNECT => SlowConsumerPolicy::Disconnect,
                 WSB_SLOW_CONSUMER_DROP_OLDEST => SlowConsumerPolicy::DropOldest,
                 WSB_SLOW_CONSUMER_DROP_NEWEST => SlowConsumerPolicy::DropNewest,

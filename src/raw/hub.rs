@@ -13,7 +13,6 @@ use super::topics::TopicRegistry;
 use crate::broker::SlowConsumerPolicy;
 use crate::broker::outbox::{CloseReason, LossyPush, Outbound, Outbox, PushError};
 use crate::broker::stats::{self, Counters};
-use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::ws::close::is_valid_received_code;
 use crate::ws::codes;
@@ -100,6 +99,19 @@ const SLOW_CONSUMER: &str = "slow consumer: outbound queue full";
 /// The connections of one endpoint by id.
 type Members = HashMap<u64, Arc<RawConn>>;
 
+/// What an endpoint takes from the server's configuration unless its options say otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct RawDefaults<'a> {
+    /// The STOMP WebSocket path, which no raw endpoint may take.
+    pub stomp_path: &'a str,
+    /// Largest message, unless `RawEndpointOptions::max_message_size` is set.
+    pub max_message_size: usize,
+    /// Slow-consumer policy, unless `RawEndpointOptions::slow_consumer_policy` is set.
+    pub slow_consumer_policy: SlowConsumerPolicy,
+    /// Allowed `Origin` values (empty: any).
+    pub allowed_origins: &'a [String],
+}
+
 /// Endpoints, connections, topics.
 #[derive(Debug, Default)]
 pub struct RawHub {
@@ -114,7 +126,7 @@ impl RawHub {
     /// Registers an endpoint at `path` (exact match of the request path).
     pub fn add_endpoint(
         &self,
-        config: &ServerConfig,
+        config: &RawDefaults<'_>,
         path: &str,
         options: RawEndpointOptions,
     ) -> Result<Arc<RawEndpoint>> {
@@ -123,14 +135,14 @@ impl RawHub {
                 "raw endpoint path {path:?} must start with '/' and contain no query or space"
             )));
         }
-        if path == config.path {
+        if path == config.stomp_path {
             return Err(Error::InvalidArgument(format!(
                 "{path} is the STOMP WebSocket endpoint"
             )));
         }
         let max = options
             .max_message_size
-            .unwrap_or_else(|| config.max_ws_message_size());
+            .unwrap_or(config.max_message_size);
         if max == 0 {
             return Err(Error::InvalidArgument(
                 "max_message_size must be at least 1".into(),
@@ -149,7 +161,7 @@ impl RawHub {
             },
             handshake: Arc::new(HandshakeConfig {
                 path: path.to_string(),
-                allowed_origins: config.allowed_origins.clone(),
+                allowed_origins: config.allowed_origins.to_vec(),
                 subprotocols: options.subprotocols,
                 require_subprotocol: false,
                 // Raw frames are encoded once and shared uncompressed; decline the offer.
@@ -344,11 +356,18 @@ mod tests {
     use super::*;
     use crate::raw::RawBehaviour;
 
+    const DEFAULTS: RawDefaults<'static> = RawDefaults {
+        stomp_path: "/ws",
+        max_message_size: 1 << 20,
+        slow_consumer_policy: SlowConsumerPolicy::Disconnect,
+        allowed_origins: &[],
+    };
+
     fn hub_with(behaviour: RawBehaviour, policy: SlowConsumerPolicy) -> (RawHub, Arc<RawEndpoint>) {
         let hub = RawHub::default();
         let endpoint = hub
             .add_endpoint(
-                &ServerConfig::default(),
+                &DEFAULTS,
                 "/raw",
                 RawEndpointOptions {
                     behaviour,
@@ -378,7 +397,7 @@ mod tests {
     #[test]
     fn endpoint_paths_are_checked() {
         let hub = RawHub::default();
-        let config = ServerConfig::default();
+        let config = DEFAULTS;
         assert!(
             hub.add_endpoint(&config, "raw", Default::default())
                 .is_err()

@@ -16,11 +16,10 @@ mod endpoint;
 mod events;
 pub(crate) mod hub;
 mod route;
-mod server_api;
 mod topics;
 
 pub use endpoint::{RawBehaviour, RawEndpoint, RawEndpointOptions};
 pub use events::{RawClose, RawMessage, RawOpen};
-pub use hub::{RawHub, encode_data_frame};
+pub use hub::{RawDefaults, RawHub, encode_data_frame};
 pub use route::request_path;
 pub use topics::TopicRegistry;

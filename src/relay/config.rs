@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 /// them. Every client session gets its own STOMP-over-TCP connection to that broker; host
 /// publishes and host subscriptions share one "system" connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RelayConfig {
     /// The broker's STOMP endpoint, `HOST:PORT` (RabbitMQ's `rabbitmq_stomp`: 61613).
     pub broker: String,

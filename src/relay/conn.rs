@@ -13,7 +13,7 @@ use tokio::time::{Instant, timeout};
 
 use super::config::RelayConfig;
 use super::frames;
-use crate::stomp::decoder::{Decoded, Decoder, DecoderLimits};
+use crate::stomp::decoder::{Decoded, Decoder, FrameLimits};
 use crate::stomp::encoder::{HEARTBEAT, encode};
 use crate::stomp::frame::{Command, Frame};
 use crate::stomp::version::Version;
@@ -49,7 +49,7 @@ impl BrokerConn {
         login: &str,
         passcode: &str,
         version: Version,
-        limits: DecoderLimits,
+        limits: FrameLimits,
     ) -> Result<BrokerConn, OpenError> {
         let address = config.broker.as_str();
         let connect_and_log_in = async {
@@ -70,7 +70,7 @@ impl BrokerConn {
     async fn connect(
         config: &RelayConfig,
         version: Version,
-        limits: DecoderLimits,
+        limits: FrameLimits,
     ) -> Result<BrokerConn, OpenError> {
         let address = config.broker.as_str();
         let stream = TcpStream::connect(address)

@@ -7,7 +7,7 @@
 //! unacknowledged message back on its queue).
 
 use crate::stomp::frame::{Command, Frame};
-use crate::stomp::session::{Heartbeat, negotiate_heartbeat};
+use crate::stomp::heartbeat::{Heartbeat, negotiate_heartbeat, parse_heartbeat};
 use crate::stomp::version::Version;
 
 const ACK_TAG: &str = "relay:";
@@ -55,17 +55,9 @@ pub fn connect_frame(
 /// Heart-beats of a broker connection, from wsbroker's side (the STOMP client there):
 /// `send_ms` is how often wsbroker must send, `receive_ms` how often the broker will.
 pub fn client_side_heartbeat(ours: (u32, u32), connected: &Frame) -> Heartbeat {
-    let theirs = connected
-        .header("heart-beat")
-        .and_then(|v| v.split_once(','))
-        .and_then(|(x, y)| Some((x.trim().parse().ok()?, y.trim().parse().ok()?)))
-        .unwrap_or((0, 0));
-    // negotiate_heartbeat is written from the server's side: swap the roles.
-    let server_side = negotiate_heartbeat(ours, theirs);
-    Heartbeat {
-        send_ms: server_side.receive_ms,
-        receive_ms: server_side.send_ms,
-    }
+    // A broker that sends a malformed header gets no heart-beats either way.
+    let theirs = parse_heartbeat(connected.header("heart-beat")).unwrap_or((0, 0));
+    negotiate_heartbeat(theirs, ours)
 }
 
 /// A MESSAGE from the broker as the client sees it: ack ids tagged with `generation`.

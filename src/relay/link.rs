@@ -18,7 +18,6 @@ use crate::broker::{Counters, stats};
 use crate::stomp::decoder::Decoded;
 use crate::stomp::encoder::encode;
 use crate::stomp::frame::{Command, Frame};
-use crate::stomp::session::Answer;
 use crate::stomp::version::Version;
 use crate::ws::codes;
 
@@ -48,16 +47,20 @@ impl SessionLink {
     }
 }
 
-/// Opens the broker connection of session `session` in a new task. `connected` gets
-/// `Answer::Relay(Ok)` once the broker sent CONNECTED, or the reason it failed.
+/// The broker's verdict on a session's connection: `Ok` once it sent CONNECTED, else why not.
+pub(crate) type Connected = oneshot::Receiver<Result<(), String>>;
+
+/// Opens the broker connection of session `session` in a new task (on the current runtime;
+/// the transport calls this for the session's `Flow::OpenRelay`). The receiver gets the
+/// broker's verdict.
 pub(crate) fn open(
     relay: Arc<Relay>,
     outbox: Arc<Outbox>,
     counters: Arc<Counters>,
     version: Version,
     session: u64,
-    connected: oneshot::Sender<Answer>,
-) -> SessionLink {
+) -> (SessionLink, Connected) {
+    let (connected, verdict) = oneshot::channel();
     let (tx, rx) = mpsc::channel(relay.config.max_pending_frames);
     tokio::spawn(async move {
         let opened = BrokerConn::open(
@@ -72,11 +75,11 @@ pub(crate) fn open(
             Ok(conn) => conn,
             Err(message) => {
                 tracing::info!(session, %message, "relay: broker connection failed");
-                let _ = connected.send(Answer::Relay(Err(message)));
+                let _ = connected.send(Err(message));
                 return;
             }
         };
-        if connected.send(Answer::Relay(Ok(()))).is_err() {
+        if connected.send(Ok(())).is_err() {
             conn.close().await; // the client left while we connected
             return;
         }
@@ -94,7 +97,7 @@ pub(crate) fn open(
         };
         link.serve().await;
     });
-    SessionLink { frames: tx }
+    (SessionLink { frames: tx }, verdict)
 }
 
 /// What to do after handling a frame.

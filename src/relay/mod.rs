@@ -25,33 +25,29 @@ pub mod routing;
 pub(crate) mod system;
 
 pub use config::{DEFAULT_PREFIXES, RelayConfig};
+pub(crate) use system::SystemListener;
 
 use std::sync::Arc;
 
-use crate::config::ServerConfig;
-use crate::stomp::decoder::DecoderLimits;
+use crate::stomp::decoder::FrameLimits;
 
 /// What the sessions and the system connection of one server share.
 #[derive(Debug)]
 pub struct Relay {
     pub(crate) config: RelayConfig,
-    pub(crate) limits: DecoderLimits,
+    pub(crate) limits: FrameLimits,
     pub(crate) system: system::System,
 }
 
 impl Relay {
-    /// The relay of a server whose configuration has `relay` set.
-    pub(crate) fn new(config: &ServerConfig) -> Option<Arc<Relay>> {
-        let relay = config.relay.clone()?;
-        Some(Arc::new(Relay {
-            limits: DecoderLimits {
-                max_frame_size: config.max_frame_size,
-                max_headers: config.max_headers,
-                max_header_length: config.max_header_length,
-            },
-            system: system::System::new(relay.max_pending_frames),
-            config: relay,
-        }))
+    /// The relay of a server: `config`, and the limits of the frames it accepts from the
+    /// broker (the same as from clients).
+    pub(crate) fn new(config: RelayConfig, limits: FrameLimits) -> Arc<Relay> {
+        Arc::new(Relay {
+            limits,
+            system: system::System::new(config.max_pending_frames),
+            config,
+        })
     }
 
     /// The relay settings.
@@ -73,8 +69,8 @@ impl Relay {
 /// Starts the system connection on the current runtime (from `Server::start`).
 pub(crate) fn start(
     relay: &Arc<Relay>,
-    engine: &Arc<crate::engine::Engine>,
+    engine: std::sync::Weak<dyn SystemListener>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    system::System::start(relay.clone(), Arc::downgrade(engine), shutdown);
+    system::System::start(relay.clone(), engine, shutdown);
 }

@@ -14,16 +14,25 @@ use tokio::time::{sleep, sleep_until};
 use super::Relay;
 use super::backoff::Backoff;
 use super::conn::BrokerConn;
-use crate::broker::Message;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::events::Event;
 use crate::stomp::decoder::Decoded;
 use crate::stomp::frame::{Command, Frame};
 use crate::stomp::version::Version;
 
 /// Subscription ids of host subscriptions on the system connection: `host-{id}`.
 const HOST_SUB_PREFIX: &str = "host-";
+
+/// What the system connection reports to the server it belongs to. The server's engine
+/// implements it, so the relay depends on that one interface rather than on the engine.
+pub(crate) trait SystemListener: Send + Sync {
+    /// The system connection came up (`None`), or is down and being re-opened (`Some(why)`).
+    fn availability_changed(&self, unavailable: Option<String>);
+    /// A MESSAGE from the broker for host subscription `subscription`.
+    fn host_message(&self, subscription: u64, frame: Frame);
+}
+
+/// The listener, held weakly: the system task must not keep its server alive.
+type Listener = std::sync::Weak<dyn SystemListener>;
 
 /// What the safe API asks of the system connection.
 #[derive(Debug)]
@@ -111,7 +120,7 @@ impl System {
     /// Starts the connection task on the current runtime; it ends when `shutdown` turns true.
     pub(crate) fn start(
         relay: Arc<Relay>,
-        engine: std::sync::Weak<Engine>,
+        engine: Listener,
         shutdown: watch::Receiver<bool>,
     ) {
         let Some(receiver) = relay.system.receiver.lock().take() else {
@@ -121,15 +130,15 @@ impl System {
     }
 }
 
-fn emit(engine: &std::sync::Weak<Engine>, event: Event) {
+fn report(engine: &Listener, unavailable: Option<String>) {
     if let Some(engine) = engine.upgrade() {
-        engine.emit(event);
+        engine.availability_changed(unavailable);
     }
 }
 
 async fn run(
     relay: Arc<Relay>,
-    engine: std::sync::Weak<Engine>,
+    engine: Listener,
     mut commands: mpsc::Receiver<SystemCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -151,7 +160,7 @@ async fn run(
             Err(reason) => {
                 if !reported_unavailable {
                     tracing::warn!(%reason, "relay: message broker unavailable");
-                    emit(&engine, Event::BrokerUnavailable { reason });
+                    report(&engine, Some(reason));
                     reported_unavailable = true;
                 }
                 tokio::select! {
@@ -179,7 +188,7 @@ async fn run(
                 system.available.store(true, Ordering::Release);
                 reported_unavailable = false;
                 tracing::info!(broker = %config.broker, "relay: message broker available");
-                emit(&engine, Event::BrokerAvailable);
+                report(&engine, None);
                 match serve(
                     &mut conn,
                     &relay,
@@ -202,7 +211,7 @@ async fn run(
         system.available.store(false, Ordering::Release);
         tracing::warn!(%reason, "relay: system connection lost");
         if !reported_unavailable {
-            emit(&engine, Event::BrokerUnavailable { reason });
+            report(&engine, Some(reason));
             reported_unavailable = true;
         }
         tokio::select! {
@@ -235,7 +244,7 @@ async fn subscribe(
 async fn serve(
     conn: &mut BrokerConn,
     relay: &Relay,
-    engine: &std::sync::Weak<Engine>,
+    engine: &Listener,
     commands: &mut mpsc::Receiver<SystemCommand>,
     shutdown: &mut watch::Receiver<bool>,
     subscribed: &mut HashSet<u64>,
@@ -290,25 +299,15 @@ async fn serve(
 }
 
 /// A MESSAGE for a host subscription: to that subscription's callback alone.
-fn deliver(engine: &std::sync::Weak<Engine>, frame: Frame) {
+fn deliver(engine: &Listener, frame: Frame) {
     let Some(engine) = engine.upgrade() else {
         return;
     };
-    let Some(id) = frame
+    let id = frame
         .header("subscription")
         .and_then(|s| s.strip_prefix(HOST_SUB_PREFIX))
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
-        return;
-    };
-    let destination = frame.header("destination").unwrap_or_default().to_string();
-    let broker = &engine.broker;
-    let message = Arc::new(Message::new(
-        broker.next_message_id(),
-        destination,
-        frame.headers,
-        frame.body,
-        None,
-    ));
-    broker.deliver_to_host_subscription(id, &message);
+        .and_then(|s| s.parse::<u64>().ok());
+    if let Some(id) = id {
+        engine.host_message(id, frame);
+    }
 }

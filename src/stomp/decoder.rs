@@ -53,16 +53,16 @@ use super::escape::{Escaping, escaping_for, unescape};
 use super::frame::{Command, Frame};
 use super::version::Version;
 
-/// Default [`DecoderLimits::max_frame_size`]: 16 MiB.
+/// Default [`FrameLimits::max_frame_size`]: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
-/// Default [`DecoderLimits::max_headers`].
+/// Default [`FrameLimits::max_headers`].
 pub const DEFAULT_MAX_HEADERS: usize = 64;
-/// Default [`DecoderLimits::max_header_length`]: 8 KiB.
+/// Default [`FrameLimits::max_header_length`]: 8 KiB.
 pub const DEFAULT_MAX_HEADER_LENGTH: usize = 8 * 1024;
 
 /// Size limits applied while decoding.
 #[derive(Clone, Debug)]
-pub struct DecoderLimits {
+pub struct FrameLimits {
     /// Maximum size in bytes of one frame: command line, header lines, the
     /// blank line and the body (the terminating NUL and trailing EOLs are not
     /// counted). Default 16 MiB ([`DEFAULT_MAX_FRAME_SIZE`]), which therefore
@@ -75,9 +75,9 @@ pub struct DecoderLimits {
     pub max_header_length: usize,
 }
 
-impl Default for DecoderLimits {
+impl Default for FrameLimits {
     fn default() -> Self {
-        DecoderLimits {
+        FrameLimits {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_length: DEFAULT_MAX_HEADER_LENGTH,
@@ -114,13 +114,13 @@ pub enum DecodeError {
     /// An undefined escape sequence such as `\t` (or `\r` in STOMP 1.1).
     #[error("undefined escape sequence in header")]
     InvalidEscape,
-    /// More headers than [`DecoderLimits::max_headers`] (the limit).
+    /// More headers than [`FrameLimits::max_headers`] (the limit).
     #[error("too many headers (limit {0})")]
     TooManyHeaders(usize),
-    /// A header line longer than [`DecoderLimits::max_header_length`] (the limit).
+    /// A header line longer than [`FrameLimits::max_header_length`] (the limit).
     #[error("header line too long (limit {0} bytes)")]
     HeaderTooLong(usize),
-    /// A frame larger than [`DecoderLimits::max_frame_size`] (the limit).
+    /// A frame larger than [`FrameLimits::max_frame_size`] (the limit).
     #[error("frame too large (limit {0} bytes)")]
     FrameTooLarge(usize),
     /// `content-length` is not a non-negative decimal integer.
@@ -173,7 +173,7 @@ enum Step {
 
 /// Incremental STOMP decoder. See the [module documentation](self).
 pub struct Decoder {
-    limits: DecoderLimits,
+    limits: FrameLimits,
     version: Option<Version>,
     state: State,
     /// Total bytes searched for delimiters (diagnostics for tests).
@@ -183,7 +183,7 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder::new(DecoderLimits::default())
+        Decoder::new(FrameLimits::default())
     }
 }
 
@@ -205,7 +205,7 @@ impl std::fmt::Debug for Decoder {
 impl Decoder {
     /// A decoder expecting the first frame of a connection (CONNECT/STOMP,
     /// unescaped).
-    pub fn new(limits: DecoderLimits) -> Self {
+    pub fn new(limits: FrameLimits) -> Self {
         Decoder {
             limits,
             version: None,
@@ -227,7 +227,7 @@ impl Decoder {
     }
 
     /// The limits in force.
-    pub fn limits(&self) -> &DecoderLimits {
+    pub fn limits(&self) -> &FrameLimits {
         &self.limits
     }
 
@@ -423,7 +423,7 @@ fn eol_run(buf: &[u8]) -> usize {
     }
 }
 
-fn check_frame_size(size: usize, limits: &DecoderLimits) -> Result<(), DecodeError> {
+fn check_frame_size(size: usize, limits: &FrameLimits) -> Result<(), DecodeError> {
     if size > limits.max_frame_size {
         Err(DecodeError::FrameTooLarge(limits.max_frame_size))
     } else {
@@ -431,7 +431,7 @@ fn check_frame_size(size: usize, limits: &DecoderLimits) -> Result<(), DecodeErr
     }
 }
 
-fn parse_content_length(value: &str, limits: &DecoderLimits) -> Result<usize, DecodeError> {
+fn parse_content_length(value: &str, limits: &FrameLimits) -> Result<usize, DecodeError> {
     let digits = value.trim_matches([' ', '\t']);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DecodeError::BadContentLength);
@@ -458,8 +458,8 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn small_limits() -> DecoderLimits {
-        DecoderLimits {
+    fn small_limits() -> FrameLimits {
+        FrameLimits {
             max_frame_size: 1024,
             max_headers: 4,
             max_header_length: 64,
@@ -962,7 +962,7 @@ SUBSCRIBE\nid:0\ndestination:/t\n\n\0";
 
     #[test]
     fn frame_too_large_by_headers() {
-        let limits = DecoderLimits {
+        let limits = FrameLimits {
             max_frame_size: 100,
             max_headers: 64,
             max_header_length: 64,
@@ -1108,7 +1108,7 @@ SUBSCRIBE\nid:0\ndestination:/t\n\n\0";
     /// frames until the input is exhausted or an error occurs.
     fn run(
         input: &[u8],
-        limits: &DecoderLimits,
+        limits: &FrameLimits,
         version: Option<Version>,
         rng: Option<&mut XorShift>,
     ) -> (Vec<Frame>, bool) {
@@ -1150,13 +1150,13 @@ SUBSCRIBE\nid:0\ndestination:/t\n\n\0";
     fn arbitrary_bytes_never_panic() {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         let limit_sets = [
-            DecoderLimits::default(),
-            DecoderLimits {
+            FrameLimits::default(),
+            FrameLimits {
                 max_frame_size: 48,
                 max_headers: 3,
                 max_header_length: 16,
             },
-            DecoderLimits {
+            FrameLimits {
                 max_frame_size: 0,
                 max_headers: 0,
                 max_header_length: 0,

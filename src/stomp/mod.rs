@@ -8,7 +8,8 @@
 //! * [`escape`]: header escaping per version ([`escaping_for`]).
 //! * [`decoder`]: the incremental [`Decoder`], which turns a growing
 //!   `BytesMut` into [`Decoded`] frames and heart-beats, enforcing
-//!   [`DecoderLimits`].
+//!   [`FrameLimits`].
+//! * [`heartbeat`]: the `heart-beat` header and its negotiation.
 //! * [`encoder`]: [`encode`] a frame, or single header lines for building
 //!   shared frame parts once per publish.
 //!
@@ -24,11 +25,12 @@ pub mod decoder;
 pub mod encoder;
 pub mod escape;
 pub mod frame;
-pub mod session;
+pub mod heartbeat;
 pub mod version;
 
-pub use decoder::{DecodeError, Decoded, Decoder, DecoderLimits};
+pub use decoder::{DecodeError, Decoded, Decoder, FrameLimits};
 pub use encoder::{HEARTBEAT, encode, encode_header_line};
 pub use escape::{Escaping, escape_into, escaping_for, unescape};
 pub use frame::{Command, Frame};
+pub use heartbeat::{Heartbeat, negotiate_heartbeat, parse_heartbeat};
 pub use version::{Version, negotiate};

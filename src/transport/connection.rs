@@ -15,8 +15,10 @@ use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
 use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
-use crate::stomp::decoder::{Decoded, Decoder, DecoderLimits};
-use crate::stomp::session::{Answer, Flow, Session};
+use crate::stomp::decoder::{Decoded, Decoder};
+use crate::hooks::Answer;
+use crate::relay::link;
+use crate::session::{Flow, Session};
 use crate::ws::codes;
 use crate::ws::decoder::{MessageDecoder, WsEvent, WsLimits};
 
@@ -78,8 +80,37 @@ pub(crate) struct Connection {
     started: Instant,
     last_read: Instant,
     ping_sent: bool,
-    /// A host decision being waited for, and until when (boxed: rarely there).
-    waiting: Option<Box<(oneshot::Receiver<Answer>, Instant)>>,
+    /// A host decision or broker verdict being waited for, and until when (boxed: rarely there).
+    waiting: Option<Box<(Awaited, Instant)>>,
+}
+
+/// What a paused connection waits for before it handles the next frame.
+enum Awaited {
+    /// The host's answer to a question asked through the event queue.
+    Host(oneshot::Receiver<Answer>),
+    /// Relay mode: the broker's verdict on the session's new broker connection.
+    Broker(link::Connected),
+}
+
+/// How a pause ended.
+enum Resumed {
+    /// The host answered (`None`: the question was dropped unanswered).
+    Host(Option<Answer>),
+    /// The broker connection is up, or why not.
+    Broker(Result<(), String>),
+}
+
+impl Awaited {
+    async fn resolved(&mut self) -> Resumed {
+        match self {
+            Awaited::Host(answer) => Resumed::Host(answer.await.ok()),
+            Awaited::Broker(verdict) => Resumed::Broker(
+                verdict
+                    .await
+                    .unwrap_or_else(|_| Err("the message broker connection failed".into())),
+            ),
+        }
+    }
 }
 
 /// Where a connection's input processing stands.
@@ -96,11 +127,7 @@ enum Progress {
 impl Connection {
     pub(crate) fn new(session: Session, inbound: Inbound) -> Connection {
         let config = &session.engine().config;
-        let stomp = Decoder::new(DecoderLimits {
-            max_frame_size: config.max_frame_size,
-            max_headers: config.max_headers,
-            max_header_length: config.max_header_length,
-        });
+        let stomp = Decoder::new(config.frame_limits.clone());
         let now = Instant::now();
         Connection {
             session,
@@ -245,18 +272,22 @@ impl Connection {
             match flow {
                 Flow::Continue => break,
                 Flow::Close => return Progress::Stopped,
-                Flow::Await(receiver) => {
-                    // Relay mode: the broker link answers (or fails) within its own connect
-                    // timeout; the margin only guards against a link that never does.
-                    let bound = self
-                        .session
-                        .engine()
-                        .config
-                        .relay
-                        .as_ref()
-                        .map_or(Duration::ZERO, |r| r.connect_timeout)
-                        + Duration::from_secs(5);
-                    self.waiting = Some(Box::new((receiver, Instant::now() + bound)));
+                Flow::OpenRelay(open) => {
+                    let engine = self.session.engine().clone();
+                    let Some(relay) = engine.relay.clone() else {
+                        flow = self.session.broker_connected(Err("relay mode is off".into()));
+                        continue;
+                    };
+                    // The broker link answers (or fails) within its own connect timeout; the
+                    // margin only guards against a link that never does.
+                    let bound = relay.config.connect_timeout + Duration::from_secs(5);
+                    let outbox = self.session.outbox().clone();
+                    let counters = engine.counters().clone();
+                    let (session_link, verdict) =
+                        link::open(relay, outbox, counters, open.version, open.session);
+                    self.session.attach_relay(session_link);
+                    let deadline = Instant::now() + bound;
+                    self.waiting = Some(Box::new((Awaited::Broker(verdict), deadline)));
                     return Progress::Waiting;
                 }
                 Flow::Ask(question) => match self.session.engine().ask(self.session.id(), question)
@@ -265,7 +296,7 @@ impl Connection {
                     Asked::Later(receiver) => {
                         let deadline =
                             Instant::now() + self.session.engine().config.decision_timeout;
-                        self.waiting = Some(Box::new((receiver, deadline)));
+                        self.waiting = Some(Box::new((Awaited::Host(receiver), deadline)));
                         return Progress::Waiting;
                     }
                 },
@@ -277,12 +308,25 @@ impl Connection {
         Progress::Reading
     }
 
-    /// Completes a paused frame with the host's answer (or the refusal that replaces it).
-    fn resume(&mut self, answer: Answer) -> Progress {
+    /// Completes a paused frame with what ended the pause.
+    fn resume(&mut self, resumed: Resumed) -> Progress {
         self.waiting = None;
         // The pause was ours: silence during it does not count against the client.
         self.last_read = Instant::now();
-        let flow = self.session.answer(answer);
+        let flow = match resumed {
+            Resumed::Host(Some(answer)) => self.session.answer(answer),
+            Resumed::Host(None) => {
+                let engine = self.session.engine().clone();
+                match engine.abandon(self.session.id(), "the host did not decide") {
+                    Some(refusal) => self.session.answer(refusal),
+                    None => {
+                        self.session.closed();
+                        return Progress::Stopped;
+                    }
+                }
+            }
+            Resumed::Broker(verdict) => self.session.broker_connected(verdict),
+        };
         self.follow(flow)
     }
 
@@ -428,14 +472,8 @@ pub(crate) fn drive<S: ReadSource + 'static, O: Output + 'static, G: Send + 'sta
                     }
                     shutdown_open = changed.is_ok();
                 }
-                answer = async { (&mut conn.waiting.as_mut().expect("paused").0).await }, if !reading => {
-                    let answer = answer.ok().or_else(|| {
-                        conn.session.engine().abandon(conn.session.id(), "the host did not decide")
-                    }).or_else(|| Some(Answer::Relay(Err("the message broker connection failed".into()))));
-                    progress = match answer {
-                        Some(answer) => conn.resume(answer),
-                        None => Progress::Stopped,
-                    };
+                resumed = async { conn.waiting.as_mut().expect("paused").0.resolved().await }, if !reading => {
+                    progress = conn.resume(resumed);
                     if progress == Progress::Reading {
                         progress = conn.process(&mut buf);
                     }
@@ -454,11 +492,11 @@ pub(crate) fn drive<S: ReadSource + 'static, O: Output + 'static, G: Send + 'sta
                         let secs = conn.session.engine().config.decision_timeout.as_secs_f32();
                         let why = format!("no decision from the host within {secs} s");
                         match conn.session.engine().abandon(conn.session.id(), &why) {
-                            Some(refusal) => conn.resume(refusal),
+                            Some(refusal) => conn.resume(Resumed::Host(Some(refusal))),
                             // A relay wait (never registered with the host) that overran.
-                            None if conn.session.awaits_broker() => conn.resume(Answer::Relay(Err(
-                                "the message broker did not answer".into(),
-                            ))),
+                            None if conn.session.awaits_broker() => conn.resume(Resumed::Broker(
+                                Err("the message broker did not answer".into()),
+                            )),
                             None => Progress::Waiting, // answered just now: the channel has it
                         }
                     };

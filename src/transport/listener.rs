@@ -18,13 +18,12 @@ use super::http::HttpRouter;
 use super::raw_connection::{self, RawUpgrade};
 use super::source::ReadSource;
 use super::writer::{Framing, Writer};
-use crate::broker::Outbox;
 use crate::broker::stats;
 use crate::engine::Engine;
 use crate::hooks::{TransportKind, UpgradeDecision};
 use crate::raw::{RawEndpoint, RawHub};
 use crate::sockjs::url::{Route, Transport};
-use crate::stomp::session::Session;
+use crate::session::Session;
 use crate::ws::handshake::{
     Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
 };
@@ -304,10 +303,7 @@ async fn serve_stream<R, W>(
         }
     };
     let config = &ctx.engine.config;
-    let outbox = Arc::new(Outbox::new(
-        config.max_outbound_messages,
-        config.max_outbound_bytes,
-    ));
+    let outbox = ctx.engine.broker.new_outbox();
     let counters = ctx.engine.counters().clone();
     let mut session = Session::new(ctx.engine.clone(), outbox.clone(), ctx.kind, Some(peer));
     session.set_principal(principal);

@@ -16,7 +16,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::connection::{LINGER, drain_until_peer_closes};
 use super::source::ReadSource;
 use super::writer::{self, Framing};
-use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
+use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::Engine;
 use crate::events::Event;
@@ -53,11 +53,7 @@ pub(crate) fn start<R, W, G>(
     W: AsyncWrite + Unpin + Send + 'static,
     G: Send + 'static,
 {
-    let config = &engine.config;
-    let outbox = Arc::new(Outbox::new(
-        config.max_outbound_messages,
-        config.max_outbound_bytes,
-    ));
+    let outbox = engine.broker.new_outbox();
     let RawUpgrade {
         endpoint,
         request,

@@ -18,7 +18,7 @@ use crate::broker::outbox::{CloseReason, Delivery, Outbound, Outbox};
 use crate::broker::stats::{self, Counters};
 use crate::stomp::encoder::{encode, encode_header_line};
 use crate::stomp::escape::Escaping;
-use crate::stomp::session::error_frame;
+use crate::session::error_frame;
 use crate::ws::deflate::{RSV1, STORED_BLOCK_HEADER_LEN, stored_block_header};
 use crate::ws::frame::{OpCode, encode_close, encode_header};
 

@@ -23,7 +23,7 @@ use crate::broker::outbox::CloseReason;
 use crate::engine::Engine;
 use crate::hooks::TransportKind;
 use crate::sockjs::frame::INTERRUPTED;
-use crate::stomp::session::Session;
+use crate::session::Session;
 use crate::transport::connection::{Connection, Inbound, drive};
 use crate::transport::listener::ConnectionSlot;
 use crate::transport::source::ReadSource;
@@ -168,10 +168,7 @@ impl Sessions {
         shutdown: watch::Receiver<bool>,
     ) -> Option<Arc<SockJsSession>> {
         let config = &engine.config;
-        let outbox = Arc::new(Outbox::new(
-            config.max_outbound_messages,
-            config.max_outbound_bytes,
-        ));
+        let outbox = engine.broker.new_outbox();
         let (inbound, receiver) = mpsc::channel(INBOUND_CHUNKS);
         let (ended, ended_rx) = watch::channel(false);
         let session = Arc::new(SockJsSession {

@@ -1,8 +1,8 @@
 //! The raw-mode methods of [`Server`] (kept apart from the STOMP facade).
 
-use super::endpoint::{RawBehaviour, RawEndpointOptions};
+use super::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
+use crate::raw::{RawBehaviour, RawDefaults, RawEndpointOptions};
 
 impl Server {
     /// Registers a raw WebSocket endpoint at `path` (exact match of the request path; not the
@@ -22,7 +22,14 @@ impl Server {
             ));
         }
         let engine = &self.engine;
-        engine.raw.add_endpoint(&engine.config, path, options)?;
+        let config = &engine.config;
+        let defaults = RawDefaults {
+            stomp_path: &config.path,
+            max_message_size: config.max_ws_message_size(),
+            slow_consumer_policy: config.broker.slow_consumer_policy,
+            allowed_origins: &config.allowed_origins,
+        };
+        engine.raw.add_endpoint(&defaults, path, options)?;
         Ok(())
     }
 

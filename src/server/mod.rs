@@ -13,6 +13,8 @@
 //! # Ok::<(), wsbroker::Error>(())
 //! ```
 
+mod raw;
+
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use crate::hooks::{
     UpgradeDecision, UpgradeInfo,
 };
 use crate::host::Publisher;
-use crate::stomp::session::Answer;
+use crate::hooks::Answer;
 use crate::transport::listener::{ListenerContext, accept_loop};
 use crate::ws::handshake::HandshakeConfig;
 
@@ -142,7 +144,9 @@ impl Server {
             };
             runtime.spawn(accept_loop(ws, ctx));
             if let Some(relay) = &self.engine.relay {
-                crate::relay::start(relay, &self.engine, shutdown_rx.clone());
+                let listener: std::sync::Weak<dyn crate::relay::SystemListener> =
+                    Arc::downgrade(&self.engine) as _;
+                crate::relay::start(relay, listener, shutdown_rx.clone());
             }
             if let Some(tcp) = tcp {
                 let tcp = tokio::net::TcpListener::from_std(tcp)?;

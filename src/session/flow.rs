@@ -1,0 +1,31 @@
+//! What the session asks of the transport after each frame: its actions. Every piece of IO the
+//! session needs (waiting for the host, opening a broker connection) is one of these.
+
+use crate::hooks::Question;
+use crate::stomp::Version;
+
+/// What the transport does after a frame or an answer.
+#[derive(Debug)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// The session is over; a close is queued on the outbox. Read nothing more.
+    Close,
+    /// The host must answer this before the next frame is handled; the transport hands the
+    /// answer to [`super::Session::answer`].
+    Ask(Question),
+    /// Relay mode: open this session's connection to the message broker (a task of the
+    /// transport's), attach its link with [`super::Session::attach_relay`], and hand the
+    /// broker's verdict (its CONNECTED, or why it failed) to
+    /// [`super::Session::broker_connected`] before the next frame is handled.
+    OpenRelay(RelayOpen),
+}
+
+/// What the transport needs to open a session's broker connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayOpen {
+    /// The session the connection belongs to.
+    pub session: u64,
+    /// The STOMP version the client negotiated (the broker connection speaks the same).
+    pub version: Version,
+}

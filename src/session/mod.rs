@@ -1,0 +1,390 @@
+//! The STOMP session state machine: decoded frames in, broker calls and actions out.
+//!
+//! It never touches a socket and never starts a task. The transport feeds it frames with
+//! [`Session::handle`]; whatever must go back to the client is queued on the session's
+//! [`Outbox`]; whatever needs IO comes back as a [`Flow`] the transport carries out. When the
+//! host has to decide something (may this client connect, may it subscribe), `handle` returns
+//! [`Flow::Ask`] and the transport hands the answer back with [`Session::answer`]; in relay mode
+//! a CONNECT returns [`Flow::OpenRelay`], and the transport opens the broker connection and
+//! reports with [`Session::broker_connected`]. The host and the broker may take their time: the
+//! transport reads no further frames meanwhile, so frame order is kept.
+//!
+//! The state machine is spread over one file per part of the protocol: [`connect`](self)
+//! (CONNECT), `send`, `subscribe`, `ack`, `transactions`, and `relayed` (relay mode).
+
+mod ack;
+pub(crate) mod config;
+mod connect;
+mod flow;
+mod refusal;
+mod relayed;
+mod send;
+mod subscribe;
+mod transactions;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+pub use config::{DEFAULT_APP_PREFIX, SessionConfig};
+pub use flow::{Flow, RelayOpen};
+pub use refusal::error_frame;
+
+use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
+use crate::broker::{SubscribeSpec, stats};
+use crate::engine::Engine;
+use crate::events::Event;
+use crate::hooks::{Answer, SessionInfo, TransportKind};
+use crate::relay::client::ClientRelay;
+use crate::relay::routing::Route;
+use crate::stomp::{Command, Frame, Heartbeat, Version, encode};
+use crate::ws::codes;
+use refusal::Refusal;
+
+/// Versions this server speaks, lowest first.
+pub const SUPPORTED_VERSIONS: [Version; 3] = [Version::V1_0, Version::V1_1, Version::V1_2];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingConnect,
+    Deciding,
+    Connected,
+    Closed,
+}
+
+/// A decision the session is waiting for, with what it needs to finish the frame.
+#[derive(Debug)]
+enum Waiting {
+    Connect {
+        version: Version,
+        heartbeat: Heartbeat,
+    },
+    Subscribe {
+        spec: SubscribeSpec,
+        receipt: Option<String>,
+    },
+    /// Relay mode: the broker's CONNECTED, after the host accepted the client.
+    RelayConnect {
+        version: Version,
+        heartbeat: Heartbeat,
+        user: Option<String>,
+    },
+    /// Relay mode: the host's decision on a SUBSCRIBE to a relayed destination.
+    RelaySubscribe {
+        frame: Frame,
+        receipt: Option<String>,
+    },
+}
+
+/// One client's STOMP session.
+pub struct Session {
+    id: u64,
+    engine: Arc<Engine>,
+    outbox: Arc<Outbox>,
+    transport: TransportKind,
+    remote_addr: Option<SocketAddr>,
+    phase: Phase,
+    version: Version,
+    user: Option<String>,
+    /// Who the transport authenticated the client as (WebSocket upgrade hook), if anyone.
+    principal: Option<String>,
+    heartbeat: Heartbeat,
+    /// Open transactions; allocated by the first BEGIN (most sessions never open one).
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes per session without transactions instead of an empty map's 48"
+    )]
+    transactions: Option<Box<HashMap<String, Vec<Frame>>>>,
+    /// Boxed: set only between a question to the host and its answer.
+    waiting: Option<Box<Waiting>>,
+    /// Registered with the broker (so leaving it and the disconnect hook are due at the end).
+    registered: bool,
+    /// Relay mode: the session's broker connection (boxed: absent without relay).
+    relay: Option<Box<ClientRelay>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("phase", &self.phase)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A new session for a connection. The outbox is its only output.
+    pub fn new(
+        engine: Arc<Engine>,
+        outbox: Arc<Outbox>,
+        transport: TransportKind,
+        remote_addr: Option<SocketAddr>,
+    ) -> Session {
+        let id = engine.next_session_id();
+        Session {
+            id,
+            engine,
+            outbox,
+            transport,
+            remote_addr,
+            phase: Phase::AwaitingConnect,
+            version: Version::V1_0,
+            user: None,
+            principal: None,
+            heartbeat: Heartbeat::default(),
+            transactions: None,
+            waiting: None,
+            registered: false,
+            relay: None,
+        }
+    }
+
+    /// The engine the session belongs to.
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The session's outbound queue.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Session id (the `session` header of CONNECTED).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Negotiated version (1.0 until CONNECT).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// Records who the transport authenticated the client as, before CONNECT; the connect
+    /// decision sees it and, by default, makes it the session's user.
+    pub fn set_principal(&mut self, principal: Option<String>) {
+        self.principal = principal;
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    /// True between CONNECTED and the end of the session.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+    /// True while the session waits for its message broker connection (relay mode).
+    pub fn awaits_broker(&self) -> bool {
+        matches!(self.waiting.as_deref(), Some(Waiting::RelayConnect { .. }))
+    }
+    /// True once the session ended.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+    /// Negotiated heart-beats.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat
+    }
+    /// How long the connection may stay silent before the client counts as dead: twice the
+    /// heart-beat interval the client promised, or `None` without client heart-beats.
+    pub fn receive_timeout(&self) -> Option<Duration> {
+        let ms = self.heartbeat.receive_ms;
+        (ms > 0 && self.phase == Phase::Connected).then(|| Duration::from_millis(u64::from(ms) * 2))
+    }
+
+    /// Handles one client frame.
+    pub fn handle(&mut self, frame: Frame) -> Flow {
+        if matches!(self.phase, Phase::Closed | Phase::Deciding) {
+            return if self.phase == Phase::Closed {
+                Flow::Close
+            } else {
+                Flow::Continue
+            };
+        }
+        if let Some(relay) = &self.relay {
+            if relay.disconnecting {
+                return Flow::Continue; // nothing after DISCONNECT counts
+            }
+            if self.phase == Phase::Connected {
+                match relay.route(&frame, self.version) {
+                    Route::Local => {}
+                    route => return self.handle_relayed(frame, route),
+                }
+            }
+        }
+        let receipt = frame.header("receipt").map(str::to_string);
+        let command = frame.command;
+        let result = match (self.phase, command) {
+            (Phase::AwaitingConnect, Command::Connect | Command::Stomp) => self.on_connect(frame),
+            (Phase::AwaitingConnect, _) => Err(Refusal::new(format!(
+                "expected a CONNECT or STOMP frame first, got {}",
+                command.as_str()
+            ))),
+            (_, Command::Connect | Command::Stomp) => Err(Refusal::new("already connected")),
+            (_, Command::Send) => self.on_send(frame).map(|()| Flow::Continue),
+            (_, Command::Subscribe) => self.on_subscribe(frame, receipt.clone()),
+            (_, Command::Unsubscribe) => self.on_unsubscribe(&frame).map(|()| Flow::Continue),
+            (_, Command::Ack) => self.on_ack(frame, false).map(|()| Flow::Continue),
+            (_, Command::Nack) => self.on_ack(frame, true).map(|()| Flow::Continue),
+            (_, Command::Begin) => self.on_begin(&frame).map(|()| Flow::Continue),
+            (_, Command::Commit) => self.on_commit(&frame).map(|()| Flow::Continue),
+            (_, Command::Abort) => self.on_abort(&frame).map(|()| Flow::Continue),
+            (_, Command::Disconnect) if self.relay.is_some() => {
+                return self.relay_disconnect(frame);
+            }
+            (_, Command::Disconnect) => {
+                if let Some(receipt) = &receipt {
+                    self.send_receipt(receipt);
+                }
+                self.outbox.close(CloseReason::normal());
+                self.end();
+                return Flow::Close;
+            }
+            (_, other) => Err(Refusal::new(format!(
+                "{} is a server frame; clients may not send it",
+                other.as_str()
+            ))),
+        };
+        match result {
+            Ok(Flow::Continue) => {
+                // CONNECT answers with CONNECTED, SUBSCRIBE waiting on the host answers later.
+                if let (Some(receipt), false) = (
+                    &receipt,
+                    command == Command::Connect || command == Command::Stomp,
+                ) {
+                    self.send_receipt(receipt);
+                }
+                Flow::Continue
+            }
+            Ok(flow) => flow,
+            Err(refusal) => self.refuse(refusal, receipt),
+        }
+    }
+
+    /// Completes the frame that asked the host a [`Question`].
+    pub fn answer(&mut self, answer: Answer) -> Flow {
+        let Some(waiting) = self.waiting.take() else {
+            return Flow::Continue;
+        };
+        match (*waiting, answer) {
+            (Waiting::Connect { version, heartbeat }, Answer::Connect(decision)) => {
+                self.finish_connect(version, heartbeat, decision)
+            }
+            (Waiting::Subscribe { spec, receipt }, Answer::Subscribe(decision)) => {
+                self.phase = Phase::Connected;
+                let result = match decision {
+                    Ok(()) => self
+                        .engine
+                        .broker
+                        .subscribe(self.id, spec)
+                        .map_err(Refusal::from),
+                    Err(message) => {
+                        Err(Refusal::policy(format!("subscription refused: {message}")))
+                    }
+                };
+                match result {
+                    Ok(()) => {
+                        if let Some(receipt) = &receipt {
+                            self.send_receipt(receipt);
+                        }
+                        Flow::Continue
+                    }
+                    Err(refusal) => self.refuse(refusal, receipt),
+                }
+            }
+            (Waiting::RelaySubscribe { frame, receipt }, Answer::Subscribe(decision)) => {
+                self.phase = Phase::Connected;
+                match decision {
+                    Ok(()) => self.forward_to_broker(frame, receipt),
+                    Err(message) => self.refuse(
+                        Refusal::policy(format!("subscription refused: {message}")),
+                        receipt,
+                    ),
+                }
+            }
+            (waiting, answer) => {
+                tracing::error!(
+                    session = self.id,
+                    ?waiting,
+                    ?answer,
+                    "answer does not fit the question"
+                );
+                self.refuse(
+                    Refusal::with_code(codes::INTERNAL_ERROR, "internal error"),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// A frame that could not be decoded: ERROR, then close.
+    pub fn protocol_error(&mut self, message: impl Into<String>) -> Flow {
+        self.refuse(Refusal::new(message), None)
+    }
+
+    /// Ends the session from the server side (timeouts, shutdown) with an ERROR and close code.
+    pub fn terminate(&mut self, code: u16, message: impl Into<String>) -> Flow {
+        self.refuse(Refusal::with_code(code, message), None)
+    }
+
+    /// The connection is gone: leave the broker, drop open transactions, tell the host.
+    pub fn closed(&mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.phase = Phase::Closed;
+        self.waiting = None;
+        self.transactions = None;
+        // Dropping the link ends the broker connection (after the frames already handed over).
+        self.relay = None;
+        if std::mem::take(&mut self.registered) {
+            self.engine.broker.unregister_session(self.id);
+            let info = SessionInfo {
+                session: self.id,
+                user: self.user.clone(),
+                remote_addr: self.remote_addr,
+                transport: self.transport,
+            };
+            let hooks = &self.engine.hooks;
+            if catch_unwind(AssertUnwindSafe(|| hooks.disconnected(&info))).is_err() {
+                tracing::error!(session = self.id, "disconnect hook panicked");
+            }
+            self.engine.emit(Event::Disconnect(info));
+        }
+    }
+
+    fn refuse(&mut self, refusal: Refusal, receipt: Option<String>) -> Flow {
+        tracing::debug!(session = self.id, message = %refusal.message, "refusing frame");
+        let reason = CloseReason {
+            code: refusal.code,
+            error: Some(refusal.message),
+            receipt_id: receipt,
+            detail: refusal.detail,
+        };
+        self.outbox.close(reason);
+        self.end();
+        Flow::Close
+    }
+
+    fn push(&self, frame: &Frame) {
+        let mut out = BytesMut::with_capacity(64 + frame.body.len());
+        encode(frame, self.version, &mut out);
+        if self.outbox.push(Outbound::Frame(out.freeze())) == Err(PushError::Overflow) {
+            stats::count_overflow(self.engine.counters(), &self.outbox);
+        }
+    }
+
+    fn send_receipt(&self, receipt: &str) {
+        self.push(&Frame::new(Command::Receipt).with_header("receipt-id", receipt));
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
