@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/broker/stats.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -19,6 +20,8 @@ fn main() {
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(crate_dir.join("src/ffi/mod.rs"))
+        // `wsb_stats` is the safe API's `Stats`, defined once there.
+        .with_src(crate_dir.join("src/broker/stats.rs"))
         .generate()
         .unwrap_or_else(|e| panic!("generating the C header from src/ffi: {e}"));
     bindings.write_to_file(&header);

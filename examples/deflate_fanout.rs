@@ -178,11 +178,12 @@ struct Figures {
 }
 
 fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
-    let server = Server::new(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        worker_threads: 1,
-        deflate_level: level,
-        ..Default::default()
+    let server = Server::new({
+        let mut c = ServerConfig::default();
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.worker_threads = 1;
+        c.deflate_level = level;
+        c
     })
     .expect("config");
     server.start().expect("start");

@@ -18,9 +18,10 @@ fn chat_room_id(body: &[u8]) -> Option<&str> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::new(ServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        ..Default::default()
+    let server = Server::new({
+        let mut c = ServerConfig::default();
+        c.listen = "127.0.0.1:0".parse()?;
+        c
     })?;
     server.on_connect(|req| match req.passcode.as_deref() {
         Some("secret") => ConnectDecision::Accept {

@@ -345,13 +345,16 @@ typedef struct wsb_event {
 // every pointer inside it are valid only during the call.
 typedef void (*wsb_event_callback)(void *user_data, const struct wsb_event *event);
 
-// Server counters, as `wsb_server_stats` returns them (11 x uint64_t, in this order).
+// A point-in-time copy of the server's counters: `Server::stats` in Rust, `wsb_stats` in C
+// (`wsb_server_stats`), `Server.stats()` in Python, and `/metrics`. Fields may be added at
+// the end in later versions (the C ABI version then changes).
 typedef struct wsb_stats {
-    // Open connections (WebSocket and TCP).
+    // Open connections (WebSocket, SockJS and TCP).
     uint64_t connections;
     // Connections accepted since start.
     uint64_t connections_total;
-    // Connections refused because of the connection limit.
+    // Connections refused because the connection limit (`max_connections`) or the
+    // per-address limit (`max_connections_per_ip`) was reached.
     uint64_t connections_refused;
     // STOMP sessions past CONNECT.
     uint64_t sessions;
@@ -365,9 +368,12 @@ typedef struct wsb_stats {
     uint64_t bytes_in;
     // Bytes written to clients.
     uint64_t bytes_out;
-    // Messages accepted for a subscriber but discarded by a limit (drop policies, slow-consumer
-    // disconnects, unacknowledged limits); queue messages that go back to their queue are not
-    // counted.
+    // Messages accepted for a subscriber but discarded by a limit, so that it never receives
+    // them (each subscriber's copy counts once): by the drop-oldest / drop-newest
+    // slow-consumer policies, with a slow consumer's outbound queue when it is disconnected,
+    // and over a client-ack subscription's unacknowledged limit on a broadcast destination.
+    // Queue messages that go back to their queue for another consumer are not counted, nor
+    // are frames left unsent when a connection ends for another reason.
     uint64_t dropped;
     // Sessions closed because their outbound queue passed its bound.
     uint64_t slow_consumer_disconnects;
@@ -650,8 +656,9 @@ enum wsb_result wsb_config_set_decision_timeout(struct wsb_config *config, uint3
 
 // Poll mode: `cb(user_data)` runs when the event queue goes from empty to non-empty (see
 // `wsb_wake_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
-// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in
-// callback mode it is unused and dropped there.
+// given `drop(user_data)` runs at once). Every server the config creates shares it; its
+// `drop(user_data)` runs once, when it is replaced or the config and all those servers are
+// freed. In callback mode it is never called.
 //
 // # Safety
 // `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
@@ -662,8 +669,9 @@ enum wsb_result wsb_config_set_wake_callback(struct wsb_config *config,
 
 // Callback mode: `cb(user_data, event)` receives every event on a "wsbroker-worker" thread
 // (see `wsb_event_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
-// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in poll
-// mode it is unused and dropped there.
+// given `drop(user_data)` runs at once). Every server the config creates shares it; its
+// `drop(user_data)` runs once, when it is replaced or the config and all those servers are
+// freed. In poll mode it is never called.
 //
 // # Safety
 // `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.

@@ -23,8 +23,12 @@ rm -f "$REPORT_DIR"/*.xml "$REPORT_DIR"/*.log
 banner "1/7 cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-banner "2/7 cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+banner "2/7 cargo clippy (with and without the internals feature), cargo doc"
+# The integration tests drive the codecs and the C ABI through the `internals` feature; the
+# library must also be clean without it (that is what users build).
+cargo clippy --all-targets --features internals -- -D warnings
+cargo clippy --lib --bins -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 
 banner "2b/7 brokers for the relay tests (scripts/rabbitmq.sh, scripts/activemq.sh)"
 # Relay tests run against RabbitMQ (and the scale-out test against ActiveMQ too). In CI a broker
@@ -41,14 +45,15 @@ else
   log "WARNING: no ActiveMQ STOMP: the relay scale-out test runs against RabbitMQ only"
 fi
 
-banner "3/7 cargo test --all-targets"
-cargo test --all-targets 2>&1 | tee "$REPORT_DIR/cargo-test.log"
+banner "3/7 cargo test --all-targets --features internals, and the doctests"
+cargo test --all-targets --features internals 2>&1 | tee "$REPORT_DIR/cargo-test.log"
+cargo test --doc 2>&1 | tee -a "$REPORT_DIR/cargo-test.log"
 read -r RUST_PASS RUST_FAIL RUST_SKIP < <(cargo_counts "$REPORT_DIR/cargo-test.log")
 # The C ABI's panic-boundary test needs its test-only cargo feature.
-cargo test --features ffi-test-panic --test ffi_contract
+cargo test --features ffi-test-panic,internals --test ffi contract::
 if [[ "$ACTIVEMQ_UP" == 1 ]]; then
   log "relay scale-out test against ActiveMQ (127.0.0.1:61623)"
-  WSBROKER_RELAY_BROKER=127.0.0.1:61623 cargo test --test relay_scaleout
+  WSBROKER_RELAY_BROKER=127.0.0.1:61623 cargo test --features internals --test relay scaleout::
 fi
 
 banner "4/7 cargo build --release"

@@ -170,10 +170,7 @@ impl Default for ServerConfig {
             permessage_deflate: true,
             deflate_threshold: 256,
             deflate_level: crate::ws::deflate::DEFAULT_LEVEL,
-            frame_limits: FrameLimits {
-                max_frame_size: 4 * 1024 * 1024,
-                ..FrameLimits::default()
-            },
+            frame_limits: FrameLimits::default(),
             session: SessionConfig::default(),
             broker: BrokerConfig::default(),
             relay: None,

@@ -265,7 +265,8 @@ impl crate::relay::SystemListener for Engine {
             frame.body,
             None,
         ));
-        self.broker.deliver_to_host_subscription(subscription, &message);
+        self.broker
+            .deliver_to_host_subscription(subscription, &message);
     }
 }
 

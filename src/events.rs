@@ -115,7 +115,7 @@ impl std::fmt::Debug for EventQueueConfig {
 pub struct EventCallback {
     /// Runs on a server runtime thread for every event; must not block for long. It may
     /// answer a question (accept/reject a connect) right away or later from any thread.
-    pub callback: Arc<dyn Fn(Event) + Send + Sync>,
+    pub callback: EventCallbackFn,
     /// Ask connect decisions through the callback (otherwise the connect hook decides).
     pub defer_connect: bool,
     /// Ask subscribe decisions through the callback (otherwise the subscribe hook decides).
@@ -128,6 +128,78 @@ impl std::fmt::Debug for EventCallback {
             .field("defer_connect", &self.defer_connect)
             .field("defer_subscribe", &self.defer_subscribe)
             .finish_non_exhaustive()
+    }
+}
+
+/// How events reach the host: the one choice [`crate::Server::enable_event_delivery`] takes.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum EventDelivery {
+    /// Queued for the host to poll.
+    Queue(EventQueueConfig),
+    /// Handed to a callback on server threads.
+    Callback(EventCallback),
+}
+
+/// Which [`EventDelivery`] a host that sets its options one by one (as the C ABI's
+/// `wsb_config` does) has chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryMode {
+    /// Events are queued and polled (default).
+    #[default]
+    Poll,
+    /// Events go to the event callback.
+    Callback,
+}
+
+/// Event delivery options gathered one by one: the mode, the queue's settings (used in poll
+/// mode), the callback (used in callback mode) and which decisions are deferred (both modes).
+/// [`EventOptions::delivery`] turns them into the one [`EventDelivery`] they describe.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct EventOptions {
+    /// Poll or callback.
+    pub mode: DeliveryMode,
+    /// Poll mode's queue; its `defer_*` flags apply in both modes.
+    pub queue: EventQueueConfig,
+    /// Callback mode's callback.
+    pub callback: Option<EventCallbackFn>,
+}
+
+/// The function of callback delivery.
+pub type EventCallbackFn = Arc<dyn Fn(Event) + Send + Sync>;
+
+impl std::fmt::Debug for EventOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventOptions")
+            .field("mode", &self.mode)
+            .field("queue", &self.queue)
+            .field("callback", &self.callback.is_some())
+            .finish()
+    }
+}
+
+impl EventOptions {
+    /// The delivery these options describe; callback mode without a callback is an
+    /// `InvalidConfig` error. Settings of the mode not chosen are ignored (a wake-up hook in
+    /// callback mode, a callback in poll mode).
+    pub fn delivery(&self) -> crate::error::Result<EventDelivery> {
+        match self.mode {
+            DeliveryMode::Poll => Ok(EventDelivery::Queue(self.queue.clone())),
+            DeliveryMode::Callback => {
+                let callback = self.callback.clone().ok_or_else(|| {
+                    crate::error::Error::InvalidConfig(
+                        "callback delivery needs an event callback".into(),
+                    )
+                })?;
+                Ok(EventDelivery::Callback(EventCallback {
+                    callback,
+                    defer_connect: self.queue.defer_connect,
+                    defer_subscribe: self.queue.defer_subscribe,
+                }))
+            }
+        }
     }
 }
 
@@ -280,16 +352,6 @@ impl EventQueue {
         {
             tracing::error!("wake callback panicked");
         }
-    }
-
-    /// Events waiting.
-    pub fn len(&self) -> usize {
-        self.receiver.len()
-    }
-
-    /// True when no event waits.
-    pub fn is_empty(&self) -> bool {
-        self.receiver.is_empty()
     }
 }
 

@@ -74,7 +74,8 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
-        let routed = destination::user_route(user, destination, &self.engine.broker.config().user_prefix);
+        let routed =
+            destination::user_route(user, destination, &self.engine.broker.config().user_prefix);
         self.publish_routed(routed, headers, body.into())
     }
 

@@ -1,41 +1,86 @@
 //! wsbroker — an embeddable WebSocket/STOMP message broker.
 //!
-//! Layers, from the wire up:
-//! - [`ws`] and [`stomp`]: sans-IO codecs and the STOMP session state machine (bytes in,
-//!   frames and actions out);
-//! - [`broker`]: destinations, subscriptions, acknowledgements and queues; knows sessions, not
-//!   sockets;
-//! - `transport`: tokio listeners and one task pair per connection, the only IO;
-//! - [`Server`]: the safe API that owns a runtime and that the C ABI wraps.
-//! - [`ffi`]: the C ABI over [`Server`] (header `include/wsbroker.h`).
+//! A [`Server`] owns its own runtime and serves STOMP 1.0–1.2 over WebSocket (RFC 6455, with
+//! permessage-deflate and SockJS) and plain TCP, optionally with TLS, to an in-process broker:
+//! topics with wildcards, queues with competing consumers, acknowledgements, transactions,
+//! application destinations handed to the host ([`Server::handle_app`]) and per-user
+//! destinations. Raw (non-STOMP) WebSocket endpoints ([`Server::add_raw_endpoint`]) and relay
+//! mode ([`RelayConfig`]) share the same listeners. The C ABI (`include/wsbroker.h`) and the
+//! Python package wrap exactly this API.
+//!
+//! ```no_run
+//! use wsbroker::{Server, ServerConfig};
+//! let mut config = ServerConfig::default();
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! let server = Server::new(config)?;
+//! server.start()?;
+//! server.publish("/topic/news", &[("content-type", "text/plain")], "hello")?;
+//! server.stop(std::time::Duration::from_secs(1))?;
+//! # Ok::<(), wsbroker::Error>(())
+//! ```
+//!
+//! Layers, from the wire up (ARCHITECTURE.md has the whole picture): sans-IO codecs
+//! (`ws`, `stomp`, `sockjs`: bytes in, frames out), the STOMP session state machine
+//! (`session`: frames in, broker calls and actions out), the broker (`broker`: destinations,
+//! subscriptions, acknowledgements, bounded outboxes; it knows sessions, not sockets), relay
+//! and raw mode beside it, the transports (`transport`: listeners and one task per
+//! connection, the only IO) and this crate's safe API on top. Every module is private; what
+//! is public is re-exported here.
+#![warn(missing_docs)]
 
-pub mod broker;
-pub mod config;
-pub mod engine;
-pub mod error;
-pub mod events;
-pub mod ffi;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod hooks;
-pub mod host;
-pub mod raw;
-pub mod relay;
-pub mod server;
-pub mod session;
-pub mod sockjs;
-pub mod stomp;
+/// Declares a module that is private, or public (hidden from the docs) with the `internals`
+/// feature, which the fuzz targets and the integration tests of the codecs and the C ABI use.
+macro_rules! internal_mod {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        #[allow(
+            dead_code,
+            unused_imports,
+            reason = "parts are used only by the internals feature's users"
+        )]
+        mod $name;
+    };
+}
+
+mod broker;
+mod config;
+mod engine;
+mod error;
+mod events;
+internal_mod!(ffi);
+internal_mod!(fuzzing);
+mod hooks;
+mod host;
+#[cfg(test)]
+mod layering;
+mod raw;
+mod relay;
+mod server;
+mod session;
+internal_mod!(sockjs);
+internal_mod!(stomp);
 mod transport;
-pub mod ws;
+internal_mod!(ws);
 
-pub use broker::{Message, Stats};
+pub use broker::{AckMode, BrokerConfig, DropReport, Message, SlowConsumerPolicy, Stats};
 pub use config::{ServerConfig, SockJsConfig, TlsConfig};
 pub use error::{Error, Result};
+pub use events::{
+    DeliveryMode, Event, EventCallback, EventCallbackFn, EventDelivery, EventOptions,
+    EventQueueConfig, OverflowPolicy,
+};
 pub use hooks::{
     AppHandler, AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest,
     TransportKind, UpgradeDecision, UpgradeInfo,
 };
 pub use host::Publisher;
-pub use raw::{RawBehaviour, RawEndpointOptions};
-pub use relay::RelayConfig;
+pub use raw::{RawBehaviour, RawClose, RawEndpointOptions, RawMessage, RawOpen};
+pub use relay::{DEFAULT_PREFIXES as DEFAULT_RELAY_PREFIXES, RelayConfig};
 pub use server::{HostSubscriptionId, Server};
+pub use session::{DEFAULT_APP_PREFIX, SessionConfig};
+pub use stomp::FrameLimits;

@@ -126,7 +126,9 @@ impl RelayArgs {
         config.login.clone_from(&self.relay_login);
         config.passcode.clone_from(&self.relay_passcode);
         config.system_login.clone_from(&self.relay_system_login);
-        config.system_passcode.clone_from(&self.relay_system_passcode);
+        config
+            .system_passcode
+            .clone_from(&self.relay_system_passcode);
         config.virtual_host.clone_from(&self.relay_vhost);
         config.heartbeat_send = Duration::from_millis(self.relay_heartbeat);
         config.heartbeat_receive = Duration::from_millis(self.relay_heartbeat);

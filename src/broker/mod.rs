@@ -32,11 +32,10 @@ use parking_lot::{Mutex, RwLock};
 pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 pub use message::Message;
-pub use outbox::{CloseReason, Delivery, LossyPush, LostMessages, Outbound, Outbox, PushError};
+pub use outbox::{CloseReason, Delivery, Outbound, Outbox, PushError};
 pub use stats::{Counters, Stats};
 pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
-
 
 /// A refused broker operation; the text goes to the client in an ERROR frame's `message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -480,11 +479,13 @@ impl Broker {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Ids of the sessions currently registered.
     pub fn session_ids(&self) -> Vec<u64> {
         self.state.lock().sessions.keys().copied().collect()
     }
 
+    #[cfg(test)]
     /// Messages waiting in a queue (for tests and stats).
     pub fn queue_depth(&self, route: &str) -> usize {
         self.state

@@ -365,6 +365,7 @@ impl Outbox {
         Ok(())
     }
 
+    #[cfg(test)]
     /// How many queued messages the overflow discarded for good (0 until it happened): queued
     /// MESSAGE frames, except tracked queue messages, which go back to their queue.
     pub fn discarded(&self) -> u64 {

@@ -4,32 +4,69 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::drops::DropLog;
 
-/// Live counters shared by the broker and the transports.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub connections: AtomicU64,
-    pub connections_total: AtomicU64,
-    pub connections_refused: AtomicU64,
-    pub sessions: AtomicU64,
-    pub subscriptions: AtomicU64,
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub dropped: AtomicU64,
-    pub slow_consumer_disconnects: AtomicU64,
-    /// The drops behind `dropped`, per subscription, until they are reported to the host.
-    pub drops: DropLog,
+/// Declares every counter once: the live [`Counters`] (atomics), their snapshot into [`Stats`]
+/// (whose struct literal makes the compiler check that both list the same fields) and the
+/// Prometheus rows of `/metrics`. `Stats` itself is written out below because it is also the C
+/// ABI's `wsb_stats` (cbindgen reads it from this file; it cannot expand macros).
+macro_rules! counters {
+    ($($field:ident: $kind:literal $metric:literal $help:literal,)*) => {
+        /// Live counters shared by the broker and the transports (see [`Stats`] for each one).
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $(
+                #[doc = $help]
+                pub $field: AtomicU64,
+            )*
+            /// The drops behind `dropped`, per subscription, until they are reported to the host.
+            pub drops: DropLog,
+        }
+
+        impl Counters {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> Stats {
+                Stats {
+                    $($field: self.$field.load(Relaxed),)*
+                }
+            }
+        }
+
+        impl Stats {
+            /// Every counter as a Prometheus metric: name (without the `wsbroker_` prefix),
+            /// type (`gauge` or `counter`), help text and value, in declaration order.
+            pub fn metrics(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+                vec![$(($metric, $kind, $help, self.$field),)*]
+            }
+        }
+    };
 }
 
-/// A point-in-time copy of the counters, as `Server::stats` returns it.
+counters! {
+    connections: "gauge" "connections" "Open connections.",
+    connections_total: "counter" "connections_total" "Connections accepted since start.",
+    connections_refused: "counter" "connections_refused_total" "Connections refused at a connection limit.",
+    sessions: "gauge" "sessions" "STOMP sessions past CONNECT.",
+    subscriptions: "gauge" "subscriptions" "Active client subscriptions.",
+    messages_in: "counter" "messages_in_total" "Messages published.",
+    messages_out: "counter" "messages_out_total" "MESSAGE frames queued to subscribers.",
+    bytes_in: "counter" "bytes_in_total" "Bytes read from clients.",
+    bytes_out: "counter" "bytes_out_total" "Bytes written to clients.",
+    dropped: "counter" "dropped_total" "Messages discarded.",
+    slow_consumer_disconnects: "counter" "slow_consumer_disconnects_total" "Sessions closed as slow consumers.",
+}
+
+/// A point-in-time copy of the server's counters: `Server::stats` in Rust, `wsb_stats` in C
+/// (`wsb_server_stats`), `Server.stats()` in Python, and `/metrics`. Fields may be added at
+/// the end in later versions (the C ABI version then changes).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
-    /// Open connections (WebSocket and TCP).
+    /// Open connections (WebSocket, SockJS and TCP).
     pub connections: u64,
     /// Connections accepted since start.
     pub connections_total: u64,
-    /// Connections refused because `max_connections` or `max_connections_per_ip` was reached.
+    /// Connections refused because the connection limit (`max_connections`) or the
+    /// per-address limit (`max_connections_per_ip`) was reached.
     pub connections_refused: u64,
     /// STOMP sessions past CONNECT.
     pub sessions: u64,
@@ -52,25 +89,6 @@ pub struct Stats {
     pub dropped: u64,
     /// Sessions closed because their outbound queue passed its bound.
     pub slow_consumer_disconnects: u64,
-}
-
-impl Counters {
-    /// Reads every counter.
-    pub fn snapshot(&self) -> Stats {
-        Stats {
-            connections: self.connections.load(Relaxed),
-            connections_total: self.connections_total.load(Relaxed),
-            connections_refused: self.connections_refused.load(Relaxed),
-            sessions: self.sessions.load(Relaxed),
-            subscriptions: self.subscriptions.load(Relaxed),
-            messages_in: self.messages_in.load(Relaxed),
-            messages_out: self.messages_out.load(Relaxed),
-            bytes_in: self.bytes_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            slow_consumer_disconnects: self.slow_consumer_disconnects.load(Relaxed),
-        }
-    }
 }
 
 /// Records a slow-consumer disconnect and the messages its outbox discarded for good.

@@ -3,14 +3,17 @@
 use std::ffi::{c_char, c_void};
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use super::callbacks::{
-    Callback, UserData, wsb_drop_callback, wsb_event_callback, wsb_wake_callback,
+    Callback, UserData, in_callback, wsb_drop_callback, wsb_event_callback, wsb_wake_callback,
 };
+use super::events::OwnedEvent;
 use super::convert::{millis, mut_arg, opt_str_arg, str_arg};
 use super::result::{FfiError, FfiResult, wsb_result};
 use crate::broker::SlowConsumerPolicy;
 use crate::config::ServerConfig;
-use crate::events::OverflowPolicy;
+use crate::events::{DeliveryMode, Event, EventOptions, OverflowPolicy};
 
 /// Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 pub const WSB_DELIVERY_POLL: u32 = 0;
@@ -31,33 +34,16 @@ pub const WSB_SLOW_CONSUMER_DROP_NEWEST: u32 = 2;
 
 /// The settings of a server. Create with `wsb_config_new`, free with `wsb_config_free`; one
 /// config may create several servers. Not thread-safe: use it from one thread at a time.
+#[derive(Default)]
 pub struct wsb_config {
     pub(crate) server: ServerConfig,
-    pub(crate) delivery: u32,
-    pub(crate) queue_capacity: usize,
-    pub(crate) overflow: OverflowPolicy,
-    pub(crate) defer_connect: bool,
-    pub(crate) defer_subscribe: bool,
-    pub(crate) wake: Option<Callback<unsafe extern "C" fn(*mut c_void)>>,
-    pub(crate) event_callback: Option<Callback<EventFn>>,
+    /// Delivery mode, queue settings and callbacks; the callbacks are shared by every server
+    /// the config creates.
+    pub(crate) events: EventOptions,
 }
 
 pub(crate) type EventFn = unsafe extern "C" fn(*mut c_void, *const super::events::wsb_event);
 
-impl Default for wsb_config {
-    fn default() -> Self {
-        wsb_config {
-            server: ServerConfig::default(),
-            delivery: WSB_DELIVERY_POLL,
-            queue_capacity: crate::events::EventQueueConfig::default().capacity,
-            overflow: OverflowPolicy::DropNewest,
-            defer_connect: false,
-            defer_subscribe: false,
-            wake: None,
-            event_callback: None,
-        }
-    }
-}
 
 /// Runs `f` on the config behind `config`.
 pub(super) fn with_config(
@@ -512,12 +498,15 @@ pub unsafe extern "C" fn wsb_config_set_delivery_mode(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            if mode != WSB_DELIVERY_POLL && mode != WSB_DELIVERY_CALLBACK {
-                return Err(FfiError::invalid(format!(
-                    "mode: {mode} is not a WSB_DELIVERY_* value"
-                )));
-            }
-            c.delivery = mode;
+            c.events.mode = match mode {
+                WSB_DELIVERY_POLL => DeliveryMode::Poll,
+                WSB_DELIVERY_CALLBACK => DeliveryMode::Callback,
+                _ => {
+                    return Err(FfiError::invalid(format!(
+                        "mode: {mode} is not a WSB_DELIVERY_* value"
+                    )));
+                }
+            };
             Ok(())
         })
     })
@@ -536,7 +525,7 @@ pub unsafe extern "C" fn wsb_config_set_event_queue(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.overflow = match overflow_policy {
+            c.events.queue.overflow = match overflow_policy {
                 WSB_OVERFLOW_DROP_NEWEST => OverflowPolicy::DropNewest,
                 WSB_OVERFLOW_DROP_OLDEST => OverflowPolicy::DropOldest,
                 other => {
@@ -545,7 +534,7 @@ pub unsafe extern "C" fn wsb_config_set_event_queue(
                     )));
                 }
             };
-            c.queue_capacity = capacity;
+            c.events.queue.capacity = capacity;
             Ok(())
         })
     })
@@ -596,8 +585,8 @@ pub unsafe extern "C" fn wsb_config_set_defer(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.defer_connect = connect;
-            c.defer_subscribe = subscribe;
+            c.events.queue.defer_connect = connect;
+            c.events.queue.defer_subscribe = subscribe;
             Ok(())
         })
     })
@@ -623,8 +612,9 @@ pub unsafe extern "C" fn wsb_config_set_decision_timeout(
 
 /// Poll mode: `cb(user_data)` runs when the event queue goes from empty to non-empty (see
 /// `wsb_wake_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
-/// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in
-/// callback mode it is unused and dropped there.
+/// given `drop(user_data)` runs at once). Every server the config creates shares it; its
+/// `drop(user_data)` runs once, when it is replaced or the config and all those servers are
+/// freed. In callback mode it is never called.
 ///
 /// # Safety
 /// `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
@@ -637,8 +627,14 @@ pub unsafe extern "C" fn wsb_config_set_wake_callback(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.wake = match cb {
-                Some(func) => Some(Callback::new(func, user_data, drop)),
+            c.events.queue.wake = match cb {
+                Some(func) => {
+                    let cb = Callback::new(func, user_data, drop);
+                    Some(Arc::new(move || {
+                        // SAFETY: a callback registered by the host with its user data.
+                        in_callback(|| unsafe { (cb.func)(cb.user_data.ptr()) });
+                    }))
+                }
                 None => {
                     std::mem::drop(UserData::new(user_data, drop));
                     None
@@ -651,8 +647,9 @@ pub unsafe extern "C" fn wsb_config_set_wake_callback(
 
 /// Callback mode: `cb(user_data, event)` receives every event on a "wsbroker-worker" thread
 /// (see `wsb_event_callback`). Replaces (and drops) an earlier one; `cb` NULL clears it (and a
-/// given `drop(user_data)` runs at once). `wsb_server_new` moves it into the server; in poll
-/// mode it is unused and dropped there.
+/// given `drop(user_data)` runs at once). Every server the config creates shares it; its
+/// `drop(user_data)` runs once, when it is replaced or the config and all those servers are
+/// freed. In poll mode it is never called.
 ///
 /// # Safety
 /// `config` is NULL or a live config; `cb` and `drop` are NULL or valid functions.
@@ -665,8 +662,15 @@ pub unsafe extern "C" fn wsb_config_set_event_callback(
 ) -> wsb_result {
     ffi_guard!(result {
         with_config(config, |c| {
-            c.event_callback = match cb {
-                Some(func) => Some(Callback::new(func, user_data, drop)),
+            c.events.callback = match cb {
+                Some(func) => {
+                    let cb: Callback<EventFn> = Callback::new(func, user_data, drop);
+                    Some(Arc::new(move |event: Event| {
+                        let event = OwnedEvent::new(&event);
+                        // SAFETY: a callback registered by the host with its user data.
+                        in_callback(|| unsafe { (cb.func)(cb.user_data.ptr(), event.raw()) });
+                    }))
+                }
                 None => {
                     std::mem::drop(UserData::new(user_data, drop));
                     None

@@ -61,6 +61,9 @@ pub use raw::*;
 pub use relay::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};
 pub use server::*;
+/// The server's counters as C sees them: the safe API's [`crate::Stats`] (cbindgen names it
+/// `wsb_stats`).
+pub use crate::broker::Stats as wsb_stats;
 pub use upgrade::*;
 
 use std::ffi::c_char;

@@ -13,14 +13,15 @@ use super::callbacks::{
     Callback, UserData, in_callback, inside_callback, wsb_app_callback, wsb_drop_callback,
     wsb_event_callback,
 };
-use super::config::{WSB_DELIVERY_CALLBACK, wsb_config};
+use super::config::wsb_config;
 use super::convert::{
     bytes_arg, headers_arg, millis, mut_arg, opt_str_arg, out_arg, ref_arg, str_arg,
 };
 use super::events::{OwnedEvent, wsb_event, wsb_header};
 use super::result::{FfiError, FfiResult, copy_to_buffer, wsb_result};
 use crate::error::Error;
-use crate::events::{Event, EventCallback, EventQueueConfig};
+use crate::broker::Stats;
+use crate::events::Event;
 use crate::server::{HostSubscriptionId, Server};
 
 /// Capacity of the `error_buf` handed to a `wsb_app_callback`.
@@ -53,35 +54,6 @@ struct PollBatch {
     _events: Vec<Event>,
 }
 
-/// Server counters, as `wsb_server_stats` returns them (11 x uint64_t, in this order).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct wsb_stats {
-    /// Open connections (WebSocket and TCP).
-    pub connections: u64,
-    /// Connections accepted since start.
-    pub connections_total: u64,
-    /// Connections refused because of the connection limit.
-    pub connections_refused: u64,
-    /// STOMP sessions past CONNECT.
-    pub sessions: u64,
-    /// Active client subscriptions.
-    pub subscriptions: u64,
-    /// Messages published (client SENDs and host publishes).
-    pub messages_in: u64,
-    /// MESSAGE frames queued to subscribers.
-    pub messages_out: u64,
-    /// Bytes read from clients.
-    pub bytes_in: u64,
-    /// Bytes written to clients.
-    pub bytes_out: u64,
-    /// Messages accepted for a subscriber but discarded by a limit (drop policies, slow-consumer
-    /// disconnects, unacknowledged limits); queue messages that go back to their queue are not
-    /// counted.
-    pub dropped: u64,
-    /// Sessions closed because their outbound queue passed its bound.
-    pub slow_consumer_disconnects: u64,
-}
 
 /// Runs `f` on the server behind `server`, recording a failure as its last error too.
 pub(super) fn with_server(
@@ -122,42 +94,8 @@ pub unsafe extern "C" fn wsb_server_new(
         let out = out_arg(out_server, "out_server")?;
         // SAFETY: see the function's safety section.
         let c = unsafe { mut_arg(config, "config")? };
-        let callback_mode = c.delivery == WSB_DELIVERY_CALLBACK;
-        if callback_mode && c.event_callback.is_none() {
-            return Err(Error::InvalidConfig(
-                "delivery mode WSB_DELIVERY_CALLBACK needs wsb_config_set_event_callback".into(),
-            )
-            .into());
-        }
         let server = Server::new(c.server.clone())?;
-        let (wake, event_callback) = (c.wake.take(), c.event_callback.take());
-        if callback_mode {
-            drop(wake);
-            let cb = event_callback.expect("checked above");
-            server.enable_event_callback(EventCallback {
-                callback: Arc::new(move |event: Event| {
-                    let event = OwnedEvent::new(&event);
-                    // SAFETY: a callback registered by the host with its user data.
-                    in_callback(|| unsafe { (cb.func)(cb.user_data.ptr(), event.raw()) });
-                }),
-                defer_connect: c.defer_connect,
-                defer_subscribe: c.defer_subscribe,
-            })?;
-        } else {
-            drop(event_callback);
-            server.enable_events(EventQueueConfig {
-                capacity: c.queue_capacity,
-                overflow: c.overflow,
-                defer_connect: c.defer_connect,
-                defer_subscribe: c.defer_subscribe,
-                wake: wake.map(|cb| -> Arc<dyn Fn() + Send + Sync> {
-                    Arc::new(move || {
-                        // SAFETY: a callback registered by the host with its user data.
-                        in_callback(|| unsafe { (cb.func)(cb.user_data.ptr()) });
-                    })
-                }),
-            })?;
-        }
+        server.enable_event_delivery(c.events.delivery()?)?;
         let handle = Box::new(wsb_server {
             server: Arc::new(server),
             last_error: Mutex::new(String::new()),
@@ -293,25 +231,12 @@ pub unsafe extern "C" fn wsb_server_last_error(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wsb_server_stats(
     server: *const wsb_server,
-    out_stats: *mut wsb_stats,
+    out_stats: *mut Stats,
 ) -> wsb_result {
     ffi_guard!(result {
         with_server(server, |s| {
             let out = out_arg(out_stats, "out_stats")?;
-            let st = s.server.stats();
-            let stats = wsb_stats {
-                connections: st.connections,
-                connections_total: st.connections_total,
-                connections_refused: st.connections_refused,
-                sessions: st.sessions,
-                subscriptions: st.subscriptions,
-                messages_in: st.messages_in,
-                messages_out: st.messages_out,
-                bytes_in: st.bytes_in,
-                bytes_out: st.bytes_out,
-                dropped: st.dropped,
-                slow_consumer_disconnects: st.slow_consumer_disconnects,
-            };
+            let stats = s.server.stats();
             // SAFETY: checked non-NULL; the caller guarantees it is writable.
             unsafe { out.write(stats) };
             Ok(())

@@ -60,16 +60,6 @@ pub struct RawEndpoint {
 }
 
 impl RawEndpoint {
-    /// The endpoint's path.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// What client messages do.
-    pub fn behaviour(&self) -> RawBehaviour {
-        self.behaviour
-    }
-
     /// The handshake settings of requests for this endpoint.
     pub(crate) fn handshake(&self) -> &HandshakeConfig {
         &self.handshake

@@ -140,9 +140,7 @@ impl RawHub {
                 "{path} is the STOMP WebSocket endpoint"
             )));
         }
-        let max = options
-            .max_message_size
-            .unwrap_or(config.max_message_size);
+        let max = options.max_message_size.unwrap_or(config.max_message_size);
         if max == 0 {
             return Err(Error::InvalidArgument(
                 "max_message_size must be at least 1".into(),
@@ -345,6 +343,7 @@ impl RawHub {
         Ok(self.conn(id)?.outbox.queued_bytes())
     }
 
+    #[cfg(test)]
     /// Open raw connections.
     pub fn connection_count(&self) -> usize {
         self.conns.read().len()

@@ -15,11 +15,8 @@
 mod endpoint;
 mod events;
 pub(crate) mod hub;
-mod route;
 mod topics;
 
 pub use endpoint::{RawBehaviour, RawEndpoint, RawEndpointOptions};
 pub use events::{RawClose, RawMessage, RawOpen};
 pub use hub::{RawDefaults, RawHub, encode_data_frame};
-pub use route::request_path;
-pub use topics::TopicRegistry;

@@ -96,6 +96,7 @@ impl<V> TopicRegistry<V> {
             .is_some_and(|topics| topics.contains(topic))
     }
 
+    #[cfg(test)]
     /// Topics with at least one subscriber.
     pub fn topic_count(&self) -> usize {
         self.topics.len()

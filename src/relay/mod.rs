@@ -50,11 +50,6 @@ impl Relay {
         })
     }
 
-    /// The relay settings.
-    pub fn config(&self) -> &RelayConfig {
-        &self.config
-    }
-
     /// True when `destination` goes to the external broker.
     pub fn is_relayed(&self, destination: &str) -> bool {
         routing::is_relayed(destination, &self.config.prefixes)

@@ -118,11 +118,7 @@ impl System {
     }
 
     /// Starts the connection task on the current runtime; it ends when `shutdown` turns true.
-    pub(crate) fn start(
-        relay: Arc<Relay>,
-        engine: Listener,
-        shutdown: watch::Receiver<bool>,
-    ) {
+    pub(crate) fn start(relay: Arc<Relay>, engine: Listener, shutdown: watch::Receiver<bool>) {
         let Some(receiver) = relay.system.receiver.lock().take() else {
             return;
         };

@@ -2,7 +2,9 @@
 //!
 //! ```no_run
 //! use wsbroker::{Server, ServerConfig};
-//! let server = Server::new(ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() })?;
+//! let mut config = ServerConfig::default();
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! let server = Server::new(config)?;
 //! server.handle_app("/app/chat", |msg, publisher| {
 //!     publisher.publish("/topic/chat", &[], msg.body.clone()).map(|_| ()).map_err(|e| e.to_string())
 //! });
@@ -29,13 +31,13 @@ use crate::broker::{Message, Stats};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventCallback, EventQueue, EventQueueConfig, EventSink};
+use crate::events::{Event, EventCallback, EventDelivery, EventQueue, EventQueueConfig, EventSink};
+use crate::hooks::Answer;
 use crate::hooks::{
     AppMessage, ConnectDecision, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind,
     UpgradeDecision, UpgradeInfo,
 };
 use crate::host::Publisher;
-use crate::hooks::Answer;
 use crate::transport::listener::{ListenerContext, accept_loop};
 use crate::ws::handshake::HandshakeConfig;
 
@@ -412,6 +414,15 @@ impl Server {
         hook: impl Fn(&SubscribeRequest) -> std::result::Result<(), String> + Send + Sync + 'static,
     ) {
         self.engine.hooks.set_subscribe(Some(Arc::new(hook)));
+    }
+
+    /// Turns on event delivery (before `start`), queued or by callback: see
+    /// [`Server::enable_events`] and [`Server::enable_event_callback`].
+    pub fn enable_event_delivery(&self, delivery: EventDelivery) -> Result<()> {
+        match delivery {
+            EventDelivery::Queue(config) => self.enable_events(config),
+            EventDelivery::Callback(callback) => self.enable_event_callback(callback),
+        }
     }
 
     /// Turns on polled delivery (before `start`): events go to a bounded queue drained with

@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 pub use config::{DEFAULT_APP_PREFIX, SessionConfig};
-pub use flow::{Flow, RelayOpen};
+pub use flow::Flow;
 pub use refusal::error_frame;
 
 use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
@@ -168,6 +168,7 @@ impl Session {
         self.principal = principal;
     }
 
+    #[cfg(test)]
     /// The authenticated user, if any.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -184,6 +185,7 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
+    #[cfg(test)]
     /// Negotiated heart-beats.
     pub fn heartbeat(&self) -> Heartbeat {
         self.heartbeat
@@ -388,3 +390,6 @@ impl Drop for Session {
         self.end();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -102,7 +102,9 @@ impl Session {
         };
         match relay.forward(frame, version) {
             Ok(()) => Flow::Continue,
-            Err(message) => self.refuse(Refusal::with_code(codes::TRY_AGAIN_LATER, message), receipt),
+            Err(message) => {
+                self.refuse(Refusal::with_code(codes::TRY_AGAIN_LATER, message), receipt)
+            }
         }
     }
 

@@ -25,7 +25,8 @@ impl Session {
         if self.engine.session_config().is_app_destination(&dest) {
             return self.hand_to_application(dest, frame);
         }
-        let (route, display) = destination::send_route(&dest, &self.engine.broker.config().user_prefix)?;
+        let (route, display) =
+            destination::send_route(&dest, &self.engine.broker.config().user_prefix)?;
         let broker = &self.engine.broker;
         let message = Message::new(
             broker.next_message_id(),

@@ -10,7 +10,11 @@ use crate::hooks::{Question, SubscribeRequest};
 use crate::stomp::{Frame, Version};
 
 impl Session {
-    pub(super) fn on_subscribe(&mut self, frame: Frame, receipt: Option<String>) -> Result<Flow, Refusal> {
+    pub(super) fn on_subscribe(
+        &mut self,
+        frame: Frame,
+        receipt: Option<String>,
+    ) -> Result<Flow, Refusal> {
         let dest = required(&frame, "destination")?.to_string();
         let id: Arc<str> = match frame.header("id") {
             Some(id) => id.into(),

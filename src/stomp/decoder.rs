@@ -53,20 +53,22 @@ use super::escape::{Escaping, escaping_for, unescape};
 use super::frame::{Command, Frame};
 use super::version::Version;
 
-/// Default [`FrameLimits::max_frame_size`]: 16 MiB.
-pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
+/// Default [`FrameLimits::max_frame_size`]: 4 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 4 * 1024 * 1024;
 /// Default [`FrameLimits::max_headers`].
 pub const DEFAULT_MAX_HEADERS: usize = 64;
 /// Default [`FrameLimits::max_header_length`]: 8 KiB.
 pub const DEFAULT_MAX_HEADER_LENGTH: usize = 8 * 1024;
 
-/// Size limits applied while decoding.
-#[derive(Clone, Debug)]
+/// Size limits applied while decoding STOMP frames (from clients, and in relay mode from the
+/// message broker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FrameLimits {
     /// Maximum size in bytes of one frame: command line, header lines, the
     /// blank line and the body (the terminating NUL and trailing EOLs are not
-    /// counted). Default 16 MiB ([`DEFAULT_MAX_FRAME_SIZE`]), which therefore
-    /// bounds bodies to a little less than 16 MiB.
+    /// counted). Default 4 MiB, which therefore bounds bodies to a little less
+    /// than 4 MiB; at most 1 GiB.
     pub max_frame_size: usize,
     /// Maximum number of header lines in one frame (repeats count). Default 64.
     pub max_headers: usize,

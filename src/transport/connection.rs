@@ -9,16 +9,17 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::keepalive::{Keepalive, KeepaliveDue, KeepaliveTimes};
 use super::output::Output;
 use super::source::ReadSource;
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
-use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
-use crate::stomp::decoder::{Decoded, Decoder};
 use crate::hooks::Answer;
 use crate::relay::link;
 use crate::session::{Flow, Session};
+use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
+use crate::stomp::decoder::{Decoded, Decoder};
 use crate::ws::codes;
 use crate::ws::decoder::{MessageDecoder, WsEvent, WsLimits};
 
@@ -78,8 +79,7 @@ pub(crate) struct Connection {
     stomp: Decoder,
     inbound: Inbound,
     started: Instant,
-    last_read: Instant,
-    ping_sent: bool,
+    keepalive: Keepalive,
     /// A host decision or broker verdict being waited for, and until when (boxed: rarely there).
     waiting: Option<Box<(Awaited, Instant)>>,
 }
@@ -134,14 +134,17 @@ impl Connection {
             stomp,
             inbound,
             started: now,
-            last_read: now,
-            ping_sent: false,
+            keepalive: Keepalive::new(),
             waiting: None,
         }
     }
 
-    fn is_websocket(&self) -> bool {
-        matches!(self.inbound, Inbound::WebSocket { .. })
+    /// Pings and the idle timeout apply to WebSocket connections only.
+    fn keepalive_times(&self) -> KeepaliveTimes {
+        match self.inbound {
+            Inbound::WebSocket { .. } => KeepaliveTimes::of(&self.session.engine().config),
+            Inbound::Raw => KeepaliveTimes::OFF,
+        }
     }
 
     /// Queues a ping or pong; false when that overflowed the outbox (the session is closing).
@@ -275,7 +278,9 @@ impl Connection {
                 Flow::OpenRelay(open) => {
                     let engine = self.session.engine().clone();
                     let Some(relay) = engine.relay.clone() else {
-                        flow = self.session.broker_connected(Err("relay mode is off".into()));
+                        flow = self
+                            .session
+                            .broker_connected(Err("relay mode is off".into()));
                         continue;
                     };
                     // The broker link answers (or fails) within its own connect timeout; the
@@ -312,7 +317,7 @@ impl Connection {
     fn resume(&mut self, resumed: Resumed) -> Progress {
         self.waiting = None;
         // The pause was ours: silence during it does not count against the client.
-        self.last_read = Instant::now();
+        self.keepalive.heard();
         let flow = match resumed {
             Resumed::Host(Some(answer)) => self.session.answer(answer),
             Resumed::Host(None) => {
@@ -338,17 +343,12 @@ impl Connection {
             deadline = deadline.min(self.started + config.connect_timeout);
         }
         if let Some(t) = self.session.receive_timeout() {
-            deadline = deadline.min(self.last_read + t);
+            deadline = deadline.min(self.keepalive.last_read() + t);
         }
-        if self.is_websocket() {
-            if !config.idle_timeout.is_zero() {
-                deadline = deadline.min(self.last_read + config.idle_timeout);
-            }
-            if !config.ws_ping_interval.is_zero() && !self.ping_sent {
-                deadline = deadline.min(self.last_read + config.ws_ping_interval);
-            }
+        match self.keepalive.deadline(self.keepalive_times()) {
+            Some(keepalive) => deadline.min(keepalive),
+            None => deadline,
         }
-        deadline
     }
 
     /// Acts on expired timers.
@@ -372,7 +372,7 @@ impl Connection {
             return false;
         }
         if let Some(t) = self.session.receive_timeout()
-            && now >= self.last_read + t
+            && now >= self.keepalive.last_read() + t
         {
             let ms = t.as_millis();
             self.session.terminate(
@@ -381,22 +381,15 @@ impl Connection {
             );
             return false;
         }
-        if self.is_websocket() {
-            if !config.idle_timeout.is_zero() && now >= self.last_read + config.idle_timeout {
+        let times = self.keepalive_times();
+        match self.keepalive.due(times, now) {
+            KeepaliveDue::Nothing => true,
+            KeepaliveDue::Ping => self.push_control(Outbound::Ping(Bytes::new())),
+            KeepaliveDue::Idle => {
                 self.session.terminate(codes::GOING_AWAY, "idle timeout");
-                return false;
-            }
-            if !config.ws_ping_interval.is_zero()
-                && !self.ping_sent
-                && now >= self.last_read + config.ws_ping_interval
-            {
-                if !self.push_control(Outbound::Ping(Bytes::new())) {
-                    return false;
-                }
-                self.ping_sent = true;
+                false
             }
         }
-        true
     }
 }
 
@@ -508,8 +501,7 @@ pub(crate) fn drive<S: ReadSource + 'static, O: Output + 'static, G: Send + 'sta
                     Ok(0) | Err(_) => { eof = true; break; }
                     Ok(n) => {
                         stats::add(&conn.session.engine().counters().bytes_in, n as u64);
-                        conn.last_read = Instant::now();
-                        conn.ping_sent = false;
+                        conn.keepalive.heard();
                         progress = conn.process(&mut buf);
                     }
                 },

@@ -22,8 +22,8 @@ use crate::broker::stats;
 use crate::engine::Engine;
 use crate::hooks::{TransportKind, UpgradeDecision};
 use crate::raw::{RawEndpoint, RawHub};
-use crate::sockjs::url::{Route, Transport};
 use crate::session::Session;
+use crate::sockjs::url::{Route, Transport};
 use crate::ws::handshake::{
     Handshake, HandshakeConfig, HandshakeError, parse_upgrade, reject_response,
 };

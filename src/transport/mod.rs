@@ -5,6 +5,7 @@ mod connection;
 mod deflate;
 pub(crate) mod http;
 mod http_body;
+mod keepalive;
 pub(crate) mod listener;
 mod metrics;
 mod output;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::connection::{LINGER, drain_until_peer_closes};
+use super::keepalive::{Keepalive, KeepaliveDue, KeepaliveTimes};
 use super::source::ReadSource;
 use super::writer::{self, Framing};
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
@@ -83,13 +84,11 @@ pub(crate) fn start<R, W, G>(
         subprotocol: request.subprotocol,
         user: principal,
     }));
-    let now = Instant::now();
     let state = RawConnection {
         engine,
         conn,
         decoder,
-        last_read: now,
-        ping_sent: false,
+        keepalive: Keepalive::new(),
     };
     tokio::spawn(drive(read, buf, state, writer, shutdown, slot));
 }
@@ -99,8 +98,7 @@ struct RawConnection {
     engine: Arc<Engine>,
     conn: Arc<RawConn>,
     decoder: MessageDecoder,
-    last_read: Instant,
-    ping_sent: bool,
+    keepalive: Keepalive,
 }
 
 impl RawConnection {
@@ -189,35 +187,23 @@ impl RawConnection {
     }
 
     fn next_deadline(&self) -> Instant {
-        let config = &self.engine.config;
-        let mut deadline = Instant::now() + Duration::from_secs(3600);
-        if !config.idle_timeout.is_zero() {
-            deadline = deadline.min(self.last_read + config.idle_timeout);
-        }
-        if !config.ws_ping_interval.is_zero() && !self.ping_sent {
-            deadline = deadline.min(self.last_read + config.ws_ping_interval);
-        }
-        deadline
+        let times = KeepaliveTimes::of(&self.engine.config);
+        self.keepalive
+            .deadline(times)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
     /// Acts on expired timers; false when the connection is closing.
     fn on_timer(&mut self) -> bool {
-        let now = Instant::now();
-        let config = &self.engine.config;
-        if !config.idle_timeout.is_zero() && now >= self.last_read + config.idle_timeout {
-            self.close(codes::GOING_AWAY, "idle timeout");
-            return false;
-        }
-        if !config.ws_ping_interval.is_zero()
-            && !self.ping_sent
-            && now >= self.last_read + config.ws_ping_interval
-        {
-            if !self.push_control(Outbound::Ping(Bytes::new())) {
-                return false;
+        let times = KeepaliveTimes::of(&self.engine.config);
+        match self.keepalive.due(times, Instant::now()) {
+            KeepaliveDue::Nothing => true,
+            KeepaliveDue::Ping => self.push_control(Outbound::Ping(Bytes::new())),
+            KeepaliveDue::Idle => {
+                self.close(codes::GOING_AWAY, "idle timeout");
+                false
             }
-            self.ping_sent = true;
         }
-        true
     }
 
     /// Forgets the connection and tells the host; its id is stale from here on.
@@ -274,8 +260,7 @@ fn drive<S: ReadSource + 'static, G: Send + 'static>(
                     Ok(0) | Err(_) => { eof = true; break; }
                     Ok(n) => {
                         stats::add(&state.engine.counters().bytes_in, n as u64);
-                        state.last_read = Instant::now();
-                        state.ping_sent = false;
+                        state.keepalive.heard();
                         reading = state.process(&mut buf);
                     }
                 },

@@ -16,9 +16,9 @@ use tokio::time::{Instant, sleep_until};
 use super::deflate::OutboundDeflate;
 use crate::broker::outbox::{CloseReason, Delivery, Outbound, Outbox};
 use crate::broker::stats::{self, Counters};
+use crate::session::error_frame;
 use crate::stomp::encoder::{encode, encode_header_line};
 use crate::stomp::escape::Escaping;
-use crate::session::error_frame;
 use crate::ws::deflate::{RSV1, STORED_BLOCK_HEADER_LEN, stored_block_header};
 use crate::ws::frame::{OpCode, encode_close, encode_header};
 

@@ -31,11 +31,12 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A configuration listening on ephemeral ports, WebSocket and TCP.
 pub fn config() -> ServerConfig {
-    ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tcp_listen: Some("127.0.0.1:0".parse().unwrap()),
-        worker_threads: 2,
-        ..Default::default()
+    {
+        let mut c = ServerConfig::default();
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.worker_threads = 2;
+        c
     }
 }
 

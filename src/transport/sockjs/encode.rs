@@ -4,9 +4,9 @@
 use bytes::BytesMut;
 
 use crate::broker::outbox::{CloseReason, Delivery, Outbound, Outbox};
+use crate::session::error_frame;
 use crate::sockjs::frame::{ArrayFrame, GO_AWAY, close_frame};
 use crate::stomp::encoder::encode;
-use crate::session::error_frame;
 use crate::transport::writer::encode_message_prefix;
 use crate::ws::codes;
 

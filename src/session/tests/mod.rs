@@ -1,0 +1,7 @@
+//! Socket-free tests of the session state machine and the broker behind it: frames in, the
+//! outbox read back as decoded frames, deliveries and closes.
+
+mod broker;
+mod common;
+mod protocol;
+mod slow_consumer;

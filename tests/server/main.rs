@@ -1,0 +1,21 @@
+//! The STOMP server over real sockets (127.0.0.1, port 0), driven by clients written for the
+//! tests and by tokio-tungstenite: pub/sub, acknowledgements, application destinations, errors,
+//! lifecycle, events, RFC 6455 details, hostile clients, TLS, upgrade auth, permessage-deflate
+//! and SockJS. One test binary (build time matters on small machines); one module per theme.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod acks;
+mod app;
+mod drops;
+mod errors;
+mod events;
+mod hostile;
+mod lifecycle;
+mod permessage_deflate;
+mod pubsub;
+mod rfc6455;
+mod sockjs;
+mod tls;
+mod upgrade_auth;
