@@ -148,13 +148,13 @@ fn parse_options() -> Result<Options, String> {
                 opts.rates = flag_value::<String>(&mut args, "--rate")?
                     .split(',')
                     .map(|r| parse_flag("--rate", r.trim()))
-                    .collect::<Result<_, _>>()?
+                    .collect::<Result<_, _>>()?;
             }
             "--rounds" => rounds = Some(flag_value(&mut args, "--rounds")?),
             "--latency-subs" => opts.latency_subs = flag_value(&mut args, "--latency-subs")?,
             "--latency-secs" => latency_secs = Some(flag_value(&mut args, "--latency-secs")?),
             "--timeout" => {
-                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?)
+                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?);
             }
             "-h" | "--help" => return Err(String::new()),
             other => eprintln!("fanout: ignoring argument {other:?}"),
@@ -419,7 +419,7 @@ impl Broker {
                     };
                 }
                 Ok(None) if start.elapsed() < Duration::from_secs(10) => {
-                    std::thread::sleep(Duration::from_millis(20))
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 _ => {
                     let _ = child.kill();
@@ -1416,7 +1416,7 @@ pub(crate) fn json_str(s: &str) -> String {
 fn to_json(opts: &Options, reports: &[Report]) -> String {
     let mut out = String::from("{\n  \"bench\": \"fanout\",\n");
     let _ = writeln!(out, "  \"quick\": {},", opts.quick);
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let _ = writeln!(out, "  \"cpus\": {cpus},");
     out.push_str("  \"scenarios\": [\n");
     for (i, r) in reports.iter().enumerate() {
@@ -1506,7 +1506,7 @@ fn main() -> ExitCode {
     println!(
         "wsbroker fan-out bench: broker {} ({} CPUs){}",
         bin.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         if opts.quick { ", quick" } else { "" }
     );
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,7 +7,7 @@
 # Seeds come from fuzz/corpus/<target>/ (regenerate with fuzz/gen_corpus.py); new inputs
 # libFuzzer finds are added there too — commit only small, interesting ones. Crashes land in
 # fuzz/artifacts/<target>/; reproduce with `cargo fuzz run <target> <file>`.
-# CI runs the same functions over the corpus on stable: `cargo test --test fuzz_smoke`.
+# CI runs the same functions over the corpus on stable: `cargo test --lib fuzzing::smoke` (src/fuzzing/smoke.rs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

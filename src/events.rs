@@ -319,7 +319,7 @@ impl EventQueue {
         while out.len() - start < max {
             match self.receiver.try_recv() {
                 Ok(event) => out.push(event),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         if out.len() == start

@@ -91,7 +91,7 @@ fn parse_options() -> Result<Options, String> {
             "--latency-secs" => latency_secs = Some(flag_value(&mut args, "--latency-secs")?),
             "--idle-conns" => idle_conns = Some(flag_value(&mut args, "--idle-conns")?),
             "--timeout" => {
-                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?)
+                opts.timeout = Duration::from_secs_f64(flag_value(&mut args, "--timeout")?);
             }
             "-h" | "--help" => return Err(String::new()),
             other => eprintln!("suite: ignoring argument {other:?}"),
@@ -226,7 +226,7 @@ fn fits_open_files(target: Target, conns: usize) -> Result<Target, String> {
         .lines()
         .find_map(|l| l.strip_prefix("Max open files"))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count());
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).map(std::iter::Iterator::count);
     match (soft, open) {
         (Some(soft), Ok(open)) if open + conns > soft => Err(format!(
             "the server's open-file limit is {soft} with {open} in use: too few for {conns} \
@@ -382,7 +382,7 @@ impl Suite {
 fn run(opts: Options) -> Result<(), String> {
     let bin = fanout::broker_binary()?;
     fanout::epoch();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!(
         "wsbroker bench suite: broker {} ({cpus} CPUs){}",
         bin.display(),

@@ -119,7 +119,7 @@ async fn connection(
                     Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
                         let _ = tx.send((id, msg));
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                     Some(Ok(_)) => {}
                 },
                 got = rx.recv() => match got {

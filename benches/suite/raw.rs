@@ -422,7 +422,7 @@ async fn echo_client(
             result.error = Some(format!(
                 "timed out after {} of {msgs} echoes",
                 result.received
-            ))
+            ));
         }
     }
     result.last_delivery = Some(Instant::now());

@@ -92,7 +92,7 @@ pub unsafe extern "C" fn wsb_config_free(config: *mut wsb_config) {
             // SAFETY: from `wsb_config_new` (Box::into_raw), freed once (caller).
             drop(unsafe { Box::from_raw(config) });
         }
-    })
+    });
 }
 
 /// The WebSocket listen address, "ip:port" (e.g. "127.0.0.1:0": port 0 picks a free port;
@@ -455,7 +455,9 @@ pub unsafe extern "C" fn wsb_config_set_prefixes(
     user_prefix_len: usize,
 ) -> wsb_result {
     ffi_guard!(result {
+        // SAFETY: see the function's safety section.
         let queue = unsafe { opt_str_arg(queue_prefix, queue_prefix_len, "queue_prefix") }?;
+        // SAFETY: see the function's safety section.
         let user = unsafe { opt_str_arg(user_prefix, user_prefix_len, "user_prefix") }?;
         with_config(config, |c| {
             if let Some(q) = queue {

@@ -125,7 +125,7 @@ impl<S: Subscriber> Layer<S> for CLogLayer {
         // SAFETY: a callback registered by the host with its user data; the strings live
         // until after the call.
         in_callback(|| unsafe {
-            (sink.cb)(sink.user_data, level, target.as_ptr(), message.as_ptr())
+            (sink.cb)(sink.user_data, level, target.as_ptr(), message.as_ptr());
         });
         IN_LOG.with(|f| f.set(false));
     }

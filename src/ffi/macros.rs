@@ -107,7 +107,7 @@ impl IntoFfi<wsb_result> for Result<(), FfiError> {
 pub fn panicked<R: PanicValue>(payload: Box<dyn Any + Send>) -> R {
     let text = payload
         .downcast_ref::<&str>()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic payload".into());
     set_last_error(&format!("panic inside wsbroker: {text}"));

@@ -126,7 +126,9 @@ pub unsafe extern "C" fn wsb_server_add_raw_endpoint(
     ffi_guard!(result {
         with_server(server, |s| {
             // SAFETY (these two): see the function's safety section.
+            // SAFETY: see the function's safety section.
             let path = unsafe { str_arg(path, path_len, "path")? };
+            // SAFETY: see the function's safety section.
             let protocols = unsafe { opt_str_arg(subprotocols, subprotocols_len, "subprotocols")? };
             let options = RawEndpointOptions {
                 behaviour: behaviour(behaviour_kind)?,
@@ -216,7 +218,9 @@ pub unsafe extern "C" fn wsb_server_raw_publish(
     ffi_guard!(result {
         with_server(server, |s| {
             // SAFETY (these two): see the function's safety section.
+            // SAFETY: see the function's safety section.
             let topic = unsafe { str_arg(topic, topic_len, "topic")? };
+            // SAFETY: see the function's safety section.
             let data = unsafe { bytes_arg(data, data_len, "data")? };
             let receivers = s.server.raw_publish(topic, data, binary != 0)?;
             // SAFETY: see the function's safety section.

@@ -29,7 +29,9 @@ unsafe fn set_credentials(
 ) -> FfiResult {
     with_config(config, |c| {
         // SAFETY (both): see the function's safety section.
+        // SAFETY: see the function's safety section.
         let login = unsafe { str_arg(login, login_len, "login")? };
+        // SAFETY: see the function's safety section.
         let passcode = unsafe { str_arg(passcode, passcode_len, "passcode")? };
         let (login_field, passcode_field) = fields(relay_of(c)?);
         *login_field = login.to_string();

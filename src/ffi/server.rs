@@ -264,8 +264,11 @@ pub unsafe extern "C" fn wsb_server_publish(
     ffi_guard!(result {
         with_server(server, |s| {
             // SAFETY (these three): see the function's safety section.
+            // SAFETY: see the function's safety section.
             let destination = unsafe { str_arg(destination, destination_len, "destination")? };
+            // SAFETY: see the function's safety section.
             let headers = unsafe { headers_arg(headers, header_count)? };
+            // SAFETY: see the function's safety section.
             let body = unsafe { bytes_arg(body, body_len, "body")? };
             s.server
                 .publish(destination, &headers, Bytes::copy_from_slice(body))?;
@@ -294,9 +297,13 @@ pub unsafe extern "C" fn wsb_server_send_to_user(
     ffi_guard!(result {
         with_server(server, |s| {
             // SAFETY (these four): see the function's safety section.
+            // SAFETY: see the function's safety section.
             let user = unsafe { str_arg(user, user_len, "user")? };
+            // SAFETY: see the function's safety section.
             let destination = unsafe { str_arg(destination, destination_len, "destination")? };
+            // SAFETY: see the function's safety section.
             let headers = unsafe { headers_arg(headers, header_count)? };
+            // SAFETY: see the function's safety section.
             let body = unsafe { bytes_arg(body, body_len, "body")? };
             s.server
                 .send_to_user(user, destination, &headers, Bytes::copy_from_slice(body))?;
@@ -324,8 +331,11 @@ pub unsafe extern "C" fn wsb_server_send_to_session(
     ffi_guard!(result {
         with_server(server, |s| {
             // SAFETY (these three): see the function's safety section.
+            // SAFETY: see the function's safety section.
             let destination = unsafe { str_arg(destination, destination_len, "destination")? };
+            // SAFETY: see the function's safety section.
             let headers = unsafe { headers_arg(headers, header_count)? };
+            // SAFETY: see the function's safety section.
             let body = unsafe { bytes_arg(body, body_len, "body")? };
             s.server
                 .send_to_session(session, destination, &headers, Bytes::copy_from_slice(body))?;

@@ -100,7 +100,9 @@ unsafe fn write_named(
     out_len: *mut usize,
 ) -> FfiResult {
     // SAFETY (both): see the function's safety section.
+    // SAFETY: see the function's safety section.
     let r = unsafe { ref_arg(request, "request")? };
+    // SAFETY: see the function's safety section.
     let name = unsafe { str_arg(name, name_len, "name")? };
     let (value, missing) = match what {
         Named::QueryParam => (
@@ -238,7 +240,9 @@ pub unsafe extern "C" fn wsb_upgrade_accept(
 ) -> wsb_result {
     ffi_guard!(result {
         // SAFETY (both): see the function's safety section.
+        // SAFETY: see the function's safety section.
         let d = unsafe { super::convert::mut_arg(decision, "decision")? };
+        // SAFETY: see the function's safety section.
         let principal = unsafe { opt_str_arg(principal, principal_len, "principal")? };
         d.decision = Some(UpgradeDecision::Accept {
             principal: principal.map(str::to_string),
@@ -263,7 +267,9 @@ pub unsafe extern "C" fn wsb_upgrade_reject(
 ) -> wsb_result {
     ffi_guard!(result {
         // SAFETY (both): see the function's safety section.
+        // SAFETY: see the function's safety section.
         let d = unsafe { super::convert::mut_arg(decision, "decision")? };
+        // SAFETY: see the function's safety section.
         let reason = unsafe { str_arg(reason, reason_len, "reason")? };
         if !(400..500).contains(&status) {
             return Err(FfiError::invalid(format!(
@@ -307,7 +313,7 @@ pub unsafe extern "C" fn wsb_server_set_upgrade_callback(
                         // SAFETY: a callback registered by the host with its user data; both
                         // pointers outlive the call.
                         in_callback(|| unsafe {
-                            (cb.func)(cb.user_data.ptr(), &request, &mut decision)
+                            (cb.func)(cb.user_data.ptr(), &request, &mut decision);
                         });
                         decision.decision.unwrap_or(UpgradeDecision::Reject {
                             status: 403,

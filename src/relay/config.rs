@@ -70,7 +70,10 @@ impl RelayConfig {
             virtual_host: None,
             heartbeat_send: Duration::from_secs(10),
             heartbeat_receive: Duration::from_secs(10),
-            prefixes: DEFAULT_PREFIXES.iter().map(|p| p.to_string()).collect(),
+            prefixes: DEFAULT_PREFIXES
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             connect_timeout: Duration::from_secs(10),
             session_restore: false,
             restore_timeout: Duration::from_secs(30),

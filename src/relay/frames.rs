@@ -62,7 +62,7 @@ pub fn client_side_heartbeat(ours: (u32, u32), connected: &Frame) -> Heartbeat {
 
 /// A MESSAGE from the broker as the client sees it: ack ids tagged with `generation`.
 pub fn message_to_client(mut frame: Frame, generation: u64) -> Frame {
-    for (name, value) in frame.headers.iter_mut() {
+    for (name, value) in &mut frame.headers {
         if name == "ack" || name == "message-id" {
             *value = tag_ack_id(generation, value);
         }
@@ -74,7 +74,7 @@ pub fn message_to_client(mut frame: Frame, generation: u64) -> Frame {
 /// message of an earlier broker connection (which the broker redelivers anyway).
 pub fn ack_to_broker(mut frame: Frame, generation: u64) -> Option<Frame> {
     let mut current = true;
-    for (name, value) in frame.headers.iter_mut() {
+    for (name, value) in &mut frame.headers {
         if (name == "id" || name == "message-id")
             && let Some((g, id)) = untag_ack_id(value)
         {

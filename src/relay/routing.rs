@@ -79,7 +79,7 @@ mod tests {
     fn prefixes() -> Vec<String> {
         super::super::config::DEFAULT_PREFIXES
             .iter()
-            .map(|p| p.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     }
 

@@ -115,7 +115,10 @@ impl Server {
         let ws = bind(config.listen)?;
         let tcp = config.tcp_listen.map(bind).transpose()?;
         let local_addr = ws.local_addr()?;
-        let tcp_local_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+        let tcp_local_addr = tcp
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
 
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         if config.worker_threads > 0 {

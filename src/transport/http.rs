@@ -72,7 +72,10 @@ impl HttpRouter {
             return sockjs.handle(route, request, peer).await;
         }
         if path == "/metrics" && request.method() == Method::GET {
-            let sessions = self.sockjs.as_ref().map_or(0, |s| s.session_count());
+            let sessions = self
+                .sockjs
+                .as_ref()
+                .map_or(0, super::sockjs::service::SockJsService::session_count);
             let body = metrics::render(&self.engine.counters().snapshot(), sessions);
             return text_response(
                 StatusCode::OK,

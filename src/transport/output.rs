@@ -48,7 +48,7 @@ impl<W: AsyncWrite + Unpin + Send> Output for Writer<W> {
     }
 
     fn heartbeat(&mut self) {
-        Writer::heartbeat(self)
+        Writer::heartbeat(self);
     }
 
     async fn finish(&mut self) {

@@ -331,7 +331,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                     } else {
                         OpCode::Binary
                     };
-                    self.batch.push_shared(opcode, bytes)
+                    self.batch.push_shared(opcode, bytes);
                 }
                 Outbound::Message(delivery) => self.batch.push_message(&self.outbox, &delivery),
                 Outbound::WsFrame(frame) => self.batch.pieces.push(Piece::Shared(frame)),

@@ -245,9 +245,8 @@ fn validate(
 
     // Origin allow-list.
     let mut origins = values("origin");
-    let origin = match (origins.next(), origins.next()) {
-        (origin, None) => origin,
-        _ => return Err(rejection(400, "multiple Origin headers")),
+    let (origin, None) = (origins.next(), origins.next()) else {
+        return Err(rejection(400, "multiple Origin headers"));
     };
     if let Some(origin) = origin {
         let allowed = cfg.allowed_origins.is_empty()
@@ -776,7 +775,7 @@ mod tests {
                     let text = String::from_utf8(response).unwrap();
                     match &request.subprotocol {
                         Some(p) => {
-                            assert!(text.contains(&format!("\r\nSec-WebSocket-Protocol: {p}\r\n")))
+                            assert!(text.contains(&format!("\r\nSec-WebSocket-Protocol: {p}\r\n")));
                         }
                         None => assert!(!text.contains("Sec-WebSocket-Protocol")),
                     }

@@ -837,7 +837,7 @@ impl Client {
                         assert_eq!(&p[..], payload);
                         return;
                     }
-                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => {
+                    Some(Ok(WsMessage::Close(_)) | Err(_)) | None => {
                         panic!("closed while waiting for a pong")
                     }
                     Some(Ok(_)) => {}

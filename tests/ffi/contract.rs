@@ -45,6 +45,7 @@ fn server_last_error(server: *const wsb_server) -> String {
     let mut len = 0usize;
     // SAFETY: a live server; NULL buffer with cap 0.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_last_error(server, ptr::null_mut(), 0, &mut len) },
         OK
     );
@@ -782,24 +783,31 @@ fn every_limit_setter_reaches_the_validated_config() {
     // the field it claims to.
     type Setter = unsafe fn(*mut wsb_config);
     let cases: [(&str, Setter); 7] = [
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("deflate_level", |c| unsafe {
             wsb_config_set_permessage_deflate(c, true, 256, 10);
         }),
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("max_headers", |c| unsafe {
             wsb_config_set_header_limits(c, 0, 100);
         }),
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("max_header_length", |c| unsafe {
             wsb_config_set_header_limits(c, 10, 0);
         }),
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("max_subscriptions_per_session", |c| unsafe {
             wsb_config_set_max_subscriptions(c, 0);
         }),
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("max_unacked_per_subscription", |c| unsafe {
             wsb_config_set_max_unacked(c, 0);
         }),
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("max_transaction_frames", |c| unsafe {
             wsb_config_set_transaction_limits(c, 0, 1);
         }),
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         ("max_open_transactions", |c| unsafe {
             wsb_config_set_transaction_limits(c, 1, 0);
         }),
@@ -937,6 +945,7 @@ fn last_error_is_truncated_on_a_char_boundary() {
     let (a, n) = s("ü-not-an-address-ü-ü-ü");
     // SAFETY: a live config, valid string.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_config_set_listen(config, a, n) },
         wsb_result::WSB_ERR_INVALID_ARGUMENT
     );
@@ -1059,6 +1068,7 @@ fn poll_results_stay_valid_until_the_same_threads_next_poll() {
     let mut n = 0;
     // SAFETY: a live server, one slot.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_poll(server, mine.as_mut_ptr(), 1, &mut n) },
         OK
     );
@@ -1469,6 +1479,7 @@ fn wake_callback_fires_when_the_queue_becomes_non_empty() {
     let mut n = 0;
     // SAFETY: a live server, 8 slots.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_poll(server, events.as_mut_ptr(), 8, &mut n) },
         OK
     );
@@ -1483,6 +1494,7 @@ fn overflow_is_reported_first() {
     let config = config();
     // SAFETY: a live config.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_config_set_event_queue(config, 2, WSB_OVERFLOW_DROP_NEWEST) },
         OK
     );
@@ -1500,6 +1512,7 @@ fn overflow_is_reported_first() {
     let mut n = 0;
     // SAFETY: a live server, 8 slots.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_poll(server, events.as_mut_ptr(), 8, &mut n) },
         OK
     );
@@ -1554,12 +1567,14 @@ fn deferred_connect_is_accepted_or_rejected_through_poll_events() {
     let (u, un) = s("alice-user");
     // SAFETY: a live server, a valid string.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_accept(server, connect.session, u, un) },
         OK
     );
     assert_eq!(alice.read().command, "CONNECTED");
     // SAFETY: a live server.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_accept(server, connect.session, ptr::null(), 0) },
         wsb_result::WSB_ERR_NOT_FOUND,
         "answered already"
@@ -1595,6 +1610,7 @@ fn deferred_connect_is_accepted_or_rejected_through_poll_events() {
     let (m, mn) = s("go away");
     // SAFETY: a live server, a valid string.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_reject(server, connect2.session, m, mn) },
         OK
     );
@@ -1683,6 +1699,7 @@ fn app_messages_as_poll_events_and_replies_to_the_session() {
     let (r, rn) = s("bye bob");
     // SAFETY: a live server, a valid string.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_disconnect(server, ev.session, r, rn) },
         OK
     );
@@ -1819,6 +1836,7 @@ fn log_callback_receives_records_up_to_its_level() {
     assert!(LOG_SAW_LISTENING.load(Ordering::SeqCst) >= 1);
     // SAFETY: turning it off.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_set_log_callback(None, ptr::null_mut(), 0) },
         OK
     );
@@ -1956,6 +1974,7 @@ fn sockjs_setters_reach_the_server() {
     let second = config();
     // SAFETY: a live config; NULL path.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_config_set_sockjs_path(second, ptr::null(), 0) },
         OK
     );

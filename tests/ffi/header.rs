@@ -46,7 +46,7 @@ fn find_compiler(candidates: &[&str]) -> Option<String> {
                 .output()
                 .is_ok_and(|o| o.status.success())
         })
-        .map(|cc| cc.to_string())
+        .map(std::string::ToString::to_string)
 }
 
 fn compile(compiler: &str, flags: &[&str], source_name: &str, source: &str) {

@@ -294,6 +294,7 @@ fn host_endpoint_round_trip_through_the_c_abi() {
     let (r, rn) = s("see you");
     // SAFETY: a live server, a valid string.
     assert_eq!(
+        // SAFETY: the pointers are live test values, valid for the lengths passed.
         unsafe { wsb_server_raw_close(server, conn, 4000, r, rn) },
         OK
     );

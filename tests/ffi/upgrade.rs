@@ -102,6 +102,7 @@ unsafe extern "C" fn on_upgrade(
     let (mut p, mut n) = (ptr::null(), 0usize);
     let mut seen = Seen::default();
     // SAFETY (all calls): the request and decision of this call; valid names and out pointers.
+    // SAFETY: the pointers are live test values, valid for the lengths passed.
     unsafe {
         seen.path = got(wsb_upgrade_request_path(req, &mut p, &mut n), p, n).unwrap();
         seen.query = got(wsb_upgrade_request_query(req, &mut p, &mut n), p, n);

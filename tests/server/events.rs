@@ -92,7 +92,7 @@ async fn deferred_connect_accepted_later_as_a_user() {
 #[tokio::test]
 async fn deferred_connect_rejected_and_timed_out() {
     let ts = start_polled(deferring(), |c| {
-        c.decision_timeout = Duration::from_millis(300)
+        c.decision_timeout = Duration::from_millis(300);
     });
     let mut rejected = ts.ws_client().await;
     rejected
@@ -226,7 +226,7 @@ async fn callback_delivery_answers_from_inside_the_callback() {
                         }
                     }
                     Event::Disconnect(info) => {
-                        log.lock().unwrap().push(format!("bye {:?}", info.user))
+                        log.lock().unwrap().push(format!("bye {:?}", info.user));
                     }
                     _ => {}
                 }

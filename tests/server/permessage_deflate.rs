@@ -512,9 +512,9 @@ async fn c_abi_setter_switches_compression() {
         assert_eq!(msg.compressed, enabled);
         assert_eq!(msg.body(), "abcabcabcabcabcabcabc");
         drop(client);
+        let server = server as usize;
         // SAFETY: the live server from above; stopped on a blocking thread (it joins its
         // runtime), then freed.
-        let server = server as usize;
         tokio::task::spawn_blocking(move || unsafe {
             let server = server as *mut wsb_server;
             assert_eq!(wsb_server_stop(server, 100), wsb_result::WSB_OK);

@@ -70,7 +70,7 @@ async fn read_frames(s: &mut TcpStream, n: usize) -> (Vec<(u8, Vec<u8>)>, bool) 
             break frames;
         }
         match tokio::time::timeout(common::WAIT, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => eof = true,
+            Ok(Ok(0) | Err(_)) => eof = true,
             Ok(Ok(k)) => raw.extend_from_slice(&buf[..k]),
             Err(_) => panic!("timed out; got {:?}", split_frames(&raw)),
         }

@@ -1265,7 +1265,7 @@ async fn ws_text(ws: &mut WsStream) -> Option<String> {
             .expect("message in time")
         {
             Some(Ok(WsMessage::Text(text))) => return Some(text.to_string()),
-            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return None,
             Some(Ok(_)) => {}
         }
     }

@@ -356,7 +356,7 @@ fn unusable_files_are_invalid_config() {
                 assert!(
                     named.iter().any(|n| message.contains(n.as_str())),
                     "{message:?} names the bad file {named:?}"
-                )
+                );
             }
             other => panic!("{tls:?}: expected InvalidConfig, got {other:?}"),
         }

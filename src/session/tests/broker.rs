@@ -183,7 +183,10 @@ fn wildcard_subscriptions_with_both_separators() {
             })
             .collect();
         got.sort();
-        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut expected: Vec<String> = expected
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         expected.sort();
         assert_eq!(got, expected, "{dest}");
     }
