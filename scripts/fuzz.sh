@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh TARGET|all [SECONDS]     (default 60 s per target)
 #
-# Targets: ws_decoder ws_handshake stomp_decoder stomp_session sockjs_frame (logic in src/fuzzing.rs).
+# Targets: ws_decoder ws_handshake stomp_decoder stomp_encoder stomp_session sockjs_frame (logic in
+# src/fuzzing/).
 # Seeds come from fuzz/corpus/<target>/ (regenerate with fuzz/gen_corpus.py); new inputs
 # libFuzzer finds are added there too — commit only small, interesting ones. Crashes land in
 # fuzz/artifacts/<target>/; reproduce with `cargo fuzz run <target> <file>`.
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-TARGETS=(ws_decoder ws_handshake stomp_decoder stomp_session sockjs_frame)
+TARGETS=(ws_decoder ws_handshake stomp_decoder stomp_encoder stomp_session sockjs_frame)
 target=${1:?usage: scripts/fuzz.sh TARGET|all [SECONDS]}
 seconds=${2:-60}
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::broker::{BrokerError, Message, destination};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::stomp::frame::check_header;
 
 /// Publishes messages into the broker. Cheap to clone; usable from any thread.
 #[derive(Clone, Debug)]
@@ -17,10 +18,14 @@ pub struct Publisher {
     session: Option<u64>,
 }
 
-fn owned_headers(headers: &[(&str, &str)]) -> Vec<(String, String)> {
+/// Copies the host's headers, refusing any that could not be sent safely.
+fn owned_headers(headers: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
     headers
         .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .map(|(n, v)| {
+            check_header(n, v).map_err(Error::InvalidArgument)?;
+            Ok((n.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -34,27 +39,30 @@ impl Publisher {
         self.session
     }
 
-    fn message(&self, display: String, headers: &[(&str, &str)], body: Bytes) -> Arc<Message> {
+    fn message(
+        &self,
+        display: String,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Arc<Message> {
         let id = self.engine.broker.next_message_id();
-        Arc::new(Message::new(
-            id,
-            display,
-            owned_headers(headers),
-            body,
-            None,
-        ))
+        Arc::new(Message::new(id, display, headers, body, None))
     }
 
     /// Publishes to a destination (topic, queue or `/user/{name}/...`). Returns how many client
     /// subscriptions it was queued to; a queue that holds the message for later counts 0.
     /// In relay mode, a relayed destination goes to the external broker through the system
     /// connection and counts 0; it fails with `Backpressure` while the broker is unavailable.
+    /// A destination or header that could not be sent safely (empty, NUL, CR or LF in a name,
+    /// NUL in a value) is `InvalidArgument`.
     pub fn publish(
         &self,
         destination: &str,
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
+        let owned = owned_headers(headers)?;
+        destination::check_name(destination).map_err(|e| Error::InvalidArgument(e.0))?;
         if let Some(relay) = &self.engine.relay
             && relay.is_relayed(destination)
         {
@@ -62,7 +70,7 @@ impl Publisher {
             return Ok(0);
         }
         let routed = destination::send_route(destination, &self.engine.broker.config().user_prefix);
-        self.publish_routed(routed, headers, body.into())
+        self.publish_routed(routed, owned, body.into())
     }
 
     /// Sends to every session of `user` subscribed to `/user{destination}` (e.g. `destination`
@@ -74,9 +82,10 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
+        let owned = owned_headers(headers)?;
         let routed =
             destination::user_route(user, destination, &self.engine.broker.config().user_prefix);
-        self.publish_routed(routed, headers, body.into())
+        self.publish_routed(routed, owned, body.into())
     }
 
     /// Publishes on a routing key computed by `destination`: a bad name is the caller's
@@ -84,7 +93,7 @@ impl Publisher {
     fn publish_routed(
         &self,
         routed: std::result::Result<(String, String), BrokerError>,
-        headers: &[(&str, &str)],
+        headers: Vec<(String, String)>,
         body: Bytes,
     ) -> Result<usize> {
         let (route, display) = routed.map_err(|e| Error::InvalidArgument(e.0))?;
@@ -105,12 +114,14 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
-        if destination.is_empty() || destination.contains('*') {
+        destination::check_name(destination).map_err(|e| Error::InvalidArgument(e.0))?;
+        if destination.contains('*') {
             return Err(Error::InvalidArgument(format!(
-                "invalid destination '{destination}'"
+                "invalid destination '{destination}': no wildcards in a destination to send to"
             )));
         }
-        let message = self.message(destination.to_string(), headers, body.into());
+        let owned = owned_headers(headers)?;
+        let message = self.message(destination.to_string(), owned, body.into());
         self.engine
             .broker
             .publish_to_session(session, destination, message)

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // `hooks` names `host::Publisher` (the handle given to app handlers) and `host` holds the
     // engine: the one cycle, of types only (engine → events → hooks → host → engine).
     ("hooks", &["broker", "host", "ws"]),
-    ("host", &["broker", "engine", "error"]),
+    ("host", &["broker", "engine", "error", "stomp"]),
     ("events", &["broker", "error", "hooks", "raw"]),
     (
         "session",

@@ -7,11 +7,23 @@
 
 use super::BrokerError;
 
-/// Checks a destination a client or the host sends to.
-fn check_send(destination: &str) -> Result<(), BrokerError> {
+/// Checks a destination or subscription pattern: not empty, and no NUL, CR or LF (which no
+/// STOMP 1.0 peer could be sent, and which are never meaningful in a name).
+pub fn check_name(destination: &str) -> Result<(), BrokerError> {
     if destination.is_empty() {
         return Err(BrokerError("destination must not be empty".into()));
     }
+    if destination.contains(['\0', '\r', '\n']) {
+        return Err(BrokerError(format!(
+            "invalid destination {destination:?}: it must not contain NUL, CR or LF"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a destination a client or the host sends to.
+fn check_send(destination: &str) -> Result<(), BrokerError> {
+    check_name(destination)?;
     if destination.contains('*') {
         return Err(BrokerError(format!(
             "wildcards are only allowed in subscriptions, not in the destination of a SEND: {destination}"
@@ -22,9 +34,10 @@ fn check_send(destination: &str) -> Result<(), BrokerError> {
 
 /// Checks a user name before it becomes part of routing keys.
 pub fn check_user_name(user: &str) -> Result<(), BrokerError> {
-    if user.is_empty() || user.contains(['/', '*']) {
+    if user.is_empty() || user.contains(['/', '*']) || user.chars().any(char::is_control) {
         return Err(BrokerError(format!(
-            "invalid user name '{user}': it must be non-empty and contain no '/' or '*'"
+            "invalid user name {user:?}: it must be non-empty and contain no '/', '*' or control \
+             characters"
         )));
     }
     Ok(())
@@ -70,9 +83,7 @@ pub fn subscribe_route(
     user_prefix: &str,
     user: Option<&str>,
 ) -> Result<String, BrokerError> {
-    if destination.is_empty() {
-        return Err(BrokerError("destination must not be empty".into()));
-    }
+    check_name(destination)?;
     let Some(tail) = destination.strip_prefix(user_prefix) else {
         return Ok(destination.to_string());
     };

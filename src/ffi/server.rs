@@ -392,12 +392,14 @@ pub unsafe extern "C" fn wsb_server_subscribe(
             let pattern = unsafe { str_arg(pattern, pattern_len, "pattern")? };
             let id = match cb {
                 Some(func) => {
+                    // Checked first: a failed registration must not run `drop(user_data)`.
+                    s.server.check_subscription_pattern(pattern)?;
                     let cb = Callback::new(func, user_data, drop);
                     s.server.subscribe_with_id(pattern, move |id, message| {
                         let event = OwnedEvent::message(id.0, message);
                         // SAFETY: a callback registered by the host with its user data.
                         in_callback(|| unsafe { (cb.func)(cb.user_data.ptr(), event.raw()) });
-                    })
+                    })?
                 }
                 None => {
                     let id = s.server.subscribe_events(pattern)?;

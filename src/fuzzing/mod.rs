@@ -349,6 +349,64 @@ pub fn stomp_decoder(data: &[u8]) {
     }
 }
 
+/// What [`crate::stomp::escape_into`] promises a header comes back as after encoding for
+/// `esc` and decoding: NUL always, CR and LF without escaping, CR in 1.1, and `:` in a name
+/// without escaping become spaces; everything else is kept.
+fn sanitised(text: &str, esc: crate::stomp::Escaping, name: bool) -> String {
+    use crate::stomp::Escaping;
+    text.chars()
+        .map(|c| match (c, esc) {
+            ('\0', _) | ('\r' | '\n', Escaping::None) | ('\r', Escaping::V1_1) => ' ',
+            (':', Escaping::None) if name => ' ',
+            (c, _) => c,
+        })
+        .collect()
+}
+
+/// STOMP encoder: a frame built from arbitrary bytes — headers holding NUL, CR, LF, `:` and
+/// `\`, as a host or a relayed broker might hand them over — encodes to bytes that decode back
+/// to exactly one frame (nothing forged after it), with the body intact and every header as
+/// [`sanitised`] says. The first byte picks the version and the command; the rest is split at
+/// 0xFF into name, value, name, value, ..., body.
+pub fn stomp_encoder(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let version = Version::ALL[usize::from(sel) % Version::ALL.len()];
+    let command = Command::ALL[usize::from(sel / 3) % Command::ALL.len()];
+    let mut parts: Vec<&[u8]> = rest.split(|&b| b == 0xff).collect();
+    let body = Bytes::copy_from_slice(parts.pop().unwrap_or_default());
+    let mut frame = Frame::new(command).with_body(body);
+    for pair in parts.chunks(2) {
+        let name = String::from_utf8_lossy(pair[0]).into_owned();
+        let value = String::from_utf8_lossy(pair.get(1).copied().unwrap_or_default()).into_owned();
+        // The decoder refuses empty names; the encoder rewrites content-length itself.
+        if !name.is_empty() && name != "content-length" {
+            frame.push_header(name, value);
+        }
+    }
+    let mut out = BytesMut::new();
+    encode(&frame, version, &mut out);
+    let limits = FrameLimits {
+        max_frame_size: usize::MAX,
+        max_headers: usize::MAX,
+        max_header_length: usize::MAX,
+    };
+    let (frames, err) = stomp_run(&limits, Some(version), &out, &[out.len()]);
+    assert_eq!(err, None, "{frame:?} encoded as {out:?}");
+    assert_eq!(frames.len(), 1, "{frame:?} encoded as {out:?} decodes as {frames:?}");
+    let esc = crate::stomp::escaping_for(version, command);
+    let expected: Vec<(String, String)> = frame
+        .headers
+        .iter()
+        .map(|(n, v)| (sanitised(n, esc, true), sanitised(v, esc, false)))
+        .collect();
+    let (got_command, got_headers, got_body) = normalized(&frames[0]);
+    assert_eq!(got_command, command);
+    assert_eq!(got_headers, expected, "{frame:?} encoded as {out:?}");
+    assert_eq!(got_body, frame.body);
+}
+
 // ---- STOMP session -------------------------------------------------------------------------
 
 fn drain_outbox(outbox: &Outbox) {

@@ -138,6 +138,15 @@ fn stomp_decoder() {
 }
 
 #[test]
+fn stomp_encoder() {
+    smoke(
+        "stomp_encoder",
+        fuzzing::stomp_encoder,
+        0x6A09_E667_F3BC_C908,
+    );
+}
+
+#[test]
 fn stomp_session() {
     smoke(
         "stomp_session",

@@ -46,6 +46,11 @@ thread_local! {
     static ON_SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
+/// A host subscription's pattern must be a name a client could use (see `check_name`).
+fn check_pattern(pattern: &str) -> Result<()> {
+    crate::broker::destination::check_name(pattern).map_err(|e| Error::InvalidArgument(e.0))
+}
+
 /// How long `Drop` lets connections close when the host never called `stop`.
 const DROP_GRACE: Duration = Duration::from_secs(1);
 
@@ -311,12 +316,13 @@ impl Server {
         &self,
         pattern: &str,
         callback: impl Fn(&Arc<Message>) + Send + Sync + 'static,
-    ) -> HostSubscriptionId {
+    ) -> Result<HostSubscriptionId> {
+        check_pattern(pattern)?;
         let id = self
             .engine
             .broker
             .add_host_subscription(pattern, Arc::new(callback));
-        self.relay_host_subscription(id, pattern)
+        Ok(self.relay_host_subscription(id, pattern))
     }
 
     /// Relay mode: a host subscription on a relayed destination also subscribes through the
@@ -342,14 +348,20 @@ impl Server {
         &self,
         pattern: &str,
         callback: impl Fn(HostSubscriptionId, &Arc<Message>) + Send + Sync + 'static,
-    ) -> HostSubscriptionId {
+    ) -> Result<HostSubscriptionId> {
+        check_pattern(pattern)?;
         let id = self
             .engine
             .broker
             .add_host_subscription_with(pattern, move |id| {
                 Arc::new(move |message: &Arc<Message>| callback(HostSubscriptionId(id), message))
             });
-        self.relay_host_subscription(id, pattern)
+        Ok(self.relay_host_subscription(id, pattern))
+    }
+
+    /// Whether `pattern` may be subscribed to by the host (`subscribe` checks the same).
+    pub(crate) fn check_subscription_pattern(&self, pattern: &str) -> Result<()> {
+        check_pattern(pattern)
     }
 
     /// Ends a host subscription.
@@ -517,6 +529,7 @@ impl Server {
     /// an [`Event::Message`] carrying the returned id.
     pub fn subscribe_events(&self, pattern: &str) -> Result<HostSubscriptionId> {
         self.require_event_sink()?;
+        check_pattern(pattern)?;
         let engine = Arc::downgrade(&self.engine);
         let id = self
             .engine

@@ -110,6 +110,10 @@ pub enum DecodeError {
     /// A header line starts with `:`.
     #[error("malformed header: empty header name")]
     EmptyHeaderName,
+    /// A NUL octet inside a header line: it would end the frame for every peer that reads it
+    /// again (a forged frame in a subscriber's stream), so it is never accepted.
+    #[error("NUL octet in a header")]
+    NulInHeader,
     /// A header name or value is not valid UTF-8.
     #[error("header is not valid UTF-8")]
     InvalidUtf8,
@@ -352,6 +356,9 @@ impl Decoder {
 
         if head.headers.len() >= limits.max_headers {
             return Err(DecodeError::TooManyHeaders(limits.max_headers));
+        }
+        if line.contains(&0) {
+            return Err(DecodeError::NulInHeader);
         }
         let colon = line
             .iter()
@@ -1189,5 +1196,26 @@ SUBSCRIBE\nid:0\ndestination:/t\n\n\0";
         println!("fuzz: {frames_seen} frames, {errors_seen} errors");
         assert!(frames_seen > 500, "{frames_seen}");
         assert!(errors_seen > 500, "{errors_seen}");
+    }
+
+    #[test]
+    fn a_nul_in_a_header_line_is_a_frame_error_however_it_is_split() {
+        let wire: &[u8] = b"SEND\ndestination:/t\nx:a\x00ERROR\nmessage:forged\n\nbody\x00";
+        for cut in 1..wire.len() {
+            let mut dec = Decoder::default();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let first = dec.decode(&mut buf);
+            let result = match first {
+                Ok(None) => {
+                    buf.extend_from_slice(&wire[cut..]);
+                    dec.decode(&mut buf)
+                }
+                other => other,
+            };
+            assert_eq!(result, Err(DecodeError::NulInHeader), "cut at {cut}");
+        }
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::from(&b"SEND\nna\x00me:v\n\n\x00"[..]);
+        assert_eq!(dec.decode(&mut buf), Err(DecodeError::NulInHeader));
     }
 }

@@ -40,42 +40,52 @@ pub fn escaping_for(version: Version, command: Command) -> Escaping {
     }
 }
 
-/// Does `b` need to be rewritten when writing with `esc`?
+/// Does `b` need to be rewritten when writing with `esc`? `name`: in a header name, where an
+/// unescaped `:` would end the name early.
 #[inline]
-fn is_special(b: u8, esc: Escaping) -> bool {
+fn is_special(b: u8, esc: Escaping, name: bool) -> bool {
     match esc {
         // Unescapable octets that would break framing (see `escape_into`).
-        Escaping::None => b == b'\n' || b == b'\r',
-        Escaping::V1_1 => b == b'\\' || b == b'\n' || b == b':',
-        Escaping::V1_2 => b == b'\\' || b == b'\n' || b == b':' || b == b'\r',
+        Escaping::None => b == 0 || b == b'\n' || b == b'\r' || (name && b == b':'),
+        Escaping::V1_1 => b == 0 || b == b'\\' || b == b'\n' || b == b':' || b == b'\r',
+        Escaping::V1_2 => b == 0 || b == b'\\' || b == b'\n' || b == b':' || b == b'\r',
     }
 }
 
-/// Appends `s` (a header name or value) to `out`, escaped per `esc`.
+/// Appends `s` (a header value) to `out`, escaped per `esc`.
 ///
-/// With [`Escaping::None`] the text is written literally, except that CR
-/// and LF, which cannot be represented in an unescaped header and would
-/// otherwise corrupt the framing, are replaced by a space each.
-///
-/// In 1.1 a CR is written literally (1.1 has no escape for it); a 1.1 peer
-/// that strips a trailing CR of a header line may lose it.
+/// Whatever `s` holds, the result re-decodes as one header value and never breaks the frame:
+/// octets the dialect cannot represent become a space — NUL always (STOMP has no escape for it,
+/// and it would end the frame early: a forged frame in the peer's stream), CR and LF without
+/// escaping (1.0, CONNECT/CONNECTED), and CR in 1.1 (which has no `\r`; a peer strips a
+/// trailing one).
 pub fn escape_into(s: &str, esc: Escaping, out: &mut BytesMut) {
+    escape(s, esc, false, out);
+}
+
+/// As [`escape_into`], for a header name: without escaping a `:` (which would end the name)
+/// becomes a space too.
+pub fn escape_name_into(s: &str, esc: Escaping, out: &mut BytesMut) {
+    escape(s, esc, true, out);
+}
+
+fn escape(s: &str, esc: Escaping, name: bool, out: &mut BytesMut) {
     let bytes = s.as_bytes();
     // Fast path: nothing to escape.
-    if !bytes.iter().any(|&b| is_special(b, esc)) {
+    if !bytes.iter().any(|&b| is_special(b, esc, name)) {
         out.extend_from_slice(bytes);
         return;
     }
     out.reserve(bytes.len() + 8);
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if !is_special(b, esc) {
+        if !is_special(b, esc, name) {
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
         start = i + 1;
         let rep: &[u8] = match (esc, b) {
-            (Escaping::None, _) => b" ",
+            (Escaping::None, _) | (_, 0) | (Escaping::V1_1, b'\r') => b" ",
             (_, b'\\') => b"\\\\",
             (_, b'\n') => b"\\n",
             (_, b':') => b"\\c",
@@ -147,8 +157,8 @@ mod tests {
     #[test]
     fn escape_1_1() {
         assert_eq!(esc("a:b\\c\nd", Escaping::V1_1), "a\\cb\\\\c\\nd");
-        // No escape for CR in 1.1.
-        assert_eq!(esc("a\rb", Escaping::V1_1), "a\rb");
+        // No escape for CR in 1.1: a space, so that no peer strips or misreads it.
+        assert_eq!(esc("a\rb", Escaping::V1_1), "a b");
         assert_eq!(esc("plain", Escaping::V1_1), "plain");
     }
 
@@ -227,7 +237,12 @@ mod tests {
             for e in [Escaping::V1_1, Escaping::V1_2] {
                 let mut out = BytesMut::new();
                 escape_into(s, e, &mut out);
-                assert_eq!(unescape(&out, e).unwrap(), s, "{s:?} {e:?}");
+                let expected = if e == Escaping::V1_1 {
+                    s.replace('\r', " ")
+                } else {
+                    s.to_string()
+                };
+                assert_eq!(unescape(&out, e).unwrap(), expected, "{s:?} {e:?}");
                 assert!(!out.contains(&b'\n'));
                 assert!(!out.contains(&b':'));
                 if e == Escaping::V1_2 {

@@ -120,6 +120,26 @@ pub struct Frame {
     pub body: Bytes,
 }
 
+/// Checks a header the host (Rust, C, Python) wants to send: a non-empty name without NUL, CR
+/// or LF, and a value without NUL. (A NUL would end the frame early in every subscriber's
+/// stream; CR and LF in a value are escaped for STOMP 1.1+ peers and become spaces for 1.0.)
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a header name must not be empty".into());
+    }
+    if name.contains(['\0', '\r', '\n']) {
+        return Err(format!(
+            "invalid header name {name:?}: it must not contain NUL, CR or LF"
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!(
+            "invalid value of header '{name}': it must not contain NUL"
+        ));
+    }
+    Ok(())
+}
+
 impl Frame {
     /// A frame with no headers and an empty body.
     pub fn new(command: Command) -> Self {

@@ -30,7 +30,7 @@ pub mod version;
 
 pub use decoder::{DecodeError, Decoded, Decoder, FrameLimits};
 pub use encoder::{HEARTBEAT, encode, encode_header_line};
-pub use escape::{Escaping, escape_into, escaping_for, unescape};
+pub use escape::{Escaping, escape_into, escape_name_into, escaping_for, unescape};
 pub use frame::{Command, Frame};
 pub use heartbeat::{Heartbeat, negotiate_heartbeat, parse_heartbeat};
 pub use version::{Version, negotiate};

@@ -124,9 +124,11 @@ async fn a_host_subscription_on_b_sees_a_client_send_on_a() {
     wait_available(&b).await;
     let topic = format!("/topic/{}", unique("hostsub"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    b.server.subscribe(&topic, move |m| {
-        let _ = tx.send((m.destination().to_string(), m.body().clone()));
-    });
+    b.server
+        .subscribe(&topic, move |m| {
+            let _ = tx.send((m.destination().to_string(), m.body().clone()));
+        })
+        .unwrap();
     let mut client = a.ws_connected(None).await;
     // The system connection subscribes asynchronously: send until the first one arrives.
     let deadline = tokio::time::Instant::now() + WAIT;

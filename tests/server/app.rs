@@ -491,19 +491,23 @@ async fn disconnect_hook_runs_for_sessions_closed_by_stop() {
 async fn host_subscription_sees_client_sends() {
     let server = TestServer::start();
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, String, Option<u64>)>();
-    let id = server.subscribe("/topic/**", move |m| {
-        tx.send((
-            m.destination().to_string(),
-            String::from_utf8_lossy(m.body()).into_owned(),
-            m.sender(),
-        ))
-        .unwrap();
-    });
-    let (qtx, mut qrx) = mpsc::unbounded_channel::<String>();
-    server.subscribe("/queue/jobs", move |m| {
-        qtx.send(String::from_utf8_lossy(m.body()).into_owned())
+    let id = server
+        .subscribe("/topic/**", move |m| {
+            tx.send((
+                m.destination().to_string(),
+                String::from_utf8_lossy(m.body()).into_owned(),
+                m.sender(),
+            ))
             .unwrap();
-    });
+        })
+        .unwrap();
+    let (qtx, mut qrx) = mpsc::unbounded_channel::<String>();
+    server
+        .subscribe("/queue/jobs", move |m| {
+            qtx.send(String::from_utf8_lossy(m.body()).into_owned())
+                .unwrap();
+        })
+        .unwrap();
     let mut c = server.ws_connected(None).await;
     c.send_sync("/topic/a/b", &[], b"one").await;
     c.send_sync("/other", &[], b"not matched").await;

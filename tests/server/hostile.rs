@@ -582,3 +582,79 @@ async fn connect_disconnect_cycles_return_to_baseline() {
         rss_after.saturating_sub(rss)
     );
 }
+
+/// A NUL inside a header would end the frame early in every subscriber's stream, and what
+/// follows it (`ERROR ...`) would reach them as a frame the publisher wrote. The SEND is a frame
+/// error instead, and subscribers, on every transport and version, see nothing from it.
+#[tokio::test]
+async fn a_nul_in_a_header_cannot_inject_frames_into_subscribers() {
+    let server = TestServer::start();
+    let mut subscribers = Vec::new();
+    for version in ["1.0", "1.1", "1.2"] {
+        let mut ws = server.ws_client().await;
+        ws.connect_version(version).await;
+        ws.subscribe("/topic/inj", "s").await;
+        let mut tcp = server.tcp_client().await;
+        tcp.connect_version(version).await;
+        tcp.subscribe("/topic/inj", "s").await;
+        subscribers.push(ws);
+        subscribers.push(tcp);
+    }
+    for sub in &mut subscribers {
+        sub.barrier().await;
+    }
+    let mut attacker = server.tcp_connected(None).await;
+    attacker
+        .write_raw(
+            b"SEND\ndestination:/topic/inj\nx:a\x00ERROR\nmessage:forged by attacker\n\nattacker body\x00",
+        )
+        .await;
+    let (error, _) = attacker.expect_error_and_close().await;
+    assert!(
+        error.h("message").contains("NUL"),
+        "the attacker learns why: {error:?}"
+    );
+    // A legitimate message afterwards is the first and only thing each subscriber gets.
+    server.publish("/topic/inj", &[], "after").unwrap();
+    for sub in &mut subscribers {
+        let frame = sub.recv().await;
+        assert_eq!(frame.command, "MESSAGE", "{frame:?}");
+        assert_eq!(frame.body_str(), "after");
+        sub.assert_quiet().await;
+    }
+    server.finish().await;
+}
+
+/// The host's API refuses what it could not send safely: a NUL in a header value, NUL/CR/LF in
+/// a header name, an empty or control-character destination or subscription pattern.
+#[tokio::test]
+async fn host_publishes_with_unsendable_headers_or_destinations_are_refused() {
+    let server = TestServer::start();
+    let invalid =
+        |r: wsbroker::Result<usize>| matches!(r, Err(wsbroker::Error::InvalidArgument(_)));
+    assert!(invalid(server.publish("/t", &[("x", "a\0b")], "")));
+    assert!(invalid(server.publish("/t", &[("x\ny", "v")], "")));
+    assert!(invalid(server.publish("/t", &[("", "v")], "")));
+    assert!(invalid(server.publish("", &[], "")));
+    assert!(invalid(server.publish("/t\nx", &[], "")));
+    assert!(invalid(server.publish("/t\0", &[], "")));
+    assert!(invalid(server.send_to_user("al\nice", "/queue/x", &[], "")));
+    assert!(invalid(server.send_to_session(1, "/t\r", &[], "")));
+    assert!(matches!(
+        server.subscribe("", |_| {}),
+        Err(wsbroker::Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        server.subscribe("/t\n", |_| {}),
+        Err(wsbroker::Error::InvalidArgument(_))
+    ));
+    // CR, LF, ':' and '\' in a value are fine: escaped for 1.1/1.2 subscribers.
+    let mut sub = server.ws_connected(None).await;
+    sub.subscribe("/t", "s").await;
+    server
+        .publish("/t", &[("x-multi", "line one\nline:two\\")], "ok")
+        .unwrap();
+    let frame = sub.recv().await;
+    assert_eq!(frame.h("x-multi"), "line one\nline:two\\");
+    server.finish().await;
+}

@@ -644,15 +644,17 @@ async fn two_subscriptions_to_one_topic_get_two_copies() {
 async fn host_callback_may_publish() {
     let server = TestServer::start();
     let publisher = server.publisher();
-    server.subscribe("/topic/in", move |m| {
-        publisher
-            .publish(
-                "/topic/out",
-                &[("x-origin", m.destination())],
-                m.body().clone(),
-            )
-            .unwrap();
-    });
+    server
+        .subscribe("/topic/in", move |m| {
+            publisher
+                .publish(
+                    "/topic/out",
+                    &[("x-origin", m.destination())],
+                    m.body().clone(),
+                )
+                .unwrap();
+        })
+        .unwrap();
     let mut c = server.tcp_connected(None).await;
     c.subscribe("/topic/out", "o").await;
     c.send_sync("/topic/in", &[], b"relay").await;
