@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -100,6 +101,12 @@ def test_errors_carry_last_error_text(make_server) -> None:
         server.send_to_session(987654321, "/queue/x", "hello")
     assert info.value.code == _ffi.WSB_ERR_NOT_FOUND
     assert info.value.message
+    # The server's own record of its last failure, readable from any thread.
+    texts = []
+    reader = threading.Thread(target=lambda: texts.append(server.last_error()))
+    reader.start()
+    reader.join(10)
+    assert texts and "987654321" in texts[0], texts
     with pytest.raises(wsbroker.InvalidArgument):
         server.publish("/topic/*", "no wildcards when publishing")
     with pytest.raises(wsbroker.NotFound):

@@ -61,8 +61,11 @@ class Dispatcher:
 
     def clear(self) -> None:
         """After close: no reference to the host's callables remains."""
-        self.on_connect = self.on_subscribe = self.on_upgrade = None
-        self.on_event = self.on_wake = None
+        self.on_connect = None
+        self.on_subscribe = None
+        self.on_upgrade = None
+        self.on_event = None
+        self.on_wake = None
 
     # --- both modes ---------------------------------------------------------------------------
 
@@ -70,15 +73,15 @@ class Dispatcher:
         """The built-in handling of one event."""
         kind = ev.kind
         if kind == EventKind.CONNECT:
-            fn = self.on_connect
-            if fn is not None:
+            on_connect = self.on_connect
+            if on_connect is not None:
                 assert isinstance(ev, ConnectEvent)
-                self._run_decision(ev, fn, "on_connect", self._apply_connect, spawn)
+                self._run_decision(ev, on_connect, "on_connect", self._apply_connect, spawn)
         elif kind == EventKind.SUBSCRIBE:
-            fn = self.on_subscribe
-            if fn is not None:
+            on_subscribe = self.on_subscribe
+            if on_subscribe is not None:
                 assert isinstance(ev, SubscribeEvent)
-                self._run_decision(ev, fn, "on_subscribe", self._apply_subscribe, spawn)
+                self._run_decision(ev, on_subscribe, "on_subscribe", self._apply_subscribe, spawn)
         elif kind == EventKind.APP_MESSAGE:
             assert isinstance(ev, Message)
             route = self.routes.app_route_for(ev.destination)

@@ -100,7 +100,7 @@ async def iterate(server: "Server", max_events: int) -> AsyncIterator[Event]:
             pass  # the loop is closed
 
     def spawn(coro: Awaitable[Any]) -> None:
-        task = loop.create_task(coro)  # type: ignore[arg-type]
+        task: "asyncio.Task[Any]" = loop.create_task(coro)  # type: ignore[arg-type]
         tasks.add(task)  # a strong reference until done: the loop keeps only a weak one
         task.add_done_callback(tasks.discard)
 

@@ -77,17 +77,18 @@ class RawMode:
 
     def raw_subscribe(self, conn: int, topic: str) -> bool:
         """Subscribes raw connection ``conn`` to ``topic`` (exact name); False if it already was."""
-        c, t = cv.u64(conn, "conn"), cv.text(topic, "topic")
-        added = ctypes.c_uint32()
-        self._call(f"raw subscribe {c}", lib.wsb_server_raw_subscribe, c, t, len(t), byref(added))
-        return bool(added.value)
+        return self._topic_call("raw subscribe", lib.wsb_server_raw_subscribe, conn, topic)
 
     def raw_unsubscribe(self, conn: int, topic: str) -> bool:
         """Unsubscribes raw connection ``conn`` from ``topic``; False if it was not subscribed."""
+        return self._topic_call("raw unsubscribe", lib.wsb_server_raw_unsubscribe, conn, topic)
+
+    def _topic_call(self, what: str, fn: Callable[..., int], conn: int, topic: str) -> bool:
+        """``fn(server, conn, topic, topic_len, &changed)``: whether the subscription changed."""
         c, t = cv.u64(conn, "conn"), cv.text(topic, "topic")
-        removed = ctypes.c_uint32()
-        self._call(f"raw unsubscribe {c}", lib.wsb_server_raw_unsubscribe, c, t, len(t), byref(removed))
-        return bool(removed.value)
+        changed = ctypes.c_uint32()
+        self._call(f"{what} {c}", fn, c, t, len(t), byref(changed))
+        return bool(changed.value)
 
     def raw_publish(self, topic: str, data: Body, binary: Optional[bool] = None) -> int:
         """Sends ``data`` to every raw connection subscribed to ``topic``; returns how many

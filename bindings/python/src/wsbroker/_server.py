@@ -204,7 +204,7 @@ class Server(Managed, RawMode):
                 raise error_for(code, "delivery callback")
             out = _ffi.ServerHandle()
             check(lib.wsb_server_new(cfg, byref(out)), "wsb_server_new")
-        return out.value
+        return out.value or 0  # 0 is refused by _adopt
 
     def close(self, grace: float = 1.0, *, raise_errors: bool = True) -> None:
         """Stops the server (closing client connections within ``grace`` seconds) and frees it.
