@@ -202,10 +202,11 @@ class PlatformWheel(bdist_wheel):
             tag = manylinux_tag(wheel)
             if tag is None:
                 continue
-            from wheel.cli.tags import tags  # the `wheel tags` command: renames, fixes WHEEL and RECORD
-
-            renamed = tags(str(wheel), platform_tags=tag, remove=True)
-            say(f"retagged {wheel.name} -> {renamed} (auditwheel show)")
+            # `wheel tags` (its command line is the public interface): renames the file and
+            # rewrites the WHEEL metadata and its RECORD line.
+            subprocess.run([sys.executable, "-m", "wheel", "tags", "--remove", "--platform-tag", tag, str(wheel)],
+                           check=True, stdout=subprocess.DEVNULL)
+            say(f"retagged {wheel.name} as {tag} (auditwheel show)")
 
 
 class BinaryDistribution(Distribution):
