@@ -4,10 +4,11 @@
 #   bash scripts/python-tests.sh [extra pytest args]
 #
 # Uses the repository's .venv (created like scripts/test.sh does, with the interop pins), adds
-# the pinned test dependencies of bindings/python/requirements-test.txt, installs the package
-# with `pip install ./bindings/python` (non-editable: its build hook runs
-# `cargo build --release --lib` and bundles libwsbroker.so; skipped when neither the package
-# sources nor the library changed), and runs `pytest -q bindings/python/tests`.
+# the pinned test dependencies of bindings/python/requirements-test.txt, builds the wheel
+# with `pip wheel ./bindings/python` (its build hook runs `cargo build --release --lib`, bundles
+# a stripped libwsbroker.so and, with auditwheel, tags the wheel manylinux) into
+# target/python-wheels/, installs that wheel (skipped when neither the package sources nor the
+# library changed), and runs `pytest -q bindings/python/tests` against it.
 # JUnit XML goes to target/interop-reports/python-binding.xml.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ else
   printf '%s\n' "$want" >"$deps_stamp"
 fi
 
-banner "python binding 2/3: pip install ./bindings/python (cargo build --release --lib)"
+banner "python binding 2/3: pip wheel ./bindings/python (cargo build --release --lib), pip install the wheel"
 # Build first (a no-op when up to date) so that the stamp covers the library that pip will bundle.
 cargo build --release --lib
 lib_path="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/libwsbroker.so"
@@ -53,9 +54,21 @@ if [[ "$want" == "$have" ]] && "$VENV_DIR/bin/python" -c 'import wsbroker' >/dev
   log "wsbroker package up to date in $VENV_DIR (sources and library unchanged)"
 else
   rm -f "$pkg_stamp"
-  # No build isolation: setuptools and wheel come pinned from requirements-test.txt (offline, fast).
+  wheel_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/python-wheels"
+  rm -rf "$wheel_dir"
+  build_log="$wheel_dir.log"
+  # No build isolation: setuptools, wheel and auditwheel come pinned from requirements-test.txt
+  # (offline, fast). -v keeps the build hook's lines, shown here (the whole log on failure).
+  if ! "$VENV_DIR/bin/python" -m pip wheel --disable-pip-version-check --no-input -v \
+      --no-build-isolation --no-deps -w "$wheel_dir" "$PYB_DIR" >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    die "pip wheel $PYB_DIR failed (log above, also in $build_log)"
+  fi
+  grep -E '^ *wsbroker build:' "$build_log" || true
+  wheel_file="$(ls "$wheel_dir"/wsbroker-*.whl)"
+  log "wheel: $(basename "$wheel_file"), $(stat -c %s "$wheel_file") bytes"
   "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-    --no-build-isolation --no-deps --force-reinstall "$PYB_DIR"
+    --no-deps --force-reinstall "$wheel_file"
   printf '%s\n' "$want" >"$pkg_stamp"
 fi
 

@@ -130,13 +130,13 @@ def test_aevents_ends_when_server_closes() -> None:
 def test_aevents_is_woken_not_busy_polling(monkeypatch) -> None:
     server = wsbroker.Server(port=0, worker_threads=1).start()
     calls = [0]
-    original = server._poll_raw
+    original = server._poller.take
 
     def counting(*args, **kwargs):
         calls[0] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(server, "_poll_raw", counting)
+    monkeypatch.setattr(server._poller, "take", counting)
     sub = server.subscribe("/topic/wake")
 
     async def main() -> None:

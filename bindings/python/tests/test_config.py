@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 import wsbroker
-from wsbroker import _errors, _ffi
+from wsbroker import _errors, _ffi, _library
 
 from clients import WsClient, wait_until
 
@@ -98,10 +98,10 @@ def test_result_codes_map_to_exception_classes() -> None:
         assert type(err) is cls and err.code == code
 
 
-@pytest.mark.skipif(not hasattr(_ffi.lib, "wsb_debug_panic"), reason="library built without ffi-test-panic")
+@pytest.mark.skipif(not hasattr(_library.lib, "wsb_debug_panic"), reason="library built without ffi-test-panic")
 def test_panic_becomes_exception() -> None:
     with pytest.raises(wsbroker.Panic) as info:
-        _errors.check(_ffi.lib.wsb_debug_panic(), "debug panic")
+        _errors.check(_library.lib.wsb_debug_panic(), "debug panic")
     assert "deliberate panic" in str(info.value)
 
 

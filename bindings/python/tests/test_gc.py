@@ -10,7 +10,7 @@ import weakref
 import pytest
 
 import wsbroker
-from wsbroker import _callbacks
+from wsbroker import _trampolines
 
 from clients import WsClient, wait_until
 
@@ -24,7 +24,7 @@ def _port_is_free(port: int) -> bool:
 
 
 def test_drop_without_close_frees_the_server() -> None:
-    slots = _callbacks.slot_count()
+    slots = _trampolines.slot_count()
     server = wsbroker.Server(port=0, worker_threads=1).start()
     server.app_handler("/app/x")(lambda m: None)
     port = server.port
@@ -33,12 +33,12 @@ def test_drop_without_close_frees_the_server() -> None:
     gc.collect()
     assert ref() is None
     assert _port_is_free(port)
-    assert _callbacks.slot_count() == slots
+    assert _trampolines.slot_count() == slots
 
 
 def test_drop_cycle_through_callbacks_without_close() -> None:
     """Callables that close over the server form a cycle; the slot table must not keep it."""
-    slots = _callbacks.slot_count()
+    slots = _trampolines.slot_count()
     for mode in ("poll", "callback"):
         server = wsbroker.Server(port=0, mode=mode, worker_threads=1,
                                  on_connect=lambda info: server.running)  # noqa: F821 - refers to itself
@@ -60,7 +60,7 @@ def test_drop_cycle_through_callbacks_without_close() -> None:
         gc.collect()
         assert ref() is None, mode
         assert _port_is_free(port), mode
-    assert _callbacks.slot_count() == slots
+    assert _trampolines.slot_count() == slots
 
 
 def test_callables_are_released_after_close() -> None:

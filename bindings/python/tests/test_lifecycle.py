@@ -7,20 +7,21 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 import wsbroker
-from wsbroker import _callbacks, _ffi
+from wsbroker import _ffi, _library, _trampolines
 
 from clients import WsClient, wait_until
 
 
 def test_library_is_checked_at_import() -> None:
     assert wsbroker.version() == "0.1.0"
-    assert _ffi.lib.wsb_abi_version() == wsbroker.ABI_VERSION == 2
+    assert _library.lib.wsb_abi_version() == wsbroker.ABI_VERSION == 2
     assert wsbroker.LIBRARY_PATH.exists()
-    if not os.environ.get(_ffi.LIBRARY_ENV):
+    if not os.environ.get(_library.LIBRARY_ENV):
         # the installed package carries its own copy of the library
         assert wsbroker.LIBRARY_PATH.parent == __import__("pathlib").Path(wsbroker.__file__).parent
 
@@ -100,6 +101,12 @@ def test_errors_carry_last_error_text(make_server) -> None:
         server.send_to_session(987654321, "/queue/x", "hello")
     assert info.value.code == _ffi.WSB_ERR_NOT_FOUND
     assert info.value.message
+    # The server's own record of its last failure, readable from any thread.
+    texts = []
+    reader = threading.Thread(target=lambda: texts.append(server.last_error()))
+    reader.start()
+    reader.join(10)
+    assert texts and "987654321" in texts[0], texts
     with pytest.raises(wsbroker.InvalidArgument):
         server.publish("/topic/*", "no wildcards when publishing")
     with pytest.raises(wsbroker.NotFound):
@@ -140,7 +147,7 @@ def test_poll_on_callback_mode_is_an_error(make_server) -> None:
 
 
 def test_close_releases_all_slots() -> None:
-    before = _callbacks.slot_count()
+    before = _trampolines.slot_count()
     for mode in ("poll", "callback"):
         server = wsbroker.Server(port=0, mode=mode, worker_threads=1, on_connect=lambda ev: True)
         server.app_handler("/app/a")(lambda m: None)
@@ -149,9 +156,9 @@ def test_close_releases_all_slots() -> None:
         server.app_handler("/app/b")(lambda m: None)
         sub = server.subscribe("/topic/b", lambda m: None)
         sub.cancel()
-        assert _callbacks.slot_count() > before
+        assert _trampolines.slot_count() > before
         server.close()
-        assert _callbacks.slot_count() == before, mode
+        assert _trampolines.slot_count() == before, mode
 
 
 def test_exit_with_running_server_does_not_crash(tmp_path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 import wsbroker
-from wsbroker import _callbacks
+from wsbroker import _trampolines
 
 from clients import TcpClient, WsClient, unique
 
@@ -128,7 +128,7 @@ def test_request_is_valid_only_during_the_call(make_server) -> None:
 
 
 def test_replaced_and_removed_while_running(make_server) -> None:
-    slots_before = _callbacks.slot_count()
+    slots_before = _trampolines.slot_count()
     server = make_server(port=0, mode="callback")
     with WsClient(server.url) as ws:  # no hook: accepted, the login is the user
         assert ws.connect(login="guest").headers.get("user-name") == "guest"
@@ -141,7 +141,7 @@ def test_replaced_and_removed_while_running(make_server) -> None:
     with WsClient(server.url) as ws:
         assert ws.connect(login=unique("u")).command == "CONNECTED"
     server.close()
-    assert _callbacks.slot_count() == slots_before, "every C registration was dropped"
+    assert _trampolines.slot_count() == slots_before, "every C registration was dropped"
 
 
 def test_reject_status_outside_4xx_becomes_403(make_server) -> None:

@@ -18,14 +18,22 @@ bundled in the package (``WSBROKER_LIBRARY`` overrides where it is loaded from):
 
 Design choices
 --------------
-* **Lifecycle.** ``Server(...)`` only builds the configuration (bad values raise at once);
-  ``start()`` or ``with`` creates the C server and binds (``AddressInUse`` is raised there),
-  after which ``server.port`` / ``server.tcp_port`` / ``server.url`` are valid. ``close()``
-  stops and frees it; it is idempotent, waits for calls in flight, and releases every
-  callback (no reference to your callables remains). A server dropped without ``close()`` is
-  closed by garbage collection, and servers still running at interpreter exit are closed by an
+* **Configuration.** :class:`Config` is a ``wsb_config`` with one typed attribute per
+  setting (``config.max_frame_size = 1 << 20``, ``config.heartbeat_ms = (5000, 5000)``);
+  assigning checks the value and calls C at once, so bad values raise on that line.
+  ``Server(config)`` takes it; ``Server(**settings)`` builds one from the same keywords.
+* **Lifecycle.** ``Server(...)`` only builds the configuration; ``start()`` or ``with``
+  creates the C server and binds (``AddressInUse`` is raised there), after which
+  ``server.port`` / ``server.tcp_port`` / ``server.url`` are valid. ``close()`` stops and
+  frees it; it is idempotent, waits for calls in flight, and releases every callback (no
+  reference to your callables remains). A server dropped without ``close()`` is closed by
+  garbage collection, and servers still running at interpreter exit are closed by an
   ``atexit`` hook before Python tears down, so library threads never call into a dead
-  interpreter.
+  interpreter. (:class:`Config` and :class:`Server` share these rules: ``_managed.Managed``.)
+* **Integers are range-checked** before they reach C: an id, size or duration that does not
+  fit its C type (``uint64_t``, ``uint32_t``, ``size_t``, ``uint16_t``), or a negative
+  duration, raises :class:`OutOfRange` (a ``ValueError`` and an ``OverflowError``) instead of
+  wrapping; a non-integer (``float``, ``bool``) raises ``TypeError``.
 * **Poll mode** (``mode="poll"``, the default): nothing runs on the library's threads except
   the wake-up hook. ``poll(timeout)`` returns the events (copied out of C memory) after running
   the handlers for them in the calling thread: ``on_connect``, ``on_subscribe``, app handlers
@@ -63,13 +71,26 @@ Design choices
 * **Callbacks and C.** One ``CFUNCTYPE`` trampoline per callback type lives for the whole
   process; each registration gets an integer slot passed as ``user_data``, and the library's
   drop callback frees the slot. Everything is thread-safe: publish from any thread.
+
+Modules (all private; this package re-exports the public names)
+---------------------------------------------------------------
+``_ffi`` ctypes declarations of the header (checked against it by ``tests/test_header.py``) ·
+``_library`` loading and checking the shared library · ``_errors`` result codes to
+exceptions, callback error log · ``_convert`` Python values into C arguments (range checks) ·
+``_managed`` the handle-owning base class · ``_config`` :class:`Config` · ``_server``
+:class:`Server` · ``_routes`` app handlers and host subscriptions · ``_dispatch`` running the
+handlers for events · ``_poll`` poll mode and asyncio · ``_trampolines`` C-to-Python callbacks
+and their slot table · ``_raw`` raw WebSocket mode · ``_upgrade`` the handshake auth hook ·
+``_events`` event classes copied out of C · ``_pattern`` destination patterns ·
+``_native_log`` the library's log into :mod:`logging` · ``_shutdown`` exit and deferred frees.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from . import _ffi
+from . import _ffi, _library
+from ._config import Config
 from ._errors import (
     AddressInUse,
     AlreadyStarted,
@@ -84,6 +105,7 @@ from ._errors import (
     NotFound,
     NotRunning,
     NullArgument,
+    OutOfRange,
     Panic,
     last_error,
     result_str,
@@ -106,19 +128,22 @@ from ._events import (
     SubscribeEvent,
     Transport,
 )
-from ._server import Server, Subscription, set_native_log_level
+from ._library import LibraryError
+from ._native_log import set_native_log_level
+from ._routes import Subscription
+from ._server import Server
 from ._upgrade import UpgradeRequest
 
 __version__ = "0.1.0"
 
 #: Path of the shared library in use.
-LIBRARY_PATH = _ffi.LIBRARY_PATH
+LIBRARY_PATH = _library.LIBRARY_PATH
 ABI_VERSION = _ffi.ABI_VERSION
 
 
 def version() -> str:
     """The library's version (``wsb_version``)."""
-    raw: Optional[bytes] = _ffi.lib.wsb_version()
+    raw: Optional[bytes] = _library.lib.wsb_version()
     return raw.decode() if raw else ""
 
 
@@ -132,6 +157,7 @@ __all__ = [
     "BrokerEvent",
     "CalledFromCallback",
     "CallbackError",
+    "Config",
     "ConnectEvent",
     "DisconnectEvent",
     "Error",
@@ -141,11 +167,13 @@ __all__ = [
     "InvalidConfig",
     "InvalidUtf8",
     "IoError",
+    "LibraryError",
     "Message",
     "MessagesDroppedEvent",
     "NotFound",
     "NotRunning",
     "NullArgument",
+    "OutOfRange",
     "OverflowEvent",
     "Panic",
     "RawCloseEvent",

@@ -1,10 +1,18 @@
-"""Exception classes, one per ``wsb_result`` code, and the mapping from codes to classes."""
+"""Exception classes, one per ``wsb_result`` code, the mapping from codes to classes, and the
+log of exceptions raised by the host's callbacks."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Type
+import collections
+import ctypes
+import logging
+import threading
+from typing import Deque, Dict, List, Optional, Sequence, Type
 
 from . import _ffi
+from ._library import lib
+
+log = logging.getLogger("wsbroker")
 
 
 class Error(Exception):
@@ -39,6 +47,17 @@ class InvalidUtf8(InvalidArgument):
     """A string was not valid UTF-8 (``WSB_ERR_INVALID_UTF8``)."""
 
     code = _ffi.WSB_ERR_INVALID_UTF8
+
+
+class OutOfRange(InvalidArgument, OverflowError):
+    """An integer argument does not fit the C type it is passed as (``uint64_t`` session ids,
+    ``uint32_t`` milliseconds, ``size_t`` limits, ``uint16_t`` ports and close codes), or a
+    duration is negative. Raised by the binding before calling C, where the value would
+    otherwise wrap silently (``2**64 + 5`` becoming session 5, ``-1`` becoming ``UINT64_MAX``).
+
+    It is both a :class:`ValueError` (through :class:`InvalidArgument`) and an
+    :class:`OverflowError`, so either ``except`` clause catches it.
+    """
 
 
 class InvalidConfig(InvalidArgument):
@@ -131,19 +150,17 @@ ERRORS_BY_CODE: Dict[int, Type[Error]] = {
 
 def result_str(code: int) -> str:
     """The library's static description of a result code."""
-    raw = _ffi.lib.wsb_result_str(code)
+    raw = lib.wsb_result_str(code)
     return raw.decode("utf-8", "replace") if raw else "unknown result code"
 
 
 def last_error() -> str:
     """The calling thread's last error detail (``wsb_last_error``)."""
-    import ctypes
-
-    size = _ffi.lib.wsb_last_error(None, 0)
+    size = lib.wsb_last_error(None, 0)
     if size == 0:
         return ""
     buf = ctypes.create_string_buffer(size + 1)
-    _ffi.lib.wsb_last_error(buf, size + 1)
+    lib.wsb_last_error(buf, size + 1)
     return buf.value.decode("utf-8", "replace")
 
 
@@ -159,3 +176,36 @@ def check(code: int, context: str = "") -> None:
     """Raises the mapped exception unless ``code`` is ``WSB_OK``."""
     if code != _ffi.WSB_OK:
         raise error_for(code, context)
+
+
+#: Most callback errors kept in :attr:`CallbackErrorLog.history`.
+ERROR_HISTORY = 100
+
+
+class CallbackErrorLog:
+    """Exceptions raised by the host's callbacks (which run where no caller can catch them:
+    inside ``poll()``, on a library thread): each is logged at once, kept in a bounded
+    history, and handed back once by :meth:`raise_pending` — from the next ``poll()`` /
+    ``aevents()`` step or ``close()`` — so that a failing handler is never silent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._history: Deque[BaseException] = collections.deque(maxlen=ERROR_HISTORY)
+        self._pending: List[BaseException] = []
+
+    def record(self, exc: BaseException, where: str) -> None:
+        log.error("wsbroker: exception in %s", where, exc_info=(type(exc), exc, exc.__traceback__))
+        with self._lock:
+            self._history.append(exc)
+            self._pending.append(exc)
+
+    def raise_pending(self) -> None:
+        """Raises :class:`CallbackError` for the errors not raised before (if any)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            raise CallbackError(pending)
+
+    def history(self) -> List[BaseException]:
+        with self._lock:
+            return list(self._history)

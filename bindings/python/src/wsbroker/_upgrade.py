@@ -9,13 +9,15 @@ it with an HTTP 401/403.
 from __future__ import annotations
 
 import ctypes
+import inspect
 from ctypes import byref, c_char_p, c_size_t
 from typing import Any, Callable, Optional, Union
 
+from . import _convert as cv
 from . import _ffi
+from ._errors import CallbackErrorLog, error_for
 from ._events import Accept, Reject
-
-lib = _ffi.lib
+from ._library import lib
 
 #: What an upgrade handler returns: ``None``/``True`` accept without a principal, a ``str`` or
 #: an :class:`Accept` accept as that principal, ``False`` or a :class:`Reject` refuse.
@@ -39,16 +41,14 @@ class UpgradeRequest:
         if self._ptr is None:
             raise RuntimeError("an UpgradeRequest is valid only during on_upgrade")
         out, out_len = c_char_p(), c_size_t()
-        args = []
+        args: list = []
         for n in name:
-            raw = n.encode("utf-8")
+            raw = cv.text(n, "name")
             args += [raw, len(raw)]
         code = fn(self._ptr, *args, byref(out), byref(out_len))
         if code == _ffi.WSB_ERR_NOT_FOUND:
             return None
         if code != _ffi.WSB_OK:
-            from ._errors import error_for
-
             raise error_for(code, "upgrade request")
         return ctypes.string_at(out, out_len.value).decode("utf-8", "replace")
 
@@ -89,6 +89,8 @@ def apply(decision: int, result: UpgradeResult) -> None:
     """Writes a handler's result into a ``wsb_upgrade_decision``."""
     if isinstance(result, Reject):
         reason = result.message.encode("utf-8", "replace")
+        # Documented: only 4xx refuse an upgrade; anything else (a redirect, a 2**16 + 401
+        # that uint16_t would wrap to 401) becomes 403.
         status = result.status if 400 <= result.status < 500 else 403
         code = lib.wsb_upgrade_reject(decision, status, reason, len(reason))
     elif result is False:
@@ -105,6 +107,27 @@ def apply(decision: int, result: UpgradeResult) -> None:
             "(str or Accept), or False/Reject(reason, status=401|403) (refuse)"
         )
     if code != _ffi.WSB_OK:
-        from ._errors import error_for
-
         raise error_for(code, "upgrade decision")
+
+
+def decide(handler: Optional[UpgradeHandler], request: int, decision: int, errors: CallbackErrorLog) -> None:
+    """Runs ``on_upgrade`` for one handshake (on a runtime thread, while it waits) and writes
+    its answer. A handler that raises leaves the decision unset, which refuses with 403."""
+    if handler is None:  # removed while this handshake was in flight
+        apply(decision, None)
+        return
+    req = UpgradeRequest(request)
+    try:
+        try:
+            result = handler(req)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError("on_upgrade must not be async: the handshake waits for its answer")
+        except Reject as refusal:
+            result = refusal
+        apply(decision, result)
+    except BaseException as exc:  # noqa: BLE001 - the decision stays unset: refused (403)
+        errors.record(exc, "on_upgrade")
+    finally:
+        req._invalidate()

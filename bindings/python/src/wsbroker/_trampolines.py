@@ -1,15 +1,17 @@
-"""Callbacks from C into Python: one long-lived ``CFUNCTYPE`` trampoline per callback type.
+"""Callbacks from C into Python: one long-lived ``CFUNCTYPE`` trampoline per callback type,
+and a slot table that says what each registration calls.
 
-C never sees a Python object. Each registration gets an integer slot in :data:`_slots`, passed
-to C as ``user_data``; the trampoline looks the slot up and calls its target. The drop
-trampoline (``wsb_drop_callback``), which C calls exactly once when it no longer needs the
-``user_data``, frees the slot. The trampolines themselves are module globals, so they live as
-long as the process and can never be garbage collected while C holds a pointer to them.
+C never sees a Python object. Each registration gets an integer slot, passed to C as
+``user_data``; the trampoline looks the slot up and calls its target. The drop trampoline
+(``wsb_drop_callback``), which C calls exactly once when it no longer needs the
+``user_data``, frees the slot. The trampolines are module globals created once, so they live
+as long as the process: C can never call a ``CFUNCTYPE`` object that was garbage collected
+(the classic ctypes crash), however registrations come and go.
 
-Targets are :class:`ServerSlot` objects holding a *weak* reference to their server: the slot
+Targets are :class:`WeakTarget` objects holding a *weak* reference to what they call: the slot
 table is a global root, and a strong reference from it would keep a dropped server (and every
-callable closing over it) alive forever. The server keeps its Python callables itself; it
-outlives its C handle, so they stay alive for as long as C can call them.
+callable closing over it) alive forever. The server owns the Python callables; it outlives
+its C handle, so they stay alive for as long as C can call them.
 
 No exception ever propagates into C: targets handle their own errors (recording them on the
 server); anything that still escapes is logged here.
@@ -34,6 +36,9 @@ _ids = itertools.count(1)
 _tls = threading.local()
 
 
+# --- the slot table ---------------------------------------------------------------------------
+
+
 def register(target: Callable[..., Any]) -> int:
     """Stores ``target`` and returns its slot number (never 0, never reused)."""
     with _lock:
@@ -43,7 +48,7 @@ def register(target: Callable[..., Any]) -> int:
 
 
 def release(slot: Optional[int]) -> None:
-    """Frees a slot (no-op for an unknown one)."""
+    """Frees a slot (no-op for an unknown one: C's drop and a server's cleanup may both come)."""
     if slot:
         with _lock:
             _slots.pop(slot, None)
@@ -55,13 +60,8 @@ def slot_count() -> int:
         return len(_slots)
 
 
-def user_data(slot: int) -> ctypes.c_void_p:
-    return ctypes.c_void_p(slot)
-
-
-def in_callback() -> bool:
-    """True while this thread runs a wsbroker callback called by C."""
-    return getattr(_tls, "depth", 0) > 0
+def user_data(slot: Optional[int]) -> Optional[ctypes.c_void_p]:
+    return None if slot is None else ctypes.c_void_p(slot)
 
 
 def _lookup(slot: Optional[int]) -> Optional[Callable[..., Any]]:
@@ -71,22 +71,57 @@ def _lookup(slot: Optional[int]) -> Optional[Callable[..., Any]]:
         return _slots.get(slot)
 
 
-class ServerSlot:
-    """Calls ``server.<method>(key, *args)`` while the server is alive, else returns ``dead``."""
+class WeakTarget:
+    """Calls ``method(*leading, *args)`` of an object while it is alive, else returns ``dead``."""
 
-    __slots__ = ("_ref", "_method", "_key", "_dead")
+    __slots__ = ("_method", "_leading", "_dead")
 
-    def __init__(self, server: Any, method: str, key: Any = None, dead: Any = None) -> None:
-        self._ref = weakref.ref(server)
-        self._method = method
-        self._key = key
+    def __init__(self, method: Callable[..., Any], *leading: Any, dead: Any = None) -> None:
+        self._method = weakref.WeakMethod(method)  # type: ignore[arg-type]
+        self._leading = leading
         self._dead = dead
 
     def __call__(self, *args: Any) -> Any:
-        server = self._ref()
-        if server is None:
+        method = self._method()
+        if method is None:
             return self._dead
-        return getattr(server, self._method)(self._key, *args)
+        return method(*self._leading, *args)
+
+
+class OwnedSlots:
+    """The slots one server registered, so that closing it releases them even where C would
+    not drop them (a server freed from a helper thread, a registration C refused)."""
+
+    def __init__(self) -> None:
+        self._slots: Dict[int, Any] = {}
+
+    def new(self, target: Callable[..., Any]) -> int:
+        slot = register(target)
+        self._slots[slot] = target
+        return slot
+
+    def handed_to_c(self, slot: Optional[int]) -> None:
+        """C owns the slot now and drops it itself (a replaced or removed registration)."""
+        self._slots.pop(slot, None)  # type: ignore[arg-type]
+
+    def refused(self, slot: Optional[int]) -> None:
+        """The registering call failed: C keeps nothing and will not drop the slot."""
+        if slot is not None:
+            self._slots.pop(slot, None)
+            release(slot)
+
+    def release_all(self) -> None:
+        for slot in list(self._slots):
+            release(slot)
+        self._slots.clear()
+
+
+# --- re-entrancy ------------------------------------------------------------------------------
+
+
+def in_callback() -> bool:
+    """True while this thread runs a wsbroker callback called by C (close() must refuse)."""
+    return getattr(_tls, "depth", 0) > 0
 
 
 def _enter() -> None:
@@ -95,6 +130,9 @@ def _enter() -> None:
 
 def _leave() -> None:
     _tls.depth -= 1
+
+
+# --- the trampolines (created once, never collected) ------------------------------------------
 
 
 @_ffi.DropCallback
@@ -153,14 +191,15 @@ def _app_trampoline(data: Optional[int], event: Any, error_buf: Optional[int], e
 
 
 @_ffi.UpgradeCallback
-def _upgrade_trampoline(data: Optional[int], request: Optional[int], decision: Optional[int]) -> None:
+def _upgrade_trampoline(data: Optional[int], request: Any, decision: Any) -> None:
     # Nothing written into `decision` refuses the upgrade (403): the safe outcome of a
-    # handler that is gone or failed.
+    # handler that is gone or failed. The handles arrive as ctypes objects (c_void_p
+    # subclasses are not converted to int): pass their addresses on.
     _enter()
     try:
         target = _lookup(data)
         if target is not None and request and decision:
-            target(request, decision)
+            target(request.value, decision.value)
     except BaseException:  # noqa: BLE001
         log.exception("wsbroker: upgrade callback failed")
     finally:
