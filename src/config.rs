@@ -20,7 +20,7 @@ use crate::stomp::FrameLimits;
 ///
 /// `ServerConfig::default()` is a working broker on `127.0.0.1:61614` at path `/ws`
 /// with bounded queues, heart-beats and timeouts on.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ServerConfig {
     /// WebSocket listen address; port 0 picks a free port (read it back with `Server::local_addr`).
@@ -102,6 +102,9 @@ pub struct SockJsConfig {
     pub cookie_needed: bool,
     /// Where `/iframe.html` loads the SockJS client from.
     pub client_url: String,
+    /// How long the body of an `xhr_send` / `jsonp_send` request may take to arrive once its
+    /// head is in; a slower one is answered 408. Default 10 s.
+    pub request_body_timeout: Duration,
 }
 
 impl Default for SockJsConfig {
@@ -114,6 +117,7 @@ impl Default for SockJsConfig {
             websocket: true,
             cookie_needed: false,
             client_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".into(),
+            request_body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -230,8 +234,13 @@ impl ServerConfig {
             if *prefix == self.path || self.path.starts_with(&format!("{prefix}/")) {
                 return bad("sockjs path must not contain the WebSocket path");
             }
-            if self.sockjs.heartbeat.is_zero() || self.sockjs.disconnect_delay.is_zero() {
-                return bad("sockjs heartbeat and disconnect_delay must be greater than 0");
+            if self.sockjs.heartbeat.is_zero()
+                || self.sockjs.disconnect_delay.is_zero()
+                || self.sockjs.request_body_timeout.is_zero()
+            {
+                return bad(
+                    "sockjs heartbeat, disconnect_delay and request_body_timeout must be greater than 0",
+                );
             }
             if self.sockjs.response_limit == 0 {
                 return bad("sockjs response_limit must be greater than 0");

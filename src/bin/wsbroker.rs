@@ -27,31 +27,33 @@ struct Args {
     #[arg(long, value_name = "PREFIX")]
     app_prefix: Vec<String>,
     /// Heart-beat interval the server offers and asks for, in ms (0 disables).
-    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    #[arg(long, value_name = "MS", default_value_t = millis(defaults().session.heartbeat_send))]
     heartbeat: u64,
     /// Largest accepted STOMP frame in bytes.
-    #[arg(long, value_name = "BYTES")]
-    max_frame_size: Option<usize>,
+    #[arg(long, value_name = "BYTES", default_value_t = defaults().frame_limits.max_frame_size)]
+    max_frame_size: usize,
     /// Allowed Origin for browser clients (repeatable; none given allows every origin).
     #[arg(long, value_name = "ORIGIN")]
     allowed_origin: Vec<String>,
     /// Most simultaneous connections.
-    #[arg(long, value_name = "N")]
-    max_connections: Option<usize>,
-    /// Most simultaneous connections from one client IP address (default 1000).
-    #[arg(long, value_name = "N")]
-    max_connections_per_ip: Option<usize>,
+    #[arg(long, value_name = "N", default_value_t = defaults().max_connections)]
+    max_connections: usize,
+    /// Most simultaneous connections from one client IP address (clients behind one proxy or
+    /// NAT share an address: lower it only for direct exposure).
+    #[arg(long, value_name = "N", default_value_t = defaults().max_connections_per_ip)]
+    max_connections_per_ip: usize,
     /// Do not accept WebSocket compression (permessage-deflate) offers.
     #[arg(long)]
     no_permessage_deflate: bool,
-    /// With compression negotiated, send messages smaller than this uncompressed (default 256).
-    #[arg(long, value_name = "BYTES")]
-    deflate_threshold: Option<usize>,
-    /// Compression level of outbound messages: 1 (fastest) to 9 (smallest), default 6.
-    #[arg(long, value_name = "1-9", value_parser = clap::value_parser!(u32).range(1..=9))]
-    deflate_level: Option<u32>,
+    /// With compression negotiated, send messages smaller than this uncompressed.
+    #[arg(long, value_name = "BYTES", default_value_t = defaults().deflate_threshold)]
+    deflate_threshold: usize,
+    /// Compression level of outbound messages: 1 (fastest) to 9 (smallest).
+    #[arg(long, value_name = "1-9", value_parser = clap::value_parser!(u32).range(1..=9),
+          default_value_t = defaults().deflate_level)]
+    deflate_level: u32,
     /// Worker threads (0 = one per CPU).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, value_name = "N", default_value_t = defaults().worker_threads)]
     workers: usize,
     /// PEM certificate chain: turns TLS on for every listener (`wss://`, and TLS on the TCP
     /// listener). Needs --tls-key.
@@ -140,6 +142,15 @@ impl RelayArgs {
     }
 }
 
+/// The library's defaults, which every flag's default is taken from (so `--help` shows them).
+fn defaults() -> ServerConfig {
+    ServerConfig::default()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The raw endpoints the flags ask for, in flag order.
 fn raw_endpoints(args: &Args) -> Vec<(&str, RawBehaviour)> {
     let broadcast = args
@@ -163,26 +174,16 @@ fn config_from(args: &Args) -> ServerConfig {
     config.session.heartbeat_receive = Duration::from_millis(args.heartbeat);
     config.worker_threads = args.workers;
     config.permessage_deflate = !args.no_permessage_deflate;
-    if let Some(bytes) = args.deflate_threshold {
-        config.deflate_threshold = bytes;
-    }
-    if let Some(level) = args.deflate_level {
-        config.deflate_level = level;
-    }
+    config.deflate_threshold = args.deflate_threshold;
+    config.deflate_level = args.deflate_level;
     for prefix in &args.app_prefix {
         config.session.add_app_prefix(prefix.clone());
     }
     config.sockjs.path = args.sockjs_path.clone();
     config.static_dir = args.static_dir.clone();
-    if let Some(size) = args.max_frame_size {
-        config.frame_limits.max_frame_size = size;
-    }
-    if let Some(n) = args.max_connections {
-        config.max_connections = n;
-    }
-    if let Some(n) = args.max_connections_per_ip {
-        config.max_connections_per_ip = n;
-    }
+    config.frame_limits.max_frame_size = args.max_frame_size;
+    config.max_connections = args.max_connections;
+    config.max_connections_per_ip = args.max_connections_per_ip;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = TlsConfig::new(cert.clone(), key.clone());
         tls.client_ca_pem.clone_from(&args.tls_client_ca);
@@ -335,6 +336,50 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("wsbroker: stop failed: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag's default (what `--help` prints) is the library's: no flags give exactly
+    /// `ServerConfig::default()`.
+    #[test]
+    fn no_flags_give_the_library_defaults() {
+        let args = Args::try_parse_from(["wsbroker"]).unwrap();
+        assert_eq!(config_from(&args), ServerConfig::default());
+    }
+
+    #[test]
+    fn help_shows_the_real_defaults() {
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        let config = ServerConfig::default();
+        for (flag, default) in [
+            (
+                "--max-connections-per-ip",
+                config.max_connections_per_ip.to_string(),
+            ),
+            ("--max-connections ", config.max_connections.to_string()),
+            (
+                "--max-frame-size",
+                config.frame_limits.max_frame_size.to_string(),
+            ),
+            ("--deflate-threshold", config.deflate_threshold.to_string()),
+        ] {
+            let at = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{flag} in --help"));
+            let section = &help[at..];
+            let end = section[2..].find("\n  -").map_or(section.len(), |i| i + 2);
+            assert!(
+                section[..end].contains(&format!("[default: {default}]")),
+                "{flag}: {}",
+                &section[..end]
+            );
         }
     }
 }

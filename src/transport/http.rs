@@ -29,6 +29,8 @@ pub(crate) struct HttpRouter {
     sockjs: Option<SockJsService>,
     /// Canonical static directory.
     static_root: Option<PathBuf>,
+    /// Monitoring connections accepted past `max_connections` (see `listener`).
+    pub(crate) monitoring_in_use: std::sync::atomic::AtomicUsize,
 }
 
 impl HttpRouter {
@@ -52,6 +54,7 @@ impl HttpRouter {
             engine,
             sockjs,
             static_root,
+            monitoring_in_use: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -64,6 +67,23 @@ impl HttpRouter {
         self.engine.config.sockjs.websocket
     }
 
+    /// `/metrics` (Prometheus text) and `/health` (`ok`): the monitoring endpoints, which are
+    /// served even when every connection slot is taken (see `listener::serve_monitoring`).
+    pub(crate) fn monitoring(&self, path: &str) -> Option<(&'static str, String)> {
+        match path {
+            "/metrics" => {
+                let sessions = self
+                    .sockjs
+                    .as_ref()
+                    .map_or(0, super::sockjs::service::SockJsService::session_count);
+                let body = metrics::render(&self.engine.counters().snapshot(), sessions);
+                Some(("text/plain; version=0.0.4; charset=utf-8", body))
+            }
+            "/health" => Some(("text/plain; charset=utf-8", "ok\n".to_string())),
+            _ => None,
+        }
+    }
+
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
         let path = request.uri().path().to_owned();
         if let Some(sockjs) = &self.sockjs
@@ -71,17 +91,10 @@ impl HttpRouter {
         {
             return sockjs.handle(route, request, peer).await;
         }
-        if path == "/metrics" && request.method() == Method::GET {
-            let sessions = self
-                .sockjs
-                .as_ref()
-                .map_or(0, super::sockjs::service::SockJsService::session_count);
-            let body = metrics::render(&self.engine.counters().snapshot(), sessions);
-            return text_response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                body,
-            );
+        if request.method() == Method::GET
+            && let Some((content_type, body)) = self.monitoring(&path)
+        {
+            return text_response(StatusCode::OK, content_type, body);
         }
         if let Some(root) = &self.static_root
             && matches!(*request.method(), Method::GET | Method::HEAD)

@@ -45,6 +45,12 @@ pub(crate) enum Refused {
 }
 
 impl Refused {
+    /// Counts the refusal (`Stats::connections_refused`) and gives its reason for the client.
+    pub(crate) fn count(self, engine: &Engine) -> &'static str {
+        stats::add(&engine.counters().connections_refused, 1);
+        self.reason()
+    }
+
     pub(crate) fn reason(self) -> &'static str {
         match self {
             Refused::Global => "connection limit reached",
@@ -54,7 +60,8 @@ impl Refused {
 }
 
 impl ConnectionSlot {
-    /// Takes a slot, or refuses at the global or the per-address connection limit.
+    /// Takes a slot, or refuses at the global or the per-address connection limit (the caller
+    /// counts a refusal it carries out with [`Refused::count`]).
     pub(crate) fn acquire(engine: &Arc<Engine>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
         let counters = engine.counters();
         let open = counters
@@ -69,7 +76,6 @@ impl ConnectionSlot {
         };
         if let Some(refused) = refused {
             stats::sub(&counters.connections, 1);
-            stats::add(&counters.connections_refused, 1);
             return Err(refused);
         }
         stats::add(&counters.connections_total, 1);
@@ -132,12 +138,18 @@ async fn serve(
 ) {
     let slot = match ConnectionSlot::acquire(&ctx.engine, peer.ip()) {
         Ok(slot) => slot,
+        Err(Refused::Global) if ctx.tls.is_none() && http.is_some() => {
+            // Monitoring must not go blind when clients took every slot: a few extra
+            // connections may still ask for /metrics or /health.
+            let router = http.expect("checked above");
+            serve_monitoring(stream, &ctx.engine, &router).await;
+            return;
+        }
         Err(refused) => {
+            let reason = refused.count(&ctx.engine);
             let refusal: Vec<u8> = match ctx.kind {
-                TransportKind::WebSocket => reject_response(503, refused.reason()),
-                TransportKind::Tcp => {
-                    format!("ERROR\nmessage:{}\n\n\0", refused.reason()).into_bytes()
-                }
+                TransportKind::WebSocket => reject_response(503, reason),
+                TransportKind::Tcp => format!("ERROR\nmessage:{reason}\n\n\0").into_bytes(),
             };
             // A TLS client could not read a plain-text refusal: it only sees the close.
             if ctx.tls.is_none() {
@@ -158,6 +170,66 @@ async fn serve(
             Box::pin(serve_tls(acceptor, stream, peer, ctx, http, slot)).await;
         }
     }
+}
+
+/// Connections beyond `max_connections` that may still read the monitoring endpoints.
+const MONITORING_SLOTS: usize = 4;
+/// How long such a connection may take to send its request.
+const MONITORING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves `GET /metrics` or `GET /health` on a connection that found every client slot
+/// taken (at most `MONITORING_SLOTS` at once, each bounded by `MONITORING_TIMEOUT`); anything
+/// else gets the 503 a refused connection always got, and is counted as refused.
+async fn serve_monitoring(mut stream: TcpStream, engine: &Arc<Engine>, router: &HttpRouter) {
+    use std::sync::atomic::{AtomicUsize, Ordering::AcqRel};
+    struct Held<'a>(&'a AtomicUsize);
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, AcqRel);
+        }
+    }
+    let in_use = &router.monitoring_in_use;
+    let held = Held(in_use);
+    let answer = match in_use.fetch_add(1, AcqRel) < MONITORING_SLOTS {
+        true => timeout(MONITORING_TIMEOUT, monitoring_request(&mut stream))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|path| router.monitoring(&path)),
+        false => None,
+    };
+    drop(held);
+    let response = match answer {
+        Some((content_type, body)) => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+        None => reject_response(503, Refused::Global.count(engine)),
+    };
+    let _ = timeout(Duration::from_secs(1), stream.write_all(&response)).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The path of a `GET` request head read from `stream` (at most 8 KiB), if it is one.
+async fn monitoring_request(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::io::AsyncReadExt::read(stream, &mut chunk)
+            .await
+            .ok()?;
+        if n == 0 || head.len() + n > 8192 {
+            return None;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    let (method, target) = (parts.next()?, parts.next()?);
+    (method == "GET").then(|| target.split('?').next().unwrap_or(target).to_string())
 }
 
 /// Runs the TLS handshake (bounded by `handshake_timeout`, dropped at shutdown), then the

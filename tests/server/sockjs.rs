@@ -1463,6 +1463,51 @@ async fn metrics_endpoint() {
     server.finish().await;
 }
 
+/// A send whose body never completes is answered 408 after the body deadline, instead of
+/// holding its connection slot (and a SockJS session) forever.
+#[tokio::test]
+async fn a_send_body_that_never_arrives_gets_408_at_the_deadline() {
+    let mut cfg = sockjs_config();
+    cfg.sockjs.request_body_timeout = Duration::from_millis(300);
+    let server = TestServer::start_with(cfg);
+    let url = session_url();
+    let _stream = open_xhr_streaming(server.ws, &url).await;
+    let mut conn = Conn::open(server.ws).await;
+    let head =
+        format!("POST {url}/xhr_send HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n[");
+    conn.stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let response = conn.head("POST").await;
+    assert_eq!(response.status, 408, "{response:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    server.finish().await;
+}
+
+/// Monitoring does not go blind at saturation: with every client slot taken, `/metrics` and
+/// `/health` still answer (on a few reserved connections), anything else still gets 503.
+#[tokio::test]
+async fn metrics_and_health_answer_when_every_connection_slot_is_taken() {
+    let mut cfg = sockjs_config();
+    cfg.max_connections = 2;
+    let server = TestServer::start_with(cfg);
+    let _a = server.ws_connected(None).await;
+    let _b = server.ws_connected(None).await;
+    let r = get(server.ws, "/metrics").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("\nwsbroker_connections 2\n"), "{}", r.body);
+    let r = get(server.ws, "/health").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    assert_eq!(
+        server.stats().connections_refused,
+        0,
+        "monitoring is not refused"
+    );
+    let r = get(server.ws, "/sockjs/info").await;
+    assert_eq!(r.status, 503, "clients still are");
+    assert_eq!(server.stats().connections_refused, 1);
+    server.finish().await;
+}
+
 #[tokio::test]
 async fn static_files_stay_inside_their_directory() {
     let dir = std::env::temp_dir().join(format!("wsb-static-test-{}", std::process::id()));

@@ -453,6 +453,20 @@ fn missing_required_headers() {
             "NACK frame is missing the 'id' header",
         ),
         (
+            // STOMP 1.2 names the delivery by `id`; `message-id` alone is not enough.
+            "1.2",
+            frame(Command::Ack, &[("message-id", "1-1")]),
+            "ACK frame is missing the 'id' header",
+        ),
+        (
+            "1.2",
+            frame(
+                Command::Nack,
+                &[("message-id", "1-1"), ("transaction", "t")],
+            ),
+            "NACK frame is missing the 'id' header",
+        ),
+        (
             "1.2",
             frame(Command::Begin, &[]),
             "BEGIN frame is missing the 'transaction' header",

@@ -270,7 +270,7 @@ impl SockJsService {
             Box::new(text_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 PLAIN,
-                format!("{}\n", refused.reason()),
+                format!("{}\n", refused.count(&self.engine)),
             ))
         })?;
         self.sessions
@@ -304,11 +304,23 @@ impl SockJsService {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         let limit = self.payload_limit();
-        let body = match Limited::new(request.into_body(), limit).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
+        // A body dripped in (or never sent) would otherwise hold its connection slot forever.
+        let deadline = self.engine.config.sockjs.request_body_timeout;
+        let collected =
+            tokio::time::timeout(deadline, Limited::new(request.into_body(), limit).collect());
+        let body = match collected.await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(_)) => {
                 let error = DecodeError::TooLarge { limit };
                 return text_response(StatusCode::PAYLOAD_TOO_LARGE, PLAIN, error.to_string());
+            }
+            Err(_) => {
+                let secs = deadline.as_secs_f32();
+                return text_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    PLAIN,
+                    format!("request body not received within {secs} s\n"),
+                );
             }
         };
         let payload: Vec<u8> = if transport == Transport::JsonpSend && form {
