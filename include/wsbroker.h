@@ -541,13 +541,13 @@ enum wsb_result wsb_config_set_permessage_deflate(struct wsb_config *config,
 // `config` is NULL or a live config.
 enum wsb_result wsb_config_set_max_connections(struct wsb_config *config, size_t n);
 
-// Most simultaneous connections from one client IP address (default 10000, as the global limit: clients behind one proxy or NAT share an address); more are
-// refused at accept (WebSocket: HTTP 503, TCP: an ERROR frame). Must be greater than 0.
+// Most simultaneous connections from one client IP address (default 10000, the global limit:
+// clients behind one proxy or NAT share an address); more are refused at accept (WebSocket:
+// HTTP 503, TCP: an ERROR frame). Must be greater than 0.
 //
 // # Safety
 // `config` is NULL or a live config.
-enum wsb_result wsb_config_set_max_connections_per_ip(struct wsb_config *config,
-                                                      size_t n);
+enum wsb_result wsb_config_set_max_connections_per_ip(struct wsb_config *config, size_t n);
 
 // Bounds of one connection's outbound queue (frames and bytes); past either the client is a
 // slow consumer and is disconnected.

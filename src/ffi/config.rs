@@ -310,8 +310,9 @@ pub unsafe extern "C" fn wsb_config_set_max_connections(
     })
 }
 
-/// Most simultaneous connections from one client IP address (default 10000, as the global limit: clients behind one proxy or NAT share an address); more are
-/// refused at accept (WebSocket: HTTP 503, TCP: an ERROR frame). Must be greater than 0.
+/// Most simultaneous connections from one client IP address (default 10000, the global limit:
+/// clients behind one proxy or NAT share an address); more are refused at accept (WebSocket:
+/// HTTP 503, TCP: an ERROR frame). Must be greater than 0.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
