@@ -1,5 +1,5 @@
 /*
- * wsbroker.h - C API (ABI version 1) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
+ * wsbroker.h - C API (ABI version 3) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
  * over WebSocket (and optionally plain TCP), with its own threads.
  *
  * A host program creates a configuration (wsb_config_new, wsb_config_set_*), creates a server
@@ -87,7 +87,8 @@
 
 // Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
 // 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
-#define WSB_ABI_VERSION 2
+// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`).
+#define WSB_ABI_VERSION 3
 
 // `which` for `wsb_struct_size`: the `wsb_event` struct.
 #define WSB_STRUCT_EVENT 1
@@ -375,8 +376,15 @@ typedef struct wsb_stats {
     // Queue messages that go back to their queue for another consumer are not counted, nor
     // are frames left unsent when a connection ends for another reason.
     uint64_t dropped;
-    // Sessions closed because their outbound queue passed its bound.
+    // Sessions closed as slow consumers: their outbound queue passed its hard cap, or stayed
+    // congested without draining for the slow-consumer timeout.
     uint64_t slow_consumer_disconnects;
+    // Times flow control paused a publishing connection (stopped reading it) because its
+    // messages left a subscriber's queue congested (or, in relay mode, its broker link full).
+    uint64_t publishers_paused;
+    // Host publishes refused with `Backpressure` (`WSB_ERR_BACKPRESSURE`) because a subscriber
+    // they would reach was congested.
+    uint64_t publishes_refused;
 } wsb_stats;
 
 // Handles a SEND to an application destination (a `WSB_EVENT_APP_MESSAGE` event). Return 0

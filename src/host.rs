@@ -1,11 +1,17 @@
 //! Publishing on behalf of the host program: from the safe API, or from inside an application
 //! handler (which may also reply to the session that sent the message).
+//!
+//! Flow control: a publish by the host is refused with `Backpressure` while a subscriber it
+//! would reach is congested (nothing is delivered, so a retry duplicates nothing); a publish
+//! made by an application handler while it handles a client's SEND is that client's: it is
+//! delivered, and the client's connection pauses until the congested queues are relieved.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
-use crate::broker::{BrokerError, Message, destination};
+use crate::broker::{BrokerError, Congestion, Message, destination};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::stomp::frame::check_header;
@@ -16,7 +22,15 @@ pub struct Publisher {
     engine: Arc<Engine>,
     /// The session whose SEND is being handled, for `reply`.
     session: Option<u64>,
+    /// While that SEND is being handled: the congested queues its publishes met, for the
+    /// session to pause on afterwards (`None` inside once the handler returned: a clone kept
+    /// beyond that publishes as the host).
+    on_behalf: Option<Arc<Mutex<Option<Congestion>>>>,
 }
+
+/// The congested queues an application handler's publishes met, handed back to the session
+/// that called it.
+pub(crate) type OnBehalf = Arc<Mutex<Option<Congestion>>>;
 
 /// Copies the host's headers, refusing any that could not be sent safely.
 fn owned_headers(headers: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
@@ -30,8 +44,40 @@ fn owned_headers(headers: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
 }
 
 impl Publisher {
-    pub(crate) fn new(engine: Arc<Engine>, session: Option<u64>) -> Publisher {
-        Publisher { engine, session }
+    /// A publisher for the host program.
+    pub(crate) fn new(engine: Arc<Engine>) -> Publisher {
+        Publisher {
+            engine,
+            session: None,
+            on_behalf: None,
+        }
+    }
+
+    /// A publisher for an application handler running for `session`'s SEND; its publishes are
+    /// the session's until the session takes `on_behalf` back.
+    pub(crate) fn for_session(engine: Arc<Engine>, session: u64, on_behalf: OnBehalf) -> Publisher {
+        Publisher {
+            engine,
+            session: Some(session),
+            on_behalf: Some(on_behalf),
+        }
+    }
+
+    /// Delivers for the session whose SEND is being handled, if that is still going on:
+    /// `Some(result)`, with the congested queues noted for it; `None` otherwise.
+    fn on_behalf_of_session(
+        &self,
+        deliver: impl FnOnce(&mut Congestion) -> std::result::Result<usize, BrokerError>,
+    ) -> Option<std::result::Result<usize, BrokerError>> {
+        let sink = self.on_behalf.as_ref()?;
+        sink.lock().as_ref()?;
+        // Not delivered under the lock: host-subscription callbacks run inside the publish.
+        let mut congested = Vec::new();
+        let result = deliver(&mut congested);
+        if let Some(noted) = sink.lock().as_mut() {
+            noted.extend(congested);
+        }
+        Some(result)
     }
 
     /// The session whose message is being handled, if any.
@@ -73,6 +119,34 @@ impl Publisher {
         self.publish_routed(routed, owned, body.into())
     }
 
+    /// As [`Publisher::publish`], waiting up to `timeout` while flow control refuses it with
+    /// `Backpressure` (see `Server::publish_wait`, which also refuses to block a server thread).
+    pub fn publish_wait(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        timeout: std::time::Duration,
+    ) -> Result<usize> {
+        /// Retry at least this often: a full queue destination has no relief signal.
+        const RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+        let deadline = std::time::Instant::now() + timeout;
+        let signal = self.engine.broker.flow_signal();
+        loop {
+            let seen = signal.generation();
+            match self.publish(destination, headers, body.clone()) {
+                Err(Error::Backpressure(why)) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Err(Error::Backpressure(why));
+                    }
+                    signal.wait(seen, deadline.min(now + RETRY));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Sends to every session of `user` subscribed to `/user{destination}` (e.g. `destination`
     /// `/queue/reply` reaches subscriptions to `/user/queue/reply`).
     pub fn send_to_user(
@@ -98,10 +172,25 @@ impl Publisher {
     ) -> Result<usize> {
         let (route, display) = routed.map_err(|e| Error::InvalidArgument(e.0))?;
         let message = self.message(display, headers, body);
-        self.engine
-            .broker
-            .publish(&route, message)
-            .map_err(|e| Error::Backpressure(e.0))
+        let broker = &self.engine.broker;
+        let published =
+            match self.on_behalf_of_session(|c| broker.publish(&route, message.clone(), c)) {
+                Some(published) => published,
+                None => {
+                    let congested = broker.congested_targets(&route);
+                    if !congested.is_empty() {
+                        crate::broker::stats::add(&broker.counters().publishes_refused, 1);
+                        return Err(Error::Backpressure(format!(
+                            "{} subscriber queue(s) of {} are congested: retry later (or publish \
+                         with a wait)",
+                            congested.len(),
+                            message.destination()
+                        )));
+                    }
+                    broker.publish(&route, message, &mut Vec::new())
+                }
+            };
+        published.map_err(|e| Error::Backpressure(e.0))
     }
 
     /// Sends only to the subscriptions of `session` that match `destination`, written as that
@@ -122,10 +211,16 @@ impl Publisher {
         }
         let owned = owned_headers(headers)?;
         let message = self.message(destination.to_string(), owned, body.into());
-        self.engine
-            .broker
-            .publish_to_session(session, destination, message)
-            .map_err(|e| Error::NotFound(e.0))
+        let broker = &self.engine.broker;
+        // One session's own queue: delivered (never refused); an application handler's reply
+        // pauses its sender like any of its publishes.
+        self.on_behalf_of_session(|c| {
+            broker.publish_to_session(session, destination, message.clone(), c)
+        })
+        .unwrap_or_else(|| {
+            broker.publish_to_session(session, destination, message, &mut Vec::new())
+        })
+        .map_err(|e| Error::NotFound(e.0))
     }
 
     /// Replies to the session whose message is being handled: delivered to that session's

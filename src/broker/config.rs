@@ -1,6 +1,8 @@
 //! The broker's own settings: destination prefixes, queue and subscription limits, and the
 //! bounds of each session's outbound queue.
 
+use std::time::Duration;
+
 use super::subscription::SlowConsumerPolicy;
 
 /// How the broker routes and what it holds at most. `BrokerConfig::default()` is what
@@ -27,11 +29,28 @@ pub struct BrokerConfig {
     /// full: disconnect the session (default), or drop its oldest or newest message (counted in
     /// `Stats::dropped`). A SUBSCRIBE may choose with an `overflow-policy` header.
     pub slow_consumer_policy: SlowConsumerPolicy,
-    /// Most frames queued for one connection before it counts as a slow consumer.
-    /// Default 16,384.
+    /// Hard cap of frames queued for one connection: past it, it is a slow consumer (whatever
+    /// its policy does: disconnect by default). Default 16,384. Its queue is *congested* (see
+    /// `outbound_high_watermark`) above three quarters of this and relieved at half.
     pub max_outbound_messages: usize,
-    /// Most bytes queued for one connection before it counts as a slow consumer. Default 8 MiB.
+    /// Hard cap of bytes queued for one connection: past it, it is a slow consumer. A message
+    /// bigger than the room left is still admitted while the queue holds no more than
+    /// `outbound_low_watermark`, so every accepted message (up to `max_frame_size`) can be
+    /// delivered to a subscriber that keeps up; at most one such message waits beyond the cap.
+    /// Default 8 MiB.
     pub max_outbound_bytes: usize,
+    /// Flow control: above this many queued bytes a connection's queue is *congested*, and the
+    /// connections that publish into it stop being read (host publishes get `Backpressure`)
+    /// until it drains to `outbound_low_watermark`. A subscriber that keeps reading is never
+    /// dropped; subscriptions with a drop policy never slow publishers. Default 1 MiB (at most
+    /// `max_outbound_bytes`: a higher value counts as that).
+    pub outbound_high_watermark: usize,
+    /// Flow control: a congested queue is relieved at or below this many bytes. Default 256 KiB.
+    pub outbound_low_watermark: usize,
+    /// A congested queue from which nothing was written for this long belongs to a stuck
+    /// subscriber: it gets the slow-consumer treatment (ERROR, close), so publishers wait at
+    /// most this long for it. Default 10 s.
+    pub slow_consumer_timeout: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -45,11 +64,29 @@ impl Default for BrokerConfig {
             slow_consumer_policy: SlowConsumerPolicy::Disconnect,
             max_outbound_messages: 16 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
+            outbound_high_watermark: 1024 * 1024,
+            outbound_low_watermark: 256 * 1024,
+            slow_consumer_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl BrokerConfig {
+    /// The bounds of one connection's outbound queue. Watermarks above the byte cap are
+    /// lowered to it.
+    pub fn outbox_limits(&self) -> super::outbox::OutboxLimits {
+        let high_bytes = self.outbound_high_watermark.min(self.max_outbound_bytes);
+        super::outbox::OutboxLimits {
+            max_messages: self.max_outbound_messages,
+            max_bytes: self.max_outbound_bytes,
+            high_bytes,
+            low_bytes: self.outbound_low_watermark.min(high_bytes),
+            high_items: self.max_outbound_messages - self.max_outbound_messages / 4,
+            low_items: self.max_outbound_messages / 2,
+            stuck_after: self.slow_consumer_timeout,
+        }
+    }
+
     /// Checks every field; the error text names the first one out of range.
     pub fn validate(&self) -> Result<(), String> {
         if !self.queue_prefix.starts_with('/') {
@@ -71,9 +108,15 @@ impl BrokerConfig {
             (self.max_outbound_messages, "max_outbound_messages"),
             (self.max_outbound_bytes, "max_outbound_bytes"),
         ];
-        match positive.iter().find(|(value, _)| *value == 0) {
-            Some((_, name)) => Err(format!("{name} must be greater than 0")),
-            None => Ok(()),
+        if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
+            return Err(format!("{name} must be greater than 0"));
         }
+        if self.outbound_low_watermark > self.outbound_high_watermark {
+            return Err("outbound_low_watermark must not be above outbound_high_watermark".into());
+        }
+        if self.slow_consumer_timeout.is_zero() {
+            return Err("slow_consumer_timeout must be greater than 0".into());
+        }
+        Ok(())
     }
 }

@@ -32,7 +32,7 @@ use parking_lot::{Mutex, RwLock};
 pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 pub use message::Message;
-pub use outbox::{CloseReason, Delivery, Outbound, Outbox, PushError};
+pub use outbox::{CloseReason, Delivery, FlowSignal, Outbound, Outbox, PushError};
 pub use stats::{Counters, Stats};
 pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
@@ -99,6 +99,7 @@ struct State {
 /// The in-process message broker.
 pub struct Broker {
     config: BrokerConfig,
+    flow: Arc<FlowSignal>,
     state: Mutex<State>,
     counters: Arc<Counters>,
     host_subs: RwLock<Vec<HostSubscription>>,
@@ -120,6 +121,7 @@ impl Broker {
     pub fn new(config: BrokerConfig, counters: Arc<Counters>) -> Broker {
         Broker {
             config,
+            flow: Arc::new(FlowSignal::default()),
             state: Mutex::new(State::default()),
             counters,
             host_subs: RwLock::new(Vec::new()),
@@ -134,12 +136,19 @@ impl Broker {
         &self.config
     }
 
-    /// A new, empty outbound queue for a session, bounded as configured.
+    /// A new, empty outbound queue for a connection, bounded as configured and under this
+    /// broker's flow control.
     pub fn new_outbox(&self) -> Arc<Outbox> {
-        Arc::new(Outbox::new(
-            self.config.max_outbound_messages,
-            self.config.max_outbound_bytes,
+        Arc::new(Outbox::with_limits(
+            self.config.outbox_limits(),
+            Some(self.flow.clone()),
         ))
+    }
+
+    /// Woken whenever a congested outbound queue is relieved (for hosts blocked in a
+    /// waiting publish).
+    pub fn flow_signal(&self) -> &Arc<FlowSignal> {
+        &self.flow
     }
 
     /// The counters this broker updates.
@@ -202,7 +211,7 @@ impl Broker {
         let unacked = std::mem::take(&mut entry.unacked);
         state.requeue(unacked.into_values(), session, &mut touched);
         for name in touched {
-            state.dispatch(&name, &self.counters);
+            state.dispatch(&name, &self.counters, &mut Vec::new());
         }
     }
 
@@ -249,7 +258,7 @@ impl Broker {
                 .or_default()
                 .consumers
                 .push(key);
-            state.dispatch(&route, &self.counters);
+            state.dispatch(&route, &self.counters, &mut Vec::new());
         } else if pattern::is_pattern(&route) {
             state.patterns.push((route, key));
         } else {
@@ -289,25 +298,71 @@ impl Broker {
         }
         state.requeue(unacked.into_iter(), session, &mut touched);
         for name in touched {
-            state.dispatch(&name, &self.counters);
+            state.dispatch(&name, &self.counters, &mut Vec::new());
         }
         Ok(())
     }
 
     /// Publishes to `route` (queue or broadcast) and then to matching host subscriptions.
-    /// Returns how many client subscriptions it was queued to (0 for a queue that holds it).
-    pub fn publish(&self, route: &str, message: Arc<Message>) -> Result<usize, BrokerError> {
+    /// Returns how many client subscriptions it was queued to (0 for a queue that holds it);
+    /// adds to `congestion` the outbound queues it left congested — the publisher should pause
+    /// until they are relieved. A queue found stuck is closed as a slow consumer instead.
+    pub fn publish(
+        &self,
+        route: &str,
+        message: Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> Result<usize, BrokerError> {
         let delivered = if self.is_queue(route) {
-            self.enqueue(route, message.clone())?
+            self.enqueue(route, message.clone(), congestion)?
         } else {
-            self.broadcast(route, &message)
+            self.broadcast(route, &message, congestion)
         };
         stats::add(&self.counters.messages_in, 1);
         self.notify_host_subscriptions(route, &message);
         Ok(delivered)
     }
 
-    fn enqueue(&self, route: &str, message: Arc<Message>) -> Result<usize, BrokerError> {
+    /// The outbound queues a publish to `route` would reach that are congested right now (a
+    /// host publish is refused while there are any, so that retrying it duplicates nothing).
+    /// Stuck ones are closed as slow consumers on the way and not returned. Queue destinations
+    /// report none: their bound is `max_queue_depth`.
+    pub fn congested_targets(&self, route: &str) -> Congestion {
+        let mut congested: Congestion = Vec::new();
+        if self.is_queue(route) {
+            return congested;
+        }
+        let state = self.state.lock();
+        for_each_target(
+            &state.exact,
+            &state.patterns,
+            &self.config.user_prefix,
+            route,
+            |key| {
+                let Some(entry) = state.sessions.get(&key.session) else {
+                    return;
+                };
+                let lossy = entry.subs.get(&key.sub).is_some_and(|sub| sub.is_lossy());
+                let outbox = &entry.outbox;
+                if lossy || !outbox.is_congested() {
+                    return;
+                }
+                if outbox.close_if_stuck() {
+                    stats::count_overflow(&self.counters, outbox);
+                } else if !congested.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+                    congested.push(outbox.clone());
+                }
+            },
+        );
+        congested
+    }
+
+    fn enqueue(
+        &self,
+        route: &str,
+        message: Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> Result<usize, BrokerError> {
         let mut state = self.state.lock();
         let queue = state.queues.entry(route.to_string()).or_default();
         if queue.pending.len() >= self.config.max_queue_depth {
@@ -321,10 +376,10 @@ impl Broker {
             redelivered: false,
             avoid: None,
         });
-        Ok(state.dispatch(route, &self.counters))
+        Ok(state.dispatch(route, &self.counters, congestion))
     }
 
-    fn broadcast(&self, route: &str, message: &Arc<Message>) -> usize {
+    fn broadcast(&self, route: &str, message: &Arc<Message>, congestion: &mut Congestion) -> usize {
         let mut state = self.state.lock();
         let State {
             sessions,
@@ -334,7 +389,7 @@ impl Broker {
         } = &mut *state;
         let mut delivered = 0;
         let counters = &*self.counters;
-        let mut send = |key: &SubKey| {
+        for_each_target(exact, patterns, &self.config.user_prefix, route, |key| {
             let Some(entry) = sessions.get_mut(&key.session) else {
                 return;
             };
@@ -350,21 +405,8 @@ impl Broker {
             if deliver(key.session, entry, &key.sub, message, false, None, counters).is_ok() {
                 delivered += 1;
             }
-        };
-        if let Some(keys) = exact.get(route) {
-            keys.iter().for_each(&mut send);
-        }
-        // A user's private destinations are never reached by a broad pattern (`/**`) of
-        // someone else: only patterns under the user prefix (which subscribe_route scopes to
-        // the subscriber's own name) may match them.
-        let private = route.starts_with(&self.config.user_prefix);
-        for (pattern, key) in patterns.iter() {
-            if (!private || pattern.starts_with(&self.config.user_prefix))
-                && pattern::matches(pattern, route)
-            {
-                send(key);
-            }
-        }
+            note_congestion(entry, congestion);
+        });
         delivered
     }
 
@@ -421,7 +463,7 @@ impl Broker {
             state.requeue(done.into_iter(), session, &mut touched);
         }
         for name in touched {
-            state.dispatch(&name, &self.counters);
+            state.dispatch(&name, &self.counters, &mut Vec::new());
         }
         Ok(())
     }
@@ -434,6 +476,7 @@ impl Broker {
         session: u64,
         destination: &str,
         message: Arc<Message>,
+        congestion: &mut Congestion,
     ) -> Result<usize, BrokerError> {
         let mut state = self.state.lock();
         let Some(entry) = state.sessions.get_mut(&session) else {
@@ -460,6 +503,7 @@ impl Broker {
                 delivered += 1;
             }
         }
+        note_congestion(entry, congestion);
         stats::add(&self.counters.messages_in, 1);
         drop(state);
         self.notify_host_subscriptions(&route, &message);
@@ -557,6 +601,39 @@ impl Broker {
     }
 }
 
+/// Calls `f` for each broadcast subscription matching `route` (exact ones, then patterns).
+fn for_each_target(
+    exact: &HashMap<String, Vec<SubKey>>,
+    patterns: &[(String, SubKey)],
+    user_prefix: &str,
+    route: &str,
+    mut f: impl FnMut(&SubKey),
+) {
+    if let Some(keys) = exact.get(route) {
+        keys.iter().for_each(&mut f);
+    }
+    // A user's private destinations are never reached by a broad pattern (`/**`) of someone
+    // else: only patterns under the user prefix (which subscribe_route scopes to the
+    // subscriber's own name) may match them.
+    let private = route.starts_with(user_prefix);
+    for (pattern, key) in patterns {
+        if (!private || pattern.starts_with(user_prefix)) && pattern::matches(pattern, route) {
+            f(key);
+        }
+    }
+}
+
+/// Outbound queues a publisher should wait for (see [`Broker::publish`]).
+pub type Congestion = Vec<Arc<Outbox>>;
+
+/// Records `entry`'s outbox in `congestion` when the delivery just made left it congested.
+fn note_congestion(entry: &SessionEntry, congestion: &mut Congestion) {
+    let outbox = &entry.outbox;
+    if outbox.is_congested() && !congestion.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+        congestion.push(outbox.clone());
+    }
+}
+
 /// Parses `{session}-{seq}`, the form of every `message-id` / `ack` this broker writes.
 fn parse_ack_id(session: u64, ack_id: &str) -> Option<u64> {
     let (s, seq) = ack_id.split_once('-')?;
@@ -590,7 +667,7 @@ fn deliver(
         requeued_if_lost: tracked && queue.is_some(),
         message: message.clone(),
     };
-    let lossy = !tracked && queue.is_none() && sub.spec.policy != SlowConsumerPolicy::Disconnect;
+    let lossy = sub.is_lossy();
     let pushed = if lossy {
         let drop_oldest = sub.spec.policy == SlowConsumerPolicy::DropOldest;
         entry
@@ -608,7 +685,9 @@ fn deliver(
                 }
             })
     } else {
-        entry.outbox.push(Outbound::Message(delivery))
+        entry
+            .outbox
+            .push_or_close_if_stuck(Outbound::Message(delivery))
     };
     match pushed {
         Ok(()) => {}
@@ -687,7 +766,7 @@ impl State {
 
     /// Hands waiting messages of queue `name` to consumers with capacity, round-robin.
     /// Returns how many were delivered.
-    fn dispatch(&mut self, name: &str, counters: &Counters) -> usize {
+    fn dispatch(&mut self, name: &str, counters: &Counters, congestion: &mut Congestion) -> usize {
         let State {
             sessions, queues, ..
         } = self;
@@ -731,7 +810,10 @@ impl State {
                 Some(name),
                 counters,
             ) {
-                Ok(()) => delivered += 1,
+                Ok(()) => {
+                    delivered += 1;
+                    note_congestion(entry, congestion);
+                }
                 // That consumer is closing now and will not be chosen again.
                 Err(_) => queue.pending.push_front(pending),
             }

@@ -1,13 +1,23 @@
 //! A session's bounded outbound queue: the only thing the broker knows about a connection.
 //!
 //! The broker pushes frames without blocking; the transport's writer drains them in batches and
-//! writes many frames per syscall. When a push would pass the bound in messages or bytes, the
-//! session is a slow consumer: its queued frames are discarded and it is closed with an ERROR,
-//! so that nobody else ever waits for it.
+//! writes many frames per syscall. Two thresholds tell a **busy** subscriber from a **stuck**
+//! one:
+//! - above its *high watermark* the queue is *congested*: the publishers whose messages land
+//!   here are paused (their sockets are not read, host publishes get `Backpressure`) until the
+//!   writer has drained it below the *low watermark* — a subscriber that keeps reading loses
+//!   nothing;
+//! - a queue that passes its *hard cap* (messages or bytes), or that stays congested without
+//!   draining for `stuck_after`, belongs to a slow consumer: its queued frames are discarded and
+//!   it is closed with an ERROR, so that nobody waits for it longer than that.
+//!
+//! The byte cap always admits one more message into a queue that holds less than it, so every
+//! message the broker accepted (up to the largest frame size) can be delivered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -170,6 +180,81 @@ struct Inner {
     items: VecDeque<Outbound>,
     bytes: usize,
     closing: bool,
+    /// When the writer last took items, or the queue last became non-empty: a congested queue
+    /// that has not moved for `stuck_after` since is stuck.
+    moved: Instant,
+}
+
+/// The bounds of one outbound queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Hard cap in queued items (frames, messages, control frames).
+    pub max_messages: usize,
+    /// Hard cap in bytes. A message that would pass it is still admitted while the queue holds
+    /// no more than `low_bytes` (a subscriber that keeps up), so a message of any accepted
+    /// size can be delivered; at most one such message is queued beyond the cap.
+    pub max_bytes: usize,
+    /// Above this many bytes the queue is congested (its publishers are paused).
+    pub high_bytes: usize,
+    /// A congested queue is relieved at or below this many bytes...
+    pub low_bytes: usize,
+    /// Above this many items the queue is congested too.
+    pub high_items: usize,
+    /// ... and at or below this many items.
+    pub low_items: usize,
+    /// A congested queue that does not move for this long is stuck: a slow consumer.
+    pub stuck_after: Duration,
+}
+
+impl OutboxLimits {
+    /// Bounds without flow control (watermarks at the caps): what tests and tools that want
+    /// plain hard caps use.
+    pub fn caps(max_messages: usize, max_bytes: usize) -> OutboxLimits {
+        OutboxLimits {
+            max_messages,
+            max_bytes,
+            high_bytes: usize::MAX,
+            low_bytes: 0,
+            high_items: usize::MAX,
+            low_items: usize::MAX,
+            stuck_after: Duration::MAX,
+        }
+    }
+}
+
+/// Wakes hosts blocked in a waiting publish when any queue stops being congested.
+#[derive(Debug, Default)]
+pub struct FlowSignal {
+    generation: Mutex<u64>,
+    changed: parking_lot::Condvar,
+}
+
+impl FlowSignal {
+    fn notify(&self) {
+        *self.generation.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until some queue stopped being congested after `seen` (a value from
+    /// [`FlowSignal::generation`]) or until `deadline`; returns the new generation.
+    pub fn wait(&self, seen: u64, deadline: Instant) -> u64 {
+        let mut generation = self.generation.lock();
+        while *generation == seen {
+            if self
+                .changed
+                .wait_until(&mut generation, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        *generation
+    }
+
+    /// The current generation, to wait for a change from.
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock()
+    }
 }
 
 /// The bounded queue between the broker (producers) and one connection's writer (consumer).
@@ -178,8 +263,13 @@ pub struct Outbox {
     notify: Notify,
     /// Woken (all waiters) when a close is queued, for the connection's reader.
     closed: Notify,
-    max_messages: usize,
-    max_bytes: usize,
+    /// Woken (all waiters) when the queue stops being congested, for paused publishers.
+    relieved: Notify,
+    /// Above the high watermark and not yet drained below the low one (read without the lock
+    /// on the publishing path).
+    congested: AtomicBool,
+    limits: OutboxLimits,
+    signal: Option<Arc<FlowSignal>>,
     /// Messages lost when the bound was passed, per subscription (filled once, on overflow).
     lost: Mutex<Vec<LostMessages>>,
     version: AtomicU8,
@@ -189,64 +279,156 @@ pub struct Outbox {
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("max_messages", &self.max_messages)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl Outbox {
-    /// An empty queue bounded by `max_messages` items and `max_bytes` bytes.
+    /// An empty queue with hard caps of `max_messages` items and `max_bytes` bytes and no flow
+    /// control (see [`OutboxLimits::caps`]).
     pub fn new(max_messages: usize, max_bytes: usize) -> Outbox {
+        Outbox::with_limits(OutboxLimits::caps(max_messages, max_bytes), None)
+    }
+
+    /// An empty queue with these bounds; `signal` is told whenever it stops being congested.
+    pub fn with_limits(limits: OutboxLimits, signal: Option<Arc<FlowSignal>>) -> Outbox {
         Outbox {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 bytes: 0,
                 closing: false,
+                moved: Instant::now(),
             }),
             notify: Notify::new(),
             closed: Notify::new(),
-            max_messages,
-            max_bytes,
+            relieved: Notify::new(),
+            congested: AtomicBool::new(false),
+            limits,
+            signal,
             lost: Mutex::new(Vec::new()),
             version: AtomicU8::new(0),
             heartbeat_ms: AtomicU32::new(0),
         }
     }
 
-    /// Queues an item without blocking. On overflow the queue is emptied and replaced by a
-    /// slow-consumer ERROR and close; the caller learns it once through `PushError::Overflow`.
+    /// Queues an item without blocking. Past the hard cap (or into a stuck queue, see
+    /// [`Outbox::push_or_close_if_stuck`]) the queue is emptied and replaced by a slow-consumer
+    /// ERROR and close; the caller learns it once through `PushError::Overflow`. Whether the
+    /// push made the queue congested is [`Outbox::is_congested`].
     pub fn push(&self, item: Outbound) -> Result<(), PushError> {
         let weight = item.weight();
-        let mut inner = self.inner.lock();
+        let inner = self.inner.lock();
         if inner.closing {
             return Err(PushError::Closed);
         }
-        if inner.items.len() >= self.max_messages || inner.bytes + weight > self.max_bytes {
-            let reason = CloseReason {
-                detail: Some(format!(
-                    "The session did not read its messages fast enough: more than {} frames or {} bytes were waiting.",
-                    self.max_messages, self.max_bytes
-                )),
-                ..CloseReason::error(
-                    codes::POLICY_VIOLATION,
-                    "slow consumer: outbound queue full",
-                )
-            };
-            // Messages lost with the queue (receipts and other frames are not messages, a
-            // tracked queue message goes back to its queue; the item that did not fit is the
-            // caller's to count: a queue takes it back).
-            *self.lost.lock() = LostMessages::tally(&inner.items);
-            inner.items.clear();
-            inner.bytes = 0;
-            inner.items.push_back(Outbound::Close(reason));
-            inner.closing = true;
-            drop(inner);
-            self.notify.notify_one();
-            self.closed.notify_waiters();
+        if self.over_cap(&inner, weight, 1, self.limits.low_bytes) {
+            self.overflow(
+                inner,
+                "more than {items} frames or {bytes} bytes were waiting",
+            );
             return Err(PushError::Overflow);
         }
-        self.append(inner, item, weight);
+        self.append(inner, item, weight, true);
         Ok(())
+    }
+
+    /// As [`Outbox::push`] for a publish: a queue that is congested and has not moved for
+    /// `stuck_after` is a stuck consumer and is closed (`Overflow`) instead.
+    pub fn push_or_close_if_stuck(&self, item: Outbound) -> Result<(), PushError> {
+        if self.is_congested() && self.close_if_stuck() {
+            return Err(PushError::Overflow);
+        }
+        self.push(item)
+    }
+
+    /// Whether `weight` more bytes (at `factor` times the caps) would pass the hard cap. A
+    /// queue holding at most `room` bytes takes one more item of any size.
+    fn over_cap(&self, inner: &Inner, weight: usize, factor: usize, room: usize) -> bool {
+        let max_items = self.limits.max_messages.saturating_mul(factor);
+        let max_bytes = self.limits.max_bytes.saturating_mul(factor);
+        inner.items.len() >= max_items
+            || (inner.bytes > room && inner.bytes.saturating_add(weight) > max_bytes)
+    }
+
+    /// Replaces the queue by a slow-consumer ERROR and close; `why` may name `{items}` and
+    /// `{bytes}` (the caps).
+    fn overflow(&self, mut inner: parking_lot::MutexGuard<'_, Inner>, why: &str) {
+        let why = why
+            .replace("{items}", &self.limits.max_messages.to_string())
+            .replace("{bytes}", &self.limits.max_bytes.to_string());
+        let reason = CloseReason {
+            detail: Some(format!(
+                "The session did not read its messages fast enough: {why}."
+            )),
+            ..CloseReason::error(
+                codes::POLICY_VIOLATION,
+                "slow consumer: outbound queue full",
+            )
+        };
+        // Messages lost with the queue (receipts and other frames are not messages, a
+        // tracked queue message goes back to its queue; an item that did not fit is the
+        // caller's to count: a queue takes it back).
+        *self.lost.lock() = LostMessages::tally(&inner.items);
+        inner.items.clear();
+        inner.bytes = 0;
+        inner.items.push_back(Outbound::Close(reason));
+        inner.closing = true;
+        drop(inner);
+        self.relieve();
+        self.notify.notify_one();
+        self.closed.notify_waiters();
+    }
+
+    /// True while the queue is above its high watermark and has not yet drained below its low
+    /// one: publishers to it should pause (lock-free; the publishing path reads it).
+    pub fn is_congested(&self) -> bool {
+        self.congested.load(Relaxed)
+    }
+
+    /// Closes the queue as a slow consumer when it is congested and has not moved (the writer
+    /// took nothing) for `stuck_after`; true when it did. The caller counts it
+    /// (`stats::count_overflow`).
+    pub fn close_if_stuck(&self) -> bool {
+        let inner = self.inner.lock();
+        if inner.closing || !self.is_congested() || inner.moved.elapsed() < self.limits.stuck_after
+        {
+            return false;
+        }
+        let secs = self.limits.stuck_after.as_secs_f32();
+        self.overflow(inner, &format!("nothing was written to it for {secs} s"));
+        true
+    }
+
+    /// When this congested queue counts as stuck unless it moves; `None` when it is not
+    /// congested (or cannot get stuck).
+    pub fn stuck_at(&self) -> Option<Instant> {
+        if !self.is_congested() {
+            return None;
+        }
+        self.inner.lock().moved.checked_add(self.limits.stuck_after)
+    }
+
+    /// Resolves once the queue is not congested (drained below its low watermark, or closing).
+    pub async fn relieved(&self) {
+        loop {
+            // Created before the check: `notify_waiters` reaches it from creation on.
+            let relieved = self.relieved.notified();
+            if !self.is_congested() {
+                return;
+            }
+            relieved.await;
+        }
+    }
+
+    /// No longer congested: wake the paused publishers and blocked hosts.
+    fn relieve(&self) {
+        if self.congested.swap(false, Relaxed) {
+            self.relieved.notify_waiters();
+            if let Some(signal) = &self.signal {
+                signal.notify();
+            }
+        }
     }
 
     /// Queues a MESSAGE for a subscription whose slow-consumer policy drops instead of
@@ -294,7 +476,8 @@ impl Outbox {
             return Err(PushError::Closed);
         }
         let mut dropped = 0;
-        while inner.items.len() >= self.max_messages || inner.bytes + weight > self.max_bytes {
+        // Strict: a drop policy keeps the queue under its cap (an empty queue still takes one).
+        while self.over_cap(&inner, weight, 1, 0) {
             let oldest = drop_oldest
                 .then(|| inner.items.iter().position(&droppable))
                 .flatten();
@@ -308,18 +491,35 @@ impl Outbox {
             inner.bytes -= old.weight();
             dropped += 1;
         }
-        self.append(inner, item, weight);
+        // Drop policies never pause publishers: such a push does not make the queue congested.
+        self.append(inner, item, weight, false);
         Ok(LossyPush {
             queued: true,
             dropped,
         })
     }
 
-    /// Adds an item that fits, waking the writer when the queue was empty.
-    fn append(&self, mut inner: parking_lot::MutexGuard<'_, Inner>, item: Outbound, weight: usize) {
+    /// Adds an item that fits, waking the writer when the queue was empty; `flow`: the push may
+    /// make the queue congested.
+    fn append(
+        &self,
+        mut inner: parking_lot::MutexGuard<'_, Inner>,
+        item: Outbound,
+        weight: usize,
+        flow: bool,
+    ) {
         inner.bytes += weight;
         let was_empty = inner.items.is_empty();
+        if was_empty {
+            inner.moved = Instant::now();
+        }
         inner.items.push_back(item);
+        if flow
+            && !self.is_congested()
+            && (inner.bytes > self.limits.high_bytes || inner.items.len() > self.limits.high_items)
+        {
+            self.congested.store(true, Relaxed);
+        }
         drop(inner);
         if was_empty {
             self.notify.notify_one();
@@ -336,6 +536,8 @@ impl Outbox {
         inner.closing = true;
         inner.items.push_back(Outbound::Close(reason));
         drop(inner);
+        // Nobody waits for a connection that is going away.
+        self.relieve();
         self.notify.notify_one();
         self.closed.notify_waiters();
         true
@@ -350,9 +552,7 @@ impl Outbox {
             return Err(PushError::Closed);
         }
         let weight = item.weight();
-        if inner.items.len() >= self.max_messages.saturating_mul(2)
-            || inner.bytes + weight > self.max_bytes.saturating_mul(2)
-        {
+        if self.over_cap(&inner, weight, 2, 0) {
             drop(inner);
             // The normal path sees the queue over its bound and closes it.
             return self.push(item);
@@ -428,9 +628,19 @@ impl Outbox {
             out.push(item);
         }
         inner.bytes -= freed;
+        if n > 0 {
+            inner.moved = Instant::now();
+        }
+        let relieved = self.is_congested()
+            && inner.bytes <= self.limits.low_bytes
+            && inner.items.len() <= self.limits.low_items;
         if inner.items.capacity() > 64 && inner.items.is_empty() {
             // Give back the memory a burst grew, so idle connections stay small.
             inner.items.shrink_to(16);
+        }
+        drop(inner);
+        if relieved {
+            self.relieve();
         }
         n
     }

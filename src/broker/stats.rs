@@ -52,6 +52,8 @@ counters! {
     bytes_out: "counter" "bytes_out_total" "Bytes written to clients.",
     dropped: "counter" "dropped_total" "Messages discarded.",
     slow_consumer_disconnects: "counter" "slow_consumer_disconnects_total" "Sessions closed as slow consumers.",
+    publishers_paused: "counter" "publishers_paused_total" "Times flow control paused a publishing connection.",
+    publishes_refused: "counter" "publishes_refused_total" "Host publishes refused with Backpressure by flow control.",
 }
 
 /// A point-in-time copy of the server's counters: `Server::stats` in Rust, `wsb_stats` in C
@@ -87,8 +89,15 @@ pub struct Stats {
     /// Queue messages that go back to their queue for another consumer are not counted, nor
     /// are frames left unsent when a connection ends for another reason.
     pub dropped: u64,
-    /// Sessions closed because their outbound queue passed its bound.
+    /// Sessions closed as slow consumers: their outbound queue passed its hard cap, or stayed
+    /// congested without draining for the slow-consumer timeout.
     pub slow_consumer_disconnects: u64,
+    /// Times flow control paused a publishing connection (stopped reading it) because its
+    /// messages left a subscriber's queue congested (or, in relay mode, its broker link full).
+    pub publishers_paused: u64,
+    /// Host publishes refused with `Backpressure` (`WSB_ERR_BACKPRESSURE`) because a subscriber
+    /// they would reach was congested.
+    pub publishes_refused: u64,
 }
 
 /// Records a slow-consumer disconnect and the messages its outbox discarded for good.

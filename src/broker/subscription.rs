@@ -82,6 +82,14 @@ impl Subscription {
     pub fn has_capacity(&self) -> bool {
         self.spec.ack == AckMode::Auto || self.unacked < self.spec.prefetch
     }
+
+    /// Whether a full queue drops this subscription's messages (an opt-in drop policy on an
+    /// auto-ack broadcast subscription) rather than slowing its publishers.
+    pub fn is_lossy(&self) -> bool {
+        !self.queue
+            && self.spec.ack == AckMode::Auto
+            && self.spec.policy != SlowConsumerPolicy::Disconnect
+    }
 }
 
 /// A delivered message waiting for ACK or NACK.

@@ -70,7 +70,8 @@ use std::ffi::c_char;
 
 /// Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
 /// 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
-pub const WSB_ABI_VERSION: u32 = 2;
+/// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`).
+pub const WSB_ABI_VERSION: u32 = 3;
 
 /// The library version, e.g. "0.1.0" (static, NUL-terminated).
 #[unsafe(no_mangle)]

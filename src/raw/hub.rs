@@ -10,9 +10,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::endpoint::{RawEndpoint, RawEndpointOptions};
 use super::topics::TopicRegistry;
-use crate::broker::SlowConsumerPolicy;
 use crate::broker::outbox::{CloseReason, LossyPush, Outbound, Outbox, PushError};
 use crate::broker::stats::{self, Counters};
+use crate::broker::{Congestion, SlowConsumerPolicy};
 use crate::error::{Error, Result};
 use crate::ws::close::is_valid_received_code;
 use crate::ws::codes;
@@ -65,7 +65,7 @@ impl RawConn {
                 // close and finishes the connection at once must report this slow-consumer
                 // close, not an abnormal one.
                 let mut close = self.close.lock();
-                let pushed = self.outbox.push(Outbound::WsFrame(frame));
+                let pushed = self.outbox.push_or_close_if_stuck(Outbound::WsFrame(frame));
                 if pushed == Err(PushError::Overflow) && close.is_none() {
                     *close = Some((codes::POLICY_VIOLATION, SLOW_CONSUMER.to_owned()));
                 }
@@ -90,6 +90,35 @@ impl RawConn {
             }
             Err(PushError::Closed | PushError::Dropped) => false,
         }
+    }
+
+    /// Flow control: whether host sends to this connection should wait (its queue is
+    /// congested under the disconnect policy; drop policies never make senders wait). A stuck
+    /// queue is closed on the way as a slow consumer, and then does not count.
+    pub(crate) fn is_congested(&self, counters: &Counters) -> bool {
+        if self.endpoint.policy != SlowConsumerPolicy::Disconnect || !self.outbox.is_congested() {
+            return false;
+        }
+        if self.outbox.close_if_stuck() {
+            self.record_close(codes::POLICY_VIOLATION, SLOW_CONSUMER);
+            stats::count_overflow(counters, &self.outbox);
+            return false;
+        }
+        true
+    }
+
+    /// Queues `frame`, noting in `congestion` whether that left the queue congested.
+    pub(crate) fn deliver_noting(
+        &self,
+        frame: Bytes,
+        counters: &Counters,
+        congestion: &mut Congestion,
+    ) -> bool {
+        let queued = self.deliver(frame, counters);
+        if self.endpoint.policy == SlowConsumerPolicy::Disconnect && self.outbox.is_congested() {
+            congestion.push(self.outbox.clone());
+        }
+        queued
     }
 }
 
@@ -234,6 +263,7 @@ impl RawHub {
         from: &RawConn,
         frame: Bytes,
         counters: &Counters,
+        congestion: &mut Congestion,
     ) -> usize {
         let members = self.members.read();
         let Some(of_endpoint) = members.get(&from.endpoint.path) else {
@@ -241,7 +271,7 @@ impl RawHub {
         };
         let mut delivered = 0;
         for (id, conn) in of_endpoint {
-            if *id != from.id && conn.deliver(frame.clone(), counters) {
+            if *id != from.id && conn.deliver_noting(frame.clone(), counters, congestion) {
                 delivered += 1;
             }
         }
@@ -272,10 +302,27 @@ impl RawHub {
     }
 
     /// Sends one message to every subscriber of `topic`; returns how many queued it.
-    pub fn publish(&self, topic: &str, data: &[u8], binary: bool, counters: &Counters) -> usize {
+    /// `Backpressure` (and nothing sent) while a subscriber's queue is congested.
+    pub fn publish(
+        &self,
+        topic: &str,
+        data: &[u8],
+        binary: bool,
+        counters: &Counters,
+    ) -> Result<usize> {
         let topics = self.topics.read();
         if topics.subscriber_count(topic) == 0 {
-            return 0;
+            return Ok(0);
+        }
+        let congested = topics
+            .subscribers(topic)
+            .filter(|(_, conn)| conn.is_congested(counters))
+            .count();
+        if congested > 0 {
+            stats::add(&counters.publishes_refused, 1);
+            return Err(Error::Backpressure(format!(
+                "{congested} subscriber(s) of raw topic {topic} are congested: retry later"
+            )));
         }
         let frame = encode_data_frame(data, binary);
         stats::add(&counters.messages_in, 1);
@@ -284,13 +331,19 @@ impl RawHub {
             .filter(|(_, conn)| conn.deliver(frame.clone(), counters))
             .count();
         stats::add(&counters.messages_out, delivered as u64);
-        delivered
+        Ok(delivered)
     }
 
     /// Sends one message to one connection. `Backpressure` when it was not queued (the
-    /// connection is a slow consumer: closing, or dropping under its policy).
+    /// connection is congested, or a slow consumer: closing, or dropping under its policy).
     pub fn send(&self, id: u64, data: &[u8], binary: bool, counters: &Counters) -> Result<()> {
         let conn = self.conn(id)?;
+        if conn.is_congested(counters) {
+            stats::add(&counters.publishes_refused, 1);
+            return Err(Error::Backpressure(format!(
+                "raw connection {id} is congested: retry later"
+            )));
+        }
         if conn.deliver(encode_data_frame(data, binary), counters) {
             stats::add(&counters.messages_out, 1);
             Ok(())
@@ -428,7 +481,7 @@ mod tests {
         let c = hub.open(3, endpoint, Arc::new(Outbox::new(10, 1 << 20)));
         assert!(hub.subscribe(1, "t").unwrap());
         assert!(hub.subscribe(2, "t").unwrap());
-        assert_eq!(hub.publish("t", b"x", true, &counters), 2);
+        assert_eq!(hub.publish("t", b"x", true, &counters).unwrap(), 2);
         let (fa, fb) = (drain(&a.outbox), drain(&b.outbox));
         match (&fa[..], &fb[..]) {
             ([Outbound::WsFrame(x)], [Outbound::WsFrame(y)]) => {
@@ -438,7 +491,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(drain(&c.outbox).is_empty());
-        assert_eq!(hub.publish("nobody", b"x", true, &counters), 0);
+        assert_eq!(hub.publish("nobody", b"x", true, &counters).unwrap(), 0);
     }
 
     #[test]
@@ -449,7 +502,10 @@ mod tests {
             .map(|id| hub.open(id, endpoint.clone(), Arc::new(Outbox::new(10, 1 << 20))))
             .collect();
         let frame = encode_data_frame(b"m", false);
-        assert_eq!(hub.broadcast_from(&conns[0], frame, &counters), 2);
+        assert_eq!(
+            hub.broadcast_from(&conns[0], frame, &counters, &mut Vec::new()),
+            2
+        );
         assert!(drain(&conns[0].outbox).is_empty(), "not back to the sender");
         assert_eq!(drain(&conns[1].outbox).len(), 1);
         assert_eq!(drain(&conns[2].outbox).len(), 1);
@@ -471,7 +527,7 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         assert!(matches!(hub.close(5, 1000, ""), Err(Error::NotFound(_))));
-        assert_eq!(hub.publish("t", b"x", false, &counters), 0);
+        assert_eq!(hub.publish("t", b"x", false, &counters).unwrap(), 0);
         assert_eq!(hub.connection_count(), 0);
     }
 

@@ -40,6 +40,11 @@ impl ClientRelay {
         )
     }
 
+    /// The link's backlog when it is behind (flow control, see `SessionLink::backlog`).
+    pub(crate) fn backlog(&self) -> Option<super::link::Backlog> {
+        self.link.backlog()
+    }
+
     /// Relayed subscriptions of the session.
     pub(crate) fn subscription_count(&self) -> usize {
         self.subscriptions.len()

@@ -45,6 +45,32 @@ impl SessionLink {
             }
         })
     }
+
+    /// Flow control: when fewer than a quarter of the link's frame slots are free (the broker
+    /// or its connection is behind), what to wait on before the session hands over more; the
+    /// transport stops reading the client meanwhile instead of refusing its frames.
+    pub(crate) fn backlog(&self) -> Option<Backlog> {
+        let max = self.frames.max_capacity();
+        (self.frames.capacity() < max.div_ceil(4)).then(|| Backlog {
+            frames: self.frames.clone(),
+        })
+    }
+}
+
+/// A session's broker link that is behind; see [`SessionLink::backlog`].
+#[derive(Debug)]
+pub struct Backlog {
+    frames: mpsc::Sender<Frame>,
+}
+
+impl Backlog {
+    /// Resolves once at least half of the link's frame slots are free again (or the link is
+    /// gone: then the next frame's forward reports it).
+    pub async fn drained(&self) {
+        let half = self.frames.max_capacity().div_ceil(2);
+        // Reserving the slots waits for them; dropping the permits frees them at once.
+        drop(self.frames.reserve_many(half).await);
+    }
 }
 
 /// The broker's verdict on a session's connection: `Ok` once it sent CONNECTED, else why not.
@@ -131,9 +157,20 @@ impl Link {
                 deadline = deadline.min(*until);
             }
             let outbox = self.outbox.clone();
+            // Flow control: while the client's queue is congested, the broker is not read (TCP
+            // backpressure to it) until the queue is relieved, or found stuck.
+            let congested = outbox.is_congested();
+            if let Some(stuck_at) = outbox.stuck_at() {
+                deadline = deadline.min(Instant::from_std(stuck_at));
+            }
             let next = tokio::select! {
                 biased;
                 _ = outbox.closing(), if self.disconnect_receipt.is_none() => Next::Stop,
+                () = outbox.relieved(), if congested => {
+                    // The pause was ours: the broker's silence meanwhile does not count.
+                    self.conn.last_read = Instant::now();
+                    Next::Continue
+                }
                 frame = self.frames.recv(), if self.disconnect_receipt.is_none() => match frame {
                     None => Next::Stop,
                     Some(frame) => match self.write_to_broker(frame).await {
@@ -141,18 +178,25 @@ impl Link {
                         Err(error) => self.lost(error).await,
                     },
                 },
-                read = self.conn.read() => match read {
+                read = self.conn.read(), if !congested => match read {
                     Ok(Some(Decoded::Frame(frame))) => self.on_broker_frame(frame),
                     Ok(Some(Decoded::Heartbeat)) => Next::Continue,
                     Ok(None) => self.lost("the message broker closed the connection".into()).await,
                     Err(error) => self.lost(error.to_string()).await,
                 },
                 _ = sleep_until(deadline) => {
-                    if self.disconnect_receipt.as_ref().is_some_and(|(_, until)| Instant::now() >= *until) {
+                    if congested && outbox.close_if_stuck() {
+                        stats::count_overflow(&self.counters, &outbox);
+                        Next::Stop
+                    } else if self.disconnect_receipt.as_ref().is_some_and(|(_, until)| Instant::now() >= *until) {
                         // No RECEIPT from the broker: end the session without it.
                         self.outbox.close(CloseReason::normal());
                         Next::Stop
                     } else {
+                        if congested {
+                            // Not reading the broker is our doing, not its silence.
+                            self.conn.last_read = Instant::now();
+                        }
                         match self.conn.on_timer().await {
                             Ok(()) => Next::Continue,
                             Err(error) => self.lost(error.to_string()).await,
@@ -262,7 +306,10 @@ impl Link {
     fn push_to_client(&self, frame: &Frame) -> Next {
         let mut out = BytesMut::with_capacity(128 + frame.body.len());
         encode(frame, self.version, &mut out);
-        match self.outbox.push(Outbound::Frame(out.freeze())) {
+        match self
+            .outbox
+            .push_or_close_if_stuck(Outbound::Frame(out.freeze()))
+        {
             Ok(()) => Next::Continue,
             Err(PushError::Overflow) => {
                 stats::count_overflow(&self.counters, &self.outbox);

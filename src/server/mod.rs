@@ -51,6 +51,12 @@ fn check_pattern(pattern: &str) -> Result<()> {
     crate::broker::destination::check_name(pattern).map_err(|e| Error::InvalidArgument(e.0))
 }
 
+/// True on the server runtimes' worker threads (where a callback runs), where blocking would
+/// stall connections and `stop` would deadlock.
+pub(crate) fn on_server_thread() -> bool {
+    ON_SERVER_THREAD.with(Cell::get)
+}
+
 /// How long `Drop` lets connections close when the host never called `stop`.
 const DROP_GRACE: Duration = Duration::from_secs(1);
 
@@ -188,7 +194,7 @@ impl Server {
     /// WebSocket close 1001), waits up to `grace` for them to finish, and stops the runtime.
     /// Must not be called from a server callback (returns `CalledFromCallback`).
     pub fn stop(&self, grace: Duration) -> Result<()> {
-        if ON_SERVER_THREAD.with(Cell::get) {
+        if on_server_thread() {
             return Err(Error::CalledFromCallback("stop"));
         }
         let Some(running) = self.running.lock().take() else {
@@ -254,7 +260,7 @@ impl Server {
 
     /// A publisher for other threads; cheap to clone.
     pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.engine.clone(), None)
+        Publisher::new(self.engine.clone())
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -273,6 +279,27 @@ impl Server {
     ) -> Result<usize> {
         self.check_open()?;
         self.publisher().publish(destination, headers, body)
+    }
+
+    /// Publishes like [`Server::publish`], but while flow control refuses it (a subscriber it
+    /// would reach is congested, or a full queue destination) waits up to `timeout` for room
+    /// instead of failing at once; then `Backpressure`. Blocks the calling thread, so it is
+    /// for the host's own threads: from a server thread (inside a callback) it is
+    /// `CalledFromCallback`. A stuck subscriber is closed once the slow-consumer timeout
+    /// passed, so a wait longer than that only waits for busy ones.
+    pub fn publish_wait(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.check_open()?;
+        if on_server_thread() {
+            return Err(Error::CalledFromCallback("publish_wait"));
+        }
+        self.publisher()
+            .publish_wait(destination, headers, body.into(), timeout)
     }
 
     /// Sends to a user's sessions; see [`Publisher::send_to_user`].
@@ -558,7 +585,7 @@ impl Drop for Server {
         if self.running.get_mut().is_none() {
             return;
         }
-        if ON_SERVER_THREAD.with(Cell::get) {
+        if on_server_thread() {
             // Dropped on one of its own threads: the runtime cannot be joined here.
             if let Some(running) = self.running.get_mut().take() {
                 let _ = running.shutdown.send(true);

@@ -56,7 +56,7 @@ impl Server {
         self.check_open()?;
         check_text(data, binary)?;
         let engine = &self.engine;
-        Ok(engine.raw.publish(topic, data, binary, engine.counters()))
+        engine.raw.publish(topic, data, binary, engine.counters())
     }
 
     /// Sends one message to one raw connection. Never blocks: `Backpressure` when it was not

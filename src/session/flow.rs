@@ -1,7 +1,9 @@
 //! What the session asks of the transport after each frame: its actions. Every piece of IO the
 //! session needs (waiting for the host, opening a broker connection) is one of these.
 
+use crate::broker::Congestion;
 use crate::hooks::Question;
+use crate::relay::link::Backlog;
 use crate::stomp::Version;
 
 /// What the transport does after a frame or an answer.
@@ -19,6 +21,19 @@ pub enum Flow {
     /// broker's verdict (its CONNECTED, or why it failed) to
     /// [`super::Session::broker_connected`] before the next frame is handled.
     OpenRelay(RelayOpen),
+    /// Flow control: handle no further frame (and read nothing more) until the throttle is
+    /// lifted. The frame itself is done.
+    Throttle(Throttle),
+}
+
+/// What a throttled publisher waits for.
+#[derive(Debug)]
+pub enum Throttle {
+    /// The subscribers' outbound queues its messages left congested: each relieved, or closed
+    /// as a stuck consumer once it has not moved for the slow-consumer timeout.
+    Subscribers(Congestion),
+    /// Relay mode: room for frames on the session's link to the message broker.
+    Broker(Backlog),
 }
 
 /// What the transport needs to open a session's broker connection.

@@ -31,11 +31,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 pub use config::{DEFAULT_APP_PREFIX, SessionConfig};
-pub use flow::Flow;
+pub use flow::{Flow, Throttle};
 pub use refusal::error_frame;
 
 use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
-use crate::broker::{SubscribeSpec, stats};
+use crate::broker::{Congestion, SubscribeSpec, stats};
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::hooks::{Answer, SessionInfo, TransportKind};
@@ -105,6 +105,8 @@ pub struct Session {
     registered: bool,
     /// Relay mode: the session's broker connection (boxed: absent without relay).
     relay: Option<Box<ClientRelay>>,
+    /// Subscribers' queues the current frame's messages left congested (flow control).
+    congested: Congestion,
 }
 
 impl std::fmt::Debug for Session {
@@ -141,6 +143,7 @@ impl Session {
             waiting: None,
             registered: false,
             relay: None,
+            congested: Vec::new(),
         }
     }
 
@@ -197,8 +200,30 @@ impl Session {
         (ms > 0 && self.phase == Phase::Connected).then(|| Duration::from_millis(u64::from(ms) * 2))
     }
 
-    /// Handles one client frame.
+    /// Handles one client frame. After a frame whose messages left subscribers congested (or,
+    /// in relay mode, a frame that filled the broker link) it returns [`Flow::Throttle`].
     pub fn handle(&mut self, frame: Frame) -> Flow {
+        let flow = self.handle_frame(frame);
+        self.throttle_after(flow)
+    }
+
+    /// Turns a frame's `Continue` into `Throttle` when flow control asks the publisher to
+    /// pause.
+    fn throttle_after(&mut self, flow: Flow) -> Flow {
+        if !matches!(flow, Flow::Continue) {
+            self.congested.clear();
+            return flow;
+        }
+        if !self.congested.is_empty() {
+            return Flow::Throttle(Throttle::Subscribers(std::mem::take(&mut self.congested)));
+        }
+        match self.relay.as_ref().and_then(|relay| relay.backlog()) {
+            Some(backlog) => Flow::Throttle(Throttle::Broker(backlog)),
+            None => Flow::Continue,
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Flow {
         if matches!(self.phase, Phase::Closed | Phase::Deciding) {
             return if self.phase == Phase::Closed {
                 Flow::Close

@@ -3,11 +3,13 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::Session;
 use super::refusal::{Refusal, required};
 use crate::broker::{Message, destination};
 use crate::hooks::AppMessage;
-use crate::host::Publisher;
+use crate::host::{OnBehalf, Publisher};
 use crate::stomp::Frame;
 use crate::ws::codes;
 
@@ -35,7 +37,7 @@ impl Session {
             frame.body,
             Some(self.id),
         );
-        broker.publish(&route, Arc::new(message))?;
+        broker.publish(&route, Arc::new(message), &mut self.congested)?;
         Ok(())
     }
 
@@ -52,8 +54,13 @@ impl Session {
             headers: frame.headers,
             body: frame.body,
         };
-        let publisher = Publisher::new(self.engine.clone(), Some(self.id));
-        match catch_unwind(AssertUnwindSafe(|| handler(&message, &publisher))) {
+        let on_behalf: OnBehalf = Arc::new(Mutex::new(Some(Vec::new())));
+        let publisher = Publisher::for_session(self.engine.clone(), self.id, on_behalf.clone());
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler(&message, &publisher)));
+        // The handler's publishes were this session's: it pauses for what they congested.
+        self.congested
+            .extend(on_behalf.lock().take().unwrap_or_default());
+        match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Refusal::new(format!("{} failed: {e}", message.destination))),
             Err(_) => Err(Refusal::with_code(

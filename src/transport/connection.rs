@@ -11,13 +11,14 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::keepalive::{Keepalive, KeepaliveDue, KeepaliveTimes};
 use super::output::Output;
+use super::paused::Paused;
 use super::source::ReadSource;
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
 use crate::hooks::Answer;
-use crate::relay::link;
-use crate::session::{Flow, Session};
+use crate::relay::link::{self, Backlog};
+use crate::session::{Flow, Session, Throttle};
 use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
 use crate::stomp::decoder::{Decoded, Decoder};
 use crate::ws::codes;
@@ -90,6 +91,10 @@ enum Awaited {
     Host(oneshot::Receiver<Answer>),
     /// Relay mode: the broker's verdict on the session's new broker connection.
     Broker(link::Connected),
+    /// Flow control: the congested subscribers its messages went to.
+    Subscribers(Paused),
+    /// Flow control, relay mode: room on the session's link to the message broker.
+    BrokerLink(Backlog),
 }
 
 /// How a pause ended.
@@ -98,6 +103,8 @@ enum Resumed {
     Host(Option<Answer>),
     /// The broker connection is up, or why not.
     Broker(Result<(), String>),
+    /// The throttle is lifted.
+    Relieved,
 }
 
 impl Awaited {
@@ -109,6 +116,14 @@ impl Awaited {
                     .await
                     .unwrap_or_else(|_| Err("the message broker connection failed".into())),
             ),
+            Awaited::Subscribers(paused) => {
+                paused.relieved().await;
+                Resumed::Relieved
+            }
+            Awaited::BrokerLink(backlog) => {
+                backlog.drained().await;
+                Resumed::Relieved
+            }
         }
     }
 }
@@ -295,6 +310,25 @@ impl Connection {
                     self.waiting = Some(Box::new((Awaited::Broker(verdict), deadline)));
                     return Progress::Waiting;
                 }
+                Flow::Throttle(throttle) => {
+                    self.sync_version();
+                    let counters = self.session.engine().counters();
+                    let waiting = match throttle {
+                        Throttle::Subscribers(congested) => {
+                            let paused = Paused::new(congested, counters);
+                            let deadline = paused.deadline();
+                            (Awaited::Subscribers(paused), deadline)
+                        }
+                        Throttle::Broker(backlog) => {
+                            stats::add(&counters.publishers_paused, 1);
+                            // The link has its own timeouts; a dead link frees its slots at once.
+                            let far = Instant::now() + Duration::from_secs(3600);
+                            (Awaited::BrokerLink(backlog), far)
+                        }
+                    };
+                    self.waiting = Some(Box::new(waiting));
+                    return Progress::Waiting;
+                }
                 Flow::Ask(question) => match self.session.engine().ask(self.session.id(), question)
                 {
                     Asked::Now(answer) => flow = self.session.answer(answer),
@@ -307,10 +341,39 @@ impl Connection {
                 },
             }
         }
+        self.sync_version();
+        Progress::Reading
+    }
+
+    /// Frames after CONNECT are decoded with the negotiated version's escaping.
+    fn sync_version(&mut self) {
         if self.session.is_connected() && self.stomp.version() != Some(self.session.version()) {
             self.stomp.set_version(self.session.version());
         }
-        Progress::Reading
+    }
+
+    /// A pause ran into its deadline: a host decision that did not come, a relay connection
+    /// that did not answer, or throttling subscribers that may be stuck.
+    fn on_wait_deadline(&mut self) -> Progress {
+        if let Some(waiting) = self.waiting.as_mut()
+            && let Awaited::Subscribers(paused) = &mut waiting.0
+        {
+            if paused.recheck(self.session.engine().counters()) {
+                return self.resume(Resumed::Relieved);
+            }
+            waiting.1 = paused.deadline();
+            return Progress::Waiting;
+        }
+        let secs = self.session.engine().config.decision_timeout.as_secs_f32();
+        let why = format!("no decision from the host within {secs} s");
+        match self.session.engine().abandon(self.session.id(), &why) {
+            Some(refusal) => self.resume(Resumed::Host(Some(refusal))),
+            // A relay wait (never registered with the host) that overran.
+            None if self.session.awaits_broker() => self.resume(Resumed::Broker(Err(
+                "the message broker did not answer".into(),
+            ))),
+            None => Progress::Waiting, // answered just now: the channel has it
+        }
     }
 
     /// Completes a paused frame with what ended the pause.
@@ -331,6 +394,7 @@ impl Connection {
                 }
             }
             Resumed::Broker(verdict) => self.session.broker_connected(verdict),
+            Resumed::Relieved => Flow::Continue,
         };
         self.follow(flow)
     }
@@ -482,16 +546,7 @@ pub(crate) fn drive<S: ReadSource + 'static, O: Output + 'static, G: Send + 'sta
                     progress = if reading {
                         conn.on_timer()
                     } else {
-                        let secs = conn.session.engine().config.decision_timeout.as_secs_f32();
-                        let why = format!("no decision from the host within {secs} s");
-                        match conn.session.engine().abandon(conn.session.id(), &why) {
-                            Some(refusal) => conn.resume(Resumed::Host(Some(refusal))),
-                            // A relay wait (never registered with the host) that overran.
-                            None if conn.session.awaits_broker() => conn.resume(Resumed::Broker(
-                                Err("the message broker did not answer".into()),
-                            )),
-                            None => Progress::Waiting, // answered just now: the channel has it
-                        }
+                        conn.on_wait_deadline()
                     };
                     if progress == Progress::Reading {
                         progress = conn.process(&mut buf);

@@ -9,6 +9,7 @@ mod keepalive;
 pub(crate) mod listener;
 mod metrics;
 mod output;
+mod paused;
 mod prefixed_io;
 mod raw_connection;
 pub(crate) mod sockjs;

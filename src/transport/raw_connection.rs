@@ -15,8 +15,10 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::connection::{LINGER, drain_until_peer_closes};
 use super::keepalive::{Keepalive, KeepaliveDue, KeepaliveTimes};
+use super::paused::Paused;
 use super::source::ReadSource;
 use super::writer::{self, Framing};
+use crate::broker::Congestion;
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::Engine;
@@ -54,7 +56,6 @@ pub(crate) fn start<R, W, G>(
     W: AsyncWrite + Unpin + Send + 'static,
     G: Send + 'static,
 {
-    let outbox = engine.broker.new_outbox();
     let RawUpgrade {
         endpoint,
         request,
@@ -62,6 +63,7 @@ pub(crate) fn start<R, W, G>(
         peer,
         response,
     } = upgrade;
+    let outbox = engine.broker.new_outbox();
     // The writer sends the response first, then what is queued (the host may queue from
     // `RawOpen` on); the response stays outside the queue's bound and buffered bytes.
     let (queue, counters) = (outbox.clone(), engine.counters().clone());
@@ -101,17 +103,29 @@ struct RawConnection {
     keepalive: Keepalive,
 }
 
+/// Where a raw connection's input processing stands.
+enum RawProgress {
+    /// Keep reading.
+    Reading,
+    /// Flow control: its last message left these queues congested; read nothing more until
+    /// each is relieved (or closed as stuck).
+    Throttled(Congestion),
+    /// The connection is closing.
+    Closing,
+}
+
 impl RawConnection {
-    /// Handles every complete message in `buf`; false once the connection is closing.
-    fn process(&mut self, buf: &mut BytesMut) -> bool {
+    /// Handles every complete message in `buf`, up to one that leaves queues congested.
+    fn process(&mut self, buf: &mut BytesMut) -> RawProgress {
         loop {
+            let mut congestion = Vec::new();
             match self.decoder.decode(buf) {
-                Ok(None) => return true,
-                Ok(Some(WsEvent::Text(data))) => self.on_message(data, false),
-                Ok(Some(WsEvent::Binary(data))) => self.on_message(data, true),
+                Ok(None) => return RawProgress::Reading,
+                Ok(Some(WsEvent::Text(data))) => self.on_message(data, false, &mut congestion),
+                Ok(Some(WsEvent::Binary(data))) => self.on_message(data, true, &mut congestion),
                 Ok(Some(WsEvent::Ping(payload))) => {
                     if !self.push_control(Outbound::Pong(payload)) {
-                        return false;
+                        return RawProgress::Closing;
                     }
                 }
                 Ok(Some(WsEvent::Pong(_))) => {}
@@ -123,18 +137,21 @@ impl RawConnection {
                         code: code.unwrap_or(codes::NORMAL),
                         ..CloseReason::normal()
                     });
-                    return false;
+                    return RawProgress::Closing;
                 }
                 Err(error) => {
                     tracing::debug!(%error, conn = self.conn.id, "raw websocket protocol error");
                     self.close(error.close_code, error.reason);
-                    return false;
+                    return RawProgress::Closing;
                 }
+            }
+            if !congestion.is_empty() {
+                return RawProgress::Throttled(congestion);
             }
         }
     }
 
-    fn on_message(&self, data: Bytes, binary: bool) {
+    fn on_message(&self, data: Bytes, binary: bool, congestion: &mut Congestion) {
         let engine = &self.engine;
         let counters = engine.counters();
         stats::add(&counters.messages_in, 1);
@@ -142,14 +159,16 @@ impl RawConnection {
             RawBehaviour::Echo => {
                 if self
                     .conn
-                    .deliver(encode_data_frame(&data, binary), counters)
+                    .deliver_noting(encode_data_frame(&data, binary), counters, congestion)
                 {
                     stats::add(&counters.messages_out, 1);
                 }
             }
             RawBehaviour::Broadcast => {
                 let frame = encode_data_frame(&data, binary);
-                let delivered = engine.raw.broadcast_from(&self.conn, frame, counters);
+                let delivered = engine
+                    .raw
+                    .broadcast_from(&self.conn, frame, counters, congestion);
                 stats::add(&counters.messages_out, delivered as u64);
             }
             RawBehaviour::Host => {
@@ -233,35 +252,72 @@ fn drive<S: ReadSource + 'static, G: Send + 'static>(
     slot: G,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let mut reading = buf.is_empty() || state.process(&mut buf);
+        let mut progress = if buf.is_empty() {
+            RawProgress::Reading
+        } else {
+            state.process(&mut buf)
+        };
         let mut writer_done = false;
         let mut eof = false;
         let mut shutdown_open = true;
         let outbox = state.conn.outbox.clone();
-        while reading {
+        let counters = state.engine.counters().clone();
+        // Flow control: a pause, and when to look again for stuck subscribers.
+        let mut paused: Option<Box<(Paused, Instant)>> = None;
+        loop {
+            match std::mem::replace(&mut progress, RawProgress::Reading) {
+                RawProgress::Closing => break,
+                RawProgress::Throttled(congested) => {
+                    let pause = Paused::new(congested, &counters);
+                    let deadline = pause.deadline();
+                    paused = Some(Box::new((pause, deadline)));
+                }
+                RawProgress::Reading => {}
+            }
             if buf.is_empty() {
                 buf = BytesMut::new();
             }
-            let deadline = state.next_deadline();
+            let deadline = match &paused {
+                Some(pause) => pause.1,
+                None => state.next_deadline(),
+            };
             tokio::select! {
                 biased;
                 _ = &mut writer => { writer_done = true; break; }
                 // Closed from elsewhere (slow consumer, host close): stop reading.
-                _ = outbox.closing() => reading = false,
+                _ = outbox.closing() => break,
                 changed = shutdown.changed(), if shutdown_open => {
                     if changed.is_err() || *shutdown.borrow() {
                         state.close(codes::GOING_AWAY, "server shutting down");
-                        reading = false;
+                        break;
                     }
                     shutdown_open = changed.is_ok();
                 }
-                _ = sleep_until(deadline) => reading = state.on_timer(),
-                read = source.read_into(&mut buf) => match read {
+                () = async { paused.as_ref().expect("paused").0.relieved().await }, if paused.is_some() => {
+                    paused = None;
+                    // The pause was ours: silence during it does not count against the client.
+                    state.keepalive.heard();
+                    progress = state.process(&mut buf);
+                }
+                _ = sleep_until(deadline) => match paused.as_mut() {
+                    Some(pause) => {
+                        if pause.0.recheck(&counters) {
+                            paused = None;
+                            state.keepalive.heard();
+                            progress = state.process(&mut buf);
+                        } else {
+                            pause.1 = pause.0.deadline();
+                        }
+                    }
+                    None if !state.on_timer() => break,
+                    None => {}
+                },
+                read = source.read_into(&mut buf), if paused.is_none() => match read {
                     Ok(0) | Err(_) => { eof = true; break; }
                     Ok(n) => {
-                        stats::add(&state.engine.counters().bytes_in, n as u64);
+                        stats::add(&counters.bytes_in, n as u64);
                         state.keepalive.heard();
-                        reading = state.process(&mut buf);
+                        progress = state.process(&mut buf);
                     }
                 },
             }

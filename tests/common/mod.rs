@@ -437,7 +437,13 @@ impl Client {
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
         }
-        let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        // Room for the largest frames tests send (tungstenite's default frame limit is 16 MiB).
+        let mut limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+        limits.max_frame_size = Some(64 << 20);
+        limits.max_message_size = Some(64 << 20);
+        let connecting =
+            tokio_tungstenite::connect_async_with_config(request, Some(limits), false);
+        let (ws, response) = tokio::time::timeout(WAIT, connecting)
             .await
             .expect("websocket handshake in time")
             .expect("websocket handshake succeeds");

@@ -218,6 +218,7 @@ fn small_queue_config() -> ServerConfig {
         let mut c = config();
         c.broker.max_outbound_messages = 16;
         c.broker.max_outbound_bytes = 64 * 1024;
+        c.broker.slow_consumer_timeout = Duration::from_millis(300);
         c
     }
 }
@@ -240,7 +241,21 @@ async fn slow_consumer_is_disconnected_by_default() {
     let (server, mut events) = host_server(small_queue_config(), RawEndpointOptions::default());
     let _stream = non_reading_client(server.ws).await;
     let id = events.opened().await.conn;
+    // Flow control first: while its queue is congested, sends are refused, not queued...
     send_until_refused(&server, id);
+    assert!(server.stats().publishes_refused >= 1);
+    // ... and once it has not moved for the slow-consumer timeout, a send closes it (the
+    // kernel's socket buffers may take a little more meanwhile: keep offering).
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.stats().slow_consumer_disconnects == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never closed as stuck"
+        );
+        if server.raw_send(id, &[b'z'; 8192], true).is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let closed = events.closed(id).await;
     assert_eq!(closed.code, 1008);
     assert!(closed.reason.contains("slow consumer"), "{}", closed.reason);

@@ -271,9 +271,10 @@ async fn stomp_1_2_ack_uses_the_ack_header_value() {
 async fn ack_without_id_is_an_error_in_1_2() {
     let server = TestServer::start();
     let mut a = server.ws_connected(None).await;
+    // STOMP 1.2 names the delivery by `id`: `message-id` alone is not enough.
     a.frame("ACK", &[("message-id", "1-1")], "").await;
     let (error, _) = a.expect_error_and_close().await;
-    assert!(error.h("message").contains("unknown ack id"), "{error:?}");
+    assert!(error.h("message").contains("'id'"), "{error:?}");
     let mut b = server.ws_connected(None).await;
     b.frame("ACK", &[], "").await;
     let (error, _) = b.expect_error_and_close().await;

@@ -198,6 +198,8 @@ async fn subscriber_that_never_reads_is_disconnected_while_others_get_everything
         let mut c = config();
         c.broker.max_outbound_messages = 32;
         c.broker.max_outbound_bytes = 64 * 1024;
+        // The publisher is paused while the stuck queue is congested, at most this long.
+        c.broker.slow_consumer_timeout = Duration::from_millis(300);
         c
     });
     let mut stuck = Client::tcp_small_buffer(server.tcp, 4096).await;

@@ -10,6 +10,7 @@ mod acks;
 mod app;
 mod drops;
 mod errors;
+mod flow_control;
 mod events;
 mod hostile;
 mod lifecycle;

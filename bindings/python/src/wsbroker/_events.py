@@ -250,6 +250,8 @@ class Stats:
     bytes_out: int
     dropped: int
     slow_consumer_disconnects: int
+    publishers_paused: int
+    publishes_refused: int
 
 
 # ---------------------------------------------------------------------------------------------

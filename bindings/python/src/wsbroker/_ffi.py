@@ -35,7 +35,7 @@ from ctypes import (
 from typing import Any, Dict, List, Tuple
 
 #: The C ABI version this binding is written for (``WSB_ABI_VERSION``).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 # ---------------------------------------------------------------------------------------------
 # Result codes and constants (values are part of the ABI and never renumbered)
@@ -154,6 +154,8 @@ class WsbStats(Structure):
         ("bytes_out", c_uint64),
         ("dropped", c_uint64),
         ("slow_consumer_disconnects", c_uint64),
+        ("publishers_paused", c_uint64),
+        ("publishes_refused", c_uint64),
     ]
 
 
