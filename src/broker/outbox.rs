@@ -180,8 +180,8 @@ struct Inner {
     items: VecDeque<Outbound>,
     bytes: usize,
     closing: bool,
-    /// When the writer last took items, or the queue last became non-empty: a congested queue
-    /// that has not moved for `stuck_after` since is stuck.
+    /// When the writer last took items or (while congested) wrote bytes, or the queue last
+    /// became non-empty: a congested queue that has not moved for `stuck_after` is stuck.
     moved: Instant,
 }
 
@@ -398,6 +398,15 @@ impl Outbox {
         let secs = self.limits.stuck_after.as_secs_f32();
         self.overflow(inner, &format!("nothing was written to it for {secs} s"));
         true
+    }
+
+    /// The connection's writer wrote bytes: while the queue is congested that counts as moving
+    /// (a big batch can take a while to write to a subscriber that reads slowly but keeps
+    /// reading). Cheap when not congested.
+    pub fn wrote(&self) {
+        if self.is_congested() {
+            self.inner.lock().moved = Instant::now();
+        }
     }
 
     /// When this congested queue counts as stuck unless it moves; `None` when it is not

@@ -389,7 +389,10 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                                 self.phase = Phase::Ended;
                                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                             }
-                            Poll::Ready(Ok(n)) => n,
+                            Poll::Ready(Ok(n)) => {
+                                self.outbox.wrote();
+                                n
+                            }
                             Poll::Ready(Err(error)) => {
                                 self.phase = Phase::Ended;
                                 return Poll::Ready(Err(error));

@@ -441,8 +441,7 @@ impl Client {
         let mut limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
         limits.max_frame_size = Some(64 << 20);
         limits.max_message_size = Some(64 << 20);
-        let connecting =
-            tokio_tungstenite::connect_async_with_config(request, Some(limits), false);
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(limits), false);
         let (ws, response) = tokio::time::timeout(WAIT, connecting)
             .await
             .expect("websocket handshake in time")

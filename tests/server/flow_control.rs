@@ -10,9 +10,11 @@ use wsbroker::ServerConfig;
 
 use crate::common::{Client, TestServer, WAIT, config};
 
-/// A minimal STOMP 1.2 subscriber over TCP that reads as fast as it can and checks that the
-/// `n` header of its MESSAGEs counts 0, 1, 2, ... without a gap. Returns how many it got
-/// before `expected` arrived, the connection closed, or `limit` passed.
+/// A minimal STOMP 1.2 subscriber over TCP that keeps reading — 4 KiB at a time, with a
+/// millisecond's pause after each read, so that it is always busy but slower than an
+/// unthrottled publisher — and checks that the `n` header of its MESSAGEs counts 0, 1, 2, ...
+/// without a gap. Returns how many it got before `expected` arrived, the connection closed,
+/// or `limit` passed.
 async fn counting_subscriber(
     addr: std::net::SocketAddr,
     destination: &str,
@@ -27,7 +29,7 @@ async fn counting_subscriber(
     );
     stream.write_all(subscribe.as_bytes()).await.unwrap();
     let mut buf = Vec::with_capacity(1 << 20);
-    let mut chunk = vec![0u8; 256 * 1024];
+    let mut chunk = vec![0u8; 4 * 1024];
     let mut next = 0usize;
     let mut subscribed = false;
     let deadline = tokio::time::Instant::now() + limit;
@@ -37,6 +39,7 @@ async fn counting_subscriber(
             Ok(Ok(0) | Err(_)) => return Err(format!("closed after {next} messages")),
             Ok(Ok(n)) => n,
         };
+        tokio::time::sleep(Duration::from_millis(1)).await;
         buf.extend_from_slice(&chunk[..n]);
         let mut start = 0;
         while let Some(end) = buf[start..].iter().position(|&b| b == 0) {
@@ -72,14 +75,17 @@ fn flow_config() -> ServerConfig {
     c.broker.max_outbound_bytes = 1024 * 1024;
     c.broker.outbound_high_watermark = 128 * 1024;
     c.broker.outbound_low_watermark = 32 * 1024;
-    c.broker.slow_consumer_timeout = Duration::from_millis(500);
+    // Long enough for a slow reader with big kernel socket buffers (the writer is woken only
+    // when a good part of them drained), short enough for the test.
+    c.broker.slow_consumer_timeout = Duration::from_secs(2);
     c
 }
 
 /// One publisher writing as fast as TCP lets it (no receipts, no pacing) into a topic with
-/// ten reading subscribers and one that never reads: every reader gets every message in
-/// order, none is disconnected, the publisher was paused (flow control), and the one that
-/// never reads is closed as a slow consumer.
+/// ten subscribers that keep reading (slower than it publishes) and one that never reads: every
+/// reader gets every message in order, none is disconnected, the publisher was paused (flow
+/// control), and the one that never reads is closed as a slow consumer. (Without flow control
+/// the readers' queues pass their 1 MiB cap within the first few thousand messages.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unthrottled_publisher_loses_nothing_for_readers_and_stuck_ones_are_still_closed() {
     const READERS: usize = 10;
@@ -92,7 +98,13 @@ async fn an_unthrottled_publisher_loses_nothing_for_readers_and_stuck_ones_are_s
     let readers: Vec<_> = (0..READERS)
         .map(|_| {
             let ready = ready_tx.clone();
-            tokio::spawn(counting_subscriber(server.tcp, "/topic/x", ready, N, WAIT * 12))
+            tokio::spawn(counting_subscriber(
+                server.tcp,
+                "/topic/x",
+                ready,
+                N,
+                WAIT * 12,
+            ))
         })
         .collect();
     for _ in 0..READERS {
@@ -107,9 +119,8 @@ async fn an_unthrottled_publisher_loses_nothing_for_readers_and_stuck_ones_are_s
     let body = "x".repeat(1024);
     let mut frames = Vec::with_capacity(N * 1100);
     for i in 0..N {
-        frames.extend_from_slice(
-            format!("SEND\ndestination:/topic/x\nn:{i}\n\n{body}\0").as_bytes(),
-        );
+        frames
+            .extend_from_slice(format!("SEND\ndestination:/topic/x\nn:{i}\n\n{body}\0").as_bytes());
     }
     let (mut read_half, mut write_half) = publisher.into_split();
     // The publisher reads nothing but CONNECTED; its socket is drained so it never blocks us.
@@ -124,7 +135,10 @@ async fn an_unthrottled_publisher_loses_nothing_for_readers_and_stuck_ones_are_s
         assert_eq!(got, Ok(N), "reader {i}");
     }
     let stats = server.stats();
-    assert!(stats.publishers_paused > 0, "flow control paused the publisher: {stats:?}");
+    assert!(
+        stats.publishers_paused > 0,
+        "flow control paused the publisher: {stats:?}"
+    );
     assert_eq!(stats.messages_in, N as u64);
     server
         .wait_stats("the stuck subscriber closed, and only it", |s| {
