@@ -13,7 +13,7 @@
 # 3. the image's CMD and the unit's ExecStart flags run the built binary (ports moved to free
 #    loopback ones); the image's HEALTHCHECK command passes against it and fails on a closed
 #    port; SIGTERM stops it with exit code 0
-# 4. shellcheck on the scripts this file, install.sh and rabbitmq-private.sh
+# 4. shellcheck on this file, install.sh, activemq.sh and rabbitmq-private.sh
 #
 # Environment: CARGO_TARGET_DIR; with CI=true a missing tool (hadolint, systemd-analyze or
 # ShellCheck) is a failure instead of a skip. Last line: `packaging-tests: N passed, N failed`.
@@ -49,7 +49,7 @@ cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
-trap 'cleanup; _on_exit $?' EXIT
+trap 'rc=$?; cleanup; _on_exit $rc' EXIT
 
 need python3
 [[ -x "$BIN" ]] || die "missing $BIN: run 'cargo build --release' first"
@@ -189,7 +189,7 @@ else
 fi
 
 banner "packaging-tests 4/4 shellcheck"
-OWN_SCRIPTS=(scripts/packaging-tests.sh scripts/install.sh)
+OWN_SCRIPTS=(scripts/packaging-tests.sh scripts/install.sh scripts/activemq.sh)
 [[ -f scripts/rabbitmq-private.sh ]] && OWN_SCRIPTS+=(scripts/rabbitmq-private.sh)
 command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck >/dev/null 2>&1 || true
 if command -v shellcheck >/dev/null 2>&1; then
