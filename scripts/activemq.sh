@@ -22,9 +22,6 @@ DIR="${WSBROKER_TEST_ACTIVEMQ_DIR:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/active
 WAIT_SECS="${ACTIVEMQ_WAIT_SECS:-60}"
 HOME_DIR=/usr/share/activemq
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
-
 start() {
   local pid start=$SECONDS java
   [[ -f "$DIR/broker.pid" ]] && stop
@@ -56,29 +53,22 @@ EOF
     >"$DIR/broker.log" 2>&1 </dev/null) &
   pid=$!
   echo "$pid" >"$DIR/broker.pid"
-  until port_open "$STOMP_PORT"; do
-    if ! alive "$pid"; then
-      tail -n 20 "$DIR/broker.log" >&2 || true
-      die "the private ActiveMQ exited during start-up (log: $DIR/broker.log)"
-    fi
-    if ((SECONDS - start >= WAIT_SECS)); then
-      stop >/dev/null 2>&1 || true
-      die "the private ActiveMQ does not listen on 127.0.0.1:$STOMP_PORT after ${WAIT_SECS}s"
-    fi
-    sleep 0.25
-  done
+  if ! wait_for_listener "$STOMP_PORT" "$pid" "$WAIT_SECS" "$DIR/broker.log"; then
+    stop >/dev/null 2>&1 || true
+    die "the private ActiveMQ did not start"
+  fi
   log "ActiveMQ STOMP is up on 127.0.0.1:$STOMP_PORT ($((SECONDS - start))s)"
 }
 
 stop() {
   local pid="" deadline
   [[ -f "$DIR/broker.pid" ]] && pid="$(cat "$DIR/broker.pid")"
-  if alive "$pid"; then
+  if pid_alive "$pid"; then
     log "stopping the private ActiveMQ (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 20))
-    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.25; done
-    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.25; done
+    if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -rf "$DIR"
 }

@@ -45,16 +45,7 @@ CFLAGS_STRICT=(-std=c99 -Wall -Wextra -Werror -O1 -g -I"$INCLUDE_DIR")
 EXAMPLES=(chat_server game_loop auth browser_auth raw_rooms)
 VALGRIND_SUPP="$CLIENT_DIR/valgrind.supp"   # optional suppressions (none needed so far)
 
-PASSED=0
-FAILED=0
-FAILURES=()
 
-pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$1"; }
-fail() {
-  FAILED=$((FAILED + 1)); FAILURES+=("$1"); printf '  FAIL  %s\n' "$1"
-  [[ $# -gt 1 ]] && printf '        %s\n' "${@:2}"
-  return 0
-}
 # Prints the last lines of a log, indented.
 tail_log() { [[ -s "$1" ]] && { printf '        --- %s (tail)\n' "$1"; tail -n "${2:-25}" "$1" | sed 's/^/        | /'; }; return 0; }
 
@@ -475,10 +466,4 @@ if ((${#ROUTES[@]} > 0)); then
     printf '  %-52s %-7s %s\n' "$tool" "$linkage" "$result"
   done
 fi
-if ((FAILED > 0)); then
-  printf '\nfailed:\n'
-  for f in "${FAILURES[@]}"; do printf '  %s\n' "$f"; done
-fi
-printf '\n(%ds; logs and binaries in %s)\n' "$((SECONDS - START_TIME))" "$OUT"
-printf 'c-tests: %d passed, %d failed\n' "$PASSED" "$FAILED"
-((FAILED == 0))
+tally_summary c-tests "$OUT"

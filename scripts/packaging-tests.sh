@@ -30,17 +30,8 @@ TOOLS="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/packaging-tools"
 HADOLINT_VERSION=2.15.1
 UNIT=packaging/systemd/wsbroker.service
 MAX_EXPOSURE=2.0
-PASSED=0
-FAILED=0
-FAILURES=()
 PIDS=()
 
-pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$1"; }
-fail() {
-  FAILED=$((FAILED + 1)); FAILURES+=("$1"); printf '  FAIL  %s\n' "$1"
-  [[ $# -gt 1 ]] && printf '        %s\n' "${@:2}"
-  return 0
-}
 # A tool that is missing: a failure in CI, a visible skip elsewhere.
 missing() {
   if [[ "${CI:-}" == true ]]; then fail "$1" "$2 is not available (CI=true)"; else printf '  SKIP  %s (%s is not available)\n' "$1" "$2"; fi
@@ -202,11 +193,4 @@ else
   missing "shellcheck" "shellcheck"
 fi
 
-CURRENT_STEP="summary"
-if ((FAILED > 0)); then
-  printf '\nfailed:\n'
-  for f in "${FAILURES[@]}"; do printf '  %s\n' "$f"; done
-fi
-printf '\n(%ds; logs in %s)\n' "$((SECONDS - START_TIME))" "$OUT"
-printf 'packaging-tests: %d passed, %d failed\n' "$PASSED" "$FAILED"
-((FAILED == 0))
+tally_summary packaging-tests "$OUT"

@@ -28,8 +28,6 @@ EPMD_PORT="${WSBROKER_TEST_RABBITMQ_EPMD_PORT:-4379}"
 DIR="${WSBROKER_TEST_RABBITMQ_DIR:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/rabbitmq-test}"
 WAIT_SECS="${RABBITMQ_WAIT_SECS:-90}"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # The directory of the real rabbitmq-server / rabbitmqctl scripts.
 rabbitmq_bin() {
   if [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
@@ -90,34 +88,25 @@ EOF
   with_node_env setsid --wait "$bin/rabbitmq-server" >"$DIR/log/server.out" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$DIR/server.pid"
-  until port_open "$STOMP_PORT"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 20 "$DIR/log/server.out" >&2 || true
-      die "rabbitmq-server $NODE exited during start-up (logs in $DIR/log)"
-    fi
-    if ((SECONDS - start >= WAIT_SECS)); then
-      stop >/dev/null 2>&1 || true
-      die "RabbitMQ $NODE: STOMP does not listen on 127.0.0.1:$STOMP_PORT after ${WAIT_SECS}s"
-    fi
-    sleep 0.5
-  done
+  if ! wait_for_listener "$STOMP_PORT" "$pid" "$WAIT_SECS" "$DIR/log/server.out"; then
+    stop >/dev/null 2>&1 || true
+    die "RabbitMQ $NODE did not start (logs in $DIR/log)"
+  fi
   ctl -q --timeout 30 await_startup >/dev/null \
     || die "rabbitmqctl -n $NODE await_startup failed: the CLI cannot reach the node (cookie, epmd $EPMD_PORT)"
   log "RabbitMQ $NODE is up: STOMP 127.0.0.1:$STOMP_PORT ($((SECONDS - start))s)"
 }
 
-alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
-
 stop() {
   local server="" beam="" deadline pgid
   [[ -f "$DIR/server.pid" ]] && server="$(cat "$DIR/server.pid")"
   [[ -f "$DIR/rabbitmq.pid" ]] && beam="$(cat "$DIR/rabbitmq.pid")"
-  if alive "$server" || alive "$beam"; then
+  if pid_alive "$server" || pid_alive "$beam"; then
     log "stopping RabbitMQ node $NODE"
     ctl -q --timeout 30 stop >/dev/null 2>&1 || true
     deadline=$((SECONDS + 30))
-    while { alive "$server" || alive "$beam"; } && ((SECONDS < deadline)); do sleep 0.5; done
-    if alive "$beam"; then
+    while { pid_alive "$server" || pid_alive "$beam"; } && ((SECONDS < deadline)); do sleep 0.5; done
+    if pid_alive "$beam"; then
       # Whatever is left of the node's process group (beam, erl_child_setup), never ours.
       pgid="$(ps -o pgid= -p "$beam" | tr -d ' ')"
       if [[ -n "$pgid" && "$pgid" != "$(ps -o pgid= -p $$ | tr -d ' ')" ]]; then
@@ -125,7 +114,7 @@ stop() {
       fi
       kill -KILL "$beam" 2>/dev/null || true
     fi
-    if alive "$server"; then kill -KILL "$server" 2>/dev/null || true; fi
+    if pid_alive "$server"; then kill -KILL "$server" 2>/dev/null || true; fi
   fi
   # Its own epmd (ERL_EPMD_PORT), started by the node; the machine's epmd is on another port.
   if port_open "$EPMD_PORT"; then
