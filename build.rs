@@ -30,4 +30,34 @@ fn main() {
         "cargo:rustc-env=WSBROKER_GENERATED_HEADER={}",
         header.display()
     );
+
+    soname();
+}
+
+/// Linux: gives libwsbroker.so the SONAME `libwsbroker.so.<major>`, so that programs linked
+/// against it record that name (DT_NEEDED) and `scripts/install.sh` can install the usual
+/// `libwsbroker.so.X.Y.Z` ← `libwsbroker.so.X` ← `libwsbroker.so` chain. A program linked in the
+/// build tree (`-Ltarget/release -lwsbroker`) then looks for `libwsbroker.so.<major>` there, so
+/// the same symlink is made next to the library (the profile directory, three levels above
+/// OUT_DIR: target[/<triple>]/<profile>).
+fn soname() {
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return;
+    }
+    let soname = format!(
+        "libwsbroker.so.{}",
+        env::var("CARGO_PKG_VERSION_MAJOR").expect("CARGO_PKG_VERSION_MAJOR")
+    );
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    #[cfg(unix)]
+    {
+        let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+        if let Some(profile_dir) = out_dir.ancestors().nth(3) {
+            let link = profile_dir.join(&soname);
+            if std::fs::read_link(&link).is_err() {
+                // Dangling until the cdylib is linked, right after this script.
+                let _ = std::os::unix::fs::symlink("libwsbroker.so", &link);
+            }
+        }
+    }
 }

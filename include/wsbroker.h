@@ -9,7 +9,8 @@
  * wsb_server_poll from a loop of its choosing, with an optional wake callback) or pushed
  * (WSB_DELIVERY_CALLBACK: an event callback on the server's threads). It stops and frees the
  * server with wsb_server_stop / wsb_server_free. Link with -lwsbroker (libwsbroker.so or .a;
- * the static library also needs -lpthread -ldl -lm).
+ * the static library also needs -lpthread -ldl -lm); installed (scripts/install.sh): with
+ * pkg-config wsbroker / wsbroker-static or CMake's wsbroker::wsbroker / wsbroker_static.
  *
  * Conventions
  *   - Every fallible call returns a wsb_result; WSB_OK is 0. Results go out through trailing

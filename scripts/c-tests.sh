@@ -6,19 +6,26 @@
 #
 # 1. compile examples/c/*.c with -std=c99 -Wall -Wextra -Werror against libwsbroker.so, one of
 #    them against libwsbroker.a (static link), the header as C++, the minimal program of
-#    docs/using-from-c.md; build through
-#    examples/c/Makefile (shared and STATIC=1), the generated wsbroker.pc (pkg-config) and
-#    examples/c/CMakeLists.txt (when cmake is installed)
-# 2. run each example in poll and callback mode with its client from tests/c/ (stomp.py in .venv,
+#    docs/using-from-c.md; build through examples/c/Makefile (shared and STATIC=1) and
+#    examples/c/CMakeLists.txt, all from the build tree (target/release)
+# 2. scripts/install.sh into target/c-tests/prefix (both libraries side by side), check the
+#    installed files (SONAME chain, versions, C ABI number), a staged --destdir install and
+#    --uninstall; then every documented consumer route builds chat_server.c against the prefix
+#    and runs it with its client: CMake find_package(wsbroker CONFIG), CMake pkg_check_modules,
+#    cc $(pkg-config ...) and the Makefile, each shared and static (ldd: shared ones load the
+#    prefix's libwsbroker.so.0, static ones no libwsbroker.so); prints the route matrix at the end
+# 3. run each example in poll and callback mode with its client from tests/c/ (stomp.py in .venv,
 #    @stomp/stompjs in tests/interop/node/node_modules; both installed here if missing) and
 #    assert both exit codes (the example: 0 after --exit-after or after SIGTERM)
-# 3. the same pairs with the example under valgrind (no invalid accesses, no definite leaks)
-# 4. the same pairs with the examples built with AddressSanitizer (-fsanitize=address, leak
+# 4. the same pairs with the example under valgrind (no invalid accesses, no definite leaks)
+# 5. the same pairs with the examples built with AddressSanitizer (-fsanitize=address, leak
 #    detection on; linking the release libwsbroker.so, whose Rust code is not instrumented:
 #    this checks the C side, and LeakSanitizer still sees every malloc, Rust's included)
 #
-# Environment: CC (default cc), CXX (default c++), C_TESTS_VALGRIND=0 skips step 3,
-# C_TESTS_ASAN=0 skips step 4, CARGO_TARGET_DIR. Logs and binaries go to target/c-tests/. Last line: `c-tests: N passed, N failed`.
+# Environment: CC (default cc), CXX (default c++), C_TESTS_VALGRIND=0 skips step 4,
+# C_TESTS_ASAN=0 skips step 5, CARGO_TARGET_DIR. With CI=true a consumer route whose tool
+# (cmake, pkg-config) is missing fails instead of being skipped. Logs and binaries go to
+# target/c-tests/. Last line: `c-tests: N passed, N failed`.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -38,16 +45,7 @@ CFLAGS_STRICT=(-std=c99 -Wall -Wextra -Werror -O1 -g -I"$INCLUDE_DIR")
 EXAMPLES=(chat_server game_loop auth browser_auth raw_rooms)
 VALGRIND_SUPP="$CLIENT_DIR/valgrind.supp"   # optional suppressions (none needed so far)
 
-PASSED=0
-FAILED=0
-FAILURES=()
 
-pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$1"; }
-fail() {
-  FAILED=$((FAILED + 1)); FAILURES+=("$1"); printf '  FAIL  %s\n' "$1"
-  [[ $# -gt 1 ]] && printf '        %s\n' "${@:2}"
-  return 0
-}
 # Prints the last lines of a log, indented.
 tail_log() { [[ -s "$1" ]] && { printf '        --- %s (tail)\n' "$1"; tail -n "${2:-25}" "$1" | sed 's/^/        | /'; }; return 0; }
 
@@ -65,7 +63,7 @@ need python3
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/logs"
 
-banner "c-tests 1/4 compile the C examples"
+banner "c-tests 1/5 compile the C examples"
 ensure_venv
 ensure_node_deps
 for ex in "${EXAMPLES[@]}"; do
@@ -103,42 +101,14 @@ check_build "make -C examples/c (shared)" \
 check_build "make -C examples/c STATIC=1" \
   make -s -C "$EX_DIR" BUILD_DIR="$OUT/make-static" STATIC=1 WARNINGS="-Wall -Wextra -Werror" \
     WSBROKER_INCLUDE="$INCLUDE_DIR" WSBROKER_LIB="$LIB_DIR"
-# pkg-config: an install-like prefix made of symlinks, wsbroker.pc generated from wsbroker.pc.in.
 # The build-system checks need these; install them like the other test tools when missing.
 command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config || true
 command -v cmake >/dev/null 2>&1 || apt_install cmake || true
-if command -v pkg-config >/dev/null 2>&1; then
-  PREFIX="$OUT/prefix"
-  mkdir -p "$PREFIX/include" "$PREFIX/lib/pkgconfig"
-  ln -sf "$INCLUDE_DIR/wsbroker.h" "$PREFIX/include/wsbroker.h"
-  ln -sf "$LIB_DIR/libwsbroker.so" "$PREFIX/lib/libwsbroker.so"
-  ln -sf "$LIB_DIR/libwsbroker.a" "$PREFIX/lib/libwsbroker.a"
-  VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
-  sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" "$EX_DIR/wsbroker.pc.in" >"$PREFIX/lib/pkgconfig/wsbroker.pc"
-  check_build "pkg-config wsbroker: cc \$(pkg-config --cflags --libs wsbroker)" \
-    sh -c "PKG_CONFIG_PATH=\"$PREFIX/lib/pkgconfig\" && export PKG_CONFIG_PATH &&
-           \"$CC\" -std=c99 -Wall -Wextra -Werror -I\"$EX_DIR\" \"$EX_DIR/auth.c\" -o \"$OUT/bin/auth-pkgconfig\" \
-             \$(pkg-config --cflags --libs wsbroker) -Wl,-rpath,\"$PREFIX/lib\" -pthread &&
-           \"$OUT/bin/auth-pkgconfig\" --help 2>/dev/null; test \$? -eq 2"
-  # --static: without the .so in the prefix the linker must take libwsbroker.a + Libs.private.
-  mkdir -p "$OUT/prefix-static/lib/pkgconfig" "$OUT/prefix-static/include"
-  ln -sf "$INCLUDE_DIR/wsbroker.h" "$OUT/prefix-static/include/wsbroker.h"
-  ln -sf "$LIB_DIR/libwsbroker.a" "$OUT/prefix-static/lib/libwsbroker.a"
-  sed -e "s|@PREFIX@|$OUT/prefix-static|g" -e "s|@VERSION@|$VERSION|g" "$EX_DIR/wsbroker.pc.in" \
-    >"$OUT/prefix-static/lib/pkgconfig/wsbroker.pc"
-  check_build "pkg-config --static wsbroker: static link" \
-    sh -c "PKG_CONFIG_PATH=\"$OUT/prefix-static/lib/pkgconfig\" && export PKG_CONFIG_PATH &&
-           \"$CC\" -std=c99 -Wall -Wextra -Werror \"$EX_DIR/auth.c\" -o \"$OUT/bin/auth-pkgconfig-static\" \
-             \$(pkg-config --static --cflags --libs wsbroker) &&
-           \"$OUT/bin/auth-pkgconfig-static\" --help 2>/dev/null; test \$? -eq 2"
-else
-  log "pkg-config not installed: skipping the wsbroker.pc checks"
-fi
 if command -v cmake >/dev/null 2>&1; then
-  check_build "cmake examples/c (shared)" \
+  check_build "cmake examples/c (build tree, shared)" \
     sh -c "cmake -S \"$EX_DIR\" -B \"$OUT/cmake\" -DWSBROKER_ROOT=\"$REPO_ROOT\" -DCMAKE_C_FLAGS=-Werror >/dev/null &&
            cmake --build \"$OUT/cmake\" -j 2"
-  check_build "cmake examples/c -DWSBROKER_STATIC=ON" \
+  check_build "cmake examples/c (build tree) -DWSBROKER_STATIC=ON" \
     sh -c "cmake -S \"$EX_DIR\" -B \"$OUT/cmake-static\" -DWSBROKER_ROOT=\"$REPO_ROOT\" -DWSBROKER_STATIC=ON -DCMAKE_C_FLAGS=-Werror >/dev/null &&
            cmake --build \"$OUT/cmake-static\" -j 2"
 else
@@ -271,7 +241,163 @@ run_all() {
   done
 }
 
-banner "c-tests 2/4 run the examples against stomp.py, websockets and @stomp/stompjs"
+# ---------------------------------------------------------------------------------------------
+# The installed library: scripts/install.sh into a prefix holding both libwsbroker.so and
+# libwsbroker.a, then every documented consumer route builds chat_server.c against that prefix
+# and runs it with its client (poll mode, --exit-after 4). Shared routes must load the prefix's
+# libwsbroker.so.0, static ones must not depend on any libwsbroker.so (ldd).
+# ---------------------------------------------------------------------------------------------
+PREFIX="$OUT/prefix"
+ROUTES=()    # "tool|linkage|result" rows of the consumer-route matrix
+
+# Records a route's result in the matrix, and a failure before the run as a failed test.
+route_result() {
+  local tool="$1" linkage="$2" result="$3"; shift 3
+  ROUTES+=("$tool|$linkage|$result")
+  [[ "$result" == ok || "$result" == "run failed" ]] || fail "route $tool ($linkage): $result" "$@"
+}
+
+# route TOOL LINKAGE BINARY BUILD-COMMAND...: builds, checks the binary's libraries, runs it.
+route() {
+  local tool="$1" linkage="$2" bin="$3"; shift 3
+  local log="$OUT/logs/route-${tool//[^A-Za-z0-9_.-]/_}-$linkage.log" deps before
+  if ! "$@" >"$log" 2>&1; then
+    route_result "$tool" "$linkage" "build failed" "command: $*"; tail_log "$log"; return 0
+  fi
+  deps="$(ldd "$bin" 2>&1 || true)"
+  if [[ "$linkage" == shared && "$deps" != *"libwsbroker.so.0 => $PREFIX/lib/libwsbroker.so.0 "* ]]; then
+    route_result "$tool" "$linkage" "does not load $PREFIX/lib/libwsbroker.so.0" "$deps"; return 0
+  fi
+  if [[ "$linkage" == static && "$deps" == *libwsbroker* ]]; then
+    route_result "$tool" "$linkage" "depends on libwsbroker.so" "$deps"; return 0
+  fi
+  before=$FAILED   # run_case counts the run as one test
+  run_case "route $tool ($linkage): chat_server --mode poll --exit-after 4 + chat_client.py" 0 exit chat-final -- \
+    "$bin" --port 0 --tcp-port 0 --mode poll --exit-after 4
+  if ((FAILED > before)); then route_result "$tool" "$linkage" "run failed"; else route_result "$tool" "$linkage" ok; fi
+}
+
+# A route whose tool is missing: a failure in CI, a visible skip elsewhere.
+route_unavailable() {
+  if [[ "${CI:-}" == true ]]; then route_result "$1" "$2" "$3 not installed"; else ROUTES+=("$1|$2|skipped: $3 not installed"); fi
+}
+
+# Configures and builds chat_server of examples/c/CMakeLists.txt in DIR with the given options.
+cmake_chat() {
+  local dir="$1"; shift
+  cmake -S "$EX_DIR" -B "$dir" -DCMAKE_C_FLAGS=-Werror "$@" && cmake --build "$dir" --target chat_server -j 2
+}
+
+# cc with pkg-config MODULE (the shared module also gets an rpath to the prefix's libdir).
+cc_pkg_config() {
+  local module="$1" out="$2" flags rpath=()
+  flags="$(pkg-config --cflags --libs "$module")" || return 1
+  [[ "$module" == wsbroker ]] && rpath=("-Wl,-rpath,$(pkg-config --variable=libdir wsbroker)")
+  # shellcheck disable=SC2086 # pkg-config's output is a list of flags
+  "$CC" "${CFLAGS_STRICT[@]}" -I"$EX_DIR" "$EX_DIR/chat_server.c" -o "$out" $flags "${rpath[@]}" -pthread
+}
+
+# The installed files: the SONAME chain, both libraries, the .pc and CMake files, and one
+# version everywhere (Cargo.toml, wsb_version(), .pc, CMake) and one C ABI number (header prose,
+# WSB_ABI_VERSION, wsb_abi_version() of the installed library).
+check_installed_layout() {
+  local lib="$PREFIX/lib" version abi prose soname problems=() f
+  version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
+  for f in include/wsbroker.h lib/libwsbroker.a lib/pkgconfig/wsbroker.pc lib/pkgconfig/wsbroker-static.pc \
+    lib/cmake/wsbroker/wsbrokerConfig.cmake lib/cmake/wsbroker/wsbrokerConfigVersion.cmake bin/wsbroker; do
+    [[ -f "$PREFIX/$f" ]] || problems+=("missing $f")
+  done
+  [[ -f "$lib/libwsbroker.so.$version" && ! -L "$lib/libwsbroker.so.$version" ]] || problems+=("libwsbroker.so.$version is not a file")
+  [[ "$(readlink "$lib/libwsbroker.so.0")" == "libwsbroker.so.$version" ]] || problems+=("libwsbroker.so.0 does not point to libwsbroker.so.$version")
+  [[ "$(readlink "$lib/libwsbroker.so")" == libwsbroker.so.0 ]] || problems+=("libwsbroker.so does not point to libwsbroker.so.0")
+  [[ "$(readlink "$lib/libwsbroker_static.a")" == libwsbroker.a ]] || problems+=("libwsbroker_static.a does not point to libwsbroker.a")
+  soname="$(readelf -d "$lib/libwsbroker.so.$version" 2>/dev/null | sed -n 's/.*Library soname: \[\(.*\)\]$/\1/p')"
+  [[ "$soname" == libwsbroker.so.0 ]] || problems+=("SONAME '$soname', expected libwsbroker.so.0")
+  abi="$(sed -n 's/^#define WSB_ABI_VERSION \([0-9]*\)$/\1/p' "$PREFIX/include/wsbroker.h")"
+  prose="$(sed -n '2s/.*(ABI version \([0-9]*\)).*/\1/p' "$PREFIX/include/wsbroker.h")"
+  [[ -n "$abi" && "$prose" == "$abi" ]] || problems+=("the header's first line says ABI version '$prose', WSB_ABI_VERSION is '$abi'")
+  printf '#include <stdio.h>\n#include "wsbroker.h"\nint main(void) { printf("%%u %%s\\n", wsb_abi_version(), wsb_version()); return 0; }\n' \
+    >"$OUT/bin/versions.c"
+  local got
+  got="$("$CC" -std=c99 -I"$PREFIX/include" "$OUT/bin/versions.c" -o "$OUT/bin/versions" -L"$lib" -lwsbroker \
+    -Wl,-rpath,"$lib" && "$OUT/bin/versions")" || problems+=("the version program did not build or run")
+  [[ "$got" == "$abi $version" ]] || problems+=("installed library: wsb_abi_version() wsb_version() = '$got', expected '$abi $version'")
+  [[ "$(pkg-config --modversion wsbroker 2>/dev/null)" == "$version" ]] \
+    || problems+=("pkg-config --modversion wsbroker is not $version")
+  grep -q "^set(PACKAGE_VERSION \"$version\")$" "$lib/cmake/wsbroker/wsbrokerConfigVersion.cmake" \
+    || problems+=("wsbrokerConfigVersion.cmake does not say $version")
+  grep -q "^set(wsbroker_ABI_VERSION $abi)$" "$lib/cmake/wsbroker/wsbrokerConfig.cmake" \
+    || problems+=("wsbrokerConfig.cmake does not say ABI $abi")
+  if ((${#problems[@]} == 0)); then pass "installed prefix: SONAME chain, both libraries, version $version, C ABI $abi everywhere"
+  else fail "installed prefix layout and versions" "${problems[@]}"; fi
+}
+
+# --destdir stages a relocatable tree (the .pc names the final prefix, the CMake package finds
+# itself where it lies) and --uninstall removes every file it installed.
+check_staged_install() {
+  local stage="$OUT/stage" final=/opt/wsbroker problems=() left
+  rm -rf "$stage"
+  if ! bash scripts/install.sh --no-build --destdir "$stage" --prefix "$final" >"$OUT/logs/install-staged.log" 2>&1; then
+    fail "scripts/install.sh --destdir" "see $OUT/logs/install-staged.log"; tail_log "$OUT/logs/install-staged.log"; return 0
+  fi
+  grep -qx "prefix=$final" "$stage$final/lib/pkgconfig/wsbroker.pc" || problems+=("wsbroker.pc does not say prefix=$final")
+  if command -v cmake >/dev/null 2>&1; then
+    cmake_chat "$OUT/route-cmake-staged" -DWSBROKER_USE_CONFIG=ON -DCMAKE_PREFIX_PATH="$stage$final" \
+      >"$OUT/logs/route-cmake-staged.log" 2>&1 || problems+=("find_package(wsbroker CONFIG) in the staged (moved) tree failed")
+  fi
+  bash scripts/install.sh --uninstall --destdir "$stage" --prefix "$final" >>"$OUT/logs/install-staged.log" 2>&1 \
+    || problems+=("--uninstall failed")
+  left="$(find "$stage" \( -type f -o -type l \) 2>/dev/null | head -n 5)"
+  [[ -z "$left" ]] || problems+=("left after --uninstall: $left")
+  if ((${#problems[@]} == 0)); then pass "scripts/install.sh --destdir (relocatable CMake package) and --uninstall"
+  else fail "scripts/install.sh --destdir and --uninstall" "${problems[@]}"; fi
+}
+
+banner "c-tests 2/5 scripts/install.sh and every consumer route of the installed prefix"
+if bash scripts/install.sh --no-build --prefix "$PREFIX" >"$OUT/logs/install.log" 2>&1; then
+  pass "scripts/install.sh --prefix $PREFIX"
+  # Only the installed prefix: the routes must not find a wsbroker.pc from anywhere else.
+  export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+  check_installed_layout
+  check_staged_install
+  if command -v cmake >/dev/null 2>&1; then
+    route "cmake find_package(wsbroker CONFIG)" shared "$OUT/route-cmake-config-shared/chat_server" \
+      cmake_chat "$OUT/route-cmake-config-shared" -DWSBROKER_USE_CONFIG=ON -DCMAKE_PREFIX_PATH="$PREFIX"
+    route "cmake find_package(wsbroker CONFIG)" static "$OUT/route-cmake-config-static/chat_server" \
+      cmake_chat "$OUT/route-cmake-config-static" -DWSBROKER_USE_CONFIG=ON -DWSBROKER_STATIC=ON -DCMAKE_PREFIX_PATH="$PREFIX"
+  else
+    route_unavailable "cmake find_package(wsbroker CONFIG)" shared cmake
+    route_unavailable "cmake find_package(wsbroker CONFIG)" static cmake
+  fi
+  if command -v cmake >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1; then
+    route "cmake pkg_check_modules" shared "$OUT/route-cmake-pkgconfig-shared/chat_server" \
+      cmake_chat "$OUT/route-cmake-pkgconfig-shared" -DWSBROKER_USE_PKG_CONFIG=ON
+    route "cmake pkg_check_modules" static "$OUT/route-cmake-pkgconfig-static/chat_server" \
+      cmake_chat "$OUT/route-cmake-pkgconfig-static" -DWSBROKER_USE_PKG_CONFIG=ON -DWSBROKER_STATIC=ON
+  else
+    route_unavailable "cmake pkg_check_modules" shared "cmake or pkg-config"
+    route_unavailable "cmake pkg_check_modules" static "cmake or pkg-config"
+  fi
+  if command -v pkg-config >/dev/null 2>&1; then
+    route "cc \$(pkg-config --cflags --libs wsbroker)" shared "$OUT/bin/chat_server-pc-shared" \
+      cc_pkg_config wsbroker "$OUT/bin/chat_server-pc-shared"
+    route "cc \$(pkg-config --cflags --libs wsbroker-static)" static "$OUT/bin/chat_server-pc-static" \
+      cc_pkg_config wsbroker-static "$OUT/bin/chat_server-pc-static"
+  else
+    route_unavailable "cc \$(pkg-config --cflags --libs wsbroker)" shared pkg-config
+    route_unavailable "cc \$(pkg-config --cflags --libs wsbroker-static)" static pkg-config
+  fi
+  route "make -C examples/c WSBROKER_LIB=<prefix>/lib" shared "$OUT/route-make-shared/chat_server" \
+    make -s -C "$EX_DIR" BUILD_DIR="$OUT/route-make-shared" WARNINGS="-Wall -Wextra -Werror" \
+      WSBROKER_INCLUDE="$PREFIX/include" WSBROKER_LIB="$PREFIX/lib" "$OUT/route-make-shared/chat_server"
+  route "make -C examples/c WSBROKER_LIB=<prefix>/lib" static "$OUT/route-make-static/chat_server" \
+    make -s -C "$EX_DIR" BUILD_DIR="$OUT/route-make-static" STATIC=1 WARNINGS="-Wall -Wextra -Werror" \
+      WSBROKER_INCLUDE="$PREFIX/include" WSBROKER_LIB="$PREFIX/lib" "$OUT/route-make-static/chat_server"
+else
+  fail "scripts/install.sh --prefix $PREFIX" "see $OUT/logs/install.log"; tail_log "$OUT/logs/install.log"
+fi
+
+banner "c-tests 3/5 run the examples against stomp.py, websockets and @stomp/stompjs"
 for ex in "${EXAMPLES[@]}"; do
   [[ -x "$OUT/bin/$ex" ]] || die "$ex was not built; see the compile failures above"
 done
@@ -302,7 +428,7 @@ else
   fail "auth --port <taken> exits 1 with WSB_ERR_ADDRESS_IN_USE" "exit code $rc"; tail_log "$OUT/logs/address-in-use.stderr"
 fi
 
-banner "c-tests 3/4 the same under valgrind"
+banner "c-tests 4/5 the same under valgrind"
 if [[ "${C_TESTS_VALGRIND:-1}" == 0 ]]; then
   log "C_TESTS_VALGRIND=0: skipped"
 else
@@ -315,7 +441,7 @@ else
   for s in "${VG_SUMMARIES[@]}"; do printf '  %s\n' "$s"; done
 fi
 
-banner "c-tests 4/4 the same with the examples built with AddressSanitizer"
+banner "c-tests 5/5 the same with the examples built with AddressSanitizer"
 if [[ "${C_TESTS_ASAN:-1}" == 0 ]]; then
   log "C_TESTS_ASAN=0: skipped"
 else
@@ -333,10 +459,11 @@ else
 fi
 
 CURRENT_STEP="summary"
-if ((FAILED > 0)); then
-  printf '\nfailed:\n'
-  for f in "${FAILURES[@]}"; do printf '  %s\n' "$f"; done
+if ((${#ROUTES[@]} > 0)); then
+  printf '\nconsumer routes of the installed prefix (%s):\n' "$PREFIX"
+  for r in "${ROUTES[@]}"; do
+    IFS='|' read -r tool linkage result <<<"$r"
+    printf '  %-52s %-7s %s\n' "$tool" "$linkage" "$result"
+  done
 fi
-printf '\n(%ds; logs and binaries in %s)\n' "$((SECONDS - START_TIME))" "$OUT"
-printf 'c-tests: %d passed, %d failed\n' "$PASSED" "$FAILED"
-((FAILED == 0))
+tally_summary c-tests "$OUT"

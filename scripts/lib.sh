@@ -35,6 +35,54 @@ apt_install() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
 }
 
+# The tally of a shell test script (c-tests.sh, packaging-tests.sh): `pass NAME`, `fail NAME
+# [DETAIL...]` (returns 0, so a failed check does not stop the script), and at the end
+# `tally_summary LABEL DIR`: the failures, the time, and the closing line `LABEL: N passed, N
+# failed`; it returns non-zero when a check failed.
+PASSED=0
+FAILED=0
+FAILURES=()
+pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$1"; }
+fail() {
+  FAILED=$((FAILED + 1)); FAILURES+=("$1"); printf '  FAIL  %s\n' "$1"
+  [[ $# -gt 1 ]] && printf '        %s\n' "${@:2}"
+  return 0
+}
+tally_summary() {
+  CURRENT_STEP="summary"
+  if ((FAILED > 0)); then
+    printf '\nfailed:\n'
+    printf '  %s\n' "${FAILURES[@]}"
+  fi
+  printf '\n(%ds; logs in %s)\n' "$((SECONDS - START_TIME))" "$2"
+  printf '%s: %d passed, %d failed\n' "$1" "$PASSED" "$FAILED"
+  ((FAILED == 0))
+}
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# True when process PID (may be empty) is alive.
+pid_alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+# wait_for_listener PORT PID SECS LOG: waits, bounded by SECS, until 127.0.0.1:PORT accepts
+# connections while process PID lives; otherwise prints why (and LOG's tail) and returns 1.
+wait_for_listener() {
+  local port="$1" pid="$2" secs="$3" log_file="$4" start=$SECONDS
+  until port_open "$port"; do
+    if ! pid_alive "$pid"; then
+      tail -n 20 "$log_file" >&2 2>/dev/null || true
+      log "process $pid exited before 127.0.0.1:$port listened (log: $log_file)" >&2
+      return 1
+    fi
+    if ((SECONDS - start >= secs)); then
+      log "nothing listens on 127.0.0.1:$port after ${secs}s (log: $log_file)" >&2
+      return 1
+    fi
+    sleep 0.25
+  done
+}
+
 # sha256 of the given files plus extra strings; used as "already installed" stamps.
 stamp_of() {
   local extra="$1"; shift

@@ -19,10 +19,6 @@ as_root() {
   if [[ "$(id -u)" -eq 0 ]]; then "$@"; else sudo -n "$@"; fi
 }
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 # Waits up to $2 seconds for `$1` (a command) to succeed.
 wait_for() {
   local what="$1" secs="$2" start=$SECONDS

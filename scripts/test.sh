@@ -7,6 +7,10 @@
 # tests/interop/node, a Python venv in .venv with tests/interop/python/requirements.txt, and
 # for the browser tests Debian's chromium plus `npm ci` in examples/web/chat and
 # tests/interop/browser (scripts/browser-tests.sh).
+# The relay tests use the machine's RabbitMQ (scripts/rabbitmq.sh ensure) but never stop it: the
+# test that stops its broker gets a private node (scripts/rabbitmq-private.sh), and ActiveMQ is a
+# private instance (scripts/activemq.sh); both run from target/ and are removed at exit. The
+# deployment files are checked by scripts/packaging-tests.sh after the C tests.
 # Reports (cargo log, JUnit XML) go to target/interop-reports/.
 # To run only the interop suites (e.g. against an existing binary): bash scripts/interop.sh
 set -euo pipefail
@@ -30,19 +34,38 @@ cargo clippy --all-targets --features internals -- -D warnings
 cargo clippy --lib --bins -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 
-banner "2b/7 brokers for the relay tests (scripts/rabbitmq.sh, scripts/activemq.sh)"
+banner "2b/7 brokers for the relay tests (scripts/rabbitmq.sh, scripts/activemq.sh, scripts/rabbitmq-private.sh)"
 # Relay tests run against RabbitMQ (and the scale-out test against ActiveMQ too). In CI a broker
 # that cannot be set up fails the run; elsewhere the relay tests print SKIPPED instead.
-ACTIVEMQ_UP=0
+# ActiveMQ and the RabbitMQ node of the test that stops its broker (relay_fault) are private
+# instances on their own ports and directories under target/, stopped and removed at exit: the
+# machine's brokers are never stopped.
+PRIVATE_BROKERS=()
+stop_private_brokers() {
+  local script
+  for script in "${PRIVATE_BROKERS[@]}"; do bash "$script" stop || true; done
+  PRIVATE_BROKERS=()
+}
+trap 'rc=$?; stop_private_brokers; _on_exit $rc' EXIT
 if ! bash scripts/rabbitmq.sh ensure; then
   [[ "${CI:-}" != "true" ]] || die "RabbitMQ with rabbitmq_stomp is required in CI"
   log "WARNING: no RabbitMQ STOMP: relay tests will be skipped"
 fi
-if bash scripts/activemq.sh ensure; then
+ACTIVEMQ_UP=0
+if bash scripts/activemq.sh start; then
+  PRIVATE_BROKERS+=(scripts/activemq.sh)
   ACTIVEMQ_UP=1
+  eval "$(bash scripts/activemq.sh env)"
 else
-  [[ "${CI:-}" != "true" ]] || die "ActiveMQ with STOMP is required in CI"
+  [[ "${CI:-}" != "true" ]] || die "ActiveMQ with STOMP (scripts/activemq.sh) is required in CI"
   log "WARNING: no ActiveMQ STOMP: the relay scale-out test runs against RabbitMQ only"
+fi
+if bash scripts/rabbitmq-private.sh start; then
+  PRIVATE_BROKERS+=(scripts/rabbitmq-private.sh)
+  eval "$(bash scripts/rabbitmq-private.sh env)"
+else
+  [[ "${CI:-}" != "true" ]] || die "the private RabbitMQ node (scripts/rabbitmq-private.sh) is required in CI"
+  log "WARNING: no private RabbitMQ node: tests/relay_fault.rs will be skipped"
 fi
 
 banner "3/7 cargo test --all-targets --features internals, and the doctests"
@@ -52,9 +75,11 @@ read -r RUST_PASS RUST_FAIL RUST_SKIP < <(cargo_counts "$REPORT_DIR/cargo-test.l
 # The C ABI's panic-boundary test needs its test-only cargo feature.
 cargo test --features ffi-test-panic,internals --test ffi contract::
 if [[ "$ACTIVEMQ_UP" == 1 ]]; then
-  log "relay scale-out test against ActiveMQ (127.0.0.1:61623)"
-  WSBROKER_RELAY_BROKER=127.0.0.1:61623 cargo test --features internals --test relay scaleout::
+  log "relay scale-out test against ActiveMQ ($WSBROKER_ACTIVEMQ_BROKER)"
+  WSBROKER_RELAY_BROKER="$WSBROKER_ACTIVEMQ_BROKER" cargo test --features internals --test relay scaleout::
 fi
+# relay_fault has run: the private RabbitMQ node is not needed any more.
+bash scripts/rabbitmq-private.sh stop || true
 
 banner "4/7 cargo build --release"
 cargo build --release
@@ -70,11 +95,15 @@ banner "5b/7 C examples and tests (scripts/c-tests.sh)"
 bash scripts/c-tests.sh | tee "$REPORT_DIR/c-tests.log"
 read -r C_PASS C_FAIL < <(sed -n 's/^c-tests: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$REPORT_DIR/c-tests.log" | tail -n 1)
 
+banner "5c/7 deployment files: Dockerfile, systemd unit (scripts/packaging-tests.sh)"
+bash scripts/packaging-tests.sh | tee "$REPORT_DIR/packaging-tests.log"
+read -r PK_PASS PK_FAIL < <(sed -n 's/^packaging-tests: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$REPORT_DIR/packaging-tests.log" | tail -n 1)
+
 banner "6/7 interop: node (@stomp/stompjs over ws)"
 run_node_suite
 if [[ "$ACTIVEMQ_UP" == 1 ]]; then
-  log "stompjs relay scale-out test against ActiveMQ (127.0.0.1:61623)"
-  (cd "$NODE_DIR" && WSBROKER_RELAY_BROKER=127.0.0.1:61623 node --test test/relay.test.js)
+  log "stompjs relay scale-out test against ActiveMQ ($WSBROKER_ACTIVEMQ_BROKER)"
+  (cd "$NODE_DIR" && WSBROKER_RELAY_BROKER="$WSBROKER_ACTIVEMQ_BROKER" node --test test/relay.test.js)
 fi
 
 banner "7/7 interop: python (stomp.py, websockets)"
@@ -90,10 +119,11 @@ CURRENT_STEP="summary"
 banner "summary ($((SECONDS - START_TIME))s)"
 printf 'rust (cargo test):  %d passed, %d failed, %d ignored\n' "$RUST_PASS" "$RUST_FAIL" "$RUST_SKIP"
 printf 'c examples:         %d passed, %d failed\n' "${C_PASS:-0}" "${C_FAIL:-0}"
+printf 'packaging:          %d passed, %d failed\n' "${PK_PASS:-0}" "${PK_FAIL:-0}"
 print_interop_summary
 printf 'python binding:     %d passed, %d failed, %d skipped\n' "$PB_PASS" "$PB_FAIL" "$PB_SKIP"
 printf 'browser (chromium): %d passed, %d failed\n' "${BR_PASS:-0}" "${BR_FAIL:-0}"
 printf 'total: %d passed, %d failed, %d skipped\n' \
-  "$((RUST_PASS + ${C_PASS:-0} + NODE_PASS + PY_PASS + PB_PASS + ${BR_PASS:-0}))" \
-  "$((RUST_FAIL + ${C_FAIL:-0} + NODE_FAIL + PY_FAIL + PB_FAIL + ${BR_FAIL:-0}))" \
+  "$((RUST_PASS + ${C_PASS:-0} + ${PK_PASS:-0} + NODE_PASS + PY_PASS + PB_PASS + ${BR_PASS:-0}))" \
+  "$((RUST_FAIL + ${C_FAIL:-0} + ${PK_FAIL:-0} + NODE_FAIL + PY_FAIL + PB_FAIL + ${BR_FAIL:-0}))" \
   "$((RUST_SKIP + NODE_SKIP + PY_SKIP + PB_SKIP))"

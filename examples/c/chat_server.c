@@ -22,7 +22,7 @@
  *   cc -std=c99 -Iinclude examples/c/chat_server.c -Ltarget/release -lwsbroker \
  *      -Wl,-rpath,$PWD/target/release -o chat_server
  * Run:
- *   ./chat_server --port 61614 --tcp-port 61613 --mode poll
+ *   ./chat_server --port 61614 --tcp-port 61615 --mode poll   (not 61613: RabbitMQ's STOMP port)
  *
  * Exit codes: 0 after SIGINT/SIGTERM or after --exit-after N chat messages (published or
  * refused), 1 when a wsbroker call fails, 2 on a bad command line.

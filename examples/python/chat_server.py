@@ -6,7 +6,7 @@ subscribe to /topic/chat/room/{id} and SEND a JSON message
 ``{"chatRoomId": "7", "text": "hello"}`` to /app/chat. The application handler checks it and
 publishes it to /topic/chat/room/7, adding who sent it.
 
-    python examples/python/chat_server.py --port 61614 [--tcp-port 61613] [--exit-after SECONDS]
+    python examples/python/chat_server.py --port 61614 [--tcp-port 61615] [--exit-after SECONDS]
 
 Prints ``wsbroker listening websocket ws://127.0.0.1:PORT/ws`` (and ``wsbroker listening tcp
 127.0.0.1:PORT`` with --tcp-port) once listening; stops on SIGINT/SIGTERM or after

@@ -36,6 +36,49 @@ fn committed_header_matches_generated() {
     }
 }
 
+/// The number that follows the first `marker` in `text` (`what` names the place in a failure).
+fn number_after(text: &str, marker: &str, what: &str) -> u32 {
+    let rest = text
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{what}: no {marker:?}"))
+        .1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: no number after {marker:?}"))
+}
+
+/// The C ABI version is written in four places that must agree: the header's first comment
+/// line (cbindgen.toml), its `#define WSB_ABI_VERSION`, docs/using-from-c.md and what the
+/// library's `wsb_abi_version()` returns.
+#[test]
+fn abi_version_is_the_same_everywhere() {
+    let header = std::fs::read_to_string(committed()).unwrap();
+    let first_line = header.lines().nth(1).unwrap_or_default();
+    let docs = std::fs::read_to_string(manifest_dir().join("docs/using-from-c.md")).unwrap();
+    let library = wsbroker::ffi::wsb_abi_version();
+    assert_eq!(library, wsbroker::ffi::WSB_ABI_VERSION);
+    for (what, stated) in [
+        (
+            "include/wsbroker.h, first comment line (cbindgen.toml `header`)",
+            number_after(first_line, "(ABI version ", "the header's first line"),
+        ),
+        (
+            "include/wsbroker.h, #define WSB_ABI_VERSION",
+            number_after(&header, "#define WSB_ABI_VERSION ", "the header"),
+        ),
+        (
+            "docs/using-from-c.md",
+            number_after(&docs, "C ABI version ", "docs/using-from-c.md"),
+        ),
+    ] {
+        assert_eq!(
+            stated, library,
+            "{what} says ABI version {stated}, wsb_abi_version() returns {library}"
+        );
+    }
+}
+
 /// The first of `candidates` that runs (`--version`), if any.
 fn find_compiler(candidates: &[&str]) -> Option<String> {
     candidates
