@@ -558,14 +558,29 @@ enum wsb_result wsb_config_set_max_connections(struct wsb_config *config, size_t
 // `config` is NULL or a live config.
 enum wsb_result wsb_config_set_max_connections_per_ip(struct wsb_config *config, size_t n);
 
-// Bounds of one connection's outbound queue (frames and bytes); past either the client is a
-// slow consumer and is disconnected.
+// Hard caps of one connection's outbound queue (frames, default 16384, and bytes, default
+// 8 MiB); past either the client is a slow consumer and is disconnected. A message bigger than
+// the byte cap is still delivered to a client that keeps up. Both must be greater than 0.
 //
 // # Safety
 // `config` is NULL or a live config.
 enum wsb_result wsb_config_set_outbound_limits(struct wsb_config *config,
                                                size_t max_messages,
                                                size_t max_bytes);
+
+// Flow control (see the README's "Delivery guarantees"): above `high_watermark` queued bytes
+// (default 1 MiB) a connection's outbound queue is congested, and the clients publishing into
+// it are not read — host publishes get `WSB_ERR_BACKPRESSURE` — until it drains to
+// `low_watermark` (default 256 KiB, at most `high_watermark`). A congested queue from which
+// nothing is written for `slow_consumer_timeout_ms` (default 10000, > 0) belongs to a stuck
+// client, which is then disconnected as a slow consumer.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_flow_control(struct wsb_config *config,
+                                            size_t high_watermark,
+                                            size_t low_watermark,
+                                            uint32_t slow_consumer_timeout_ms);
 
 // Most messages a "/queue/..." destination holds while no consumer takes them; a publish to
 // a full queue fails with `WSB_ERR_BACKPRESSURE`.
@@ -870,8 +885,11 @@ enum wsb_result wsb_server_stats(const struct wsb_server *server, struct wsb_sta
 
 // Publishes a message to a destination ("/topic/x" broadcast, "/queue/x" one consumer,
 // "/user/{name}/..."). Headers and body are copied; the caller still owns them. Never
-// blocks; from any thread, also inside callbacks. A full queue destination is
-// `WSB_ERR_BACKPRESSURE`; after stop, `WSB_ERR_NOT_RUNNING`.
+// blocks; from any thread, also inside callbacks. While a subscriber it would reach is
+// congested (flow control), or a queue destination is full, it is `WSB_ERR_BACKPRESSURE` and
+// nothing is delivered: retry later, or use `wsb_server_publish_wait`. A header with a NUL
+// (or a name with CR/LF), or an empty destination or one with NUL/CR/LF, is
+// `WSB_ERR_INVALID_ARGUMENT`; after stop, `WSB_ERR_NOT_RUNNING`.
 //
 // # Safety
 // `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
@@ -882,6 +900,23 @@ enum wsb_result wsb_server_publish(struct wsb_server *server,
                                    size_t header_count,
                                    const uint8_t *body,
                                    size_t body_len);
+
+// As `wsb_server_publish`, but while flow control refuses the message it waits up to
+// `timeout_ms` for room (then `WSB_ERR_BACKPRESSURE`). Blocks the calling thread, so not
+// from inside a wsbroker callback (`WSB_ERR_CALLED_FROM_CALLBACK`). A stuck subscriber is
+// disconnected once the slow-consumer timeout passed, so a longer wait only waits for busy
+// ones.
+//
+// # Safety
+// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
+enum wsb_result wsb_server_publish_wait(struct wsb_server *server,
+                                        const char *destination,
+                                        size_t destination_len,
+                                        const struct wsb_header *headers,
+                                        size_t header_count,
+                                        const uint8_t *body,
+                                        size_t body_len,
+                                        uint32_t timeout_ms);
 
 // Sends to every session of `user` subscribed to "/user" + `destination` (e.g. destination
 // "/queue/reply" reaches subscriptions to "/user/queue/reply"). Copied; never blocks.

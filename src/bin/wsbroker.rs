@@ -42,6 +42,24 @@ struct Args {
     /// NAT share an address: lower it only for direct exposure).
     #[arg(long, value_name = "N", default_value_t = defaults().max_connections_per_ip)]
     max_connections_per_ip: usize,
+    /// Hard cap of frames queued for one connection: past it, it is a slow consumer.
+    #[arg(long, value_name = "N", default_value_t = defaults().broker.max_outbound_messages)]
+    max_outbound_messages: usize,
+    /// Hard cap of bytes queued for one connection: past it, it is a slow consumer (a bigger
+    /// message still reaches a client that keeps up).
+    #[arg(long, value_name = "BYTES", default_value_t = defaults().broker.max_outbound_bytes)]
+    max_outbound_bytes: usize,
+    /// Flow control: above this many queued bytes, the clients publishing into a connection's
+    /// queue are paused until it drains to --outbound-low-watermark.
+    #[arg(long, value_name = "BYTES", default_value_t = defaults().broker.outbound_high_watermark)]
+    outbound_high_watermark: usize,
+    /// Flow control: a paused queue resumes its publishers at or below this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = defaults().broker.outbound_low_watermark)]
+    outbound_low_watermark: usize,
+    /// A paused queue from which nothing is written for this long belongs to a stuck client,
+    /// which is then disconnected as a slow consumer (ms).
+    #[arg(long, value_name = "MS", default_value_t = millis(defaults().broker.slow_consumer_timeout))]
+    slow_consumer_timeout: u64,
     /// Do not accept WebSocket compression (permessage-deflate) offers.
     #[arg(long)]
     no_permessage_deflate: bool,
@@ -184,6 +202,11 @@ fn config_from(args: &Args) -> ServerConfig {
     config.frame_limits.max_frame_size = args.max_frame_size;
     config.max_connections = args.max_connections;
     config.max_connections_per_ip = args.max_connections_per_ip;
+    config.broker.max_outbound_messages = args.max_outbound_messages;
+    config.broker.max_outbound_bytes = args.max_outbound_bytes;
+    config.broker.outbound_high_watermark = args.outbound_high_watermark;
+    config.broker.outbound_low_watermark = args.outbound_low_watermark;
+    config.broker.slow_consumer_timeout = Duration::from_millis(args.slow_consumer_timeout);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = TlsConfig::new(cert.clone(), key.clone());
         tls.client_ca_pem.clone_from(&args.tls_client_ca);
@@ -369,6 +392,11 @@ mod tests {
                 config.frame_limits.max_frame_size.to_string(),
             ),
             ("--deflate-threshold", config.deflate_threshold.to_string()),
+            (
+                "--max-outbound-bytes",
+                config.broker.max_outbound_bytes.to_string(),
+            ),
+            ("--slow-consumer-timeout", "10000".to_string()),
         ] {
             let at = help
                 .find(flag)

@@ -329,8 +329,9 @@ pub unsafe extern "C" fn wsb_config_set_max_connections_per_ip(
     })
 }
 
-/// Bounds of one connection's outbound queue (frames and bytes); past either the client is a
-/// slow consumer and is disconnected.
+/// Hard caps of one connection's outbound queue (frames, default 16384, and bytes, default
+/// 8 MiB); past either the client is a slow consumer and is disconnected. A message bigger than
+/// the byte cap is still delivered to a client that keeps up. Both must be greater than 0.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
@@ -344,6 +345,33 @@ pub unsafe extern "C" fn wsb_config_set_outbound_limits(
         with_config(config, |c| {
             c.server.broker.max_outbound_messages = max_messages;
             c.server.broker.max_outbound_bytes = max_bytes;
+            Ok(())
+        })
+    })
+}
+
+/// Flow control (see the README's "Delivery guarantees"): above `high_watermark` queued bytes
+/// (default 1 MiB) a connection's outbound queue is congested, and the clients publishing into
+/// it are not read — host publishes get `WSB_ERR_BACKPRESSURE` — until it drains to
+/// `low_watermark` (default 256 KiB, at most `high_watermark`). A congested queue from which
+/// nothing is written for `slow_consumer_timeout_ms` (default 10000, > 0) belongs to a stuck
+/// client, which is then disconnected as a slow consumer.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_flow_control(
+    config: *mut wsb_config,
+    high_watermark: usize,
+    low_watermark: usize,
+    slow_consumer_timeout_ms: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            let broker = &mut c.server.broker;
+            broker.outbound_high_watermark = high_watermark;
+            broker.outbound_low_watermark = low_watermark;
+            broker.slow_consumer_timeout = millis(slow_consumer_timeout_ms);
             Ok(())
         })
     })

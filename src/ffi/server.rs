@@ -246,8 +246,11 @@ pub unsafe extern "C" fn wsb_server_stats(
 
 /// Publishes a message to a destination ("/topic/x" broadcast, "/queue/x" one consumer,
 /// "/user/{name}/..."). Headers and body are copied; the caller still owns them. Never
-/// blocks; from any thread, also inside callbacks. A full queue destination is
-/// `WSB_ERR_BACKPRESSURE`; after stop, `WSB_ERR_NOT_RUNNING`.
+/// blocks; from any thread, also inside callbacks. While a subscriber it would reach is
+/// congested (flow control), or a queue destination is full, it is `WSB_ERR_BACKPRESSURE` and
+/// nothing is delivered: retry later, or use `wsb_server_publish_wait`. A header with a NUL
+/// (or a name with CR/LF), or an empty destination or one with NUL/CR/LF, is
+/// `WSB_ERR_INVALID_ARGUMENT`; after stop, `WSB_ERR_NOT_RUNNING`.
 ///
 /// # Safety
 /// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
@@ -263,7 +266,6 @@ pub unsafe extern "C" fn wsb_server_publish(
 ) -> wsb_result {
     ffi_guard!(result {
         with_server(server, |s| {
-            // SAFETY (these three): see the function's safety section.
             // SAFETY: see the function's safety section.
             let destination = unsafe { str_arg(destination, destination_len, "destination")? };
             // SAFETY: see the function's safety section.
@@ -272,6 +274,42 @@ pub unsafe extern "C" fn wsb_server_publish(
             let body = unsafe { bytes_arg(body, body_len, "body")? };
             s.server
                 .publish(destination, &headers, Bytes::copy_from_slice(body))?;
+            Ok(())
+        })
+    })
+}
+
+/// As `wsb_server_publish`, but while flow control refuses the message it waits up to
+/// `timeout_ms` for room (then `WSB_ERR_BACKPRESSURE`). Blocks the calling thread, so not
+/// from inside a wsbroker callback (`WSB_ERR_CALLED_FROM_CALLBACK`). A stuck subscriber is
+/// disconnected once the slow-consumer timeout passed, so a longer wait only waits for busy
+/// ones.
+///
+/// # Safety
+/// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments, reason = "the C calling convention of wsb_server_publish")]
+pub unsafe extern "C" fn wsb_server_publish_wait(
+    server: *mut wsb_server,
+    destination: *const c_char,
+    destination_len: usize,
+    headers: *const wsb_header,
+    header_count: usize,
+    body: *const u8,
+    body_len: usize,
+    timeout_ms: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_server(server, |s| {
+            // SAFETY: see the function's safety section.
+            let destination = unsafe { str_arg(destination, destination_len, "destination")? };
+            // SAFETY: see the function's safety section.
+            let headers = unsafe { headers_arg(headers, header_count)? };
+            // SAFETY: see the function's safety section.
+            let body = unsafe { bytes_arg(body, body_len, "body")? };
+            let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            s.server
+                .publish_wait(destination, &headers, Bytes::copy_from_slice(body), timeout)?;
             Ok(())
         })
     })

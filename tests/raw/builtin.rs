@@ -108,6 +108,35 @@ async fn echo_returns_each_message_to_its_sender() {
     server.stop().await.unwrap();
 }
 
+/// Every message the endpoint accepts can be delivered: 8 MiB and 16 MiB echoes, although
+/// they are as big as (and bigger than) the outbound queue's 8 MiB byte cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoes_of_the_largest_accepted_size_are_delivered() {
+    let mut cfg = config();
+    cfg.frame_limits.max_frame_size = 20 * 1024 * 1024;
+    assert_eq!(cfg.broker.max_outbound_bytes, 8 * 1024 * 1024);
+    let server = Server::new(cfg).unwrap();
+    let options = RawEndpointOptions {
+        behaviour: RawBehaviour::Echo,
+        ..Default::default()
+    };
+    server.add_raw_endpoint("/echo", options).unwrap();
+    server.start().unwrap();
+    let server = TestServer::from_server(server);
+    let mut a = connect(server.ws, "/echo").await;
+    for size in [8 * 1024 * 1024, 16 * 1024 * 1024] {
+        let body: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        send_binary(&mut a, &body).await;
+        assert_eq!(
+            next_data(&mut a).await,
+            WsMessage::binary(body),
+            "{size} bytes"
+        );
+    }
+    assert_eq!(server.stats().slow_consumer_disconnects, 0);
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn stomp_endpoint_is_unaffected() {
     let server = server_with(&[("/echo", RawBehaviour::Echo)]);

@@ -24,7 +24,12 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A client connected to `path` (no subprotocol offered).
 pub async fn connect(addr: SocketAddr, path: &str) -> Ws {
     let url = format!("ws://{addr}{path}");
-    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+    // Room for the largest messages tests echo (tungstenite's default frame limit is 16 MiB).
+    let mut limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    limits.max_frame_size = Some(64 << 20);
+    limits.max_message_size = Some(64 << 20);
+    let connecting = tokio_tungstenite::connect_async_with_config(url, Some(limits), false);
+    let (ws, _) = tokio::time::timeout(WAIT, connecting)
         .await
         .expect("handshake in time")
         .expect("handshake accepted");

@@ -397,3 +397,62 @@ async fn the_hosts_subscribe_decision_applies_to_relayed_subscriptions() {
     assert_eq!(next.command.as_str(), "DISCONNECT", "{next:?}");
     end_session(server, client).await;
 }
+
+/// Flow control in relay mode: a client whose burst of SENDs outruns the message broker is
+/// paused (not read) while its broker link is behind, instead of being refused with "too many
+/// frames waiting": every frame reaches the broker, in order, and the client stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_faster_than_the_broker_is_paused_not_refused() {
+    const FRAMES: usize = 300;
+    let broker = FakeBroker::start().await;
+    let mut cfg = config(&broker.address(), false);
+    if let Some(relay) = cfg.relay.as_mut() {
+        relay.max_pending_frames = 16;
+    }
+    let mut broker = broker;
+    let server = TestServer::start_with(cfg);
+    let (mut conn, mut client) = broker.connect(server.tcp_client().await).await;
+    // A broker that reads slowly: the link's writes block on its socket, its frame channel
+    // fills, and the client's connection must stop being read meanwhile.
+    let reading = tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(FRAMES);
+        for _ in 0..FRAMES {
+            let send = conn.recv().await;
+            seen.push(send.header("n").unwrap_or_default().to_string());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let last = conn.recv().await;
+        let receipt = last.header("receipt").expect("a receipt").to_string();
+        conn.send("RECEIPT", &[("receipt-id", &receipt)], "").await;
+        (seen, conn)
+    });
+    let body = "x".repeat(64 * 1024);
+    let mut burst = Vec::new();
+    for i in 0..FRAMES {
+        let frame = common::Frame::new(
+            "SEND",
+            &[("destination", "/topic/r"), ("n", &i.to_string())],
+            &body,
+        );
+        burst.extend_from_slice(&common::encode(&frame, Ver::parse("1.2")));
+    }
+    client.write_raw(&burst).await;
+    client
+        .frame(
+            "SEND",
+            &[("destination", "/topic/r"), ("receipt", "done")],
+            "",
+        )
+        .await;
+    let receipt = client.expect("RECEIPT").await;
+    assert_eq!(receipt.h("receipt-id"), "done");
+    let (seen, _conn) = reading.await.unwrap();
+    let expected: Vec<String> = (0..FRAMES).map(|i| i.to_string()).collect();
+    assert_eq!(seen, expected, "every frame, in order");
+    let stats = server.stats();
+    assert!(
+        stats.publishers_paused > 0,
+        "the client was paused: {stats:?}"
+    );
+    end_session(server, client).await;
+}

@@ -292,6 +292,16 @@ class Config(Managed):
     outbound_limits = Setting((16 * 1024, 8 << 20), _size_pair, _pair_setter(
         "wsb_config_set_outbound_limits", "outbound_limits"),
         "(frames, bytes) one connection may have queued; past either it is a slow consumer.")
+    outbound_high_watermark = Setting(1 << 20, cv.usize, _group_setter(
+        "wsb_config_set_flow_control", "outbound_high_watermark", "outbound_low_watermark",
+        "slow_consumer_timeout_ms", what="flow control"),
+        "Flow control: above this many queued bytes a connection's queue is congested and the "
+        "clients publishing into it are paused (host publishes raise Backpressure).")
+    outbound_low_watermark = Setting(256 << 10, cv.usize, outbound_high_watermark.apply,
+                                     "Flow control: a congested queue is relieved at or below this many bytes.")
+    slow_consumer_timeout_ms = Setting(10000, cv.milliseconds, outbound_high_watermark.apply,
+                                       "A congested queue that does not move for this long is a stuck "
+                                       "client: it is disconnected as a slow consumer.")
     max_queue_depth = Setting(100000, cv.usize, _number_setter("wsb_config_set_max_queue_depth", "max_queue_depth"),
                               "Most messages a /queue/ destination holds while no consumer takes them.")
     max_headers = Setting(64, cv.usize, _group_setter(

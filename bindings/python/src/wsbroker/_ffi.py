@@ -283,6 +283,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_max_connections": (_res, [_cfg, c_size_t]),
     "wsb_config_set_max_connections_per_ip": (_res, [_cfg, c_size_t]),
     "wsb_config_set_outbound_limits": (_res, [_cfg, c_size_t, c_size_t]),
+    "wsb_config_set_flow_control": (_res, [_cfg, c_size_t, c_size_t, c_uint32]),
     "wsb_config_set_max_queue_depth": (_res, [_cfg, c_size_t]),
     "wsb_config_set_header_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_subscriptions": (_res, [_cfg, c_size_t]),
@@ -321,6 +322,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_server_stats": (_res, [_srv, POINTER(WsbStats)]),
     # publishing
     "wsb_server_publish": (_res, [_srv, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t]),
+    "wsb_server_publish_wait": (_res, [_srv, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t, c_uint32]),
     "wsb_server_send_to_user": (
         _res,
         [_srv, _str, _len, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t],

@@ -271,12 +271,21 @@ class Server(Managed, RawMode):
     # -----------------------------------------------------------------------------------------
     # publishing (any thread, never blocks)
 
-    def publish(self, destination: str, body: Body = b"", headers: Headers = None) -> None:
+    def publish(self, destination: str, body: Body = b"", headers: Headers = None,
+                wait: Optional[float] = None) -> None:
         """Publishes to a destination (topic, queue or ``/user/{name}/...``).
-        Raises :class:`Backpressure` when a queue destination is full."""
+
+        Flow control: while a subscriber the message would reach is congested (or a queue
+        destination is full) nothing is delivered and :class:`Backpressure` is raised at once;
+        with ``wait`` (seconds) the call blocks up to that long for room first. Waiting blocks
+        the calling thread, so it is refused inside a wsbroker callback."""
         d, b = cv.text(destination, "destination"), cv.body(body)
         arr, n = cv.headers(headers)
-        self._call(f"publish to {destination}", lib.wsb_server_publish, d, len(d), arr, n, b, len(b))
+        if wait is None:
+            self._call(f"publish to {destination}", lib.wsb_server_publish, d, len(d), arr, n, b, len(b))
+            return
+        ms = cv.seconds_to_ms(wait, "wait")
+        self._call(f"publish to {destination}", lib.wsb_server_publish_wait, d, len(d), arr, n, b, len(b), ms)
 
     def send_to_user(self, user: str, destination: str, body: Body = b"", headers: Headers = None) -> None:
         """Sends to every session of ``user`` subscribed to ``/user{destination}``."""
