@@ -33,6 +33,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+/// A `rate` that means: no pacing and no window either — the publisher writes as fast as TCP
+/// takes it (the broker's flow control is all that slows it).
+pub(crate) const UNTHROTTLED: u64 = u64::MAX;
+
 /// Destination every scenario publishes to.
 const DEST: &str = "/topic/bench";
 /// Every this many messages the publisher asks for a RECEIPT.
@@ -85,11 +89,14 @@ struct Options {
     latency_secs: f64,
     timeout: Duration,
     quick: bool,
+    /// The fan-out scenarios' publisher has no window (see [`UNTHROTTLED`]).
+    unthrottled: bool,
 }
 
 const USAGE: &str = "\
 usage: cargo bench --bench fanout -- [options]
   --quick              1/10 of the messages, one round, 0.5 s latency runs
+  --unthrottled        the fan-out publisher writes as fast as TCP takes it (no window)
   --subs N --msgs N    run one fan-out scenario of N subscribers x N messages instead
   --size BYTES         message body size (default 64, at least 32)
   --rounds N           rounds per fan-out scenario, each on a fresh broker (default 5)
@@ -127,6 +134,7 @@ fn parse_options() -> Result<Options, String> {
         latency_secs: 2.0,
         timeout: Duration::from_secs(60),
         quick: false,
+        unthrottled: false,
     };
     let mut latency_secs: Option<f64> = None;
     let mut rounds: Option<usize> = None;
@@ -141,6 +149,7 @@ fn parse_options() -> Result<Options, String> {
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "--quick" => opts.quick = true,
+            "--unthrottled" => opts.unthrottled = true,
             "--subs" => subs = Some(flag_value(&mut args, "--subs")?),
             "--msgs" => msgs = Some(flag_value(&mut args, "--msgs")?),
             "--size" => opts.size = flag_value(&mut args, "--size")?,
@@ -919,7 +928,10 @@ async fn publisher(
     let mut out = Vec::with_capacity(32 * 1024);
     let start = Instant::now();
     result.first_send = start;
-    let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1) as f64));
+    let unthrottled = rate == Some(UNTHROTTLED);
+    let interval = rate
+        .filter(|_| !unthrottled)
+        .map(|r| Duration::from_secs_f64(1.0 / r.max(1) as f64));
     'send: for seq in 0..msgs {
         // Pacing: flush what is encoded, then sleep until this message is due.
         if let Some(interval) = interval {
@@ -942,7 +954,7 @@ async fn publisher(
             }
         }
         // Window: never more than `window` messages past the last receipt.
-        if seq >= acked_rx.borrow().0 + window {
+        if !unthrottled && seq >= acked_rx.borrow().0 + window {
             if !out.is_empty() {
                 if let Err(e) = w.write_all(&out).await {
                     result.error = Some(format!("publisher write: {e}"));
@@ -1307,6 +1319,7 @@ pub(crate) async fn run_scenario(
 
 pub(crate) fn print_line(r: &Report) {
     let how = match r.rate {
+        Some(UNTHROTTLED) => "unthrottled".to_string(),
         Some(rate) => format!("@ {rate} msg/s"),
         None if r.rounds > 1 => format!(
             "x {} rounds ({:.0}..{:.0}/s)",
@@ -1518,7 +1531,10 @@ fn main() -> ExitCode {
     let mut runs: Vec<(String, usize, u64, Option<u64>, usize)> = opts
         .fanouts
         .iter()
-        .map(|f| (f.name.clone(), f.subs, f.msgs, None, opts.rounds))
+        .map(|f| {
+            let pace = opts.unthrottled.then_some(UNTHROTTLED);
+            (f.name.clone(), f.subs, f.msgs, pace, opts.rounds)
+        })
         .collect();
     for &rate in opts.rates.iter().filter(|&&r| r > 0) {
         if opts.latency_subs > 0 {

@@ -830,10 +830,12 @@ enum wsb_result wsb_server_new(struct wsb_config *config, struct wsb_server **ou
 
 // Stops the server if it runs (1 s grace), runs every remaining drop callback and frees it.
 // NULL is fine. From inside a wsbroker callback: `WSB_ERR_CALLED_FROM_CALLBACK`, and nothing
-// is freed. No other call on this server may run or follow.
+// is freed. Calls on this server from other threads that race the free, or come after it,
+// are safe: they get `WSB_ERR_NOT_RUNNING` (a call already in progress finishes first, and
+// the server is released after it). Freeing it twice is `WSB_ERR_NOT_RUNNING` too.
 //
 // # Safety
-// `server` is NULL or a pointer from `wsb_server_new` not freed before.
+// `server` is NULL or a handle from `wsb_server_new`.
 enum wsb_result wsb_server_free(struct wsb_server *server);
 
 // Binds the listeners (synchronously: a taken address is `WSB_ERR_ADDRESS_IN_USE` here) and
@@ -889,7 +891,8 @@ enum wsb_result wsb_server_stats(const struct wsb_server *server, struct wsb_sta
 // congested (flow control), or a queue destination is full, it is `WSB_ERR_BACKPRESSURE` and
 // nothing is delivered: retry later, or use `wsb_server_publish_wait`. A header with a NUL
 // (or a name with CR/LF), or an empty destination or one with NUL/CR/LF, is
-// `WSB_ERR_INVALID_ARGUMENT`; after stop, `WSB_ERR_NOT_RUNNING`.
+// `WSB_ERR_INVALID_ARGUMENT`, and so are a body above the frame size limit and more headers
+// than `max_headers`; before start and after stop it is `WSB_ERR_NOT_RUNNING`.
 //
 // # Safety
 // `server` is NULL or a live server; every pointer is NULL or valid for its length/count.

@@ -5,6 +5,7 @@ use std::io;
 
 /// Errors returned by the safe Rust API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration value is out of range or inconsistent; the message names the field.
     #[error("invalid configuration: {0}")]
@@ -24,6 +25,9 @@ pub enum Error {
     /// A destination, header or argument was rejected.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Text that must be UTF-8 (a raw text message) is not.
+    #[error("invalid UTF-8: {0}")]
+    InvalidUtf8(String),
     /// An internal bounded queue is full; the call did not block and nothing was queued.
     #[error("backpressure: {0}")]
     Backpressure(String),

@@ -85,6 +85,28 @@ impl Publisher {
         self.session
     }
 
+    /// Refuses what a client could not have sent either: a body above `max_frame_size`, more
+    /// than `max_headers` headers (every accepted message can be delivered, see the broker's
+    /// outbound bounds).
+    fn check_size(&self, headers: &[(&str, &str)], body: &Bytes) -> Result<()> {
+        let limits = &self.engine.config.frame_limits;
+        if body.len() > limits.max_frame_size {
+            return Err(Error::InvalidArgument(format!(
+                "a body of {} bytes is above max_frame_size ({})",
+                body.len(),
+                limits.max_frame_size
+            )));
+        }
+        if headers.len() > limits.max_headers {
+            return Err(Error::InvalidArgument(format!(
+                "{} headers are more than max_headers ({})",
+                headers.len(),
+                limits.max_headers
+            )));
+        }
+        Ok(())
+    }
+
     fn message(
         &self,
         display: String,
@@ -107,16 +129,18 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
+        let body = body.into();
+        self.check_size(headers, &body)?;
         let owned = owned_headers(headers)?;
         destination::check_name(destination).map_err(|e| Error::InvalidArgument(e.0))?;
         if let Some(relay) = &self.engine.relay
             && relay.is_relayed(destination)
         {
-            relay.system.publish(destination, headers, body.into())?;
+            relay.system.publish(destination, headers, body)?;
             return Ok(0);
         }
         let routed = destination::send_route(destination, &self.engine.broker.config().user_prefix);
-        self.publish_routed(routed, owned, body.into())
+        self.publish_routed(routed, owned, body)
     }
 
     /// As [`Publisher::publish`], waiting up to `timeout` while flow control refuses it with
@@ -156,10 +180,12 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
+        let body = body.into();
+        self.check_size(headers, &body)?;
         let owned = owned_headers(headers)?;
         let routed =
             destination::user_route(user, destination, &self.engine.broker.config().user_prefix);
-        self.publish_routed(routed, owned, body.into())
+        self.publish_routed(routed, owned, body)
     }
 
     /// Publishes on a routing key computed by `destination`: a bad name is the caller's
@@ -209,8 +235,10 @@ impl Publisher {
                 "invalid destination '{destination}': no wildcards in a destination to send to"
             )));
         }
+        let body = body.into();
+        self.check_size(headers, &body)?;
         let owned = owned_headers(headers)?;
-        let message = self.message(destination.to_string(), owned, body.into());
+        let message = self.message(destination.to_string(), owned, body);
         let broker = &self.engine.broker;
         // One session's own queue: delivered (never refused); an application handler's reply
         // pauses its sender like any of its publishes.

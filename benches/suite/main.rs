@@ -439,6 +439,25 @@ fn run(opts: Options) -> Result<(), String> {
         stomp_rows.push((name, ws, rabbit));
     }
 
+    // Flow control: the same fan-out with a publisher that has no window at all (it writes
+    // as fast as TCP takes it): every reading subscriber must still get everything.
+    {
+        let (s, m) = shape(&suite.opts, 100, 2_000);
+        let name = format!("unthrottled-{s}");
+        let unthrottled = Some(fanout::UNTHROTTLED);
+        let target = suite.wsbroker.clone();
+        let ws = suite.stomp(&target, "wsbroker", &name, s, m, unthrottled, 1);
+        let rabbit = match suite
+            .rabbitmq
+            .clone()
+            .and_then(|t| fits_open_files(t, s + 1))
+        {
+            Ok(target) => suite.stomp(&target, "rabbitmq", &name, s, m, unthrottled, 1),
+            Err(e) => Cell::Skipped(e),
+        };
+        stomp_rows.push((name, ws, rabbit));
+    }
+
     // Paced latency at half the measured maximum message rate of the first shape.
     let latency = match &stomp_rows[0].1 {
         Cell::Measured(r) if r.deliveries_per_sec > 0.0 => {

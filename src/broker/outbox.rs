@@ -268,6 +268,8 @@ pub struct Outbox {
     /// Above the high watermark and not yet drained below the low one (read without the lock
     /// on the publishing path).
     congested: AtomicBool,
+    /// Closed as a slow consumer (hard cap passed, or stuck).
+    slow: AtomicBool,
     limits: OutboxLimits,
     signal: Option<Arc<FlowSignal>>,
     /// Messages lost when the bound was passed, per subscription (filled once, on overflow).
@@ -304,6 +306,7 @@ impl Outbox {
             closed: Notify::new(),
             relieved: Notify::new(),
             congested: AtomicBool::new(false),
+            slow: AtomicBool::new(false),
             limits,
             signal,
             lost: Mutex::new(Vec::new()),
@@ -374,10 +377,16 @@ impl Outbox {
         inner.bytes = 0;
         inner.items.push_back(Outbound::Close(reason));
         inner.closing = true;
+        self.slow.store(true, Relaxed);
         drop(inner);
         self.relieve();
         self.notify.notify_one();
         self.closed.notify_waiters();
+    }
+
+    /// Whether the queue was closed as a slow consumer (past its cap, or stuck).
+    pub fn was_slow_consumer(&self) -> bool {
+        self.slow.load(Relaxed)
     }
 
     /// True while the queue is above its high watermark and has not yet drained below its low

@@ -8,6 +8,13 @@ use std::ffi::c_char;
 use super::events::wsb_header;
 use super::result::{FfiError, wsb_result};
 
+/// Longest string or byte argument accepted (the largest frame a server may allow): a bigger
+/// length is a caller's mistake (`SIZE_MAX`, a negative number cast), refused before any
+/// memory is read or allocated. The safe API then applies the server's own limits.
+const MAX_ARG_LEN: usize = 1 << 30;
+/// Most headers in one argument array (far above any configured `max_headers`).
+const MAX_HEADER_COUNT: usize = 1 << 16;
+
 /// A borrowed UTF-8 string. NULL with length 0 is the empty string; NULL with a non-zero length
 /// is `WSB_ERR_NULL_ARGUMENT`; invalid UTF-8 is `WSB_ERR_INVALID_UTF8`.
 ///
@@ -27,7 +34,8 @@ pub unsafe fn str_arg<'a>(ptr: *const c_char, len: usize, what: &str) -> Result<
     })
 }
 
-/// Like [`str_arg`], but a NULL pointer means "absent" (whatever the length).
+/// Like [`str_arg`], but NULL with length 0 means "absent" (NULL with a non-zero length is
+/// still `WSB_ERR_NULL_ARGUMENT`, as everywhere).
 ///
 /// # Safety
 /// As [`str_arg`].
@@ -37,6 +45,12 @@ pub unsafe fn opt_str_arg<'a>(
     what: &str,
 ) -> Result<Option<&'a str>, FfiError> {
     if ptr.is_null() {
+        if len != 0 {
+            return Err(FfiError::new(
+                wsb_result::WSB_ERR_NULL_ARGUMENT,
+                format!("{what}: NULL pointer with length {len}"),
+            ));
+        }
         return Ok(None);
     }
     // SAFETY: forwarded from the caller.
@@ -57,7 +71,12 @@ pub unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'
             format!("{what}: NULL pointer with length {len}"),
         ));
     }
-    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
+    if len > MAX_ARG_LEN {
+        return Err(FfiError::invalid(format!(
+            "{what}: length {len} is more than any message may hold ({MAX_ARG_LEN})"
+        )));
+    }
+    // SAFETY: non-NULL, at most 1 GiB, and the caller guarantees `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
@@ -78,7 +97,12 @@ pub unsafe fn headers_arg<'a>(
             format!("headers: NULL pointer with header_count {count}"),
         ));
     }
-    // SAFETY: non-NULL, and the caller guarantees `count` headers.
+    if count > MAX_HEADER_COUNT {
+        return Err(FfiError::invalid(format!(
+            "header_count: {count} is more than any frame may hold ({MAX_HEADER_COUNT})"
+        )));
+    }
+    // SAFETY: non-NULL, bounded, and the caller guarantees `count` headers.
     let headers = unsafe { std::slice::from_raw_parts(ptr, count) };
     headers
         .iter()

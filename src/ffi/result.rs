@@ -49,11 +49,14 @@ pub struct FfiError {
 }
 
 impl FfiError {
+    /// An error; a NUL in the message (one that quotes a caller's string, say) is written as
+    /// `\0`, so that C reads the whole message.
     pub fn new(code: wsb_result, message: impl Into<String>) -> FfiError {
-        FfiError {
-            code,
-            message: message.into(),
+        let mut message = message.into();
+        if message.contains('\0') {
+            message = message.replace('\0', "\\0");
         }
+        FfiError { code, message }
     }
 
     pub fn null(what: &str) -> FfiError {
@@ -77,6 +80,7 @@ impl From<Error> for FfiError {
             Error::AlreadyStarted => wsb_result::WSB_ERR_ALREADY_STARTED,
             Error::NotRunning => wsb_result::WSB_ERR_NOT_RUNNING,
             Error::InvalidArgument(_) => wsb_result::WSB_ERR_INVALID_ARGUMENT,
+            Error::InvalidUtf8(_) => wsb_result::WSB_ERR_INVALID_UTF8,
             Error::Backpressure(_) => wsb_result::WSB_ERR_BACKPRESSURE,
             Error::NotFound(_) => wsb_result::WSB_ERR_NOT_FOUND,
             Error::CalledFromCallback(_) => wsb_result::WSB_ERR_CALLED_FROM_CALLBACK,

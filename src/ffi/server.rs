@@ -60,15 +60,35 @@ pub(super) fn with_server(
     server: *const wsb_server,
     f: impl FnOnce(&wsb_server) -> FfiResult,
 ) -> FfiResult {
-    // SAFETY: the header requires a pointer from `wsb_server_new`, not yet freed.
-    let handle = unsafe { ref_arg(server, "server")? };
-    let result = f(handle);
+    let handle = live_server(server)?;
+    let result = f(&handle);
     if let Err(err) = &result {
         let mut last = handle.last_error.lock();
         last.clear();
         last.push_str(&err.message);
     }
     result
+}
+
+/// The servers `wsb_server_new` made and `wsb_server_free` has not freed, by handle. A handle
+/// is a token (never reused, never dereferenced), so a call that races `wsb_server_free`, or
+/// comes after it, finds nothing and gets `WSB_ERR_NOT_RUNNING` instead of touching freed
+/// memory; a call in progress holds its own reference, so the server goes away only after it.
+static LIVE: std::sync::LazyLock<parking_lot::RwLock<HashMap<usize, Arc<wsb_server>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The next handle token (a multiple of 16, so that it looks like any other pointer).
+static NEXT_HANDLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// The live server behind `server`.
+fn live_server(server: *const wsb_server) -> Result<Arc<wsb_server>, FfiError> {
+    if server.is_null() {
+        return Err(FfiError::null("server"));
+    }
+    LIVE.read()
+        .get(&(server as usize))
+        .cloned()
+        .ok_or_else(|| Error::NotRunning.into())
 }
 
 fn refuse_inside_callback(what: &'static str) -> FfiResult {
@@ -96,23 +116,27 @@ pub unsafe extern "C" fn wsb_server_new(
         let c = unsafe { mut_arg(config, "config")? };
         let server = Server::new(c.server.clone())?;
         server.enable_event_delivery(c.events.delivery()?)?;
-        let handle = Box::new(wsb_server {
+        let handle = Arc::new(wsb_server {
             server: Arc::new(server),
             last_error: Mutex::new(String::new()),
             polls: Mutex::new(HashMap::new()),
         });
+        let token = NEXT_HANDLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 16;
+        LIVE.write().insert(token, handle);
         // SAFETY: checked non-NULL; the caller guarantees it is writable.
-        unsafe { out.write(Box::into_raw(handle)) };
+        unsafe { out.write(token as *mut wsb_server) };
         Ok(())
     })
 }
 
 /// Stops the server if it runs (1 s grace), runs every remaining drop callback and frees it.
 /// NULL is fine. From inside a wsbroker callback: `WSB_ERR_CALLED_FROM_CALLBACK`, and nothing
-/// is freed. No other call on this server may run or follow.
+/// is freed. Calls on this server from other threads that race the free, or come after it,
+/// are safe: they get `WSB_ERR_NOT_RUNNING` (a call already in progress finishes first, and
+/// the server is released after it). Freeing it twice is `WSB_ERR_NOT_RUNNING` too.
 ///
 /// # Safety
-/// `server` is NULL or a pointer from `wsb_server_new` not freed before.
+/// `server` is NULL or a handle from `wsb_server_new`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wsb_server_free(server: *mut wsb_server) -> wsb_result {
     ffi_guard!(result {
@@ -120,8 +144,9 @@ pub unsafe extern "C" fn wsb_server_free(server: *mut wsb_server) -> wsb_result 
             return Ok(());
         }
         with_server(server, |_| refuse_inside_callback("wsb_server_free"))?;
-        // SAFETY: from `wsb_server_new` (Box::into_raw), freed once (caller).
-        drop(unsafe { Box::from_raw(server) });
+        let handle = LIVE.write().remove(&(server as usize));
+        // The last reference (this one, or a racing call's) stops and frees the server.
+        drop(handle.ok_or(Error::NotRunning)?);
         Ok(())
     })
 }
@@ -209,8 +234,7 @@ pub unsafe extern "C" fn wsb_server_last_error(
     out_len: *mut usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        // SAFETY: see the function's safety section.
-        let s = unsafe { ref_arg(server, "server")? };
+        let s = live_server(server)?;
         let out = out_arg(out_len, "out_len")?;
         if buf.is_null() && cap > 0 {
             return Err(FfiError::null("buf (with cap > 0)"));
@@ -250,7 +274,8 @@ pub unsafe extern "C" fn wsb_server_stats(
 /// congested (flow control), or a queue destination is full, it is `WSB_ERR_BACKPRESSURE` and
 /// nothing is delivered: retry later, or use `wsb_server_publish_wait`. A header with a NUL
 /// (or a name with CR/LF), or an empty destination or one with NUL/CR/LF, is
-/// `WSB_ERR_INVALID_ARGUMENT`; after stop, `WSB_ERR_NOT_RUNNING`.
+/// `WSB_ERR_INVALID_ARGUMENT`, and so are a body above the frame size limit and more headers
+/// than `max_headers`; before start and after stop it is `WSB_ERR_NOT_RUNNING`.
 ///
 /// # Safety
 /// `server` is NULL or a live server; every pointer is NULL or valid for its length/count.

@@ -49,12 +49,16 @@ impl RawConn {
         }
     }
 
-    /// The recorded close, or 1006 (closed without a close handshake).
+    /// The recorded close; else 1008 when its queue was closed as a slow consumer (by a
+    /// publisher that found it stuck), else 1006 (closed without a close handshake).
     pub(crate) fn close_reason(&self) -> (u16, String) {
-        self.close
-            .lock()
-            .clone()
-            .unwrap_or_else(|| (codes::ABNORMAL_CLOSURE, String::new()))
+        self.close.lock().clone().unwrap_or_else(|| {
+            if self.outbox.was_slow_consumer() {
+                (codes::POLICY_VIOLATION, SLOW_CONSUMER.to_owned())
+            } else {
+                (codes::ABNORMAL_CLOSURE, String::new())
+            }
+        })
     }
 
     /// Queues `frame` under the endpoint's slow-consumer policy; true when it was queued.
@@ -99,8 +103,12 @@ impl RawConn {
         if self.endpoint.policy != SlowConsumerPolicy::Disconnect || !self.outbox.is_congested() {
             return false;
         }
+        // The close slot is held across the close, as in `deliver`: the reader that sees it
+        // and finishes the connection must report this slow-consumer close.
+        let mut close = self.close.lock();
         if self.outbox.close_if_stuck() {
-            self.record_close(codes::POLICY_VIOLATION, SLOW_CONSUMER);
+            close.get_or_insert_with(|| (codes::POLICY_VIOLATION, SLOW_CONSUMER.to_owned()));
+            drop(close);
             stats::count_overflow(counters, &self.outbox);
             return false;
         }

@@ -75,6 +75,8 @@ pub struct HostSubscriptionId(pub u64);
 pub struct Server {
     pub(crate) engine: Arc<Engine>,
     running: Mutex<Option<Running>>,
+    /// Set once `start` succeeded (read on every publish, without the lock).
+    started: AtomicBool,
     stopped: AtomicBool,
 }
 
@@ -94,6 +96,7 @@ impl Server {
         Ok(Server {
             engine: Engine::new(config),
             running: Mutex::new(None),
+            started: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         })
     }
@@ -137,7 +140,10 @@ impl Server {
         }
         let runtime = builder
             .thread_name("wsbroker-worker")
-            .on_thread_start(|| ON_SERVER_THREAD.with(|f| f.set(true)))
+            .on_thread_start(|| {
+                ON_SERVER_THREAD.with(|f| f.set(true));
+                crate::transport::block_sigpipe_on_this_thread();
+            })
             .enable_all()
             .build()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -181,6 +187,7 @@ impl Server {
         if let Some(addr) = tcp_local_addr {
             tracing::info!(%addr, tls = secure, "wsbroker listening (stomp over tcp)");
         }
+        self.started.store(true, Ordering::Release);
         *running = Some(Running {
             runtime,
             shutdown,
@@ -263,8 +270,10 @@ impl Server {
         Publisher::new(self.engine.clone())
     }
 
+    /// Publishing needs a running server: before `start` and after `stop` it is `NotRunning`
+    /// (a message published then would reach no client, and would hide a start forgotten).
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.stopped.load(Ordering::Acquire) {
+        if self.stopped.load(Ordering::Acquire) || !self.started.load(Ordering::Acquire) {
             return Err(Error::NotRunning);
         }
         Ok(())

@@ -93,7 +93,7 @@ impl Server {
 
 fn check_text(data: &[u8], binary: bool) -> Result<()> {
     if !binary && std::str::from_utf8(data).is_err() {
-        return Err(Error::InvalidArgument(
+        return Err(Error::InvalidUtf8(
             "a text message must be valid UTF-8 (send it as binary)".into(),
         ));
     }

@@ -12,8 +12,11 @@ mod output;
 mod paused;
 mod prefixed_io;
 mod raw_connection;
+mod signals;
 pub(crate) mod sockjs;
 mod source;
 mod static_files;
 pub(crate) mod tls;
 mod writer;
+
+pub(crate) use signals::block_sigpipe_on_this_thread;

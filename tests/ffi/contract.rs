@@ -662,8 +662,13 @@ fn invalid_utf8_is_rejected() {
             wsb_server_accept(server, 1, bad.as_ptr().cast(), bad.len()),
             wsb_result::WSB_ERR_INVALID_UTF8
         );
-        // Binary bodies are fine.
+        // Binary bodies are fine (once the server runs: before, publishing is NOT_RUNNING).
         let body = [0xffu8, 0, 0xfe];
+        assert_eq!(
+            wsb_server_publish(server, t, tn, ptr::null(), 0, body.as_ptr(), body.len()),
+            wsb_result::WSB_ERR_NOT_RUNNING
+        );
+        start(server);
         assert_eq!(
             wsb_server_publish(server, t, tn, ptr::null(), 0, body.as_ptr(), body.len()),
             OK

@@ -254,8 +254,8 @@ fn host_endpoint_round_trip_through_the_c_abi() {
         let bad = [0xffu8];
         assert_eq!(
             wsb_server_raw_send(server, conn, bad.as_ptr(), 1, 0),
-            wsb_result::WSB_ERR_INVALID_ARGUMENT,
-            "text must be UTF-8"
+            wsb_result::WSB_ERR_INVALID_UTF8,
+            "text must be UTF-8 (the same code as every other UTF-8 check)"
         );
         assert_eq!(wsb_server_raw_send(server, conn, bad.as_ptr(), 1, 1), OK);
         assert_eq!(wsb_server_raw_set_user_data(server, conn, 0xdead_beef), OK);

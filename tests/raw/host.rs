@@ -80,13 +80,13 @@ async fn events_topics_publish_and_send() {
     assert!(
         matches!(
             server.raw_send(open_b.conn, b"\xff", false),
-            Err(Error::InvalidArgument(_))
+            Err(Error::InvalidUtf8(_))
         ),
         "text must be UTF-8"
     );
     assert!(matches!(
         server.raw_publish("room/1", b"\xc3", false),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InvalidUtf8(_))
     ));
     server.stop().await.unwrap();
 }
