@@ -410,6 +410,17 @@ for mode in poll callback; do
   run_case "native game_loop --mode $mode --exit-after 30 (no client)" 0 exit none -- \
     "$OUT/bin/game_loop" --port 0 --tcp-port 0 --mode "$mode" --exit-after 30
 done
+# Embedding safety (tests/c/embedding_safety.c): SIGPIPE left at its default action while
+# clients reset mid-stream, absurd lengths, publish before start, free racing publishers.
+embedding_safety() {
+  local bin="$OUT/bin/embedding_safety$1"; shift
+  "$CC" "${CFLAGS_STRICT[@]}" "$@" "$CLIENT_DIR/embedding_safety.c" -o "$bin" \
+    -L"$LIB_DIR" -lwsbroker -Wl,-rpath,"$LIB_DIR" -pthread && timeout 120 "$bin"
+}
+check_build "embedding_safety.c (SIGPIPE not ignored, RST clients, free racing publishers)" \
+  embedding_safety ""
+check_build "embedding_safety.c under AddressSanitizer" \
+  embedding_safety -asan -fsanitize=address -fno-omit-frame-pointer
 if "$OUT/bin/chat_server" --mode bogus >/dev/null 2>&1; then rc=0; else rc=$?; fi
 if [[ "$rc" -eq 2 ]]; then pass "chat_server --mode bogus exits 2"; else fail "chat_server --mode bogus exits 2" "exit code $rc"; fi
 

@@ -121,13 +121,15 @@ run_flags() {
     [[ "$a" =~ ^[0-9.]+:[0-9]+$ ]] && a=127.0.0.1:0
     args+=("$a")
   done
+  # Created first: the loop below may read it before the background child opened it.
+  : >"$log.stdout"
   "$BIN" "${args[@]}" >"$log.stdout" 2>"$log.stderr" </dev/null &
   pid=$!
   PIDS+=("$pid")
   deadline=$((SECONDS + 15))
   WS_PORT=""
   until [[ -n "$WS_PORT" ]]; do
-    WS_PORT="$(sed -n 's#^wsbroker listening websocket ws://127\.0\.0\.1:\([0-9]*\)/.*#\1#p' "$log.stdout" | head -n 1)"
+    WS_PORT="$(sed -n 's#^wsbroker listening websocket ws://127\.0\.0\.1:\([0-9]*\)/.*#\1#p' "$log.stdout" | head -n 1 || true)"
     [[ -n "$WS_PORT" ]] && break
     if ! kill -0 "$pid" 2>/dev/null || ((SECONDS > deadline)); then
       kill -KILL "$pid" 2>/dev/null || true
