@@ -40,7 +40,7 @@ pub struct wsb_server {
 /// `Thread` handle that a C main thread never frees (valgrind reports it "possibly lost").
 type PollThread = u64;
 
-fn poll_thread() -> PollThread {
+pub(super) fn poll_thread() -> PollThread {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
         static KEY: PollThread = NEXT.fetch_add(1, Ordering::Relaxed);
