@@ -273,7 +273,8 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         let ok = ClientConfig::new("ws://127.0.0.1:1/ws");
         ok.validate().unwrap();
-        let cases: [(&str, fn(&mut ClientConfig)); 6] = [
+        type Change = fn(&mut ClientConfig);
+        let cases: [(&str, Change); 6] = [
             ("url", |c| c.url = "http://x".into()),
             ("raw mode", |c| {
                 c.url = "stomp://h:1".into();
@@ -282,7 +283,7 @@ mod tests {
             ("outbound.capacity", |c| c.outbound.capacity = 0),
             ("reconnect", |c| c.reconnect.max_delay = Duration::ZERO),
             ("client_key_pem", |c| {
-                c.tls.client_cert_pem = Some("c".into())
+                c.tls.client_cert_pem = Some("c".into());
             }),
             ("CR or LF", |c| {
                 c.connect_headers.push(("token".into(), "a\nb".into()));

@@ -285,7 +285,7 @@ pub unsafe extern "C" fn wsb_client_config_free(config: *mut wsb_client_config) 
             // SAFETY: from `wsb_client_config_new` (Box::into_raw), freed once (caller).
             drop(unsafe { Box::from_raw(config) });
         }
-    })
+    });
 }
 
 /// CONNECT `login` and `passcode` headers; NULL leaves one out. Copied.

@@ -259,7 +259,7 @@ mod tests {
             parse_response(refused, KEY, &[], false),
             Err(ClientHandshakeError::Refused { status: 403, .. })
         ));
-        let wrong_key = answer("").to_vec();
+        let wrong_key = answer("");
         assert!(parse_response(&wrong_key, "AAAAAAAAAAAAAAAAAAAAAA==", &[], false).is_err());
         for extra in [
             "Sec-WebSocket-Protocol: mqtt\r\n",

@@ -261,7 +261,7 @@ fn permessage_deflate_both_ways() {
     server
         .server
         .subscribe("/topic/deflate-in", move |m| {
-            sink.lock().push(m.body().to_vec())
+            sink.lock().push(m.body().to_vec());
         })
         .unwrap();
     let client = connected(client_config(&ws_url(server.ws)));
