@@ -16,7 +16,7 @@ use super::config::{
 };
 use super::convert::{bytes_arg, headers_arg, millis, mut_arg, opt_str_arg, out_arg, ref_arg, str_arg};
 use super::events::{CStrings, body_view, pairs, wsb_header};
-use super::result::{FfiError, FfiResult, copy_to_buffer, wsb_result};
+use super::result::{FfiError, FfiResult, last_error_out, record_on, wsb_result};
 use super::server::poll_thread;
 use crate::broker::AckMode;
 use crate::client::{Client, ClientConfig, ClientDelivery, ClientEvent, ClientMode, QueuePolicy};
@@ -678,11 +678,7 @@ fn with_client(
     // SAFETY: the header requires a pointer from `wsb_client_new`, not yet freed.
     let handle = unsafe { ref_arg(client, "client")? };
     let result = f(handle);
-    if let Err(err) = &result {
-        let mut last = handle.last_error.lock();
-        last.clear();
-        last.push_str(&err.message);
-    }
+    record_on(&handle.last_error, &result);
     result
 }
 
@@ -1108,15 +1104,7 @@ pub unsafe extern "C" fn wsb_client_last_error(
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
         let c = unsafe { ref_arg(client, "client")? };
-        let out = out_arg(out_len, "out_len")?;
-        if buf.is_null() && cap > 0 {
-            return Err(FfiError::null("buf (with cap > 0)"));
-        }
-        let last = c.last_error.lock().clone();
         // SAFETY: see the function's safety section.
-        let len = unsafe { copy_to_buffer(&last, buf, cap) };
-        // SAFETY: checked non-NULL; the caller guarantees it is writable.
-        unsafe { out.write(len) };
-        Ok(())
+        unsafe { last_error_out(&c.last_error, buf, cap, out_len) }
     })
 }

@@ -130,6 +130,38 @@ pub unsafe fn copy_to_buffer(text: &str, buf: *mut c_char, cap: usize) -> usize 
     text.len()
 }
 
+/// The body of `wsb_server_last_error` and `wsb_client_last_error`: `last` (an object's last
+/// error) into `buf` and its full length into `*out_len`.
+///
+/// # Safety
+/// `buf` is NULL or valid for `cap` bytes of writing; `out_len` is NULL or valid for writing.
+pub unsafe fn last_error_out(
+    last: &parking_lot::Mutex<String>,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> FfiResult {
+    let out = super::convert::out_arg(out_len, "out_len")?;
+    if buf.is_null() && cap > 0 {
+        return Err(FfiError::null("buf (with cap > 0)"));
+    }
+    let last = last.lock().clone();
+    // SAFETY: forwarded from the caller.
+    let len = unsafe { copy_to_buffer(&last, buf, cap) };
+    // SAFETY: checked non-NULL; the caller guarantees it is writable.
+    unsafe { out.write(len) };
+    Ok(())
+}
+
+/// Records a failed call as an object's last error too (`wsb_*_last_error`).
+pub fn record_on(last: &parking_lot::Mutex<String>, result: &FfiResult) {
+    if let Err(err) = result {
+        let mut last = last.lock();
+        last.clear();
+        last.push_str(&err.message);
+    }
+}
+
 /// A static description of a result code, e.g. "WSB_ERR_NOT_FOUND: not found";
 /// "unknown result code" for values this library does not know.
 #[unsafe(no_mangle)]

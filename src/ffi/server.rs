@@ -18,7 +18,7 @@ use super::convert::{
     bytes_arg, headers_arg, millis, mut_arg, opt_str_arg, out_arg, ref_arg, str_arg,
 };
 use super::events::{OwnedEvent, wsb_event, wsb_header};
-use super::result::{FfiError, FfiResult, copy_to_buffer, wsb_result};
+use super::result::{FfiError, FfiResult, last_error_out, record_on, wsb_result};
 use crate::error::Error;
 use crate::broker::Stats;
 use crate::events::Event;
@@ -63,11 +63,7 @@ pub(super) fn with_server(
     // SAFETY: the header requires a pointer from `wsb_server_new`, not yet freed.
     let handle = unsafe { ref_arg(server, "server")? };
     let result = f(handle);
-    if let Err(err) = &result {
-        let mut last = handle.last_error.lock();
-        last.clear();
-        last.push_str(&err.message);
-    }
+    record_on(&handle.last_error, &result);
     result
 }
 
@@ -211,16 +207,8 @@ pub unsafe extern "C" fn wsb_server_last_error(
     ffi_guard!(result {
         // SAFETY: see the function's safety section.
         let s = unsafe { ref_arg(server, "server")? };
-        let out = out_arg(out_len, "out_len")?;
-        if buf.is_null() && cap > 0 {
-            return Err(FfiError::null("buf (with cap > 0)"));
-        }
-        let last = s.last_error.lock().clone();
         // SAFETY: see the function's safety section.
-        let len = unsafe { copy_to_buffer(&last, buf, cap) };
-        // SAFETY: checked non-NULL; the caller guarantees it is writable.
-        unsafe { out.write(len) };
-        Ok(())
+        unsafe { last_error_out(&s.last_error, buf, cap, out_len) }
     })
 }
 

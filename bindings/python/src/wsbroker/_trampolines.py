@@ -156,17 +156,23 @@ def _wake_trampoline(data: Optional[int]) -> None:
         _leave()
 
 
-@_ffi.EventCallback
-def _event_trampoline(data: Optional[int], event: Any) -> None:
+def _deliver(data: Optional[int], event: Any, what: str) -> None:
+    """An event callback's body (server and client events): the slot's target gets the
+    struct; nothing escapes into C."""
     _enter()
     try:
         target = _lookup(data)
         if target is not None and event:
             target(event.contents)
     except BaseException:  # noqa: BLE001
-        log.exception("wsbroker: event callback failed")
+        log.exception("wsbroker: %s callback failed", what)
     finally:
         _leave()
+
+
+@_ffi.EventCallback
+def _event_trampoline(data: Optional[int], event: Any) -> None:
+    _deliver(data, event, "event")
 
 
 @_ffi.AppCallback
@@ -208,15 +214,7 @@ def _upgrade_trampoline(data: Optional[int], request: Any, decision: Any) -> Non
 
 @_ffi.ClientEventCallback
 def _client_event_trampoline(data: Optional[int], event: Any) -> None:
-    _enter()
-    try:
-        target = _lookup(data)
-        if target is not None and event:
-            target(event.contents)
-    except BaseException:  # noqa: BLE001
-        log.exception("wsbroker: client event callback failed")
-    finally:
-        _leave()
+    _deliver(data, event, "client event")
 
 
 _LOG_LEVELS = {
