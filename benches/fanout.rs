@@ -91,6 +91,8 @@ struct Options {
     quick: bool,
     /// The fan-out scenarios' publisher has no window (see [`UNTHROTTLED`]).
     unthrottled: bool,
+    /// `--client N`: also run N subscribers made with the library's own `wsbroker::Client`.
+    client_subs: usize,
 }
 
 const USAGE: &str = "\
@@ -104,6 +106,8 @@ usage: cargo bench --bench fanout -- [options]
   --latency-subs N     subscribers of the latency run (default 100)
   --latency-secs S     duration of the latency run (default 2)
   --timeout S          per-scenario limit from first publish (default 60)
+  --client N           also compare N subscribers of the library's own wsbroker::Client with
+                       N of this bench's minimal client (CPU per received message; 0 skips)
 env: WSBROKER_BIN      broker binary (default: the one cargo built for this bench)";
 
 /// The value after command-line flag `name`, parsed (a `String` takes it as it is).
@@ -135,6 +139,7 @@ fn parse_options() -> Result<Options, String> {
         timeout: Duration::from_secs(60),
         quick: false,
         unthrottled: false,
+        client_subs: 0,
     };
     let mut latency_secs: Option<f64> = None;
     let mut rounds: Option<usize> = None;
@@ -150,6 +155,7 @@ fn parse_options() -> Result<Options, String> {
             "--bench" => {}
             "--quick" => opts.quick = true,
             "--unthrottled" => opts.unthrottled = true,
+            "--client" => opts.client_subs = flag_value(&mut args, "--client")?,
             "--subs" => subs = Some(flag_value(&mut args, "--subs")?),
             "--msgs" => msgs = Some(flag_value(&mut args, "--msgs")?),
             "--size" => opts.size = flag_value(&mut args, "--size")?,
@@ -1314,6 +1320,155 @@ pub(crate) async fn run_scenario(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The library's own client as the load generator
+// ---------------------------------------------------------------------------------------------
+
+/// CPU seconds of this process's threads named `name` (the `wsbroker::Client` network threads
+/// are "wsbroker-client"), by thread id, from `/proc/self/task`.
+fn thread_cpu_secs(name: &str) -> std::collections::HashMap<u32, f64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        if let Some(ticks) = proc_cpu_ticks(&dir.join("stat").to_string_lossy()) {
+            out.insert(tid, ticks as f64 / clock_ticks());
+        }
+    }
+    out
+}
+
+/// `subs` subscribers made with `wsbroker::Client` (callback delivery counting messages, the
+/// cheapest host) and a publisher client SENDing `msgs` messages (a receipt every
+/// `RECEIPT_EVERY`), against a fresh broker; then the same shape with this bench's minimal
+/// client. Prints the CPU each spends per received message: the library client's network
+/// threads alone, and the whole process (publisher included) for both, like the fan-out rows.
+fn client_comparison(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    subs: usize,
+    msgs: u64,
+    size: usize,
+    timeout: Duration,
+) -> Result<Report, String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use wsbroker::{AckMode, Client, ClientConfig, ClientDelivery};
+
+    let broker = Broker::start(&target.server)?;
+    let url = format!("ws://{}{}", broker.addr, broker.path);
+    let received = Arc::new(AtomicU64::new(0));
+    let config = |delivery: ClientDelivery| {
+        let mut c = ClientConfig::new(url.as_str());
+        c.host = Some("bench".into());
+        c.heartbeat = (Duration::ZERO, Duration::ZERO);
+        c.tls.system_roots = false;
+        c.delivery = delivery;
+        c
+    };
+    let mut subscribers = Vec::with_capacity(subs);
+    for _ in 0..subs {
+        let counter = received.clone();
+        let client = Client::new(config(ClientDelivery::Callback(Arc::new(move |event| {
+            if let wsbroker::ClientEvent::Message(m) = event {
+                std::hint::black_box(&m.body);
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }))))
+        .map_err(|e| e.to_string())?;
+        client
+            .connect(Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        client
+            .subscribe_confirmed(DEST, AckMode::Auto, &[], Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        subscribers.push(client);
+    }
+    let sub_threads0 = thread_cpu_secs("wsbroker-client");
+    let publisher = Client::new(config(ClientDelivery::default())).map_err(|e| e.to_string())?;
+    publisher
+        .connect(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let body = Bytes::from(vec![b'x'; size.max(STAMP_LEN)]);
+    let process0 = self_cpu_secs();
+    let server0 = broker.cpu_secs();
+    let started = Instant::now();
+    for i in 1..=msgs {
+        let result = if i % RECEIPT_EVERY == 0 {
+            publisher.send_with_receipt(DEST, &[], body.clone(), Duration::from_secs(10))
+        } else {
+            publisher.send(DEST, &[], body.clone())
+        };
+        result.map_err(|e| format!("publish {i}: {e}"))?;
+    }
+    let expected = msgs * subs as u64;
+    let deadline = started + timeout;
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let got = received.load(Ordering::Relaxed);
+    let process = self_cpu_secs() - process0;
+    let server = broker.cpu_secs() - server0;
+    let sub_threads: f64 = thread_cpu_secs("wsbroker-client")
+        .iter()
+        .filter_map(|(tid, cpu)| sub_threads0.get(tid).map(|before| cpu - before))
+        .sum();
+    drop(publisher);
+    drop(subscribers);
+    drop(broker);
+    let per = |cpu: f64| cpu * 1e6 / got.max(1) as f64;
+    println!(
+        "library client x{subs} subscribers, {msgs} msgs of {size} B: received {got}/{expected} in {elapsed:.2} s; \
+         client CPU per received message: {:.2} us (subscriber network threads), {:.2} us (whole process, publisher included); \
+         broker {:.2} us",
+        per(sub_threads),
+        per(process),
+        per(server),
+    );
+    let minimal = runtime.block_on(run_scenario(
+        target,
+        "minimal-client",
+        subs,
+        msgs,
+        size,
+        None,
+        1,
+        timeout,
+    ))?;
+    println!(
+        "bench's minimal client x{subs}: client CPU per received message {:.2} us (whole process, publisher included); \
+         library client / minimal client (whole process): {:.2}x",
+        minimal.client_cpu_us_per_delivery,
+        per(process) / minimal.client_cpu_us_per_delivery.max(1e-9)
+    );
+    Ok(Report {
+        name: "lib-client".into(),
+        subs,
+        msgs,
+        size,
+        rounds: 1,
+        expected,
+        received: got,
+        lost: expected.saturating_sub(got),
+        elapsed_secs: elapsed,
+        deliveries_per_sec: got as f64 / elapsed.max(1e-9),
+        server_cpu_secs: server,
+        server_cpu_us_per_delivery: per(server),
+        client_cpu_secs: process,
+        client_cpu_us_per_delivery: per(process),
+        ..Report::default()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------------------
 
@@ -1560,6 +1715,23 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("fanout: {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if opts.client_subs > 0 {
+        let msgs = if opts.quick { 2_000 } else { 20_000 };
+        match client_comparison(
+            &runtime,
+            &target,
+            opts.client_subs,
+            msgs,
+            opts.size,
+            opts.timeout,
+        ) {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("fanout: client comparison: {e}");
                 return ExitCode::FAILURE;
             }
         }

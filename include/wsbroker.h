@@ -12,6 +12,16 @@
  * the static library also needs -lpthread -ldl -lm); installed (scripts/install.sh): with
  * pkg-config wsbroker / wsbroker-static or CMake's wsbroker::wsbroker / wsbroker_static.
  *
+ * The same library is a client (wsb_client_*): STOMP over ws://, wss://, TCP or TLS to any
+ * broker (wsbroker, RabbitMQ, ActiveMQ...), or raw WebSocket. Create a wsb_client_config for
+ * a URL (wsb_client_config_new, wsb_client_config_set_*), a client from it (wsb_client_new),
+ * connect (wsb_client_connect waits for CONNECTED; wsb_client_start does not), subscribe,
+ * send, ack, and take its events (messages, connection changes, re-subscriptions with their
+ * `recovered` flag) with wsb_client_poll once per frame of a game loop, or by callback. A lost
+ * connection is re-made with backoff and jitter and every subscription re-made (resuming with
+ * x-since/x-epoch when the server keeps history). Requests wait in a bounded outbound queue
+ * (block with a timeout, or fail fast), so a producer never blocks the network thread.
+ *
  * Conventions
  *   - Every fallible call returns a wsb_result; WSB_OK is 0. Results go out through trailing
  *     out_* pointers, written only on success.
@@ -28,8 +38,9 @@
  * Result codes (wsb_result; wsb_result_str gives a static description)
  *   0        WSB_OK
  *   100-199  bad arguments: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, INVALID_CONFIG
- *   200-299  state: ALREADY_STARTED, NOT_RUNNING, NOT_FOUND, CALLED_FROM_CALLBACK
- *   300-399  I/O and resources: ADDRESS_IN_USE, IO, BACKPRESSURE
+ *   200-299  state: ALREADY_STARTED, NOT_RUNNING, NOT_FOUND, CALLED_FROM_CALLBACK,
+ *            NOT_CONNECTED (client)
+ *   300-399  I/O and resources: ADDRESS_IN_USE, IO, BACKPRESSURE, TIMEOUT and REFUSED (client)
  *   900      PANIC: an internal panic was caught at the API boundary (never unwinds into C)
  * Every failing call stores a detail message: wsb_last_error (the calling thread's last
  * failure) and wsb_server_last_error (the server's last failure, any thread).
@@ -47,9 +58,9 @@
  *     fails, nothing is kept and drop is not called: the caller still owns user_data.
  *
  * Lifetimes of borrowed pointers
- *   - Events filled in by wsb_server_poll / wsb_server_poll_timeout, and every pointer inside
- *     them, stay valid until the next poll call on the same server from the same thread, or
- *     until wsb_server_free.
+ *   - Events filled in by wsb_server_poll / wsb_server_poll_timeout (wsb_client_poll*), and
+ *     every pointer inside them, stay valid until the next poll call on the same server
+ *     (client) from the same thread, or until wsb_server_free (wsb_client_free).
  *   - The event (and error_buf) passed to a callback are valid only during that call.
  *   - The wsb_upgrade_request and wsb_upgrade_decision passed to the upgrade callback, and
  *     the strings the wsb_upgrade_request_* accessors return, are valid only during that call.
@@ -72,6 +83,12 @@
  *   - Calling wsb_server_stop or wsb_server_free from inside any wsbroker callback returns
  *     WSB_ERR_CALLED_FROM_CALLBACK instead of deadlocking; stop the server from another
  *     thread. Drop and log callbacks must not call wsbroker functions at all.
+ *   - All wsb_client_* functions are thread-safe (a wsb_client_config is not). A client has
+ *     one network thread ("wsbroker-client"): its event and wake callbacks run there. Calls
+ *     that do not wait (send and subscribe without a timeout, ack, begin, unsubscribe) may be
+ *     made from any thread and from inside callbacks (there a full outbound queue fails at
+ *     once instead of waiting); calls that wait (a timeout > 0, wsb_client_connect,
+ *     wsb_client_disconnect, wsb_client_free) return WSB_ERR_CALLED_FROM_CALLBACK there.
  */
 
 #ifndef WSBROKER_H
@@ -88,7 +105,8 @@
 
 // Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
 // 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
-// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`).
+// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`);
+// the client API (`wsb_client_*`, `wsb_client_event`) was added.
 #define WSB_ABI_VERSION 3
 
 // `which` for `wsb_struct_size`: the `wsb_event` struct.
@@ -99,6 +117,9 @@
 
 // `which` for `wsb_struct_size`: the `wsb_stats` struct.
 #define WSB_STRUCT_STATS 3
+
+// `which` for `wsb_struct_size`: the `wsb_client_event` struct.
+#define WSB_STRUCT_CLIENT_EVENT 4
 
 // Log level: errors.
 #define WSB_LOG_ERROR 1
@@ -209,6 +230,51 @@
 // (`wsb_config_set_slow_consumer_policy`).
 #define WSB_RAW_POLICY_SERVER 255
 
+// A client connection is up (STOMP: CONNECTED; raw mode: the WebSocket is open). `text` is
+// the STOMP version ("1.2"; raw mode: the subprotocol, may be empty), `server` the server's
+// `server` header, `reconnected` 1 after a reconnection (the subscriptions are being re-made:
+// a `WSB_CLIENT_EVENT_RESUBSCRIBED` follows for each).
+#define WSB_CLIENT_EVENT_CONNECTED 1
+
+// The connection was lost or closed: `text` says why, `reconnecting` is 1 when the client
+// will try again.
+#define WSB_CLIENT_EVENT_DISCONNECTED 2
+
+// A MESSAGE: `subscription`, `destination`, `headers`, `body`; `ack_id` for client ack
+// modes (pass it to `wsb_client_ack` / `wsb_client_nack`).
+#define WSB_CLIENT_EVENT_MESSAGE 3
+
+// A subscription was re-made after a reconnection: `subscription`, `destination`, and
+// `recovered` 1 when the server confirmed a gap-free resume (`x-recovered:true`, history),
+// 0 otherwise.
+#define WSB_CLIENT_EVENT_RESUBSCRIBED 4
+
+// The server sent an ERROR frame: `text` is its `message` header, `headers` and `body` the
+// rest. The server closes the connection after it (the client reconnects per its policy).
+#define WSB_CLIENT_EVENT_ERROR 5
+
+// Raw mode: a message from the server in `body`; `binary` 1 for binary, 0 for text.
+#define WSB_CLIENT_EVENT_RAW 6
+
+// Events were lost because the client's event queue was full: `dropped` counts them.
+#define WSB_CLIENT_EVENT_OVERFLOW 7
+
+// `wsb_client_subscribe` ack mode: delivered means acknowledged (default).
+#define WSB_ACK_AUTO 0
+
+// Ack mode: an ACK acknowledges that message and every earlier one of the subscription.
+#define WSB_ACK_CLIENT 1
+
+// Ack mode: an ACK acknowledges exactly one message.
+#define WSB_ACK_CLIENT_INDIVIDUAL 2
+
+// Outbound queue policy: a full queue makes the call wait up to the block timeout, then
+// fail with `WSB_ERR_BACKPRESSURE` (default, 5 s).
+#define WSB_QUEUE_BLOCK 0
+
+// Outbound queue policy: a full queue fails the call at once with `WSB_ERR_BACKPRESSURE`.
+#define WSB_QUEUE_FAIL_FAST 1
+
 // The result of every fallible call. Values are grouped and never renumbered:
 // 0 success; 1xx bad arguments; 2xx state (wrong time to call, unknown id); 3xx I/O and
 // resources; 900 an internal panic (caught; the library stays usable).
@@ -233,15 +299,29 @@ typedef enum wsb_result {
     // `wsb_server_stop` / `wsb_server_free` (or `wsb_set_log_callback` from the log
     // callback) called from inside a wsbroker callback.
     WSB_ERR_CALLED_FROM_CALLBACK = 203,
+    // A client is not connected, or lost its connection before the operation finished.
+    WSB_ERR_NOT_CONNECTED = 204,
     // A listen address is taken.
     WSB_ERR_ADDRESS_IN_USE = 300,
     // Any other I/O error.
     WSB_ERR_IO = 301,
     // A bounded queue is full; nothing was queued (the call never blocks).
     WSB_ERR_BACKPRESSURE = 302,
+    // A client operation did not finish in time (a receipt, a connection).
+    WSB_ERR_TIMEOUT = 303,
+    // The server refused (an ERROR frame, an HTTP status, a rejected login).
+    WSB_ERR_REFUSED = 304,
     // A panic inside wsbroker was caught; the last error holds its message.
     WSB_ERR_PANIC = 900,
 } wsb_result;
+
+// A client. Create with `wsb_client_new`, free with `wsb_client_free`; every `wsb_client_*`
+// call is thread-safe.
+typedef struct wsb_client wsb_client;
+
+// The settings of a client. Create with `wsb_client_config_new`, free with
+// `wsb_client_config_free`. Not thread-safe: use it from one thread at a time.
+typedef struct wsb_client_config wsb_client_config;
 
 // The settings of a server. Create with `wsb_config_new`, free with `wsb_config_free`; one
 // config may create several servers. Not thread-safe: use it from one thread at a time.
@@ -405,6 +485,55 @@ typedef int32_t (*wsb_app_callback)(void *user_data,
 typedef void (*wsb_upgrade_callback)(void *user_data,
                                      const struct wsb_upgrade_request *request,
                                      struct wsb_upgrade_decision *decision);
+
+// Something a client tells its host; `kind` (`WSB_CLIENT_EVENT_*`) says which fields are
+// set. Strings are pointer + length and NUL-terminated (absent: NULL and 0); `body` is
+// binary-safe and non-NULL for MESSAGE, ERROR and RAW events.
+//
+// Lifetime: an event filled by `wsb_client_poll*` (and all its pointers) stays valid until
+// the next poll call on the same client from the same thread, or `wsb_client_free`. An event
+// passed to a callback is valid only during that call. Copy what you keep.
+typedef struct wsb_client_event {
+    // `WSB_CLIENT_EVENT_*`.
+    uint32_t kind;
+    // CONNECTED: 1 after a reconnection.
+    uint32_t reconnected;
+    // DISCONNECTED: 1 when the client will reconnect.
+    uint32_t reconnecting;
+    // RESUBSCRIBED: 1 when the server confirmed a gap-free resume.
+    uint32_t recovered;
+    // RAW: 1 for a binary message, 0 for text.
+    uint32_t binary;
+    // Reserved, 0.
+    uint32_t reserved;
+    // MESSAGE, RESUBSCRIBED: the subscription id from `wsb_client_subscribe`.
+    uint64_t subscription;
+    // OVERFLOW: events lost.
+    uint64_t dropped;
+    // MESSAGE, RESUBSCRIBED: the destination.
+    const char *destination;
+    size_t destination_len;
+    // MESSAGE: the ack id (client ack modes; absent for auto).
+    const char *ack_id;
+    size_t ack_id_len;
+    // CONNECTED: the version (or subprotocol); DISCONNECTED: the reason; ERROR: the message.
+    const char *text;
+    size_t text_len;
+    // CONNECTED: the server's `server` header (may be absent).
+    const char *server;
+    size_t server_len;
+    // MESSAGE, ERROR: the frame's headers.
+    const struct wsb_header *headers;
+    size_t header_count;
+    // MESSAGE, ERROR, RAW: the body.
+    const uint8_t *body;
+    size_t body_len;
+} wsb_client_event;
+
+// Receives a client event (callback delivery) on the client's network thread
+// ("wsbroker-client"). `event` and its pointers are valid only during the call. It may call
+// the `wsb_client_*` functions that do not wait (send, subscribe without a timeout, ack...).
+typedef void (*wsb_client_event_callback)(void *user_data, const struct wsb_client_event *event);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1267,6 +1396,345 @@ enum wsb_result wsb_server_set_upgrade_callback(struct wsb_server *server,
                                                 wsb_upgrade_callback cb,
                                                 void *user_data,
                                                 wsb_drop_callback drop);
+
+// A client config for `url` (`ws://host:port/path`, `wss://...`, `stomp://host:port`,
+// `stomp+ssl://host:port`; checked by `wsb_client_new`) with every default: STOMP mode, no
+// login, heart-beats 10 s / 10 s, permessage-deflate offered, TLS trusting the system's
+// roots, reconnection on (200 ms doubling to 10 s, jittered), outbound queue of 4096 with
+// a 5 s block, poll delivery. Copied. `*out_config` is written on success.
+//
+// # Safety
+// `url` is NULL or valid for `url_len` bytes; `out_config` is NULL or valid for writing.
+enum wsb_result wsb_client_config_new(const char *url,
+                                      size_t url_len,
+                                      struct wsb_client_config **out_config);
+
+// Frees a client config (NULL is fine), running the drop of its callbacks that no client
+// took over.
+//
+// # Safety
+// `config` is NULL or a pointer from `wsb_client_config_new` not freed before.
+void wsb_client_config_free(struct wsb_client_config *config);
+
+// CONNECT `login` and `passcode` headers; NULL leaves one out. Copied.
+//
+// # Safety
+// `config` is NULL or a live client config; the strings are NULL or valid for their lengths.
+enum wsb_result wsb_client_config_set_login(struct wsb_client_config *config,
+                                            const char *login,
+                                            size_t login_len,
+                                            const char *passcode,
+                                            size_t passcode_len);
+
+// CONNECT `host` header (RabbitMQ's virtual host, e.g. "/"); NULL: none (default). Copied.
+//
+// # Safety
+// `config` is NULL or a live client config; `host` is NULL or valid for `host_len` bytes.
+enum wsb_result wsb_client_config_set_host(struct wsb_client_config *config,
+                                           const char *host,
+                                           size_t host_len);
+
+// Adds a header: to every CONNECT frame (`websocket` false: a token the server's connect
+// hook reads) or to the WebSocket upgrade request (`websocket` true: `Authorization`,
+// `Cookie`, `Origin`). Checked by `wsb_client_new`. Copied.
+//
+// # Safety
+// `config` is NULL or a live client config; the strings are NULL or valid for their lengths.
+enum wsb_result wsb_client_config_add_header(struct wsb_client_config *config,
+                                             bool websocket,
+                                             const char *name,
+                                             size_t name_len,
+                                             const char *value,
+                                             size_t value_len);
+
+// Raw WebSocket mode (`raw` true: text and binary messages, no STOMP; `ws://` and `wss://`
+// only), offering `subprotocol` when not NULL. Default: STOMP. Copied.
+//
+// # Safety
+// `config` is NULL or a live client config; `subprotocol` is NULL or valid for its length.
+enum wsb_result wsb_client_config_set_raw(struct wsb_client_config *config,
+                                          bool raw,
+                                          const char *subprotocol,
+                                          size_t subprotocol_len);
+
+// STOMP heart-beats offered in CONNECT (0 turns a direction off; default 10000, 10000). The
+// negotiated receive interval is enforced: twice that without a byte from the server drops
+// the connection. Raw mode: the client pings every `send_ms`.
+//
+// # Safety
+// `config` is NULL or a live client config.
+enum wsb_result wsb_client_config_set_heartbeat(struct wsb_client_config *config,
+                                                uint32_t send_ms,
+                                                uint32_t receive_ms);
+
+// Offer permessage-deflate (default true).
+//
+// # Safety
+// `config` is NULL or a live client config.
+enum wsb_result wsb_client_config_set_permessage_deflate(struct wsb_client_config *config,
+                                                         bool enabled);
+
+// TLS trust: the system's certificate store (`system_roots`, default true) and/or a PEM CA
+// bundle file (`ca_pem`, NULL: none); `server_name` overrides the name the certificate must
+// carry (NULL: the URL's host). Files are read by `wsb_client_new`. Copied.
+//
+// # Safety
+// `config` is NULL or a live client config; the strings are NULL or valid for their lengths.
+enum wsb_result wsb_client_config_set_tls(struct wsb_client_config *config,
+                                          bool system_roots,
+                                          const char *ca_pem,
+                                          size_t ca_pem_len,
+                                          const char *server_name,
+                                          size_t server_name_len);
+
+// A TLS client certificate: PEM chain and private key files (both, or both NULL to remove
+// it). Read by `wsb_client_new`. Copied.
+//
+// # Safety
+// `config` is NULL or a live client config; the strings are NULL or valid for their lengths.
+enum wsb_result wsb_client_config_set_tls_client_cert(struct wsb_client_config *config,
+                                                      const char *cert_pem,
+                                                      size_t cert_pem_len,
+                                                      const char *key_pem,
+                                                      size_t key_pem_len);
+
+// Bound of one connection attempt (TCP, TLS, upgrade, CONNECTED; default 10000 ms, > 0) and
+// of the receipt the client waits for on its own (DISCONNECT in `wsb_client_free`; 5000).
+//
+// # Safety
+// `config` is NULL or a live client config.
+enum wsb_result wsb_client_config_set_timeouts(struct wsb_client_config *config,
+                                               uint32_t connect_ms,
+                                               uint32_t receipt_ms);
+
+// Automatic reconnection: on or off, the first delay (doubling after each failure, with up
+// to 20 % jitter) up to `max_delay_ms`, and `max_attempts` consecutive failures before
+// giving up (0: never). Default on, 200, 10000, 0.
+//
+// # Safety
+// `config` is NULL or a live client config.
+enum wsb_result wsb_client_config_set_reconnect(struct wsb_client_config *config,
+                                                bool enabled,
+                                                uint32_t initial_delay_ms,
+                                                uint32_t max_delay_ms,
+                                                uint32_t max_attempts);
+
+// The outbound queue between the host's threads and the network thread: `capacity` (> 0,
+// default 4096) and what a call does when it is full: `WSB_QUEUE_BLOCK` (wait up to
+// `block_timeout_ms`, default 5000) or `WSB_QUEUE_FAIL_FAST`; both then fail with
+// `WSB_ERR_BACKPRESSURE`. Calls from inside a client callback never wait.
+//
+// # Safety
+// `config` is NULL or a live client config.
+enum wsb_result wsb_client_config_set_outbound_queue(struct wsb_client_config *config,
+                                                     size_t capacity,
+                                                     uint32_t policy,
+                                                     uint32_t block_timeout_ms);
+
+// How events reach the host: `WSB_DELIVERY_POLL` (default: `wsb_client_poll*`, with an
+// optional wake callback) or `WSB_DELIVERY_CALLBACK` (the event callback, on the network
+// thread). In poll mode, `capacity` (> 0, default 65536) bounds the queue and `overflow`
+// (`WSB_OVERFLOW_*`) says what a full queue drops.
+//
+// # Safety
+// `config` is NULL or a live client config.
+enum wsb_result wsb_client_config_set_delivery(struct wsb_client_config *config,
+                                               uint32_t mode,
+                                               size_t capacity,
+                                               uint32_t overflow);
+
+// Poll mode: `cb(user_data)` runs on the network thread when the event queue goes from
+// empty to non-empty (signal a condition variable, post to the main loop). Replaces (and
+// drops) an earlier one; `cb` NULL clears it (a given `drop(user_data)` runs at once). Its
+// `drop(user_data)` runs once: when replaced, or when the config and every client made from
+// it are freed.
+//
+// # Safety
+// `config` is NULL or a live client config; `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_client_config_set_wake_callback(struct wsb_client_config *config,
+                                                    wsb_wake_callback cb,
+                                                    void *user_data,
+                                                    wsb_drop_callback drop);
+
+// Callback mode: `cb(user_data, event)` receives every event, in order, on the network
+// thread. Replaces (and drops) an earlier one; `cb` NULL clears it. `drop(user_data)` runs
+// once, like the wake callback's.
+//
+// # Safety
+// `config` is NULL or a live client config; `cb` and `drop` are NULL or valid functions.
+enum wsb_result wsb_client_config_set_event_callback(struct wsb_client_config *config,
+                                                     wsb_client_event_callback cb,
+                                                     void *user_data,
+                                                     wsb_drop_callback drop);
+
+// Creates a client from `config` (validated now, TLS files read now: `WSB_ERR_INVALID_CONFIG`
+// names the bad field). The config's callbacks are shared with the client. Does not connect:
+// call `wsb_client_connect` or `wsb_client_start`. `*out_client` is written on success.
+//
+// # Safety
+// `config` is NULL or a live client config; `out_client` is NULL or valid for writing.
+enum wsb_result wsb_client_new(struct wsb_client_config *config, struct wsb_client **out_client);
+
+// Disconnects (DISCONNECT with its receipt, bounded by the receipt timeout), stops the
+// client's thread, runs the drop callbacks it holds and frees it. NULL is fine. From inside
+// a wsbroker callback: `WSB_ERR_CALLED_FROM_CALLBACK`, and nothing is freed.
+//
+// # Safety
+// `client` is NULL or a pointer from `wsb_client_new` not freed before; no other call on it
+// may run or follow.
+enum wsb_result wsb_client_free(struct wsb_client *client);
+
+// Starts the client and waits up to `timeout_ms` for its first connection (STOMP:
+// CONNECTED). A failed first attempt stops the client and says why: `WSB_ERR_REFUSED` (an
+// ERROR frame, an HTTP status), `WSB_ERR_NOT_CONNECTED` (unreachable, TLS), `WSB_ERR_TIMEOUT`.
+// Once connected, lost connections are re-made per the reconnect policy.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wsb_result wsb_client_connect(struct wsb_client *client, uint32_t timeout_ms);
+
+// Starts the client without waiting: events say what happens (CONNECTED, DISCONNECTED with
+// `reconnecting`); the first attempt is retried per the reconnect policy.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wsb_result wsb_client_start(struct wsb_client *client);
+
+// Whether a connection is up, into `*out_connected`.
+//
+// # Safety
+// `client` is NULL or a live client; `out_connected` is NULL or valid for writing.
+enum wsb_result wsb_client_is_connected(const struct wsb_client *client, bool *out_connected);
+
+// Subscribes (re-made on every reconnection, resuming with `x-since` when the server gave
+// offsets); `ack_mode` is a `WSB_ACK_*` value, `headers` go into the SUBSCRIBE (copied).
+// With `timeout_ms` > 0, waits for the server's RECEIPT (then messages published to the
+// destination reach it). Writes the subscription id (never reused) to `*out_subscription`.
+//
+// # Safety
+// `client` is NULL or a live client; pointers are NULL or valid for their lengths/counts;
+// `out_subscription` is NULL or valid for writing.
+enum wsb_result wsb_client_subscribe(struct wsb_client *client,
+                                     const char *destination,
+                                     size_t destination_len,
+                                     uint32_t ack_mode,
+                                     const struct wsb_header *headers,
+                                     size_t header_count,
+                                     uint32_t timeout_ms,
+                                     uint64_t *out_subscription);
+
+// Ends a subscription (`WSB_ERR_NOT_FOUND` for an unknown id).
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wsb_result wsb_client_unsubscribe(struct wsb_client *client, uint64_t subscription);
+
+// SENDs a message (destination, headers and body copied), inside `transaction` when not 0
+// (from `wsb_client_begin`). With `receipt_timeout_ms` 0 it only queues (never waiting
+// longer than the outbound queue's policy); with > 0 it waits for the server's RECEIPT:
+// `WSB_ERR_TIMEOUT` when none came, `WSB_ERR_REFUSED` for an ERROR, `WSB_ERR_NOT_CONNECTED`
+// when the connection was lost first (the message may or may not have arrived).
+//
+// # Safety
+// `client` is NULL or a live client; every pointer is NULL or valid for its length/count.
+enum wsb_result wsb_client_send(struct wsb_client *client,
+                                const char *destination,
+                                size_t destination_len,
+                                const struct wsb_header *headers,
+                                size_t header_count,
+                                const uint8_t *body,
+                                size_t body_len,
+                                uint64_t transaction,
+                                uint32_t receipt_timeout_ms);
+
+// Acknowledges a message by its event's `ack_id`, inside `transaction` when not 0. An ack id
+// of an earlier connection is `WSB_ERR_NOT_FOUND` (the server redelivers that message).
+//
+// # Safety
+// `client` is NULL or a live client; `ack_id` is NULL or valid for `ack_id_len` bytes.
+enum wsb_result wsb_client_ack(struct wsb_client *client,
+                               const char *ack_id,
+                               size_t ack_id_len,
+                               uint64_t transaction);
+
+// Refuses a message (NACK), like `wsb_client_ack`.
+//
+// # Safety
+// As `wsb_client_ack`.
+enum wsb_result wsb_client_nack(struct wsb_client *client,
+                                const char *ack_id,
+                                size_t ack_id_len,
+                                uint64_t transaction);
+
+// BEGINs a transaction; its id (never 0) goes to `*out_transaction`. A transaction lives on
+// one connection: after a reconnection committing it is `WSB_ERR_NOT_FOUND`.
+//
+// # Safety
+// `client` is NULL or a live client; `out_transaction` is NULL or valid for writing.
+enum wsb_result wsb_client_begin(struct wsb_client *client, uint64_t *out_transaction);
+
+// COMMITs (`commit` true) or ABORTs a transaction, waiting up to `receipt_timeout_ms` for the
+// server's RECEIPT when > 0.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wsb_result wsb_client_end_transaction(struct wsb_client *client,
+                                           uint64_t transaction,
+                                           bool commit,
+                                           uint32_t receipt_timeout_ms);
+
+// Raw mode: sends a message (`binary` true: binary; false: text, which must be UTF-8).
+// Copied; queued like a SEND.
+//
+// # Safety
+// `client` is NULL or a live client; `data` is NULL or valid for `data_len` bytes.
+enum wsb_result wsb_client_send_raw(struct wsb_client *client,
+                                    const uint8_t *data,
+                                    size_t data_len,
+                                    bool binary);
+
+// Poll mode: moves up to `max_events` queued events into `events[0..*out_count]` without
+// blocking (a game loop calls it once per frame). Their pointers stay valid until this
+// thread's next poll on this client (or `wsb_client_free`). In callback mode:
+// `WSB_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `client` is NULL or a live client; `events` is NULL or valid for `max_events` writes;
+// `out_count` is NULL or valid for writing.
+enum wsb_result wsb_client_poll(struct wsb_client *client,
+                                struct wsb_client_event *events,
+                                size_t max_events,
+                                size_t *out_count);
+
+// Like `wsb_client_poll`, but waits up to `timeout_ms` for the first event.
+//
+// # Safety
+// As `wsb_client_poll`.
+enum wsb_result wsb_client_poll_timeout(struct wsb_client *client,
+                                        struct wsb_client_event *events,
+                                        size_t max_events,
+                                        uint32_t timeout_ms,
+                                        size_t *out_count);
+
+// Ends the session: DISCONNECT, waits up to `timeout_ms` for its RECEIPT (raw mode: a Close
+// frame), closes and stops the client's thread (events already queued can still be polled).
+// `WSB_ERR_NOT_RUNNING` when not started or already stopped; from inside a callback
+// `WSB_ERR_CALLED_FROM_CALLBACK`.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wsb_result wsb_client_disconnect(struct wsb_client *client, uint32_t timeout_ms);
+
+// The detail message of the last failed call on this client (from any thread), like
+// `wsb_server_last_error`.
+//
+// # Safety
+// `client` is NULL or a live client; `buf` is NULL or valid for `cap` bytes of writing;
+// `out_len` is NULL or valid for writing.
+enum wsb_result wsb_client_last_error(const struct wsb_client *client,
+                                      char *buf,
+                                      size_t cap,
+                                      size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

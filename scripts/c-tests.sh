@@ -5,7 +5,8 @@
 #   cargo build --release && bash scripts/c-tests.sh
 #
 # 1. compile examples/c/*.c with -std=c99 -Wall -Wextra -Werror against libwsbroker.so, one of
-#    them against libwsbroker.a (static link), the header as C++, the minimal program of
+#    them against libwsbroker.a (static link), the header as C++, the C++17 RAII wrapper
+#    include/wsbroker.hpp and examples/cpp/game_client.cpp (-Wall -Wextra -Werror), the minimal program of
 #    docs/using-from-c.md; build through examples/c/Makefile (shared and STATIC=1) and
 #    examples/c/CMakeLists.txt, all from the build tree (target/release)
 # 2. scripts/install.sh into target/c-tests/prefix (both libraries side by side), check the
@@ -16,7 +17,9 @@
 #    prefix's libwsbroker.so.0, static ones no libwsbroker.so); prints the route matrix at the end
 # 3. run each example in poll and callback mode with its client from tests/c/ (stomp.py in .venv,
 #    @stomp/stompjs in tests/interop/node/node_modules; both installed here if missing) and
-#    assert both exit codes (the example: 0 after --exit-after or after SIGTERM)
+#    assert both exit codes (the example: 0 after --exit-after or after SIGTERM); the chat
+#    server also with the library's own client: the C++ game-loop example (wsb::Client), also
+#    under valgrind
 # 4. the same pairs with the example under valgrind (no invalid accesses, no definite leaks)
 # 5. the same pairs with the examples built with AddressSanitizer (-fsanitize=address, leak
 #    detection on; linking the release libwsbroker.so, whose Rust code is not instrumented:
@@ -87,6 +90,16 @@ if command -v "$CXX" >/dev/null 2>&1; then
     sh -c "printf '#include \"wsbroker.h\"\nint main(void) { return wsb_abi_version() == WSB_ABI_VERSION ? 0 : 1; }\n' |
            \"$CXX\" -std=c++11 -Wall -Wextra -Werror -I\"$INCLUDE_DIR\" -x c++ - -o \"$OUT/bin/header_cxx\" \
              -L\"$LIB_DIR\" -lwsbroker -Wl,-rpath,\"$LIB_DIR\" && \"$OUT/bin/header_cxx\""
+fi
+CXXFLAGS_STRICT=(-std=c++17 -Wall -Wextra -Werror -O1 -g -I"$INCLUDE_DIR")
+if command -v "$CXX" >/dev/null 2>&1; then
+  check_build "wsbroker.hpp compiles alone (C++17, -Wall -Wextra -Wpedantic -Werror)" \
+    sh -c "printf '#include \"wsbroker.hpp\"\nint main() { return 0; }\n' |
+           \"$CXX\" -std=c++17 -Wall -Wextra -Wpedantic -Werror -I\"$INCLUDE_DIR\" -x c++ - -o \"$OUT/bin/hpp_only\" \
+             -L\"$LIB_DIR\" -lwsbroker -Wl,-rpath,\"$LIB_DIR\""
+  check_build "c++ examples/cpp/game_client.cpp (wsbroker.hpp, C++17, -Werror)" \
+    "$CXX" "${CXXFLAGS_STRICT[@]}" "$REPO_ROOT/examples/cpp/game_client.cpp" -o "$OUT/bin/game_client_cpp" \
+    -L"$LIB_DIR" -lwsbroker -Wl,-rpath,"$LIB_DIR" -pthread
 fi
 # The minimal program of docs/using-from-c.md (its first ```c block) must compile and run.
 awk '/^```c$/ { f = 1; next } /^```$/ { if (f) exit } f' docs/using-from-c.md >"$OUT/bin/docs_minimal.c"
@@ -167,6 +180,16 @@ run_case() {
     game) timeout "$client_limit" node "$CLIENT_DIR/game_client.mjs" --ws "$ws" --mode "$mode" "${slow[@]}" ;;
     raw) timeout "$client_limit" "$PY" "$CLIENT_DIR/raw_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" "${slow[@]}" ;;
     raw-final) timeout "$client_limit" "$PY" "$CLIENT_DIR/raw_client.py" --ws "$ws" --tcp "$tcp" --mode "$mode" --final "${slow[@]}" ;;
+    cpp)
+      # The library's own client (C++ wrapper, game loop); under valgrind too in step 3.
+      local cpp_cmd=("$CPP_CLIENT" --url "$ws" --messages 6 --timeout "$((client_limit - 10))")
+      if [[ "$vg" == 1 ]]; then
+        cpp_cmd=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+                 --num-callers=30 --log-file="$base.client-valgrind" "${cpp_cmd[@]}")
+      elif [[ "$vg" == 2 ]]; then
+        cpp_cmd=(env ASAN_OPTIONS=detect_leaks=1:exitcode=98 LSAN_OPTIONS=exitcode=97 "${cpp_cmd[@]}")
+      fi
+      timeout "$client_limit" "${cpp_cmd[@]}" ;;
     none) true ;;
   esac >"$base.client" 2>&1 || client_rc=$?
 
@@ -206,7 +229,10 @@ run_case() {
     fail "$name" "${problems[@]}"
     tail_log "$base.client" 15
     tail_log "$base.stderr" 15
-    if [[ "$vg" == 1 ]]; then tail_log "$base.valgrind" 40; fi
+    if [[ "$vg" == 1 ]]; then tail_log "$base.valgrind" 40; tail_log "$base.client-valgrind" 40; fi
+  fi
+  if [[ "$vg" == 1 && -f "$base.client-valgrind" ]]; then
+    VG_SUMMARIES+=("$name (client): $(grep -E 'ERROR SUMMARY|definitely lost' "$base.client-valgrind" | sed 's/^==[0-9]*== //' | tr '\n' ';' || true)")
   fi
   return 0
 }
@@ -215,6 +241,13 @@ VG_SUMMARIES=()
 run_all() {
   local vg="$1" label="$2" b="${3:-$OUT/bin}"
   local mode
+  CPP_CLIENT="$b/game_client_cpp"
+  if [[ -x "$CPP_CLIENT" ]]; then
+    for mode in poll callback; do
+      run_case "$label chat_server --mode $mode + game_client.cpp (wsb::Client, 60 Hz), SIGTERM" "$vg" term cpp -- \
+        "$b/chat_server" --port 0 --tcp-port 0 --mode "$mode"
+    done
+  fi
   for mode in poll callback; do
     if [[ "$mode" == poll ]]; then
       # chat: the client's 4th message reaches --exit-after 4 → the example exits 0 by itself
@@ -464,6 +497,12 @@ else
       -o "$OUT/bin/asan/$ex" -L"$LIB_DIR" -lwsbroker -Wl,-rpath,"$LIB_DIR" -pthread
     [[ -x "$OUT/bin/asan/$ex" ]] || asan_ok=0
   done
+  if [[ -x "$OUT/bin/game_client_cpp" ]]; then
+    check_build "c++ -fsanitize=address game_client.cpp" \
+      "$CXX" "${CXXFLAGS_STRICT[@]}" -fsanitize=address -fno-omit-frame-pointer \
+      "$REPO_ROOT/examples/cpp/game_client.cpp" -o "$OUT/bin/asan/game_client_cpp" \
+      -L"$LIB_DIR" -lwsbroker -Wl,-rpath,"$LIB_DIR" -pthread
+  fi
   if ((asan_ok)); then
     run_all 2 "asan" "$OUT/bin/asan"
   fi

@@ -38,6 +38,16 @@ pub enum Error {
     /// where waiting for the runtime to finish would deadlock.
     #[error("called from a server callback thread: {0}")]
     CalledFromCallback(&'static str),
+    /// A client operation did not finish in time (a receipt that did not come, a connection
+    /// that was not made).
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A client is not connected, or its connection was lost before the operation finished.
+    #[error("not connected: {0}")]
+    NotConnected(String),
+    /// The peer refused: a server's ERROR frame or HTTP status, a rejected login.
+    #[error("refused by the server: {0}")]
+    Refused(String),
 }
 
 /// Result alias for the safe API.

@@ -241,17 +241,30 @@ impl EventSink {
     }
 }
 
-/// The bounded queue between server threads (producers) and the polling host (consumer).
-pub struct EventQueue {
+/// What an [`EventQueue`] carries: a type with its own "events were lost" notice (the
+/// server's [`Event`], the client's events).
+pub trait QueuedEvent: Send + 'static {
+    /// The notice that `dropped` events were discarded, polled before the next ones.
+    fn overflow(dropped: u64) -> Self;
+}
+
+impl QueuedEvent for Event {
+    fn overflow(dropped: u64) -> Self {
+        Event::Overflow { dropped }
+    }
+}
+
+/// The bounded queue between runtime threads (producers) and the polling host (consumer).
+pub struct EventQueue<E = Event> {
     config: EventQueueConfig,
-    sender: Sender<Event>,
-    receiver: Receiver<Event>,
+    sender: Sender<E>,
+    receiver: Receiver<E>,
     dropped: AtomicU64,
     /// Set by the consumer when it found the queue empty; the next push calls `wake`.
     wake_armed: AtomicBool,
 }
 
-impl std::fmt::Debug for EventQueue {
+impl<E> std::fmt::Debug for EventQueue<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventQueue")
             .field("config", &self.config)
@@ -259,9 +272,9 @@ impl std::fmt::Debug for EventQueue {
     }
 }
 
-impl EventQueue {
+impl<E: QueuedEvent> EventQueue<E> {
     /// A queue with `config`; a capacity of 0 is raised to 1.
-    pub fn new(config: EventQueueConfig) -> EventQueue {
+    pub fn new(config: EventQueueConfig) -> EventQueue<E> {
         let (sender, receiver) = crossbeam_channel::bounded(config.capacity.max(1));
         EventQueue {
             config,
@@ -279,7 +292,7 @@ impl EventQueue {
 
     /// Queues an event without blocking, applying the overflow policy. Returns false when the
     /// event itself was discarded.
-    pub fn push(&self, event: Event) -> bool {
+    pub fn push(&self, event: E) -> bool {
         let mut event = event;
         let kept = loop {
             match self.sender.try_send(event) {
@@ -307,14 +320,14 @@ impl EventQueue {
 
     /// Moves up to `max` events into `out`, waiting up to `timeout` for the first one
     /// (`Duration::ZERO` does not wait). An `Overflow` event comes first when events were lost.
-    pub fn poll(&self, out: &mut Vec<Event>, max: usize, timeout: Duration) -> usize {
+    pub fn poll(&self, out: &mut Vec<E>, max: usize, timeout: Duration) -> usize {
         let start = out.len();
         if max == 0 {
             return 0;
         }
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            out.push(Event::Overflow { dropped });
+            out.push(E::overflow(dropped));
         }
         while out.len() - start < max {
             match self.receiver.try_recv() {

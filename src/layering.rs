@@ -36,10 +36,25 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "config",
         &["broker", "error", "relay", "session", "stomp", "ws"],
     ),
+    // The client sits beside the server, on the codecs; it reuses the relay's backoff and
+    // heart-beat negotiation, the event queue and the transport's PEM loading.
+    (
+        "client",
+        &[
+            "broker",
+            "error",
+            "events",
+            "relay",
+            "stomp",
+            "transport",
+            "ws",
+        ],
+    ),
 ];
 
-/// Where tasks may be spawned and sockets opened: the transports, relay links and the server.
-const IO_MODULES: &[&str] = &["transport", "relay", "server"];
+/// Where tasks may be spawned and sockets opened: the transports, relay links, the server and
+/// the client's IO task.
+const IO_MODULES: &[&str] = &["transport", "relay", "server", "client"];
 const IO_MARKERS: &[&str] = &[
     "tokio::spawn",
     "TcpStream",

@@ -6,7 +6,9 @@
 //! application destinations handed to the host ([`Server::handle_app`]) and per-user
 //! destinations. Raw (non-STOMP) WebSocket endpoints ([`Server::add_raw_endpoint`]) and relay
 //! mode ([`RelayConfig`]) share the same listeners. The C ABI (`include/wsbroker.h`) and the
-//! Python package wrap exactly this API.
+//! Python package wrap exactly this API. A [`Client`] (STOMP over WebSocket, TCP or TLS, or
+//! raw WebSocket, with automatic reconnection and resume) connects to wsbroker or any other
+//! STOMP broker.
 //!
 //! ```no_run
 //! use wsbroker::{Server, ServerConfig};
@@ -48,6 +50,7 @@ macro_rules! internal_mod {
 }
 
 mod broker;
+mod client;
 mod config;
 mod engine;
 mod error;
@@ -68,6 +71,10 @@ mod transport;
 internal_mod!(ws);
 
 pub use broker::{AckMode, BrokerConfig, DropReport, Message, SlowConsumerPolicy, Stats};
+pub use client::{
+    Client, ClientCallback, ClientConfig, ClientDelivery, ClientEvent, ClientMessage, ClientMode,
+    ClientTlsConfig, OutboundQueue, QueuePolicy, ReconnectPolicy,
+};
 pub use config::{ServerConfig, SockJsConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use events::{

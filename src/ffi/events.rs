@@ -159,34 +159,17 @@ impl wsb_event {
 /// The body pointer of a present but empty body.
 static EMPTY_BODY: [u8; 1] = [0];
 
-/// A [`wsb_event`] with the storage its pointers point into. Moving it keeps them valid (the
-/// storage is on the heap). Body pointers borrow from the Rust event or message it was built
-/// from: keep that alive as long as this.
-pub struct OwnedEvent {
-    raw: wsb_event,
+/// NUL-terminated copies of strings, and header arrays, that C views point into. Moving it
+/// keeps the pointers valid (everything is on the heap).
+#[derive(Default)]
+pub struct CStrings {
     strings: Vec<Box<[u8]>>,
-    headers: Box<[wsb_header]>,
+    headers: Vec<Box<[wsb_header]>>,
 }
 
-// SAFETY: the raw pointers point into the heap storage owned by this value (or into the Rust
-// event its owner keeps alongside), never into thread-local data.
-unsafe impl Send for OwnedEvent {}
-
-impl OwnedEvent {
-    fn start(kind: u32) -> OwnedEvent {
-        OwnedEvent {
-            raw: wsb_event::empty(kind),
-            strings: Vec::new(),
-            headers: Box::new([]),
-        }
-    }
-
-    /// The C view.
-    pub fn raw(&self) -> &wsb_event {
-        &self.raw
-    }
-
-    fn string(&mut self, text: &str) -> (*const c_char, usize) {
+impl CStrings {
+    /// A NUL-terminated copy of `text`: its pointer and length (NUL excluded).
+    pub fn string(&mut self, text: &str) -> (*const c_char, usize) {
         let mut bytes = Vec::with_capacity(text.len() + 1);
         bytes.extend_from_slice(text.as_bytes());
         bytes.push(0);
@@ -196,17 +179,18 @@ impl OwnedEvent {
         (ptr, text.len())
     }
 
-    fn opt_string(&mut self, text: Option<&str>) -> (*const c_char, usize) {
+    /// Like [`CStrings::string`]; NULL and 0 when absent.
+    pub fn opt_string(&mut self, text: Option<&str>) -> (*const c_char, usize) {
         text.map_or((ptr::null(), 0), |t| self.string(t))
     }
 
-    fn addr(&mut self, addr: Option<&SocketAddr>) -> (*const c_char, usize) {
-        self.opt_string(addr.map(ToString::to_string).as_deref())
-    }
-
-    fn set_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = (&'h str, &'h str)>) {
+    /// A header array (NULL and 0 when empty).
+    pub fn headers<'h>(
+        &mut self,
+        headers: impl ExactSizeIterator<Item = (&'h str, &'h str)>,
+    ) -> (*const wsb_header, usize) {
         if headers.len() == 0 {
-            return;
+            return (ptr::null(), 0);
         }
         let mut out = Vec::with_capacity(headers.len());
         for (name, value) in headers {
@@ -219,18 +203,66 @@ impl OwnedEvent {
                 value_len,
             });
         }
-        self.headers = out.into_boxed_slice();
-        self.raw.headers = self.headers.as_ptr();
-        self.raw.header_count = self.headers.len();
+        let out = out.into_boxed_slice();
+        let view = (out.as_ptr(), out.len());
+        self.headers.push(out);
+        view
+    }
+}
+
+/// The C view of a present body: never NULL, even when empty.
+pub fn body_view(body: &[u8]) -> (*const u8, usize) {
+    let ptr = if body.is_empty() {
+        EMPTY_BODY.as_ptr()
+    } else {
+        body.as_ptr()
+    };
+    (ptr, body.len())
+}
+
+/// A [`wsb_event`] with the storage its pointers point into. Moving it keeps them valid (the
+/// storage is on the heap). Body pointers borrow from the Rust event or message it was built
+/// from: keep that alive as long as this.
+pub struct OwnedEvent {
+    raw: wsb_event,
+    store: CStrings,
+}
+
+// SAFETY: the raw pointers point into the heap storage owned by this value (or into the Rust
+// event its owner keeps alongside), never into thread-local data.
+unsafe impl Send for OwnedEvent {}
+
+impl OwnedEvent {
+    fn start(kind: u32) -> OwnedEvent {
+        OwnedEvent {
+            raw: wsb_event::empty(kind),
+            store: CStrings::default(),
+        }
+    }
+
+    /// The C view.
+    pub fn raw(&self) -> &wsb_event {
+        &self.raw
+    }
+
+    fn string(&mut self, text: &str) -> (*const c_char, usize) {
+        self.store.string(text)
+    }
+
+    fn opt_string(&mut self, text: Option<&str>) -> (*const c_char, usize) {
+        self.store.opt_string(text)
+    }
+
+    fn addr(&mut self, addr: Option<&SocketAddr>) -> (*const c_char, usize) {
+        self.opt_string(addr.map(ToString::to_string).as_deref())
+    }
+
+    fn set_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = (&'h str, &'h str)>) {
+        (self.raw.headers, self.raw.header_count) = self.store.headers(headers);
     }
 
     fn set_body(&mut self, body: &[u8]) {
-        self.raw.body = if body.is_empty() {
-            EMPTY_BODY.as_ptr()
-        } else {
-            body.as_ptr()
-        };
-        self.raw.body_len = body.len();
+        (self.raw.body, self.raw.body_len) = body_view(body);
     }
 
     /// Converts any event (the body borrows from `event`).
@@ -339,7 +371,7 @@ impl OwnedEvent {
     }
 }
 
-fn pairs(headers: &[(String, String)]) -> impl ExactSizeIterator<Item = (&str, &str)> {
+pub fn pairs(headers: &[(String, String)]) -> impl ExactSizeIterator<Item = (&str, &str)> {
     headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
 }
 

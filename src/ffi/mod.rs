@@ -1,4 +1,5 @@
-//! The C ABI (v1): thin, `extern "C"` translations of the safe API in [`crate::Server`].
+//! The C ABI: thin, `extern "C"` translations of the safe API in [`crate::Server`] and
+//! [`crate::Client`].
 //!
 //! The contract is `include/wsbroker.h`, generated from this module by cbindgen (see
 //! `build.rs` and `cbindgen.toml`); the doc comments here become the header's documentation.
@@ -16,7 +17,9 @@
 //! - `callbacks`: `user_data` ownership (drop-once) and the "inside a callback" depth;
 //! - `events`: Rust events to [`wsb_event`] with owned storage;
 //! - `config`, `server`, `raw` (raw WebSocket mode): the exported functions; `log`: the
-//!   process-wide log callback.
+//!   process-wide log callback;
+//! - `client`: `wsb_client_config` and `wsb_client`, the STOMP/WebSocket client
+//!   ([`crate::Client`]).
 //!
 //! The exports are `unsafe extern "C" fn`s when they take pointers: C does not see the
 //! difference, and Rust callers have to uphold the header's pointer rules.
@@ -43,11 +46,14 @@ mod server;
 mod raw;
 mod upgrade;
 
+mod client;
+
 mod convert;
 
 pub use callbacks::{
     wsb_app_callback, wsb_drop_callback, wsb_event_callback, wsb_log_callback, wsb_wake_callback,
 };
+pub use client::*;
 pub use config::*;
 pub use events::{
     WSB_EVENT_APP_MESSAGE, WSB_EVENT_BROKER_AVAILABLE, WSB_EVENT_BROKER_UNAVAILABLE,
@@ -70,7 +76,8 @@ use std::ffi::c_char;
 
 /// Version of the C ABI described by this header; `wsb_abi_version()` returns the library's.
 /// 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
-/// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`).
+/// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`);
+/// the client API (`wsb_client_*`, `wsb_client_event`) was added.
 pub const WSB_ABI_VERSION: u32 = 3;
 
 /// The library version, e.g. "0.1.0" (static, NUL-terminated).
@@ -95,6 +102,8 @@ pub const WSB_STRUCT_EVENT: u32 = 1;
 pub const WSB_STRUCT_HEADER: u32 = 2;
 /// `which` for `wsb_struct_size`: the `wsb_stats` struct.
 pub const WSB_STRUCT_STATS: u32 = 3;
+/// `which` for `wsb_struct_size`: the `wsb_client_event` struct.
+pub const WSB_STRUCT_CLIENT_EVENT: u32 = 4;
 
 /// `sizeof` of a shared struct as this library was built (`WSB_STRUCT_*`), 0 for an unknown
 /// value: bindings that declare the structs themselves (ctypes, FFI generators) compare their
@@ -106,6 +115,7 @@ pub extern "C" fn wsb_struct_size(which: u32) -> usize {
             WSB_STRUCT_EVENT => std::mem::size_of::<wsb_event>(),
             WSB_STRUCT_HEADER => std::mem::size_of::<wsb_header>(),
             WSB_STRUCT_STATS => std::mem::size_of::<wsb_stats>(),
+            WSB_STRUCT_CLIENT_EVENT => std::mem::size_of::<wsb_client_event>(),
             _ => 0,
         }
     })

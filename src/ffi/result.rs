@@ -31,12 +31,18 @@ pub enum wsb_result {
     /// `wsb_server_stop` / `wsb_server_free` (or `wsb_set_log_callback` from the log
     /// callback) called from inside a wsbroker callback.
     WSB_ERR_CALLED_FROM_CALLBACK = 203,
+    /// A client is not connected, or lost its connection before the operation finished.
+    WSB_ERR_NOT_CONNECTED = 204,
     /// A listen address is taken.
     WSB_ERR_ADDRESS_IN_USE = 300,
     /// Any other I/O error.
     WSB_ERR_IO = 301,
     /// A bounded queue is full; nothing was queued (the call never blocks).
     WSB_ERR_BACKPRESSURE = 302,
+    /// A client operation did not finish in time (a receipt, a connection).
+    WSB_ERR_TIMEOUT = 303,
+    /// The server refused (an ERROR frame, an HTTP status, a rejected login).
+    WSB_ERR_REFUSED = 304,
     /// A panic inside wsbroker was caught; the last error holds its message.
     WSB_ERR_PANIC = 900,
 }
@@ -84,6 +90,9 @@ impl From<Error> for FfiError {
             Error::Backpressure(_) => wsb_result::WSB_ERR_BACKPRESSURE,
             Error::NotFound(_) => wsb_result::WSB_ERR_NOT_FOUND,
             Error::CalledFromCallback(_) => wsb_result::WSB_ERR_CALLED_FROM_CALLBACK,
+            Error::NotConnected(_) => wsb_result::WSB_ERR_NOT_CONNECTED,
+            Error::Timeout(_) => wsb_result::WSB_ERR_TIMEOUT,
+            Error::Refused(_) => wsb_result::WSB_ERR_REFUSED,
         };
         FfiError::new(code, err.to_string())
     }
@@ -125,6 +134,38 @@ pub unsafe fn copy_to_buffer(text: &str, buf: *mut c_char, cap: usize) -> usize 
     text.len()
 }
 
+/// The body of `wsb_server_last_error` and `wsb_client_last_error`: `last` (an object's last
+/// error) into `buf` and its full length into `*out_len`.
+///
+/// # Safety
+/// `buf` is NULL or valid for `cap` bytes of writing; `out_len` is NULL or valid for writing.
+pub unsafe fn last_error_out(
+    last: &parking_lot::Mutex<String>,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> FfiResult {
+    let out = super::convert::out_arg(out_len, "out_len")?;
+    if buf.is_null() && cap > 0 {
+        return Err(FfiError::null("buf (with cap > 0)"));
+    }
+    let last = last.lock().clone();
+    // SAFETY: forwarded from the caller.
+    let len = unsafe { copy_to_buffer(&last, buf, cap) };
+    // SAFETY: checked non-NULL; the caller guarantees it is writable.
+    unsafe { out.write(len) };
+    Ok(())
+}
+
+/// Records a failed call as an object's last error too (`wsb_*_last_error`).
+pub fn record_on(last: &parking_lot::Mutex<String>, result: &FfiResult) {
+    if let Err(err) = result {
+        let mut last = last.lock();
+        last.clear();
+        last.push_str(&err.message);
+    }
+}
+
 /// A static description of a result code, e.g. "WSB_ERR_NOT_FOUND: not found";
 /// "unknown result code" for values this library does not know.
 #[unsafe(no_mangle)]
@@ -140,9 +181,12 @@ pub extern "C" fn wsb_result_str(code: i32) -> *const c_char {
             201 => c"WSB_ERR_NOT_RUNNING: server not running",
             202 => c"WSB_ERR_NOT_FOUND: not found",
             203 => c"WSB_ERR_CALLED_FROM_CALLBACK: not allowed inside a wsbroker callback",
+            204 => c"WSB_ERR_NOT_CONNECTED: the client is not connected",
             300 => c"WSB_ERR_ADDRESS_IN_USE: address in use",
             301 => c"WSB_ERR_IO: I/O error",
             302 => c"WSB_ERR_BACKPRESSURE: queue full, nothing was queued",
+            303 => c"WSB_ERR_TIMEOUT: timed out",
+            304 => c"WSB_ERR_REFUSED: refused by the server",
             900 => c"WSB_ERR_PANIC: internal panic (caught)",
             _ => c"unknown result code",
         };

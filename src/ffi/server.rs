@@ -15,10 +15,10 @@ use super::callbacks::{
 };
 use super::config::wsb_config;
 use super::convert::{
-    bytes_arg, headers_arg, millis, mut_arg, opt_str_arg, out_arg, ref_arg, str_arg,
+    bytes_arg, headers_arg, millis, mut_arg, opt_str_arg, out_arg, str_arg,
 };
 use super::events::{OwnedEvent, wsb_event, wsb_header};
-use super::result::{FfiError, FfiResult, copy_to_buffer, wsb_result};
+use super::result::{FfiError, FfiResult, last_error_out, record_on, wsb_result};
 use crate::error::Error;
 use crate::broker::Stats;
 use crate::events::Event;
@@ -40,7 +40,7 @@ pub struct wsb_server {
 /// `Thread` handle that a C main thread never frees (valgrind reports it "possibly lost").
 type PollThread = u64;
 
-fn poll_thread() -> PollThread {
+pub(super) fn poll_thread() -> PollThread {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
         static KEY: PollThread = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -62,11 +62,7 @@ pub(super) fn with_server(
 ) -> FfiResult {
     let handle = live_server(server)?;
     let result = f(&handle);
-    if let Err(err) = &result {
-        let mut last = handle.last_error.lock();
-        last.clear();
-        last.push_str(&err.message);
-    }
+    record_on(&handle.last_error, &result);
     result
 }
 
@@ -235,16 +231,8 @@ pub unsafe extern "C" fn wsb_server_last_error(
 ) -> wsb_result {
     ffi_guard!(result {
         let s = live_server(server)?;
-        let out = out_arg(out_len, "out_len")?;
-        if buf.is_null() && cap > 0 {
-            return Err(FfiError::null("buf (with cap > 0)"));
-        }
-        let last = s.last_error.lock().clone();
         // SAFETY: see the function's safety section.
-        let len = unsafe { copy_to_buffer(&last, buf, cap) };
-        // SAFETY: checked non-NULL; the caller guarantees it is writable.
-        unsafe { out.write(len) };
-        Ok(())
+        unsafe { last_error_out(&s.last_error, buf, cap, out_len) }
     })
 }
 

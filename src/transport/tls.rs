@@ -15,7 +15,7 @@ fn invalid(path: &Path, what: &str, detail: impl std::fmt::Display) -> Error {
     Error::InvalidConfig(format!("tls {what} {}: {detail}", path.display()))
 }
 
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| invalid(path, what, e))?
         .collect::<std::result::Result<Vec<_>, _>>()

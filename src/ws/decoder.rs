@@ -27,7 +27,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::ws::close::{codes, is_valid_received_code};
-use crate::ws::deflate::{InflateError, RSV1, inflate_message};
+use flate2::Decompress;
+
+use crate::ws::deflate::{InflateError, RSV1, inflate_continuing, inflate_message};
 use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 
 /// Default [`WsLimits::max_frame_size`]: 16 MiB.
@@ -173,6 +175,13 @@ pub struct MessageDecoder {
     failed: Option<WsError>,
     /// Set once a Close frame has been returned.
     closed: bool,
+    /// Frames must be masked (a server decoding client frames) or must not be (a client
+    /// decoding server frames, RFC 6455 §5.1).
+    expect_masked: bool,
+    /// permessage-deflate with context takeover (a client whose server keeps its compression
+    /// context): one inflater for the whole connection, so back-references into earlier
+    /// messages resolve. `None`: every message inflates on its own.
+    inflater: Option<Box<Decompress>>,
 }
 
 impl MessageDecoder {
@@ -185,7 +194,29 @@ impl MessageDecoder {
             rsv_allowed: 0,
             failed: None,
             closed: false,
+            expect_masked: true,
+            inflater: None,
         }
+    }
+
+    /// A decoder of the frames a *server* sends, for a client: frames must not be masked
+    /// (a masked one fails with 1002), otherwise the same rules and limits as [`Self::new`].
+    pub fn for_client(limits: WsLimits) -> Self {
+        MessageDecoder {
+            expect_masked: false,
+            ..MessageDecoder::new(limits)
+        }
+    }
+
+    /// Like [`Self::enable_permessage_deflate`], for a peer that takes its compression
+    /// context over from one message to the next (no `*_no_context_takeover` agreed): the
+    /// decoder keeps one inflater (a 15-bit window reads any smaller one) for the connection.
+    pub fn enable_permessage_deflate_with_context(&mut self) {
+        self.rsv_allowed |= RSV1;
+        self.inflater = Some(Box::new(Decompress::new_with_window_bits(
+            false,
+            crate::ws::deflate::MAX_WINDOW_BITS,
+        )));
     }
 
     /// Accepts compressed messages (RSV1), after permessage-deflate was negotiated with
@@ -265,7 +296,9 @@ impl MessageDecoder {
             if available > start {
                 *processed = available;
                 let chunk = &mut buf[start..available];
-                apply_mask(chunk, header.mask, start);
+                if self.expect_masked {
+                    apply_mask(chunk, header.mask, start);
+                }
                 if !header.opcode.is_control()
                     && let Some(utf8) = self.message.as_mut().and_then(|m| m.utf8.as_mut())
                 {
@@ -326,8 +359,13 @@ impl MessageDecoder {
         let Some(&b1) = buf.get(1) else {
             return Ok(None);
         };
-        if b1 & 0x80 == 0 {
-            return Err(WsError::protocol("client frame is not masked"));
+        let masked = b1 & 0x80 != 0;
+        if masked != self.expect_masked {
+            return Err(WsError::protocol(if masked {
+                "server frame is masked"
+            } else {
+                "client frame is not masked"
+            }));
         }
         let len7 = b1 & 0x7F;
         if opcode.is_control() && usize::from(len7) > MAX_CONTROL_PAYLOAD {
@@ -368,11 +406,14 @@ impl MessageDecoder {
                 return Err(WsError::too_big("message exceeds the maximum message size"));
             }
         }
-        let Some(mask) = buf.get(pos..pos + 4) else {
-            return Ok(None);
-        };
-        let mask: [u8; 4] = mask.try_into().expect("4 bytes");
-        pos += 4;
+        let mut mask = [0u8; 4];
+        if masked {
+            let Some(key) = buf.get(pos..pos + 4) else {
+                return Ok(None);
+            };
+            mask.copy_from_slice(key);
+            pos += 4;
+        }
         // `len` is bounded by a usize limit (data) or 125 (control).
         let len = len as usize;
         Ok(Some((
@@ -419,7 +460,13 @@ impl MessageDecoder {
                         buf.split_to(len).freeze()
                     };
                     let msg = self.message.take().expect("checked above");
-                    return finish_message(msg, payload, self.limits.max_message_size).map(Some);
+                    return finish_message(
+                        msg,
+                        payload,
+                        self.limits.max_message_size,
+                        self.inflater.as_deref_mut(),
+                    )
+                    .map(Some);
                 }
                 msg.data.extend_from_slice(&buf[..len]);
                 msg.len += len;
@@ -427,7 +474,13 @@ impl MessageDecoder {
                 if header.fin {
                     let mut msg = self.message.take().expect("checked above");
                     let data = std::mem::take(&mut msg.data).freeze();
-                    return finish_message(msg, data, self.limits.max_message_size).map(Some);
+                    return finish_message(
+                        msg,
+                        data,
+                        self.limits.max_message_size,
+                        self.inflater.as_deref_mut(),
+                    )
+                    .map(Some);
                 }
                 Ok(None)
             }
@@ -437,10 +490,20 @@ impl MessageDecoder {
 
 /// Turns a completed message into an event: inflates a compressed one (at most
 /// `max_len` bytes), and checks that a text message is valid UTF-8 (compressed)
-/// or does not end inside a UTF-8 sequence (validated as it arrived).
-fn finish_message(msg: Message, payload: Bytes, max_len: usize) -> Result<WsEvent, WsError> {
+/// or does not end inside a UTF-8 sequence (validated as it arrived). `inflater` is the
+/// connection's inflater under context takeover.
+fn finish_message(
+    msg: Message,
+    payload: Bytes,
+    max_len: usize,
+    inflater: Option<&mut Decompress>,
+) -> Result<WsEvent, WsError> {
     let payload = if msg.compressed {
-        let inflated = inflate_message(&payload, max_len).map_err(|e| match e {
+        let inflated = match inflater {
+            Some(inflater) => inflate_continuing(inflater, &payload, max_len),
+            None => inflate_message(&payload, max_len),
+        };
+        let inflated = inflated.map_err(|e| match e {
             InflateError::TooBig => {
                 WsError::too_big("inflated message exceeds the maximum message size")
             }
@@ -1364,6 +1427,57 @@ mod tests {
         let mut out = BytesMut::new();
         encode_frame(OpCode::Text, b"hi", &mut out);
         expect_err(&out, 1002);
+    }
+
+    #[test]
+    fn client_role_takes_unmasked_frames_and_refuses_masked_ones() {
+        let mut dec = MessageDecoder::for_client(WsLimits::default());
+        let mut bytes = BytesMut::new();
+        encode_frame(OpCode::Text, b"Hello", &mut bytes);
+        encode_frame(OpCode::Ping, b"p", &mut bytes);
+        assert_eq!(
+            decode_all(&mut dec, &bytes).unwrap(),
+            vec![text("Hello"), WsEvent::Ping(Bytes::from_static(b"p"))]
+        );
+        let err = decode_all(&mut dec, &frame(true, 0x1, b"x")).unwrap_err();
+        assert_eq!(err.close_code, 1002);
+        assert_eq!(err.reason, "server frame is masked");
+    }
+
+    #[test]
+    fn context_takeover_inflates_back_references_into_earlier_messages() {
+        // RFC 7692 §7.2.3.2: the second "Hello" refers to the first one's window.
+        let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        let mut bytes = BytesMut::new();
+        for payload in [&first[..], &second[..]] {
+            let mut header = [0u8; 10];
+            let n = crate::ws::frame::encode_header(OpCode::Text, true, payload.len(), &mut header);
+            header[0] |= RSV1;
+            bytes.extend_from_slice(&header[..n]);
+            bytes.extend_from_slice(payload);
+        }
+        let mut dec = MessageDecoder::for_client(WsLimits::default());
+        dec.enable_permessage_deflate_with_context();
+        assert_eq!(
+            decode_all(&mut dec, &bytes).unwrap(),
+            vec![text("Hello"), text("Hello")]
+        );
+        // Without the context the second message does not inflate.
+        let mut fresh = MessageDecoder::for_client(WsLimits::default());
+        fresh.enable_permessage_deflate();
+        assert_eq!(decode_all(&mut fresh, &bytes).unwrap_err().close_code, 1007);
+    }
+
+    #[test]
+    fn masked_encoder_round_trips_through_the_server_decoder() {
+        for len in [0usize, 5, 125, 126, 65_535, 65_536] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut out = BytesMut::new();
+            crate::ws::frame::encode_masked_frame(0x82, &payload, [1, 2, 3, 4], &mut out);
+            let events = decode_all(&mut decoder(), &out).unwrap();
+            assert_eq!(events, vec![WsEvent::Binary(Bytes::from(payload))]);
+        }
     }
 
     #[test]

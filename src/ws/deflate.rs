@@ -200,6 +200,73 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The offer a client sends (`Sec-WebSocket-Extensions`): permessage-deflate, letting the
+/// server limit the client's window and choose whether it keeps its own context.
+pub const CLIENT_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// permessage-deflate as a server agreed to it, seen from the client (RFC 7692 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAgreement {
+    /// The server compresses each message on its own (`server_no_context_takeover`): every
+    /// received message inflates alone. Otherwise the client keeps one inflater.
+    pub server_no_context_takeover: bool,
+    /// The largest window the client may compress with (`client_max_window_bits`, 15 when
+    /// the server did not limit it).
+    pub client_max_window_bits: u8,
+}
+
+/// Reads a server's `Sec-WebSocket-Extensions` answer to [`CLIENT_OFFER`]: `Ok(None)` when
+/// it declined (no header), the agreement, or an error when the answer is not one the client
+/// may accept (another extension, an unknown, repeated or out-of-range parameter: §7.1 says
+/// the client must then fail the connection).
+pub fn client_agreement(answer: Option<&str>) -> Result<Option<ClientAgreement>, String> {
+    let Some(answer) = answer.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| Err(format!("unacceptable Sec-WebSocket-Extensions {answer:?}: {why}"));
+    let extensions = split_outside_quotes(answer, ',');
+    if extensions.len() != 1 {
+        return bad("more than one extension");
+    }
+    let Some((name, params)) = parse_extension(extensions[0]) else {
+        return bad("malformed");
+    };
+    if !name.eq_ignore_ascii_case(EXTENSION_NAME) {
+        return bad("an extension that was not offered");
+    }
+    let mut agreement = ClientAgreement {
+        server_no_context_takeover: false,
+        client_max_window_bits: MAX_WINDOW_BITS,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (param, value) in &params {
+        if seen.contains(&param.as_str()) {
+            return bad("a repeated parameter");
+        }
+        seen.push(param);
+        match (param.as_str(), value.as_deref()) {
+            ("server_no_context_takeover", None) => agreement.server_no_context_takeover = true,
+            ("client_no_context_takeover", None) => {}
+            ("server_max_window_bits", Some(v)) if window_bits(v).is_some() => {}
+            ("client_max_window_bits", Some(v)) if window_bits(v).is_some() => {
+                agreement.client_max_window_bits = window_bits(v).unwrap_or(MAX_WINDOW_BITS);
+            }
+            _ => return bad("an unknown or invalid parameter"),
+        }
+    }
+    Ok(Some(agreement))
+}
+
+/// Compresses one outbound client message on its own (never taking context over, which any
+/// agreement allows) within `window_bits`; `None` when the window is too small for zlib (8)
+/// or compression would not shrink the message.
+pub fn deflate_client_message(data: &[u8], window_bits: u8, level: u32) -> Option<Bytes> {
+    if window_bits < MIN_COMPRESS_WINDOW_BITS {
+        return None;
+    }
+    deflate_shared(data, window_bits, level)
+}
+
 /// Why an inbound compressed message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InflateError {
@@ -215,6 +282,27 @@ pub enum InflateError {
 /// message limit. A fresh inflater per message: the client was told not to take context over.
 pub fn inflate_message(compressed: &[u8], max_len: usize) -> Result<Bytes, InflateError> {
     let mut inflater = Decompress::new_with_window_bits(false, MAX_WINDOW_BITS);
+    inflate_into(&mut inflater, compressed, max_len)
+}
+
+/// Inflates one message with a connection's inflater, keeping its window for the next message
+/// (context takeover, §7.2.2: the sender did not reset its compressor). A message that ends
+/// the deflate stream (a final block) resets the inflater for the next one. On an error the
+/// connection is failed, so the inflater's state does not matter afterwards.
+pub fn inflate_continuing(
+    inflater: &mut Decompress,
+    compressed: &[u8],
+    max_len: usize,
+) -> Result<Bytes, InflateError> {
+    inflate_into(inflater, compressed, max_len)
+}
+
+/// Runs one message's payload and the stripped sync tail through `inflater`.
+fn inflate_into(
+    inflater: &mut Decompress,
+    compressed: &[u8],
+    max_len: usize,
+) -> Result<Bytes, InflateError> {
     // A first guess; grown as needed, never beyond the limit (+1 to detect passing it).
     let initial = compressed.len().saturating_mul(4).clamp(64, 64 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(initial.min(max_len.saturating_add(1)));
@@ -241,8 +329,12 @@ pub fn inflate_message(compressed: &[u8], max_len: usize) -> Result<Bytes, Infla
                 return Err(InflateError::TooBig);
             }
             match status {
-                // A final block (BFINAL) ends the message's stream; what follows is ignored.
-                Status::StreamEnd => return Ok(Bytes::from(out)),
+                // A final block (BFINAL) ends the message's stream; what follows is ignored,
+                // and a continuing inflater starts a new stream with the next message.
+                Status::StreamEnd => {
+                    inflater.reset(false);
+                    return Ok(Bytes::from(out));
+                }
                 _ if consumed == input.len() && out.len() < out.capacity() => break,
                 _ if inflater.total_out() == before_out
                     && inflater.total_in() == before_in

@@ -1,7 +1,8 @@
-//! Server-side WebSocket frame encoding (RFC 6455 §5.2).
+//! WebSocket frame encoding (RFC 6455 §5.2).
 //!
 //! Frames sent by a server are never masked (§5.1), so a frame is a 2–10 byte
-//! header followed by the raw payload. [`encode_header`] writes only the
+//! header followed by the raw payload; a client masks every frame
+//! ([`encode_masked_frame`]). [`encode_header`] writes only the
 //! header into a stack buffer: this lets one encoded payload (a shared
 //! `bytes::Bytes`) be written to many connections, each connection writing
 //! its own small header followed by the shared payload.
@@ -130,24 +131,34 @@ fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A masked client frame with an explicit first byte (FIN, RSV bits, opcode): what a client
-/// sends. The server never needs it; tests and the fuzz targets build input with it.
+/// Appends a masked frame, as a client sends it (RFC 6455 §5.3): `b0` is the first byte (FIN,
+/// RSV bits, opcode), `mask` the frame's masking key (a fresh random one per frame).
+pub fn encode_masked_frame(b0: u8, payload: &[u8], mask: [u8; 4], out: &mut BytesMut) {
+    let len = payload.len();
+    out.reserve(MAX_HEADER_LEN + 4 + len);
+    out.put_u8(b0);
+    if len < 126 {
+        out.put_u8(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        out.put_u8(0x80 | 126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(0x80 | 127);
+        out.put_u64(len as u64);
+    }
+    out.put_slice(&mask);
+    let start = out.len();
+    out.put_slice(payload);
+    crate::ws::decoder::apply_mask(&mut out[start..], mask, 0);
+}
+
+/// A masked client frame with an explicit first byte (FIN, RSV bits, opcode), as a `Vec`:
+/// tests and the fuzz targets build input with it.
 #[doc(hidden)]
 pub fn encode_client_frame(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![b0];
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xFFFF {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+    let mut out = BytesMut::new();
+    encode_masked_frame(b0, payload, mask, &mut out);
+    out.to_vec()
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@
 //! - [`frame`]: server-side (unmasked) frame encoding. [`encode_header`] writes
 //!   only the 2–10 byte header so one encoded payload can be shared by many
 //!   connections.
+//! - [`client`]: the client side of the handshake (the upgrade request and the checks of
+//!   the answer); [`MessageDecoder::for_client`] decodes a server's (unmasked) frames and
+//!   [`frame::encode_masked_frame`] encodes a client's.
 //! - [`close`]: close codes ([`close::codes`]) and validation of received
 //!   codes ([`is_valid_received_code`]).
 //!
@@ -28,6 +31,7 @@
 //! loop on [`MessageDecoder::decode`]. On a `WsError`, send
 //! `encode_close(err.close_code, err.reason, ..)` and close the connection.
 
+pub mod client;
 pub mod close;
 pub mod decoder;
 pub mod deflate;

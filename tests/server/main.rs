@@ -1,13 +1,15 @@
 //! The STOMP server over real sockets (127.0.0.1, port 0), driven by clients written for the
 //! tests and by tokio-tungstenite: pub/sub, acknowledgements, application destinations, errors,
 //! lifecycle, events, RFC 6455 details, hostile clients, TLS, upgrade auth, permessage-deflate
-//! and SockJS. One test binary (build time matters on small machines); one module per theme.
+//! and SockJS, and the library's own `Client` against it (and against RabbitMQ). One test
+//! binary (build time matters on small machines); one module per theme.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod acks;
 mod app;
+mod client;
 mod drops;
 mod errors;
 mod events;

@@ -28,19 +28,19 @@ use wsbroker::{Error, Server, TlsConfig};
 
 /// A CA, a server certificate and a client certificate it signed, written as PEM files into
 /// a directory of their own (removed on drop).
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
     ca: Certificate,
     ca_key: KeyPair,
 }
 
-struct Issued {
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Issued {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "wsbroker-tls-{}-{}",
@@ -65,7 +65,7 @@ impl Pki {
         pki
     }
 
-    fn issue(&self, usage: ExtendedKeyUsagePurpose) -> Issued {
+    pub(crate) fn issue(&self, usage: ExtendedKeyUsagePurpose) -> Issued {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
@@ -80,14 +80,14 @@ impl Pki {
         }
     }
 
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.dir.join(name);
         std::fs::write(&path, contents).unwrap();
         path
     }
 
     /// TLS settings with a fresh server certificate, optionally requiring client certificates.
-    fn server_tls(&self, client_ca: bool) -> TlsConfig {
+    pub(crate) fn server_tls(&self, client_ca: bool) -> TlsConfig {
         let server = self.issue(ExtendedKeyUsagePurpose::ServerAuth);
         let mut tls = TlsConfig::new(
             self.write("server.pem", &server.cert_pem),
@@ -124,7 +124,7 @@ impl Drop for Pki {
     }
 }
 
-fn start(tls: TlsConfig) -> TestServer {
+pub(crate) fn start(tls: TlsConfig) -> TestServer {
     let config = {
         let mut c = common::config();
         c.tls = Some(tls);

@@ -167,6 +167,8 @@ SCALARS: Dict[str, Any] = {
 OPAQUE: Dict[str, Any] = {
     "wsb_config": _ffi.ConfigHandle,
     "wsb_server": _ffi.ServerHandle,
+    "wsb_client_config": _ffi.ClientConfigHandle,
+    "wsb_client": _ffi.ClientHandle,
     "wsb_upgrade_request": _ffi.UpgradeRequestHandle,
     "wsb_upgrade_decision": _ffi.UpgradeDecisionHandle,
 }

@@ -82,7 +82,8 @@ exceptions, callback error log · ``_convert`` Python values into C arguments (r
 handlers for events · ``_poll`` poll mode and asyncio · ``_trampolines`` C-to-Python callbacks
 and their slot table · ``_raw`` raw WebSocket mode · ``_upgrade`` the handshake auth hook ·
 ``_events`` event classes copied out of C · ``_pattern`` destination patterns ·
-``_native_log`` the library's log into :mod:`logging` · ``_shutdown`` exit and deferred frees.
+``_native_log`` the library's log into :mod:`logging` · ``_shutdown`` exit and deferred frees ·
+``_client`` :class:`Client`, a STOMP/WebSocket client for any broker (sync, callbacks, asyncio).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import _ffi, _library
+from ._client import Client, ClientEvent
 from ._config import Config
 from ._errors import (
     AddressInUse,
@@ -102,11 +104,14 @@ from ._errors import (
     InvalidConfig,
     InvalidUtf8,
     IoError,
+    NotConnected,
     NotFound,
     NotRunning,
     NullArgument,
     OutOfRange,
     Panic,
+    Refused,
+    Timeout,
     last_error,
     result_str,
 )
@@ -157,6 +162,8 @@ __all__ = [
     "BrokerEvent",
     "CalledFromCallback",
     "CallbackError",
+    "Client",
+    "ClientEvent",
     "Config",
     "ConnectEvent",
     "DisconnectEvent",
@@ -170,6 +177,7 @@ __all__ = [
     "LibraryError",
     "Message",
     "MessagesDroppedEvent",
+    "NotConnected",
     "NotFound",
     "NotRunning",
     "NullArgument",
@@ -179,11 +187,13 @@ __all__ = [
     "RawCloseEvent",
     "RawMessageEvent",
     "RawOpenEvent",
+    "Refused",
     "Reject",
     "Server",
     "Stats",
     "SubscribeEvent",
     "Subscription",
+    "Timeout",
     "Transport",
     "UpgradeRequest",
     "last_error",

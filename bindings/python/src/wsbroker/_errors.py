@@ -109,6 +109,27 @@ class Backpressure(Error):
     code = _ffi.WSB_ERR_BACKPRESSURE
 
 
+class NotConnected(Error):
+    """A client is not connected, or lost its connection before the operation finished
+    (``WSB_ERR_NOT_CONNECTED``)."""
+
+    code = _ffi.WSB_ERR_NOT_CONNECTED
+
+
+class Timeout(Error, TimeoutError):
+    """A client operation did not finish in time: a receipt, a connection
+    (``WSB_ERR_TIMEOUT``)."""
+
+    code = _ffi.WSB_ERR_TIMEOUT
+
+
+class Refused(Error):
+    """The server refused: an ERROR frame, an HTTP status, a rejected login
+    (``WSB_ERR_REFUSED``)."""
+
+    code = _ffi.WSB_ERR_REFUSED
+
+
 class Panic(Error):
     """The library caught a Rust panic at the C boundary (``WSB_ERR_PANIC``)."""
 
@@ -143,6 +164,9 @@ ERRORS_BY_CODE: Dict[int, Type[Error]] = {
         AddressInUse,
         IoError,
         Backpressure,
+        NotConnected,
+        Timeout,
+        Refused,
         Panic,
     )
 }

@@ -2,7 +2,7 @@
 
 Everything the package calls in the shared library is declared in :data:`FUNCTIONS`, with the
 ctypes type of every parameter and of the result; the structs shared with C are
-:class:`WsbHeader`, :class:`WsbStats` and :class:`WsbEvent`, the callback types are in
+:class:`WsbHeader`, :class:`WsbStats`, :class:`WsbEvent` and :class:`WsbClientEvent`, the callback types are in
 :data:`CALLBACK_TYPES`. ``tests/test_header.py`` parses the header and checks all of it: every
 declared function exists with the same parameter types and result type, every struct has the
 same fields (and, with a C compiler, the same offsets), every header function is either bound
@@ -49,14 +49,33 @@ WSB_ERR_ALREADY_STARTED = 200
 WSB_ERR_NOT_RUNNING = 201
 WSB_ERR_NOT_FOUND = 202
 WSB_ERR_CALLED_FROM_CALLBACK = 203
+WSB_ERR_NOT_CONNECTED = 204
 WSB_ERR_ADDRESS_IN_USE = 300
 WSB_ERR_IO = 301
 WSB_ERR_BACKPRESSURE = 302
+WSB_ERR_TIMEOUT = 303
+WSB_ERR_REFUSED = 304
 WSB_ERR_PANIC = 900
 
 WSB_STRUCT_EVENT = 1
 WSB_STRUCT_HEADER = 2
 WSB_STRUCT_STATS = 3
+WSB_STRUCT_CLIENT_EVENT = 4
+
+WSB_CLIENT_EVENT_CONNECTED = 1
+WSB_CLIENT_EVENT_DISCONNECTED = 2
+WSB_CLIENT_EVENT_MESSAGE = 3
+WSB_CLIENT_EVENT_RESUBSCRIBED = 4
+WSB_CLIENT_EVENT_ERROR = 5
+WSB_CLIENT_EVENT_RAW = 6
+WSB_CLIENT_EVENT_OVERFLOW = 7
+
+WSB_ACK_AUTO = 0
+WSB_ACK_CLIENT = 1
+WSB_ACK_CLIENT_INDIVIDUAL = 2
+
+WSB_QUEUE_BLOCK = 0
+WSB_QUEUE_FAIL_FAST = 1
 
 WSB_DELIVERY_POLL = 0
 WSB_DELIVERY_CALLBACK = 1
@@ -110,6 +129,14 @@ class ConfigHandle(c_void_p):
 
 class ServerHandle(c_void_p):
     """``struct wsb_server *`` (opaque)."""
+
+
+class ClientConfigHandle(c_void_p):
+    """``struct wsb_client_config *`` (opaque)."""
+
+
+class ClientHandle(c_void_p):
+    """``struct wsb_client *`` (opaque)."""
 
 
 class UpgradeRequestHandle(c_void_p):
@@ -196,6 +223,34 @@ class WsbEvent(Structure):
     ]
 
 
+class WsbClientEvent(Structure):
+    """``wsb_client_event``: what a client tells its host (pointers untyped, as in
+    :class:`WsbEvent`)."""
+
+    _fields_ = [
+        ("kind", c_uint32),
+        ("reconnected", c_uint32),
+        ("reconnecting", c_uint32),
+        ("recovered", c_uint32),
+        ("binary", c_uint32),
+        ("reserved", c_uint32),
+        ("subscription", c_uint64),
+        ("dropped", c_uint64),
+        ("destination", c_void_p),
+        ("destination_len", c_size_t),
+        ("ack_id", c_void_p),
+        ("ack_id_len", c_size_t),
+        ("text", c_void_p),
+        ("text_len", c_size_t),
+        ("server", c_void_p),
+        ("server_len", c_size_t),
+        ("headers", c_void_p),  # const wsb_header *
+        ("header_count", c_size_t),
+        ("body", c_void_p),  # const uint8_t *
+        ("body_len", c_size_t),
+    ]
+
+
 class WsbHeaderView(Structure):
     """Same layout as :class:`WsbHeader`, with untyped pointers: for reading headers out of C
     memory by pointer + length (embedded NULs and all)."""
@@ -210,6 +265,7 @@ STRUCTS: Dict[str, type] = {
     "wsb_header": WsbHeader,
     "wsb_stats": WsbStats,
     "wsb_event": WsbEvent,
+    "wsb_client_event": WsbClientEvent,
 }
 
 #: `which` values of wsb_struct_size, by C struct name.
@@ -217,6 +273,7 @@ STRUCT_IDS: Dict[str, int] = {
     "wsb_event": WSB_STRUCT_EVENT,
     "wsb_header": WSB_STRUCT_HEADER,
     "wsb_stats": WSB_STRUCT_STATS,
+    "wsb_client_event": WSB_STRUCT_CLIENT_EVENT,
 }
 
 _P = ctypes.sizeof(c_void_p)
@@ -226,6 +283,7 @@ C_LAYOUT_SIZEOF: Dict[str, int] = {
     "wsb_header": 4 * _P,
     "wsb_stats": 11 * 8,
     "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P) + 4 + 4 + 2 * (_P + _P),
+    "wsb_client_event": 6 * 4 + 2 * 8 + 6 * (_P + _P),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +295,7 @@ EventCallback = CFUNCTYPE(None, c_void_p, POINTER(WsbEvent))
 AppCallback = CFUNCTYPE(c_int32, c_void_p, POINTER(WsbEvent), buffer_out, c_size_t)
 LogCallback = CFUNCTYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
 UpgradeCallback = CFUNCTYPE(None, c_void_p, UpgradeRequestHandle, UpgradeDecisionHandle)
+ClientEventCallback = CFUNCTYPE(None, c_void_p, POINTER(WsbClientEvent))
 
 #: The header's callback typedefs, by name (checked against the header by the tests).
 CALLBACK_TYPES: Dict[str, Any] = {
@@ -246,6 +305,7 @@ CALLBACK_TYPES: Dict[str, Any] = {
     "wsb_app_callback": AppCallback,
     "wsb_log_callback": LogCallback,
     "wsb_upgrade_callback": UpgradeCallback,
+    "wsb_client_event_callback": ClientEventCallback,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +319,8 @@ _res = wsb_result
 _str = string_in
 _len = c_size_t
 _hdrs = POINTER(WsbHeader)
+_ccfg = ClientConfigHandle
+_cli = ClientHandle
 _out_str = POINTER(c_char_p)  # const char ** (strings out of an upgrade request)
 
 FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
@@ -376,6 +438,52 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_upgrade_accept": (_res, [_dec, _str, _len]),
     "wsb_upgrade_reject": (_res, [_dec, c_uint16, _str, _len]),
     "wsb_server_set_upgrade_callback": (_res, [_srv, UpgradeCallback, c_void_p, DropCallback]),
+    # the client (wsbroker._client)
+    "wsb_client_config_new": (_res, [_str, _len, POINTER(ClientConfigHandle)]),
+    "wsb_client_config_free": (None, [_ccfg]),
+    "wsb_client_config_set_login": (_res, [_ccfg, _str, _len, _str, _len]),
+    "wsb_client_config_set_host": (_res, [_ccfg, _str, _len]),
+    "wsb_client_config_add_header": (_res, [_ccfg, c_bool, _str, _len, _str, _len]),
+    "wsb_client_config_set_raw": (_res, [_ccfg, c_bool, _str, _len]),
+    "wsb_client_config_set_heartbeat": (_res, [_ccfg, c_uint32, c_uint32]),
+    "wsb_client_config_set_permessage_deflate": (_res, [_ccfg, c_bool]),
+    "wsb_client_config_set_tls": (_res, [_ccfg, c_bool, _str, _len, _str, _len]),
+    "wsb_client_config_set_tls_client_cert": (_res, [_ccfg, _str, _len, _str, _len]),
+    "wsb_client_config_set_timeouts": (_res, [_ccfg, c_uint32, c_uint32]),
+    "wsb_client_config_set_reconnect": (_res, [_ccfg, c_bool, c_uint32, c_uint32, c_uint32]),
+    "wsb_client_config_set_outbound_queue": (_res, [_ccfg, c_size_t, c_uint32, c_uint32]),
+    "wsb_client_config_set_delivery": (_res, [_ccfg, c_uint32, c_size_t, c_uint32]),
+    "wsb_client_config_set_wake_callback": (_res, [_ccfg, WakeCallback, c_void_p, DropCallback]),
+    "wsb_client_config_set_event_callback": (
+        _res,
+        [_ccfg, ClientEventCallback, c_void_p, DropCallback],
+    ),
+    "wsb_client_new": (_res, [_ccfg, POINTER(ClientHandle)]),
+    "wsb_client_free": (_res, [_cli]),
+    "wsb_client_connect": (_res, [_cli, c_uint32]),
+    "wsb_client_start": (_res, [_cli]),
+    "wsb_client_is_connected": (_res, [_cli, POINTER(c_bool)]),
+    "wsb_client_subscribe": (
+        _res,
+        [_cli, _str, _len, c_uint32, _hdrs, c_size_t, c_uint32, POINTER(c_uint64)],
+    ),
+    "wsb_client_unsubscribe": (_res, [_cli, c_uint64]),
+    "wsb_client_send": (
+        _res,
+        [_cli, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t, c_uint64, c_uint32],
+    ),
+    "wsb_client_ack": (_res, [_cli, _str, _len, c_uint64]),
+    "wsb_client_nack": (_res, [_cli, _str, _len, c_uint64]),
+    "wsb_client_begin": (_res, [_cli, POINTER(c_uint64)]),
+    "wsb_client_end_transaction": (_res, [_cli, c_uint64, c_bool, c_uint32]),
+    "wsb_client_send_raw": (_res, [_cli, bytes_in, c_size_t, c_bool]),
+    "wsb_client_poll": (_res, [_cli, POINTER(WsbClientEvent), c_size_t, POINTER(c_size_t)]),
+    "wsb_client_poll_timeout": (
+        _res,
+        [_cli, POINTER(WsbClientEvent), c_size_t, c_uint32, POINTER(c_size_t)],
+    ),
+    "wsb_client_disconnect": (_res, [_cli, c_uint32]),
+    "wsb_client_last_error": (_res, [_cli, buffer_out, c_size_t, POINTER(c_size_t)]),
 }
 
 #: Exported only by test builds (cargo feature ``ffi-test-panic``); bound when present.

@@ -156,17 +156,23 @@ def _wake_trampoline(data: Optional[int]) -> None:
         _leave()
 
 
-@_ffi.EventCallback
-def _event_trampoline(data: Optional[int], event: Any) -> None:
+def _deliver(data: Optional[int], event: Any, what: str) -> None:
+    """An event callback's body (server and client events): the slot's target gets the
+    struct; nothing escapes into C."""
     _enter()
     try:
         target = _lookup(data)
         if target is not None and event:
             target(event.contents)
     except BaseException:  # noqa: BLE001
-        log.exception("wsbroker: event callback failed")
+        log.exception("wsbroker: %s callback failed", what)
     finally:
         _leave()
+
+
+@_ffi.EventCallback
+def _event_trampoline(data: Optional[int], event: Any) -> None:
+    _deliver(data, event, "event")
 
 
 @_ffi.AppCallback
@@ -206,6 +212,11 @@ def _upgrade_trampoline(data: Optional[int], request: Any, decision: Any) -> Non
         _leave()
 
 
+@_ffi.ClientEventCallback
+def _client_event_trampoline(data: Optional[int], event: Any) -> None:
+    _deliver(data, event, "client event")
+
+
 _LOG_LEVELS = {
     _ffi.WSB_LOG_ERROR: logging.ERROR,
     _ffi.WSB_LOG_WARN: logging.WARNING,
@@ -241,6 +252,8 @@ NULL_EVENT = _ffi.EventCallback()
 NULL_APP = _ffi.AppCallback()
 NULL_LOG = _ffi.LogCallback()
 NULL_UPGRADE = _ffi.UpgradeCallback()
+NULL_CLIENT_EVENT = _ffi.ClientEventCallback()
+NULL_WAKE = _ffi.WakeCallback()
 
 drop = _drop_trampoline
 wake = _wake_trampoline
@@ -248,3 +261,4 @@ event = _event_trampoline
 app = _app_trampoline
 log_cb = _log_trampoline
 upgrade = _upgrade_trampoline
+client_event = _client_event_trampoline
