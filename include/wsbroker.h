@@ -49,7 +49,10 @@
  *   - Everything passed in (strings, headers, bodies) is copied; the caller still owns it
  *     and may free or reuse it as soon as the call returns.
  *   - wsb_config and wsb_server are owned by the host: free them with wsb_config_free and
- *     wsb_server_free (which implies wsb_server_stop with a 1 s grace period).
+ *     wsb_server_free (which implies wsb_server_stop with a 1 s grace period). A wsb_server
+ *     handle is a token, not a pointer: a call that races wsb_server_free (or comes after
+ *     it, or frees twice) gets WSB_ERR_NOT_RUNNING, never freed memory; the server goes away
+ *     once the calls in progress return.
  *   - A registration that takes (cb, user_data, drop) keeps user_data until the server no
  *     longer needs it, then calls drop(user_data) exactly once: when the registration is
  *     removed or replaced, or on wsb_server_free (wsb_config_free for a config's callbacks;
@@ -72,14 +75,19 @@
  *     inside any wsbroker callback, and so may the decisions (wsb_server_accept / _reject /
  *     _answer_subscribe). Several threads may poll one server; each event is delivered once.
  *   - A wsb_config is not thread-safe: use it from one thread at a time.
- *   - Callbacks run on wsbroker's threads: the event callback (callback mode), application
- *     handlers, the upgrade callback and the wake callback on the server's runtime threads
- *     ("wsbroker-worker");
- *     host-subscription callbacks on the publishing thread (a runtime thread for client
- *     SENDs, the host's own thread for its publishes); the log callback on the thread that
- *     logged; drop callbacks on whichever thread releases the registration. user_data must
- *     therefore be usable from any thread. Callbacks should return quickly; they must not
- *     unwind (C++ exceptions, longjmp) through wsbroker.
+ *   - Callbacks run on wsbroker's threads, never the host's. Host code -- the event
+ *     callback (callback mode), application handlers, host-subscription callbacks and the
+ *     upgrade, connect, subscribe and disconnect callbacks -- runs on the server's callback
+ *     threads ("wsbroker-callback", wsb_config_set_callback_threads), not on its IO threads
+ *     ("wsbroker-worker"): a callback that blocks delays only the callbacks queued behind it
+ *     on its thread, never other clients' traffic. One session's callbacks (and one host
+ *     subscription's messages) run on one thread, in order; a host-subscription callback that
+ *     publishes to a destination it matches queues another delivery, it never recurses. The
+ *     wake callback runs on the thread that queued the event; the log callback on the thread
+ *     that logged; drop callbacks on whichever thread releases the registration. user_data
+ *     must therefore be usable from any thread. A callback must not wait for another
+ *     callback (it may share its thread); it must not unwind (C++ exceptions, longjmp)
+ *     through wsbroker.
  *   - Calling wsb_server_stop or wsb_server_free from inside any wsbroker callback returns
  *     WSB_ERR_CALLED_FROM_CALLBACK instead of deadlocking; stop the server from another
  *     thread. Drop and log callbacks must not call wsbroker functions at all.
@@ -710,6 +718,20 @@ enum wsb_result wsb_config_set_flow_control(struct wsb_config *config,
                                             size_t high_watermark,
                                             size_t low_watermark,
                                             uint32_t slow_consumer_timeout_ms);
+
+// Host code — application handlers, host-subscription callbacks, event callbacks and hook
+// decisions — runs on `threads` dedicated threads named "wsbroker-callback" (default 4,
+// > 0), never on the IO threads, so a callback that blocks delays only the callbacks queued
+// behind it. One session's callbacks, and one host subscription's messages, always run on one
+// of them, in order. `queue` (default 65536, > 0) bounds the callbacks waiting in all: a
+// client whose application messages find it full is paused; a host-subscription message or
+// event that finds it full is dropped and counted in `wsb_stats.dropped`.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_callback_threads(struct wsb_config *config,
+                                                size_t threads,
+                                                size_t queue);
 
 // Most messages a "/queue/..." destination holds while no consumer takes them; a publish to
 // a full queue fails with `WSB_ERR_BACKPRESSURE`.

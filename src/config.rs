@@ -50,6 +50,15 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Worker threads of the server's own tokio runtime; 0 means one per CPU.
     pub worker_threads: usize,
+    /// Threads that run host code — application handlers, host-subscription callbacks, event
+    /// callbacks, hook decisions — so that a slow or blocking callback never stalls the IO
+    /// threads. One session's application messages (and one host subscription's messages)
+    /// always run on the same thread, in order. Default 4.
+    pub callback_threads: usize,
+    /// Jobs those threads may have waiting in all. A connection handing over an application
+    /// message waits for room (it is paused); a host-subscription message or event that finds
+    /// its thread's queue full is dropped and counted (`Stats::dropped`). Default 65,536.
+    pub callback_queue: usize,
     /// Accept WebSocket compression (permessage-deflate, RFC 7692) when a client offers it,
     /// as browsers do. On by default: it is negotiated so that no connection keeps compression
     /// state (both sides compress each message on its own), a publish is compressed once for
@@ -170,6 +179,8 @@ impl Default for ServerConfig {
             // address, so the per-address limit is opt-in (lower it for direct exposure).
             max_connections_per_ip: 10_000,
             worker_threads: 0,
+            callback_threads: 4,
+            callback_queue: 65_536,
             tls: None,
             permessage_deflate: true,
             deflate_threshold: 256,
@@ -199,6 +210,8 @@ impl ServerConfig {
             (self.frame_limits.max_header_length, "max_header_length"),
             (self.max_connections, "max_connections"),
             (self.max_connections_per_ip, "max_connections_per_ip"),
+            (self.callback_threads, "callback_threads"),
+            (self.callback_queue, "callback_queue"),
         ];
         for (value, name) in positive {
             if value == 0 {

@@ -2,7 +2,7 @@
 //! optional event queue, and the sessions waiting for a host decision.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -14,8 +14,10 @@ use crate::broker::{Broker, Counters};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventQueue, EventSink};
-use crate::hooks::{Answer, ConnectDecision, Hooks, Question};
+use crate::executor::{Executor, Lanes};
+use crate::hooks::{Answer, ConnectDecision, Hooks, Question, UpgradeDecision};
 use crate::raw::RawHub;
+use crate::ws::handshake::UpgradeRequest;
 
 /// How a session's question gets its answer.
 pub(crate) enum Asked {
@@ -35,6 +37,11 @@ enum QuestionKind {
 pub struct Engine {
     /// The validated configuration.
     pub config: ServerConfig,
+    /// Where host code runs (application handlers, host-subscription and event callbacks,
+    /// hook decisions): never on the runtime threads.
+    pub executor: Arc<Executor>,
+    /// The executor's lanes until the server starts their threads.
+    lanes: Mutex<Option<Lanes>>,
     /// Routing state.
     pub broker: Broker,
     /// The host's hooks.
@@ -62,8 +69,12 @@ impl Engine {
     /// A new engine for `config` (which the caller validated).
     pub fn new(config: ServerConfig) -> Arc<Engine> {
         let counters = Arc::new(Counters::default());
+        let (executor, lanes) = Executor::new(config.callback_threads, config.callback_queue);
+        let executor = Arc::new(executor);
         Arc::new(Engine {
-            broker: Broker::new(config.broker.clone(), counters),
+            broker: Broker::new(config.broker.clone(), counters, executor.clone()),
+            executor,
+            lanes: Mutex::new(Some(lanes)),
             relay: config
                 .relay
                 .clone()
@@ -76,6 +87,34 @@ impl Engine {
             next_session: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The callback pool's lanes, for the server to start their threads (once).
+    pub(crate) fn take_callback_lanes(&self) -> Option<Lanes> {
+        self.lanes.lock().take()
+    }
+
+    /// Tests without a server: runs the queued host callbacks on the calling thread until none
+    /// are left (callbacks may queue more); how many ran.
+    #[cfg(test)]
+    pub(crate) fn run_queued_callbacks(&self) -> usize {
+        let mut lanes = self.lanes.lock();
+        let lanes = lanes
+            .as_mut()
+            .expect("no server runs this engine's callbacks");
+        let mut ran = 0;
+        loop {
+            let before = ran;
+            for lane in lanes.iter_mut() {
+                while let Ok(job) = lane.try_recv() {
+                    job();
+                    ran += 1;
+                }
+            }
+            if ran == before {
+                return ran;
+            }
+        }
     }
 
     /// The STOMP sessions' settings.
@@ -144,7 +183,9 @@ impl Engine {
 
     /// Delivers an event when event delivery is on; false when it is off or the event was dropped.
     pub fn emit(&self, event: Event) -> bool {
-        self.events.get().is_some_and(|sink| sink.emit(event))
+        self.events
+            .get()
+            .is_some_and(|sink| sink.emit(event, &self.executor))
     }
 
     /// Reports the messages dropped since the last call, one event per subscription (taken
@@ -161,8 +202,9 @@ impl Engine {
     }
 
     /// Asks the host: through the event queue when that kind of question is deferred, else
-    /// through the hooks right away. A panicking hook refuses instead of unwinding.
-    pub(crate) fn ask(&self, session: u64, question: Question) -> Asked {
+    /// through its hook — on a callback thread, never the caller's — or, without a hook, by the
+    /// default right away. A panicking hook refuses instead of unwinding.
+    pub(crate) fn ask(self: &Arc<Self>, session: u64, question: Question) -> Asked {
         let kind = match question {
             Question::Connect(_) => QuestionKind::Connect,
             Question::Subscribe(_) => QuestionKind::Subscribe,
@@ -172,7 +214,25 @@ impl Engine {
             .get()
             .filter(|sink| sink.defers(kind == QuestionKind::Connect));
         let Some(sink) = deferred else {
-            return Asked::Now(self.ask_hooks(question));
+            if !self.hooks.decides(kind == QuestionKind::Connect) {
+                return Asked::Now(self.ask_hooks(question));
+            }
+            let (tx, rx) = oneshot::channel();
+            self.pending.lock().insert(session, (kind, tx));
+            let engine = self.clone();
+            let decide = move || {
+                let answer = engine.ask_hooks(question);
+                // Not waited for any more (timed out, connection gone): nothing to do.
+                let _ = engine.answer(session, answer);
+            };
+            if !self.executor.try_run(session, Box::new(decide)) {
+                self.pending.lock().remove(&session);
+                return Asked::Now(refusal(
+                    kind,
+                    "the host's callbacks are overloaded; try again later",
+                ));
+            }
+            return Asked::Later(rx);
         };
         let (tx, rx) = oneshot::channel();
         // Registered before the event is visible, so an immediate answer finds it.
@@ -181,7 +241,7 @@ impl Engine {
             Question::Connect(request) => Event::Connect(request),
             Question::Subscribe(request) => Event::Subscribe(request),
         };
-        if !sink.emit(event) {
+        if !sink.emit(event, &self.executor) {
             self.pending.lock().remove(&session);
             return Asked::Now(refusal(
                 kind,
@@ -189,6 +249,41 @@ impl Engine {
             ));
         }
         Asked::Later(rx)
+    }
+
+    /// The upgrade hook's verdict on a WebSocket (or SockJS) handshake, decided on a callback
+    /// thread while the handshake waits (at most the decision timeout). Without a hook every
+    /// request that passed the protocol checks is accepted at once.
+    pub(crate) async fn decide_upgrade(
+        self: &Arc<Self>,
+        request: &UpgradeRequest,
+        peer: SocketAddr,
+    ) -> UpgradeDecision {
+        if !self.hooks.has_upgrade_hook() {
+            return UpgradeDecision::Accept { principal: None };
+        }
+        let request = request.clone();
+        let unavailable = |reason: &str| UpgradeDecision::Reject {
+            status: 503,
+            reason: reason.into(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let engine = self.clone();
+        let decide = move || {
+            let _ = tx.send(engine.hooks.decide_upgrade(&request, Some(peer)));
+        };
+        // The peer's port spreads concurrent handshakes over the lanes.
+        let key = u64::from(peer.port());
+        let decided = async {
+            if !self.executor.run(key, Box::new(decide)).await {
+                return unavailable("the server is stopping");
+            }
+            rx.await
+                .unwrap_or_else(|_| unavailable("the upgrade hook did not decide"))
+        };
+        tokio::time::timeout(self.config.decision_timeout, decided)
+            .await
+            .unwrap_or_else(|_| unavailable("no decision from the host in time"))
     }
 
     /// Forgets a question that will not be answered (timeout, connection gone) and gives the

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::broker::{DropReport, Message};
+use crate::executor::Executor;
 use crate::hooks::{AppMessage, ConnectRequest, SessionInfo, SubscribeRequest};
 use crate::raw::{RawClose, RawMessage, RawOpen};
 
@@ -58,6 +59,25 @@ pub enum Event {
         /// Why, for logs.
         reason: String,
     },
+}
+
+impl Event {
+    /// The session, connection or subscription the event is about, so that callback delivery
+    /// keeps one session's events in order (they run on one callback thread).
+    pub(crate) fn lane_key(&self) -> u64 {
+        match self {
+            Event::Connect(r) => r.session,
+            Event::Subscribe(r) => r.session,
+            Event::Disconnect(info) => info.session,
+            Event::AppMessage(m) => m.session,
+            Event::Message { subscription, .. } => *subscription,
+            Event::RawOpen(o) => o.conn,
+            Event::RawMessage(m) => m.conn,
+            Event::RawClose(c) => c.conn,
+            Event::MessagesDropped(report) => report.session,
+            Event::Overflow { .. } | Event::BrokerAvailable | Event::BrokerUnavailable { .. } => 0,
+        }
+    }
 }
 
 /// What a full queue does with one more event.
@@ -213,18 +233,26 @@ pub enum EventSink {
 }
 
 impl EventSink {
-    /// Hands over one event; false when it was dropped (full queue).
-    pub fn emit(&self, event: Event) -> bool {
+    /// Hands over one event; false when it was dropped (a full queue, or a full callback
+    /// lane). Callbacks run on `executor`'s threads, never on the caller's.
+    pub fn emit(&self, event: Event, executor: &Executor) -> bool {
         match self {
             EventSink::Queue(queue) => queue.push(event),
             EventSink::Callback(sink) => {
-                let callback = &sink.callback;
-                let delivered =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(event)));
-                if delivered.is_err() {
-                    tracing::error!("event callback panicked");
+                let callback = sink.callback.clone();
+                let key = event.lane_key();
+                let job = move || {
+                    let delivered =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(event)));
+                    if delivered.is_err() {
+                        tracing::error!("event callback panicked");
+                    }
+                };
+                let queued = executor.try_run(key, Box::new(job));
+                if !queued {
+                    tracing::warn!("event callback queue is full: event dropped");
                 }
-                delivered.is_ok()
+                queued
             }
         }
     }

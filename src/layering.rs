@@ -12,14 +12,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("stomp", &[]),
     ("sockjs", &[]),
     ("error", &[]),
-    ("broker", &["stomp", "ws"]),
+    ("executor", &[]),
+    ("broker", &["executor", "stomp", "ws"]),
     ("relay", &["broker", "error", "stomp", "ws"]),
     ("raw", &["broker", "error", "ws"]),
     // `hooks` names `host::Publisher` (the handle given to app handlers) and `host` holds the
     // engine: the one cycle, of types only (engine → events → hooks → host → engine).
-    ("hooks", &["broker", "host", "ws"]),
+    ("hooks", &["broker", "executor", "host", "ws"]),
     ("host", &["broker", "engine", "error", "stomp"]),
-    ("events", &["broker", "error", "hooks", "raw"]),
+    ("events", &["broker", "error", "executor", "hooks", "raw"]),
     (
         "session",
         &[
@@ -29,7 +30,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "engine",
         &[
-            "broker", "config", "error", "events", "hooks", "raw", "relay", "session", "stomp",
+            "broker", "config", "error", "events", "executor", "hooks", "raw", "relay", "session",
+            "stomp", "ws",
         ],
     ),
     (

@@ -55,6 +55,7 @@ mod config;
 mod engine;
 mod error;
 mod events;
+mod executor;
 internal_mod!(ffi);
 internal_mod!(fuzzing);
 mod hooks;

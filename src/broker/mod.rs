@@ -29,6 +29,8 @@ use sub_map::SubMap;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::executor::Executor;
+
 pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 pub use message::Message;
@@ -46,8 +48,10 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, BrokerError> {
     Err(BrokerError(message.into()))
 }
 
-/// Callback of a host (in-process) subscription. Runs on the publishing thread, outside the
-/// broker's lock, so it may publish.
+/// Callback of a host (in-process) subscription. Runs on a callback thread (see
+/// [`crate::executor`]), one message at a time and in publish order per subscription, so it
+/// may block and may publish (even to a destination it matches itself: that queues another
+/// delivery instead of recursing).
 pub type HostCallback = Arc<dyn Fn(&Arc<Message>) + Send + Sync>;
 
 struct HostSubscription {
@@ -99,6 +103,8 @@ struct State {
 /// The in-process message broker.
 pub struct Broker {
     config: BrokerConfig,
+    /// Where host-subscription callbacks run (never on the publishing thread).
+    executor: Arc<Executor>,
     flow: Arc<FlowSignal>,
     state: Mutex<State>,
     counters: Arc<Counters>,
@@ -118,9 +124,12 @@ impl std::fmt::Debug for Broker {
 
 impl Broker {
     /// A broker routing with `config`, counting into `counters`.
-    pub fn new(config: BrokerConfig, counters: Arc<Counters>) -> Broker {
+    /// A broker routing with `config`, counting into `counters`; host-subscription callbacks
+    /// run on `executor`.
+    pub fn new(config: BrokerConfig, counters: Arc<Counters>, executor: Arc<Executor>) -> Broker {
         Broker {
             config,
+            executor,
             flow: Arc::new(FlowSignal::default()),
             state: Mutex::new(State::default()),
             counters,
@@ -581,22 +590,42 @@ impl Broker {
             .iter()
             .find(|s| s.id == id)
             .map(|s| s.callback.clone());
-        callback.map(|callback| callback(message)).is_some()
+        callback.is_some_and(|callback| self.run_host_callback(id, callback, message))
+    }
+
+    /// Hands `message` to a host subscription's callback on its callback lane; a full lane
+    /// drops it (counted in `dropped`, logged) rather than block the publisher.
+    fn run_host_callback(&self, id: u64, callback: HostCallback, message: &Arc<Message>) -> bool {
+        let message = message.clone();
+        let destination = message.destination().to_string();
+        if self
+            .executor
+            .try_run(id, Box::new(move || callback(&message)))
+        {
+            return true;
+        }
+        stats::add(&self.counters.dropped, 1);
+        tracing::warn!(
+            subscription = id,
+            destination,
+            "host subscription's callback queue is full: message dropped"
+        );
+        false
     }
 
     fn notify_host_subscriptions(&self, route: &str, message: &Arc<Message>) {
         if self.host_sub_count.load(Relaxed) == 0 {
             return;
         }
-        let callbacks: Vec<HostCallback> = self
+        let callbacks: Vec<(u64, HostCallback)> = self
             .host_subs
             .read()
             .iter()
             .filter(|s| s.pattern == route || pattern::matches(&s.pattern, route))
-            .map(|s| s.callback.clone())
+            .map(|s| (s.id, s.callback.clone()))
             .collect();
-        for callback in callbacks {
-            callback(message);
+        for (id, callback) in callbacks {
+            self.run_host_callback(id, callback, message);
         }
     }
 }

@@ -136,12 +136,17 @@ fn dispatch(shared: &Shared, waiters: &mut Waiters, actions: Vec<Action>) {
     for action in actions {
         match action {
             Action::Event(event) => {
-                if let ClientEvent::Connected { .. } = &event {
+                // The event is queued before `connect()` is woken, so a caller that returns
+                // from `connect()` always finds its `Connected` event.
+                let connected = matches!(event, ClientEvent::Connected { .. });
+                if connected {
                     shared.generation.fetch_add(1, Ordering::AcqRel);
                     shared.connected.store(true, Ordering::Release);
-                    shared.set_connected();
                 }
                 shared.emit(event);
+                if connected {
+                    shared.set_connected();
+                }
             }
             Action::Done(token, result) => waiters.finish(token, result),
             Action::Closed => {}

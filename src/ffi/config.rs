@@ -377,6 +377,31 @@ pub unsafe extern "C" fn wsb_config_set_flow_control(
     })
 }
 
+/// Host code — application handlers, host-subscription callbacks, event callbacks and hook
+/// decisions — runs on `threads` dedicated threads named "wsbroker-callback" (default 4,
+/// > 0), never on the IO threads, so a callback that blocks delays only the callbacks queued
+/// behind it. One session's callbacks, and one host subscription's messages, always run on one
+/// of them, in order. `queue` (default 65536, > 0) bounds the callbacks waiting in all: a
+/// client whose application messages find it full is paused; a host-subscription message or
+/// event that finds it full is dropped and counted in `wsb_stats.dropped`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_callback_threads(
+    config: *mut wsb_config,
+    threads: usize,
+    queue: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.callback_threads = threads;
+            c.server.callback_queue = queue;
+            Ok(())
+        })
+    })
+}
+
 /// Most messages a "/queue/..." destination holds while no consumer takes them; a publish to
 /// a full queue fails with `WSB_ERR_BACKPRESSURE`.
 ///

@@ -466,7 +466,19 @@ pub fn stomp_session(data: &[u8]) {
         };
         let mut flow = session.handle(frame);
         let mut asks = 0;
-        while let Flow::Ask(question) = flow {
+        loop {
+            let question = match flow {
+                Flow::Ask(question) => question,
+                // Handlers run inline here; the transports run them on callback threads.
+                Flow::App(call) => {
+                    flow = session.app_done(call.run());
+                    continue;
+                }
+                other => {
+                    flow = other;
+                    break;
+                }
+            };
             asks += 1;
             assert!(asks < 4, "session keeps asking");
             let answer = match question {
@@ -495,7 +507,7 @@ pub fn stomp_session(data: &[u8]) {
                 assert!(session.is_closed());
                 break 'frames;
             }
-            Flow::Ask(_) => unreachable!("answered above"),
+            Flow::Ask(_) | Flow::App(_) => unreachable!("answered above"),
             Flow::OpenRelay(_) => unreachable!("no relay in fuzzing"),
             // The fuzzed outbox has no flow control; a throttle would only pause reading.
             Flow::Throttle(_) => {}

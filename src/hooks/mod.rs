@@ -53,6 +53,11 @@ impl Hooks {
         *self.upgrade.write() = hook;
     }
 
+    /// True when an upgrade hook is set.
+    pub fn has_upgrade_hook(&self) -> bool {
+        self.upgrade.read().is_some()
+    }
+
     /// The upgrade decision; without a hook every request that passed the protocol checks is
     /// accepted without a principal. A panicking hook refuses with 403.
     pub fn decide_upgrade(
@@ -133,6 +138,16 @@ impl Hooks {
         }
     }
 
+    /// True when a hook decides CONNECTs (`connect`) or SUBSCRIBEs (else): its answer is
+    /// computed on a callback thread.
+    pub fn decides(&self, connect: bool) -> bool {
+        if connect {
+            self.connect.read().is_some()
+        } else {
+            self.subscribe.read().is_some()
+        }
+    }
+
     /// True when a subscribe hook is set (so a SUBSCRIBE must wait for its answer).
     pub fn has_subscribe_hook(&self) -> bool {
         self.subscribe.read().is_some()
@@ -144,12 +159,9 @@ impl Hooks {
         hook.map_or(Ok(()), |hook| hook(request))
     }
 
-    /// Tells the host a session ended.
-    pub fn disconnected(&self, info: &SessionInfo) {
-        let hook = self.disconnect.read().clone();
-        if let Some(hook) = hook {
-            hook(info);
-        }
+    /// The hook told when a session ends, if any (run by the caller on a callback thread).
+    pub fn disconnect_hook(&self) -> Option<DisconnectHook> {
+        self.disconnect.read().clone()
     }
 
     /// The handler for an application destination: an exact registration first, else the

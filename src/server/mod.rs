@@ -15,6 +15,7 @@
 //! # Ok::<(), wsbroker::Error>(())
 //! ```
 
+mod callback_threads;
 mod raw;
 
 use std::cell::Cell;
@@ -51,10 +52,15 @@ fn check_pattern(pattern: &str) -> Result<()> {
     crate::broker::destination::check_name(pattern).map_err(|e| Error::InvalidArgument(e.0))
 }
 
-/// True on the server runtimes' worker threads (where a callback runs), where blocking would
-/// stall connections and `stop` would deadlock.
+/// True on the server's own threads (runtime workers, and the callback threads where host
+/// code runs), where `stop` would deadlock and waiting calls are refused.
 pub(crate) fn on_server_thread() -> bool {
     ON_SERVER_THREAD.with(Cell::get)
+}
+
+/// Marks the calling thread as one of the server's own (see [`on_server_thread`]).
+fn mark_server_thread() {
+    ON_SERVER_THREAD.with(|f| f.set(true));
 }
 
 /// How long `Drop` lets connections close when the host never called `stop`.
@@ -62,6 +68,8 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 
 struct Running {
     runtime: tokio::runtime::Runtime,
+    /// Where host code runs (application handlers, host-subscription and event callbacks).
+    callbacks: callback_threads::CallbackThreads,
     shutdown: watch::Sender<bool>,
     local_addr: SocketAddr,
     tcp_local_addr: Option<SocketAddr>,
@@ -141,11 +149,16 @@ impl Server {
         let runtime = builder
             .thread_name("wsbroker-worker")
             .on_thread_start(|| {
-                ON_SERVER_THREAD.with(|f| f.set(true));
+                mark_server_thread();
                 crate::transport::block_sigpipe_on_this_thread();
             })
             .enable_all()
             .build()?;
+        let lanes = self
+            .engine
+            .take_callback_lanes()
+            .ok_or(Error::AlreadyStarted)?;
+        let callbacks = callback_threads::CallbackThreads::start(lanes)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let handshake = Arc::new(HandshakeConfig {
             path: config.path.clone(),
@@ -190,6 +203,7 @@ impl Server {
         self.started.store(true, Ordering::Release);
         *running = Some(Running {
             runtime,
+            callbacks,
             shutdown,
             local_addr,
             tcp_local_addr,
@@ -215,6 +229,14 @@ impl Server {
             std::thread::sleep(Duration::from_millis(5));
         }
         running.runtime.shutdown_timeout(Duration::from_millis(200));
+        // The callbacks queued before the stop still run (they may be host bookkeeping),
+        // within what is left of the grace period.
+        self.engine.executor.close();
+        running.callbacks.join(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(200)),
+        );
         tracing::info!("wsbroker stopped");
         Ok(())
     }
@@ -599,6 +621,8 @@ impl Drop for Server {
             if let Some(running) = self.running.get_mut().take() {
                 let _ = running.shutdown.send(true);
                 running.runtime.shutdown_background();
+                // The callback threads end once their queues are empty.
+                self.engine.executor.close();
             }
             return;
         }

@@ -1,6 +1,7 @@
 //! What the session asks of the transport after each frame: its actions. Every piece of IO the
 //! session needs (waiting for the host, opening a broker connection) is one of these.
 
+use super::app_call::AppCall;
 use crate::broker::Congestion;
 use crate::hooks::Question;
 use crate::relay::link::Backlog;
@@ -21,6 +22,9 @@ pub enum Flow {
     /// broker's verdict (its CONNECTED, or why it failed) to
     /// [`super::Session::broker_connected`] before the next frame is handled.
     OpenRelay(RelayOpen),
+    /// An application handler must run (on a callback thread, never an IO thread) before the
+    /// next frame is handled; the transport hands its result to [`super::Session::app_done`].
+    App(AppCall),
     /// Flow control: handle no further frame (and read nothing more) until the throttle is
     /// lifted. The frame itself is done.
     Throttle(Throttle),

@@ -13,6 +13,7 @@
 //! (CONNECT), `send`, `subscribe`, `ack`, `transactions`, and `relayed` (relay mode).
 
 mod ack;
+mod app_call;
 pub(crate) mod config;
 mod connect;
 mod flow;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
+pub use app_call::{AppCall, AppDone};
 pub use config::{DEFAULT_APP_PREFIX, SessionConfig};
 pub use flow::{Flow, Throttle};
 pub use refusal::error_frame;
@@ -77,6 +79,13 @@ enum Waiting {
     RelaySubscribe {
         frame: Frame,
         receipt: Option<String>,
+    },
+    /// An application handler's result; then the rest of the COMMIT it was part of and, in
+    /// relay mode, that COMMIT for the message broker.
+    App {
+        receipt: Option<String>,
+        rest: Vec<Frame>,
+        forward: Option<Box<Frame>>,
     },
 }
 
@@ -210,6 +219,9 @@ impl Session {
     /// Turns a frame's `Continue` into `Throttle` when flow control asks the publisher to
     /// pause.
     fn throttle_after(&mut self, flow: Flow) -> Flow {
+        if matches!(flow, Flow::App(_)) {
+            return flow; // the pause, if any, comes once the handler returned
+        }
         if !matches!(flow, Flow::Continue) {
             self.congested.clear();
             return flow;
@@ -251,13 +263,13 @@ impl Session {
                 command.as_str()
             ))),
             (_, Command::Connect | Command::Stomp) => Err(Refusal::new("already connected")),
-            (_, Command::Send) => self.on_send(frame).map(|()| Flow::Continue),
+            (_, Command::Send) => self.on_send(frame, receipt.clone()),
             (_, Command::Subscribe) => self.on_subscribe(frame, receipt.clone()),
             (_, Command::Unsubscribe) => self.on_unsubscribe(&frame).map(|()| Flow::Continue),
             (_, Command::Ack) => self.on_ack(frame, false).map(|()| Flow::Continue),
             (_, Command::Nack) => self.on_ack(frame, true).map(|()| Flow::Continue),
             (_, Command::Begin) => self.on_begin(&frame).map(|()| Flow::Continue),
-            (_, Command::Commit) => self.on_commit(&frame).map(|()| Flow::Continue),
+            (_, Command::Commit) => self.on_commit(&frame, receipt.clone()),
             (_, Command::Abort) => self.on_abort(&frame).map(|()| Flow::Continue),
             (_, Command::Disconnect) if self.relay.is_some() => {
                 return self.relay_disconnect(frame);
@@ -376,9 +388,20 @@ impl Session {
                 remote_addr: self.remote_addr,
                 transport: self.transport,
             };
-            let hooks = &self.engine.hooks;
-            if catch_unwind(AssertUnwindSafe(|| hooks.disconnected(&info))).is_err() {
-                tracing::error!(session = self.id, "disconnect hook panicked");
+            if let Some(hook) = self.engine.hooks.disconnect_hook() {
+                // On a callback thread, like every host callback.
+                let (session, info) = (self.id, info.clone());
+                let told = move || {
+                    if catch_unwind(AssertUnwindSafe(|| hook(&info))).is_err() {
+                        tracing::error!(session, "disconnect hook panicked");
+                    }
+                };
+                if !self.engine.executor.try_run(self.id, Box::new(told)) {
+                    tracing::warn!(
+                        session = self.id,
+                        "callback queue full: disconnect hook skipped"
+                    );
+                }
             }
             self.engine.emit(Event::Disconnect(info));
         }

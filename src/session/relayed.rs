@@ -56,14 +56,21 @@ impl Session {
             let mut local = frame.clone();
             local.headers.retain(|(name, _)| name != "receipt");
             let result = match frame.command {
-                Command::Begin => self.on_begin(&local),
-                Command::Commit => self.on_commit(&local),
-                _ => self.on_abort(&local),
+                Command::Begin => self.on_begin(&local).map(|()| Flow::Continue),
+                Command::Commit => self.on_commit(&local, None),
+                _ => self.on_abort(&local).map(|()| Flow::Continue),
             };
-            if let Err(refusal) = result {
-                return self.refuse(refusal, receipt);
-            }
-            return self.forward_to_broker(frame, receipt);
+            return match result {
+                Err(refusal) => self.refuse(refusal, receipt),
+                // An application handler in the local half: the broker's half follows it.
+                Ok(Flow::App(call)) => {
+                    if let Some(Waiting::App { forward, .. }) = self.waiting.as_deref_mut() {
+                        *forward = Some(Box::new(frame));
+                    }
+                    Flow::App(call)
+                }
+                Ok(_) => self.forward_to_broker(frame, receipt),
+            };
         }
         if frame.command == Command::Subscribe {
             let relayed = self.relay.as_ref().map_or(0, |r| r.subscription_count());

@@ -1,31 +1,39 @@
 //! SEND: to subscribers through the broker, or to the host's application handlers.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use super::Session;
+use super::app_call::{AppCall, AppDone};
 use super::refusal::{Refusal, required};
+use super::{Flow, Phase, Session, Waiting};
 use crate::broker::{Message, destination};
 use crate::hooks::AppMessage;
-use crate::host::{OnBehalf, Publisher};
 use crate::stomp::Frame;
-use crate::ws::codes;
 
 impl Session {
-    pub(super) fn on_send(&mut self, frame: Frame) -> Result<(), Refusal> {
+    /// A SEND outside a transaction; an application destination's handler is handed to the
+    /// transport as [`Flow::App`] (the receipt follows once it returns).
+    pub(super) fn on_send(
+        &mut self,
+        frame: Frame,
+        receipt: Option<String>,
+    ) -> Result<Flow, Refusal> {
         required(&frame, "destination")?;
         if let Some(tx) = frame.header("transaction") {
-            return self.buffer(tx.to_string(), frame);
+            self.buffer(tx.to_string(), frame)?;
+            return Ok(Flow::Continue);
         }
-        self.send_now(frame)
+        match self.send_now(frame)? {
+            None => Ok(Flow::Continue),
+            Some(call) => Ok(self.call_application(call, receipt, Vec::new())),
+        }
     }
 
-    pub(super) fn send_now(&mut self, frame: Frame) -> Result<(), Refusal> {
+    /// Delivers a SEND (now, or as part of a COMMIT); an application destination gives the
+    /// handler call to make instead.
+    pub(super) fn send_now(&mut self, frame: Frame) -> Result<Option<AppCall>, Refusal> {
         let dest = required(&frame, "destination")?.to_string();
         if self.engine.session_config().is_app_destination(&dest) {
-            return self.hand_to_application(dest, frame);
+            return self.application_call(dest, frame).map(Some);
         }
         let (route, display) =
             destination::send_route(&dest, &self.engine.broker.config().user_prefix)?;
@@ -38,10 +46,10 @@ impl Session {
             Some(self.id),
         );
         broker.publish(&route, Arc::new(message), &mut self.congested)?;
-        Ok(())
+        Ok(None)
     }
 
-    fn hand_to_application(&mut self, destination: String, frame: Frame) -> Result<(), Refusal> {
+    fn application_call(&mut self, destination: String, frame: Frame) -> Result<AppCall, Refusal> {
         let Some(handler) = self.engine.hooks.app_handler(&destination) else {
             return Err(Refusal::new(format!(
                 "no application handler for destination {destination}"
@@ -54,22 +62,66 @@ impl Session {
             headers: frame.headers,
             body: frame.body,
         };
-        let on_behalf: OnBehalf = Arc::new(Mutex::new(Some(Vec::new())));
-        let publisher = Publisher::for_session(self.engine.clone(), self.id, on_behalf.clone());
-        let outcome = catch_unwind(AssertUnwindSafe(|| handler(&message, &publisher)));
-        // The handler's publishes were this session's: it pauses for what they congested.
-        self.congested
-            .extend(on_behalf.lock().take().unwrap_or_default());
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Refusal::new(format!("{} failed: {e}", message.destination))),
-            Err(_) => Err(Refusal::with_code(
-                codes::INTERNAL_ERROR,
-                format!(
-                    "{} failed: the application handler panicked",
-                    message.destination
-                ),
-            )),
-        }
+        Ok(AppCall::new(self.engine.clone(), handler, message))
+    }
+
+    /// Waits for `call`; `receipt` is sent once it (and the committed frames in `rest`, if it
+    /// was part of a COMMIT) are done.
+    pub(super) fn call_application(
+        &mut self,
+        call: AppCall,
+        receipt: Option<String>,
+        rest: Vec<Frame>,
+    ) -> Flow {
+        self.phase = Phase::Deciding;
+        self.waiting = Some(Box::new(Waiting::App {
+            receipt,
+            rest,
+            forward: None,
+        }));
+        Flow::App(call)
+    }
+
+    /// Completes the frame whose application handler call returned [`Flow::App`].
+    pub fn app_done(&mut self, done: AppDone) -> Flow {
+        let Some(waiting) = self.waiting.take() else {
+            return Flow::Continue; // the session ended meanwhile
+        };
+        let Waiting::App {
+            receipt,
+            rest,
+            forward,
+        } = *waiting
+        else {
+            self.waiting = Some(waiting);
+            tracing::error!(session = self.id, "an application result nobody waits for");
+            return Flow::Continue;
+        };
+        self.phase = Phase::Connected;
+        let (outcome, congested) = done.into_parts();
+        self.congested.extend(congested);
+        let flow = outcome
+            .and_then(|()| self.apply_committed(rest, receipt.clone()))
+            .unwrap_or_else(|refusal| self.refuse(refusal, receipt.clone()));
+        let flow = match (flow, forward) {
+            (Flow::Continue, Some(commit)) => {
+                let receipt = commit.header("receipt").map(str::to_string);
+                self.forward_to_broker(*commit, receipt)
+            }
+            (Flow::Continue, None) => {
+                if let Some(receipt) = &receipt {
+                    self.send_receipt(receipt);
+                }
+                Flow::Continue
+            }
+            (Flow::App(call), forward) => {
+                if let Some(Waiting::App { forward: f, .. }) = self.waiting.as_deref_mut() {
+                    *f = forward;
+                }
+                Flow::App(call)
+            }
+            (flow, _) => flow,
+        };
+        self.throttle_after(flow)
     }
 }

@@ -1,7 +1,7 @@
 //! Transactions: BEGIN buffers the SENDs, ACKs and NACKs that name it until COMMIT or ABORT.
 
-use super::Session;
 use super::refusal::{Refusal, required};
+use super::{Flow, Session};
 use crate::stomp::{Command, Frame};
 
 impl Session {
@@ -45,20 +45,40 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn on_commit(&mut self, frame: &Frame) -> Result<(), Refusal> {
+    pub(super) fn on_commit(
+        &mut self,
+        frame: &Frame,
+        receipt: Option<String>,
+    ) -> Result<Flow, Refusal> {
         let tx = required(frame, "transaction")?;
         let frames = self
             .take_transaction(tx)
             .ok_or_else(|| Refusal::new(format!("unknown transaction '{tx}'")))?;
-        for frame in frames {
+        self.apply_committed(frames, receipt)
+    }
+
+    /// Applies a committed transaction's frames in order. A SEND to an application destination
+    /// pauses the rest until its handler returns ([`Flow::App`]); `receipt` (the COMMIT's)
+    /// waits with them.
+    pub(super) fn apply_committed(
+        &mut self,
+        frames: Vec<Frame>,
+        receipt: Option<String>,
+    ) -> Result<Flow, Refusal> {
+        let mut frames = frames.into_iter();
+        while let Some(frame) = frames.next() {
             match frame.command {
-                Command::Send => self.send_now(frame)?,
+                Command::Send => {
+                    if let Some(call) = self.send_now(frame)? {
+                        return Ok(self.call_application(call, receipt, frames.collect()));
+                    }
+                }
                 Command::Ack => self.ack_now(&frame, false)?,
                 Command::Nack => self.ack_now(&frame, true)?,
                 _ => {}
             }
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
 
     pub(super) fn on_abort(&mut self, frame: &Frame) -> Result<(), Refusal> {

@@ -3,6 +3,9 @@
 //! without losing the last frames (it keeps draining input until the peer closes, so the
 //! kernel never resets a connection that still has a final ERROR to deliver).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,9 +19,10 @@ use super::source::ReadSource;
 use crate::broker::outbox::{CloseReason, Outbound, PushError};
 use crate::broker::stats;
 use crate::engine::{Asked, Engine};
+use crate::executor::Executor;
 use crate::hooks::Answer;
 use crate::relay::link::{self, Backlog};
-use crate::session::{Flow, Session, Throttle};
+use crate::session::{AppCall, AppDone, Flow, Session, Throttle};
 use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
 use crate::stomp::decoder::{Decoded, Decoder};
 use crate::ws::codes;
@@ -95,6 +99,8 @@ enum Awaited {
     Subscribers(Paused),
     /// Flow control, relay mode: room on the session's link to the message broker.
     BrokerLink(Backlog),
+    /// An application handler running on a callback thread.
+    App(Pin<Box<dyn Future<Output = AppDone> + Send>>),
 }
 
 /// How a pause ended.
@@ -105,6 +111,23 @@ enum Resumed {
     Broker(Result<(), String>),
     /// The throttle is lifted.
     Relieved,
+    /// The application handler returned.
+    App(AppDone),
+}
+
+/// Runs an application handler call on the session's callback lane (waiting for room there:
+/// a client whose handler calls pile up stops being read, like any throttled publisher).
+async fn run_app_call(executor: Arc<Executor>, call: AppCall) -> AppDone {
+    let (tx, rx) = oneshot::channel();
+    let key = call.session();
+    let job = move || {
+        let _ = tx.send(call.run());
+    };
+    if !executor.run(key, Box::new(job)).await {
+        return AppDone::not_run("the server is stopping");
+    }
+    rx.await
+        .unwrap_or_else(|_| AppDone::not_run("the server stopped before the handler ran"))
 }
 
 impl Awaited {
@@ -124,6 +147,7 @@ impl Awaited {
                 backlog.drained().await;
                 Resumed::Relieved
             }
+            Awaited::App(call) => Resumed::App(call.await),
         }
     }
 }
@@ -329,6 +353,14 @@ impl Connection {
                     self.waiting = Some(Box::new(waiting));
                     return Progress::Waiting;
                 }
+                Flow::App(call) => {
+                    let executor = self.session.engine().executor.clone();
+                    // A handler has no deadline: the client waits for it like for a receipt.
+                    let far = Instant::now() + Duration::from_secs(3600);
+                    let running = Box::pin(run_app_call(executor, call));
+                    self.waiting = Some(Box::new((Awaited::App(running), far)));
+                    return Progress::Waiting;
+                }
                 Flow::Ask(question) => match self.session.engine().ask(self.session.id(), question)
                 {
                     Asked::Now(answer) => flow = self.session.answer(answer),
@@ -355,6 +387,12 @@ impl Connection {
     /// A pause ran into its deadline: a host decision that did not come, a relay connection
     /// that did not answer, or throttling subscribers that may be stuck.
     fn on_wait_deadline(&mut self) -> Progress {
+        if let Some(waiting) = self.waiting.as_mut()
+            && let Awaited::App(_) = &waiting.0
+        {
+            waiting.1 = Instant::now() + Duration::from_secs(3600);
+            return Progress::Waiting;
+        }
         if let Some(waiting) = self.waiting.as_mut()
             && let Awaited::Subscribers(paused) = &mut waiting.0
         {
@@ -395,6 +433,7 @@ impl Connection {
             }
             Resumed::Broker(verdict) => self.session.broker_connected(verdict),
             Resumed::Relieved => Flow::Continue,
+            Resumed::App(done) => self.session.app_done(done),
         };
         self.follow(flow)
     }

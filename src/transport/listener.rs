@@ -319,7 +319,7 @@ async fn serve_stream<R, W>(
                     raw: endpoint,
                 }))) => {
                     sockjs = framed;
-                    match ctx.engine.hooks.decide_upgrade(&request, Some(peer)) {
+                    match ctx.engine.decide_upgrade(&request, peer).await {
                         UpgradeDecision::Accept { principal: p } => {
                             buf.advance(consumed);
                             if let Some(endpoint) = endpoint {

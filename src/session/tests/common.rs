@@ -167,17 +167,27 @@ impl Client {
 
     /// Hands one frame to the session without answering questions.
     pub fn raw(&mut self, f: Frame) -> Flow {
-        self.session.handle(f)
+        let flow = self.session.handle(f);
+        self.engine.run_queued_callbacks();
+        flow
     }
 
     /// Hands one frame to the session and answers its questions through the hooks, as the
     /// transport does.
     pub fn feed(&mut self, f: Frame) -> Flow {
         let mut flow = self.session.handle(f);
-        while let Flow::Ask(question) = flow {
-            flow = self.session.answer(ask_hooks(&self.engine, question));
+        loop {
+            flow = match flow {
+                Flow::Ask(question) => self.session.answer(ask_hooks(&self.engine, question)),
+                // Inline here; a server runs handlers on its callback threads.
+                Flow::App(call) => self.session.app_done(call.run()),
+                other => {
+                    // Host callbacks the frame queued run now (a server has threads for them).
+                    self.engine.run_queued_callbacks();
+                    return other;
+                }
+            };
         }
-        flow
     }
 
     /// Feeds a frame that must be accepted, then expects exactly one RECEIPT for it and no

@@ -615,6 +615,7 @@ fn connect_hook_sees_the_request_and_may_reject() {
         assert!(req.headers.contains(&("x-extra".into(), "1".into())));
     }
     drop(c);
+    engine.run_queued_callbacks();
     // A rejected session never connected: no disconnect hook, no broker session.
     assert_eq!(disconnects.load(Ordering::SeqCst), 0);
     assert_eq!(engine.counters().snapshot().sessions, 0);
@@ -628,6 +629,7 @@ fn connect_hook_sees_the_request_and_may_reject() {
     assert_eq!(connected.header("user-name"), Some("user-bob"));
     assert_eq!(c.session.user(), Some("user-bob"));
     drop(c);
+    engine.run_queued_callbacks();
     assert_eq!(disconnects.load(Ordering::SeqCst), 1);
 }
 
@@ -788,6 +790,7 @@ fn closing_while_a_subscribe_question_is_pending_cleans_up() {
         Flow::Ask(_)
     ));
     c.session.closed();
+    engine.run_queued_callbacks();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(engine.counters().snapshot().subscriptions, 0);
     assert_eq!(engine.counters().snapshot().sessions, 0);
@@ -924,7 +927,7 @@ fn app_handler_panic_is_contained() {
     })));
     let mut c = Client::connected(&engine, "1.2", None);
     let flow = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        c.session.handle(send("/app/boom", "x"))
+        c.feed(send("/app/boom", "x"))
     }))
     .expect("the handler's panic must not unwind out of Session::handle");
     assert!(matches!(flow, Flow::Close));
@@ -1186,6 +1189,7 @@ fn closed_runs_disconnect_hook_once_and_removes_subscriptions() {
     assert!(c.session.is_closed());
     assert!(!c.session.is_connected());
     drop(c);
+    engine.run_queued_callbacks();
     {
         // Released before `p` below ends and runs the hook again.
         let infos = infos.lock();
@@ -1217,6 +1221,7 @@ fn drop_alone_runs_disconnect_hook_once() {
     let mut c = Client::connected(&engine, "1.2", None);
     c.subscribe("1", "/topic/a", "auto");
     drop(c);
+    engine.run_queued_callbacks();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(engine.counters().snapshot().subscriptions, 0);
     // DISCONNECT then drop: once.

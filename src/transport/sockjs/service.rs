@@ -157,7 +157,7 @@ impl SockJsService {
         } else if method.as_str() != allowed {
             method_not_allowed(allowed)
         } else if transport.is_receiving() {
-            self.receive(id, transport, &request, peer)
+            self.receive(id, transport, &request, peer).await
         } else {
             let headers = request.headers().clone();
             let mut response = self.send(id, transport, request).await;
@@ -170,7 +170,7 @@ impl SockJsService {
     }
 
     /// A receiving request: creates the session when the id is new.
-    fn receive(
+    async fn receive(
         &self,
         id: &str,
         transport: Transport,
@@ -202,7 +202,7 @@ impl SockJsService {
         };
         let (session, opened) = match self.sessions.get(id) {
             Some(session) => (session, false),
-            None => match self.open_session(id, request, peer) {
+            None => match self.open_session(id, request, peer).await {
                 Ok(opened) => opened,
                 Err(response) => return *response,
             },
@@ -248,14 +248,14 @@ impl SockJsService {
 
     /// Creates a session: connection limits and the upgrade hook apply as to a WebSocket.
     /// Returns the session and whether this request created it.
-    fn open_session(
+    async fn open_session(
         &self,
         id: &str,
         request: &Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<(Arc<super::session::SockJsSession>, bool), Box<Response<ResponseBody>>> {
         let upgrade = upgrade_request(request);
-        let principal = match self.engine.hooks.decide_upgrade(&upgrade, Some(peer)) {
+        let principal = match self.engine.decide_upgrade(&upgrade, peer).await {
             UpgradeDecision::Accept { principal } => principal,
             UpgradeDecision::Reject { status, reason } => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);

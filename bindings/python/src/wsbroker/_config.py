@@ -323,6 +323,13 @@ class Config(Managed):
     # --- threads, delivery of events, host decisions
     worker_threads = Setting(0, cv.u32, _number_setter("wsb_config_set_worker_threads", "worker_threads"),
                              "Threads of the server's runtime (0: one per CPU).")
+    callback_threads = Setting(4, cv.usize, _group_setter(
+        "wsb_config_set_callback_threads", "callback_threads", "callback_queue", what="callback threads"),
+        "Callback mode: threads that run handlers and callbacks (never the IO threads); one "
+        "session's callbacks run on one of them, in order.")
+    callback_queue = Setting(65536, cv.usize, callback_threads.apply,
+                             "Callback mode: callbacks waiting in all; a full queue pauses the client "
+                             "(application messages) or drops and counts (subscription messages, events).")
     mode = Setting("poll", _one_of(MODES), _delivery_mode,
                    "'poll': handlers run in poll()/aevents(); 'callback': on the library's threads.")
     event_queue_capacity = Setting(65536, cv.usize, _event_queue, "Poll mode: events the queue holds.")

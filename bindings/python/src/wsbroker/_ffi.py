@@ -346,6 +346,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_max_connections_per_ip": (_res, [_cfg, c_size_t]),
     "wsb_config_set_outbound_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_flow_control": (_res, [_cfg, c_size_t, c_size_t, c_uint32]),
+    "wsb_config_set_callback_threads": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_queue_depth": (_res, [_cfg, c_size_t]),
     "wsb_config_set_header_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_subscriptions": (_res, [_cfg, c_size_t]),
