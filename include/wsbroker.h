@@ -205,7 +205,7 @@
 // Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 #define WSB_DELIVERY_POLL 0
 
-// Events are handed to the event callback (`wsb_config_set_event_callback`) on runtime threads.
+// Events are handed to the event callback (`wsb_config_set_event_callback`) on callback threads.
 #define WSB_DELIVERY_CALLBACK 1
 
 // A full event queue discards the new event (default).
@@ -355,8 +355,8 @@ typedef void (*wsb_log_callback)(void *user_data,
                                  const char *target,
                                  const char *message);
 
-// Poll mode: the event queue went from empty to non-empty. Runs on a "wsbroker-worker"
-// thread (or the publishing thread); must be quick and must not block (signal a condition
+// Poll mode: the event queue went from empty to non-empty. Runs on the thread that queued
+// the event (a "wsbroker-worker" thread, or the publishing thread); must be quick and must not block (signal a condition
 // variable, write to an eventfd, post to the host's main loop).
 typedef void (*wsb_wake_callback)(void *user_data);
 
@@ -486,10 +486,10 @@ typedef int32_t (*wsb_app_callback)(void *user_data,
 
 // Decides on a WebSocket upgrade request (registered with `wsb_server_set_upgrade_callback`):
 // inspect `request` with the `wsb_upgrade_request_*` accessors and answer through `decision`.
-// Runs on a server runtime thread ("wsbroker-worker") while that connection's handshake waits,
-// possibly on several threads at once for concurrent handshakes; it must return quickly and
-// must not block on the network. It may publish and call other `wsb_server_*` functions except
-// `wsb_server_stop` / `wsb_server_free`. Both pointers are valid only during the call.
+// Runs on a callback thread ("wsbroker-callback") while that connection's handshake waits (at
+// most the decision timeout), possibly on several threads at once for concurrent handshakes;
+// blocking there delays only the callbacks queued behind it. It may publish and call other
+// `wsb_server_*` functions except `wsb_server_stop` / `wsb_server_free`. Both pointers are valid only during the call.
 typedef void (*wsb_upgrade_callback)(void *user_data,
                                      const struct wsb_upgrade_request *request,
                                      struct wsb_upgrade_decision *decision);
@@ -720,12 +720,12 @@ enum wsb_result wsb_config_set_flow_control(struct wsb_config *config,
                                             uint32_t slow_consumer_timeout_ms);
 
 // Host code — application handlers, host-subscription callbacks, event callbacks and hook
-// decisions — runs on `threads` dedicated threads named "wsbroker-callback" (default 4,
-// > 0), never on the IO threads, so a callback that blocks delays only the callbacks queued
+// decisions — runs on `threads` dedicated threads named "wsbroker-callback" (default 4, at
+// least 1), never on the IO threads, so a callback that blocks delays only the callbacks queued
 // behind it. One session's callbacks, and one host subscription's messages, always run on one
-// of them, in order. `queue` (default 65536, > 0) bounds the callbacks waiting in all: a
-// client whose application messages find it full is paused; a host-subscription message or
-// event that finds it full is dropped and counted in `wsb_stats.dropped`.
+// of them, in order. `queue` (default 65536, at least 1) bounds the callbacks waiting in all: a
+// client whose application messages find it full is paused; a host-subscription message that
+// finds it full is dropped and counted in `wsb_stats.dropped`, an event is dropped and logged.
 //
 // # Safety
 // `config` is NULL or a live config.
@@ -1112,8 +1112,8 @@ enum wsb_result wsb_server_disconnect(struct wsb_server *server,
 
 // Subscribes the host to a destination pattern ("/topic/a", "/topic/*", "/topic/**"); the host
 // sees every matching message (broadcast or queue) without consuming it. With `cb`, it is
-// called with a `WSB_EVENT_MESSAGE` event on the publishing thread (a runtime thread for
-// client SENDs, the host's thread for host publishes); with `cb` NULL the messages arrive as
+// called with a `WSB_EVENT_MESSAGE` event on a callback thread ("wsbroker-callback"), one
+// message at a time in publish order, never on the publisher's thread; with `cb` NULL the messages arrive as
 // `WSB_EVENT_MESSAGE` events through the delivery mode (and a given `drop(user_data)` runs at
 // once). Writes the subscription id (never reused) to `*out_id`. On failure nothing is
 // registered and `drop` is not called.
@@ -1138,7 +1138,8 @@ enum wsb_result wsb_server_unsubscribe(struct wsb_server *server, uint64_t id);
 
 // Handles SENDs to application destinations matching `pattern` (e.g. "/app/chat",
 // "/app/**"); a later registration of the same pattern replaces the earlier one (whose drop
-// runs). With `cb`, it is called on a runtime thread for each such SEND (see
+// runs). With `cb`, it is called on a callback thread for each such SEND, one SEND of a session
+// at a time and in order (see
 // `wsb_app_callback`); with `cb` NULL they arrive as `WSB_EVENT_APP_MESSAGE` events through
 // the delivery mode (and a given `drop(user_data)` runs at once). On failure nothing is
 // registered and `drop` is not called.

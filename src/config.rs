@@ -56,8 +56,9 @@ pub struct ServerConfig {
     /// always run on the same thread, in order. Default 4.
     pub callback_threads: usize,
     /// Jobs those threads may have waiting in all. A connection handing over an application
-    /// message waits for room (it is paused); a host-subscription message or event that finds
-    /// its thread's queue full is dropped and counted (`Stats::dropped`). Default 65,536.
+    /// message waits for room (it is paused); a host-subscription message that finds its
+    /// thread's queue full is dropped and counted (`Stats::dropped`), an event is dropped and
+    /// logged. Default 65,536.
     pub callback_queue: usize,
     /// Accept WebSocket compression (permessage-deflate, RFC 7692) when a client offers it,
     /// as browsers do. On by default: it is negotiated so that no connection keeps compression

@@ -133,7 +133,8 @@ impl std::fmt::Debug for EventQueueConfig {
 /// Events delivered by calling the host on a server thread instead of queueing them.
 #[derive(Clone)]
 pub struct EventCallback {
-    /// Runs on a server runtime thread for every event; must not block for long. It may
+    /// Runs on a callback thread for every event (one session's events in order); blocking
+    /// delays only the callbacks behind it on that thread. It may
     /// answer a question (accept/reject a connect) right away or later from any thread.
     pub callback: EventCallbackFn,
     /// Ask connect decisions through the callback (otherwise the connect hook decides).

@@ -58,6 +58,16 @@ struct HostSubscription {
     id: u64,
     pattern: String,
     callback: HostCallback,
+    runs: HostCallbackRuns,
+}
+
+/// Where a host subscription's callback runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostCallbackRuns {
+    /// Host code: on a callback thread, one message at a time, never on the publisher's.
+    OnCallbackThread,
+    /// The library's own quick hand-over (into the event queue): on the publishing thread.
+    Inline,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -551,13 +561,14 @@ impl Broker {
     /// Adds a host subscription to `pattern` (any destination, queue or broadcast: the host
     /// sees every message without consuming it). Returns its id, never reused.
     pub fn add_host_subscription(&self, pattern: &str, callback: HostCallback) -> u64 {
-        self.add_host_subscription_with(pattern, |_| callback)
+        self.add_host_subscription_with(pattern, HostCallbackRuns::OnCallbackThread, |_| callback)
     }
 
     /// Like [`Broker::add_host_subscription`], for a callback that needs its own id.
     pub fn add_host_subscription_with(
         &self,
         pattern: &str,
+        runs: HostCallbackRuns,
         make_callback: impl FnOnce(u64) -> HostCallback,
     ) -> u64 {
         let id = self.next_host_sub.fetch_add(1, Relaxed);
@@ -567,6 +578,7 @@ impl Broker {
             id,
             pattern: pattern.to_string(),
             callback,
+            runs,
         });
         self.host_sub_count.store(subs.len(), Relaxed);
         id
@@ -589,25 +601,34 @@ impl Broker {
             .read()
             .iter()
             .find(|s| s.id == id)
-            .map(|s| s.callback.clone());
-        callback.is_some_and(|callback| self.run_host_callback(id, callback, message))
+            .map(|s| (s.callback.clone(), s.runs));
+        callback.is_some_and(|(callback, runs)| self.run_host_callback(id, callback, runs, message))
     }
 
     /// Hands `message` to a host subscription's callback on its callback lane; a full lane
     /// drops it (counted in `dropped`, logged) rather than block the publisher.
-    fn run_host_callback(&self, id: u64, callback: HostCallback, message: &Arc<Message>) -> bool {
-        let message = message.clone();
-        let destination = message.destination().to_string();
+    fn run_host_callback(
+        &self,
+        id: u64,
+        callback: HostCallback,
+        runs: HostCallbackRuns,
+        message: &Arc<Message>,
+    ) -> bool {
+        if runs == HostCallbackRuns::Inline {
+            callback(message);
+            return true;
+        }
+        let queued = message.clone();
         if self
             .executor
-            .try_run(id, Box::new(move || callback(&message)))
+            .try_run(id, Box::new(move || callback(&queued)))
         {
             return true;
         }
         stats::add(&self.counters.dropped, 1);
         tracing::warn!(
             subscription = id,
-            destination,
+            destination = message.destination(),
             "host subscription's callback queue is full: message dropped"
         );
         false
@@ -617,15 +638,15 @@ impl Broker {
         if self.host_sub_count.load(Relaxed) == 0 {
             return;
         }
-        let callbacks: Vec<(u64, HostCallback)> = self
+        let callbacks: Vec<(u64, HostCallback, HostCallbackRuns)> = self
             .host_subs
             .read()
             .iter()
             .filter(|s| s.pattern == route || pattern::matches(&s.pattern, route))
-            .map(|s| (s.id, s.callback.clone()))
+            .map(|s| (s.id, s.callback.clone(), s.runs))
             .collect();
-        for (id, callback) in callbacks {
-            self.run_host_callback(id, callback, message);
+        for (id, callback, runs) in callbacks {
+            self.run_host_callback(id, callback, runs, message);
         }
     }
 }

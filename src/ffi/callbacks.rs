@@ -10,8 +10,8 @@ use super::events::wsb_event;
 /// run on any thread; it must not call back into wsbroker.
 pub type wsb_drop_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
-/// Poll mode: the event queue went from empty to non-empty. Runs on a "wsbroker-worker"
-/// thread (or the publishing thread); must be quick and must not block (signal a condition
+/// Poll mode: the event queue went from empty to non-empty. Runs on the thread that queued
+/// the event (a "wsbroker-worker" thread, or the publishing thread); must be quick and must not block (signal a condition
 /// variable, write to an eventfd, post to the host's main loop).
 pub type wsb_wake_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 

@@ -17,7 +17,7 @@ use crate::events::{DeliveryMode, Event, EventOptions, OverflowPolicy};
 
 /// Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 pub const WSB_DELIVERY_POLL: u32 = 0;
-/// Events are handed to the event callback (`wsb_config_set_event_callback`) on runtime threads.
+/// Events are handed to the event callback (`wsb_config_set_event_callback`) on callback threads.
 pub const WSB_DELIVERY_CALLBACK: u32 = 1;
 
 /// A full event queue discards the new event (default).
@@ -378,12 +378,12 @@ pub unsafe extern "C" fn wsb_config_set_flow_control(
 }
 
 /// Host code — application handlers, host-subscription callbacks, event callbacks and hook
-/// decisions — runs on `threads` dedicated threads named "wsbroker-callback" (default 4,
-/// > 0), never on the IO threads, so a callback that blocks delays only the callbacks queued
+/// decisions — runs on `threads` dedicated threads named "wsbroker-callback" (default 4, at
+/// least 1), never on the IO threads, so a callback that blocks delays only the callbacks queued
 /// behind it. One session's callbacks, and one host subscription's messages, always run on one
-/// of them, in order. `queue` (default 65536, > 0) bounds the callbacks waiting in all: a
-/// client whose application messages find it full is paused; a host-subscription message or
-/// event that finds it full is dropped and counted in `wsb_stats.dropped`.
+/// of them, in order. `queue` (default 65536, at least 1) bounds the callbacks waiting in all: a
+/// client whose application messages find it full is paused; a host-subscription message that
+/// finds it full is dropped and counted in `wsb_stats.dropped`, an event is dropped and logged.
 ///
 /// # Safety
 /// `config` is NULL or a live config.

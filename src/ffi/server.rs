@@ -417,8 +417,8 @@ pub unsafe extern "C" fn wsb_server_disconnect(
 
 /// Subscribes the host to a destination pattern ("/topic/a", "/topic/*", "/topic/**"); the host
 /// sees every matching message (broadcast or queue) without consuming it. With `cb`, it is
-/// called with a `WSB_EVENT_MESSAGE` event on the publishing thread (a runtime thread for
-/// client SENDs, the host's thread for host publishes); with `cb` NULL the messages arrive as
+/// called with a `WSB_EVENT_MESSAGE` event on a callback thread ("wsbroker-callback"), one
+/// message at a time in publish order, never on the publisher's thread; with `cb` NULL the messages arrive as
 /// `WSB_EVENT_MESSAGE` events through the delivery mode (and a given `drop(user_data)` runs at
 /// once). Writes the subscription id (never reused) to `*out_id`. On failure nothing is
 /// registered and `drop` is not called.
@@ -479,7 +479,8 @@ pub unsafe extern "C" fn wsb_server_unsubscribe(server: *mut wsb_server, id: u64
 
 /// Handles SENDs to application destinations matching `pattern` (e.g. "/app/chat",
 /// "/app/**"); a later registration of the same pattern replaces the earlier one (whose drop
-/// runs). With `cb`, it is called on a runtime thread for each such SEND (see
+/// runs). With `cb`, it is called on a callback thread for each such SEND, one SEND of a session
+/// at a time and in order (see
 /// `wsb_app_callback`); with `cb` NULL they arrive as `WSB_EVENT_APP_MESSAGE` events through
 /// the delivery mode (and a given `drop(user_data)` runs at once). On failure nothing is
 /// registered and `drop` is not called.

@@ -33,10 +33,10 @@ pub struct wsb_upgrade_decision {
 
 /// Decides on a WebSocket upgrade request (registered with `wsb_server_set_upgrade_callback`):
 /// inspect `request` with the `wsb_upgrade_request_*` accessors and answer through `decision`.
-/// Runs on a server runtime thread ("wsbroker-worker") while that connection's handshake waits,
-/// possibly on several threads at once for concurrent handshakes; it must return quickly and
-/// must not block on the network. It may publish and call other `wsb_server_*` functions except
-/// `wsb_server_stop` / `wsb_server_free`. Both pointers are valid only during the call.
+/// Runs on a callback thread ("wsbroker-callback") while that connection's handshake waits (at
+/// most the decision timeout), possibly on several threads at once for concurrent handshakes;
+/// blocking there delays only the callbacks queued behind it. It may publish and call other
+/// `wsb_server_*` functions except `wsb_server_stop` / `wsb_server_free`. Both pointers are valid only during the call.
 pub type wsb_upgrade_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,

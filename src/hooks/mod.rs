@@ -1,5 +1,6 @@
 //! The host program's hooks: what it is asked (connect, subscribe), told (disconnect) and
-//! handed (application destinations). Hooks run on the server's runtime threads.
+//! handed (application destinations). Hooks run on the server's callback threads
+//! (`crate::executor`), never its IO threads.
 
 mod decision;
 mod requests;

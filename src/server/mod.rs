@@ -28,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::broker::{Message, Stats};
+use crate::broker::{HostCallbackRuns, Message, Stats};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -368,8 +368,9 @@ impl Server {
     }
 
     /// Subscribes the host to a destination pattern (wildcards as for clients). The callback
-    /// sees every matching message — broadcast or queue — without consuming it, on the
-    /// publishing thread.
+    /// sees every matching message — broadcast or queue — without consuming it, one message at
+    /// a time and in order, on a callback thread (never the publisher's: a callback that
+    /// publishes to a destination it matches queues another delivery instead of recursing).
     pub fn subscribe(
         &self,
         pattern: &str,
@@ -408,12 +409,13 @@ impl Server {
         callback: impl Fn(HostSubscriptionId, &Arc<Message>) + Send + Sync + 'static,
     ) -> Result<HostSubscriptionId> {
         check_pattern(pattern)?;
-        let id = self
-            .engine
-            .broker
-            .add_host_subscription_with(pattern, move |id| {
+        let id = self.engine.broker.add_host_subscription_with(
+            pattern,
+            HostCallbackRuns::OnCallbackThread,
+            move |id| {
                 Arc::new(move |message: &Arc<Message>| callback(HostSubscriptionId(id), message))
-            });
+            },
+        );
         Ok(self.relay_host_subscription(id, pattern))
     }
 
@@ -435,7 +437,7 @@ impl Server {
     }
 
     /// Handles SENDs to application destinations matching `pattern` (e.g. `/app/chat` or
-    /// `/app/**`). Runs on a runtime thread; return `Err(text)` to answer the sender with an
+    /// `/app/**`). Runs on a callback thread (one SEND of a session at a time, in order); return `Err(text)` to answer the sender with an
     /// ERROR.
     pub fn handle_app(
         &self,
@@ -459,7 +461,7 @@ impl Server {
 
     /// Decides on every WebSocket upgrade request (path, query, cookies, headers, Origin):
     /// accept with a principal — which becomes the STOMP session's user unless the connect
-    /// decision says otherwise — or reject with 401/403. Runs on a runtime thread.
+    /// decision says otherwise — or reject with 401/403. Runs on a callback thread.
     pub fn on_upgrade(
         &self,
         hook: impl Fn(&UpgradeInfo) -> UpgradeDecision + Send + Sync + 'static,
@@ -592,7 +594,8 @@ impl Server {
         let id = self
             .engine
             .broker
-            .add_host_subscription_with(pattern, move |subscription| {
+            // Only queues an event (which a callback sink hands to a callback thread itself).
+            .add_host_subscription_with(pattern, HostCallbackRuns::Inline, move |subscription| {
                 Arc::new(move |message: &Arc<Message>| {
                     if let Some(engine) = engine.upgrade() {
                         engine.emit(Event::Message {

@@ -208,6 +208,21 @@ fn blank_events<const N: usize>() -> [wsb_event; N] {
     unsafe { std::mem::zeroed() }
 }
 
+/// Waits (bounded by `WAIT`) until `counter` reaches `n`: callbacks run on the server's
+/// callback threads, after the call that caused them returned.
+fn wait_for_count(counter: &AtomicUsize, n: usize, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while counter.load(Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} of {n} within {WAIT:?}",
+            counter.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(counter.load(Ordering::SeqCst), n, "{what}");
+}
+
 /// Polls until an event of `kind` arrives (others are skipped), within `WAIT`.
 fn poll_for(server: *mut wsb_server, kind: u32) -> Ev {
     let deadline = Instant::now() + WAIT;
@@ -1111,9 +1126,11 @@ struct Reentry {
     thread_name: Mutex<Option<String>>,
 }
 
+/// What a re-entering callback could do; the count goes up last, so a test that saw it (or
+/// the message published here) sees everything recorded before it.
 fn record(r: &Reentry) {
     let server = r.server.load(Ordering::SeqCst);
-    r.calls.fetch_add(1, Ordering::SeqCst);
+    *r.thread_name.lock().unwrap() = std::thread::current().name().map(str::to_string);
     // SAFETY: the server outlives its callbacks.
     unsafe {
         r.stop
@@ -1125,7 +1142,7 @@ fn record(r: &Reentry) {
         publish(server, "/topic/echo", b"from-callback") as i32,
         Ordering::SeqCst,
     );
-    *r.thread_name.lock().unwrap() = std::thread::current().name().map(str::to_string);
+    r.calls.fetch_add(1, Ordering::SeqCst);
 }
 
 unsafe extern "C" fn reenter_event(user_data: *mut c_void, _: *const wsb_event) {
@@ -1184,11 +1201,8 @@ fn stop_and_free_inside_a_host_thread_callback_are_refused() {
     }
     assert_eq!(publish(server, "/topic/reenter", b"go"), OK);
     let called_from_callback = wsb_result::WSB_ERR_CALLED_FROM_CALLBACK as i32;
-    assert_eq!(
-        reentry.calls.load(Ordering::SeqCst),
-        1,
-        "called on the publishing thread"
-    );
+    wait_for_count(&reentry.calls, 1, "host-subscription callback");
+    wait_for_count(echoes, 1, "the nested publish");
     assert_eq!(reentry.stop.load(Ordering::SeqCst), called_from_callback);
     assert_eq!(reentry.free.load(Ordering::SeqCst), called_from_callback);
     assert_eq!(reentry.publish.load(Ordering::SeqCst), OK as i32);
@@ -1214,7 +1228,7 @@ unsafe extern "C" fn count_echo(user_data: *mut c_void, event: *const wsb_event)
 }
 
 #[test]
-fn app_callback_on_a_runtime_thread_can_publish_refuse_but_not_stop() {
+fn app_callback_on_a_callback_thread_can_publish_refuse_but_not_stop() {
     let server = new_server(config());
     start(server);
     let reentry = Reentry::default();
@@ -1245,7 +1259,7 @@ fn app_callback_on_a_runtime_thread_can_publish_refuse_but_not_stop() {
     assert_eq!(reentry.publish.load(Ordering::SeqCst), OK as i32);
     assert_eq!(
         reentry.thread_name.lock().unwrap().as_deref(),
-        Some("wsbroker-worker")
+        Some("wsbroker-callback")
     );
     // A refusal becomes an ERROR carrying the handler's text.
     client.send("SEND", &[("destination", "/app/echo")], b"refuse");
@@ -1779,7 +1793,7 @@ fn callback_mode_decides_inside_the_callback() {
     assert_eq!(r.publish.load(Ordering::SeqCst), OK as i32);
     assert_eq!(
         r.thread_name.lock().unwrap().as_deref(),
-        Some("wsbroker-worker")
+        Some("wsbroker-callback")
     );
     // Host subscriptions without a callback deliver through the event callback too.
     let (t, tn) = s("/topic/cb");
@@ -1788,11 +1802,19 @@ fn callback_mode_decides_inside_the_callback() {
     let rc = unsafe { wsb_server_subscribe(server, t, tn, None, ptr::null_mut(), None, &mut id) };
     assert_eq!(rc, OK);
     assert_eq!(publish(server, "/topic/cb", b"direct"), OK);
-    let events = decider.events.lock().unwrap().clone();
-    let message = events
-        .iter()
-        .find(|e| e.kind == WSB_EVENT_MESSAGE)
-        .expect("a MESSAGE event");
+    // The event callback runs on a callback thread, after the publish returned.
+    let deadline = Instant::now() + WAIT;
+    let (events, message) = loop {
+        let events = decider.events.lock().unwrap().clone();
+        if let Some(message) = events.iter().find(|e| e.kind == WSB_EVENT_MESSAGE).cloned() {
+            break (events, message);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no MESSAGE event within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
     assert_eq!(message.subscription, id);
     assert_eq!(message.body.as_deref(), Some(&b"direct"[..]));
     let connect = &events[0];

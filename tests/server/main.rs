@@ -9,6 +9,7 @@ mod common;
 
 mod acks;
 mod app;
+mod callbacks;
 mod client;
 mod drops;
 mod errors;

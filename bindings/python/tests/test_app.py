@@ -9,7 +9,8 @@ import pytest
 
 import wsbroker
 
-from clients import WsClient, stomppy_close, stomppy_connect, stomppy_subscribe, stomppy_tcp, unique, wait_until
+from clients import (WsClient, frame, stomppy_close, stomppy_connect, stomppy_subscribe, stomppy_tcp, unique,
+                     wait_until)
 
 MODES = ["poll", "callback"]
 
@@ -155,3 +156,32 @@ def test_callback_mode_app_handler_many_messages(make_server) -> None:
         for i in range(200):
             c.send_frame("/app/count", str(i), receipt=(i == 199))
     assert count[0] == 200, dest
+
+
+def test_callback_mode_blocked_handler_stalls_no_other_client(make_server) -> None:
+    """Issue 21: a handler that blocks (here until released) runs on a callback thread, not on
+    the network threads, so other clients keep exchanging messages meanwhile."""
+    server = make_server(port=0, mode="callback", worker_threads=1)
+    entered = threading.Event()
+    release = threading.Event()
+
+    @server.app_handler("/app/slow")
+    def slow(msg):
+        entered.set()
+        assert release.wait(30), "never released"
+        assert threading.current_thread().name == "wsbroker-callback"
+
+    dest = "/topic/" + unique("chat")
+    with WsClient(server.url) as blocked, WsClient(server.url) as reader, WsClient(server.url) as writer:
+        blocked.connect()
+        reader.connect()
+        writer.connect()
+        reader.subscribe(dest)
+        blocked.send(frame("SEND", {"destination": "/app/slow", "receipt": "slow"}, "x"))
+        assert entered.wait(5)
+        for i in range(300):
+            assert writer.send_frame(dest, f"m{i}").command == "RECEIPT"
+        bodies = [reader.expect("MESSAGE").body for _ in range(300)]
+        assert bodies[-1] == b"m299"
+        release.set()
+        assert blocked.wait_receipt("slow").command == "RECEIPT"

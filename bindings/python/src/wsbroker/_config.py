@@ -329,7 +329,7 @@ class Config(Managed):
         "session's callbacks run on one of them, in order.")
     callback_queue = Setting(65536, cv.usize, callback_threads.apply,
                              "Callback mode: callbacks waiting in all; a full queue pauses the client "
-                             "(application messages) or drops and counts (subscription messages, events).")
+                             "(application messages) or drops (subscription messages: counted in stats().dropped).")
     mode = Setting("poll", _one_of(MODES), _delivery_mode,
                    "'poll': handlers run in poll()/aevents(); 'callback': on the library's threads.")
     event_queue_capacity = Setting(65536, cv.usize, _event_queue, "Poll mode: events the queue holds.")
