@@ -24,6 +24,8 @@ pub type Lanes = Vec<mpsc::Receiver<Job>>;
 pub struct Executor {
     /// One bounded queue per thread; emptied by [`Executor::close`].
     lanes: RwLock<Vec<mpsc::Sender<Job>>>,
+    /// Jobs one lane holds.
+    per_lane: usize,
 }
 
 impl Executor {
@@ -35,6 +37,7 @@ impl Executor {
         let (senders, receivers) = (0..threads).map(|_| mpsc::channel(per_lane)).unzip();
         let executor = Executor {
             lanes: RwLock::new(senders),
+            per_lane,
         };
         (executor, receivers)
     }
@@ -61,6 +64,20 @@ impl Executor {
         }
     }
 
+    /// True when `key`'s lane is more than three quarters full: producers that can be told to
+    /// retry (host publishes) are, so the last quarter stays for those that cannot (messages
+    /// from clients).
+    pub fn is_backed_up(&self, key: u64) -> bool {
+        self.lane(key)
+            .is_some_and(|lane| lane.capacity() < self.per_lane.div_ceil(4))
+    }
+
+    /// Queued jobs below which a backed-up lane counts as relieved (see
+    /// [`Executor::is_backed_up`]): the threads signal waiting publishers there.
+    pub fn relief_mark(&self) -> usize {
+        self.per_lane / 2
+    }
+
     /// Lets the threads finish what is queued and end: nothing more is accepted.
     pub fn close(&self) {
         self.lanes.write().clear();
@@ -84,7 +101,10 @@ mod tests {
             })
         };
         // Capacity 2 over 2 lanes: one job per lane.
+        assert!(!executor.is_backed_up(7));
         assert!(executor.try_run(7, job(&ran)));
+        assert!(executor.is_backed_up(7) && executor.is_backed_up(9));
+        assert!(!executor.is_backed_up(8));
         assert!(
             !executor.try_run(9, job(&ran)),
             "key 9 shares key 7's lane, which is full"

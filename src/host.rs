@@ -213,6 +213,14 @@ impl Publisher {
                             message.destination()
                         )));
                     }
+                    if broker.host_callbacks_behind(&route) {
+                        crate::broker::stats::add(&broker.counters().publishes_refused, 1);
+                        return Err(Error::Backpressure(format!(
+                            "the host callbacks subscribed to {} are behind: retry later (or \
+                             publish with a wait)",
+                            message.destination()
+                        )));
+                    }
                     broker.publish(&route, message, &mut Vec::new())
                 }
             };

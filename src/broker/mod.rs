@@ -342,6 +342,20 @@ impl Broker {
         Ok(delivered)
     }
 
+    /// True when a host subscription matching `route` has its callback thread's queue backed up
+    /// (see [`Executor::is_backed_up`]): a host publish there is refused, so that messages from
+    /// clients, which cannot be refused, still find room.
+    pub fn host_callbacks_behind(&self, route: &str) -> bool {
+        if self.host_sub_count.load(Relaxed) == 0 {
+            return false;
+        }
+        self.host_subs.read().iter().any(|s| {
+            s.runs == HostCallbackRuns::OnCallbackThread
+                && (s.pattern == route || pattern::matches(&s.pattern, route))
+                && self.executor.is_backed_up(s.id)
+        })
+    }
+
     /// The outbound queues a publish to `route` would reach that are congested right now (a
     /// host publish is refused while there are any, so that retrying it duplicates nothing).
     /// Stuck ones are closed as slow consumers on the way and not returned. Queue destinations

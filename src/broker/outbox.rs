@@ -230,7 +230,8 @@ pub struct FlowSignal {
 }
 
 impl FlowSignal {
-    fn notify(&self) {
+    /// Wakes the publishers waiting for room (a queue was relieved).
+    pub fn notify(&self) {
         *self.generation.lock() += 1;
         self.changed.notify_all();
     }

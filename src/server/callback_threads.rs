@@ -2,6 +2,7 @@
 //! "wsbroker-callback", each running its lane's jobs in order until the pool is closed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,10 +14,16 @@ pub(super) struct CallbackThreads {
 }
 
 impl CallbackThreads {
-    /// Starts one thread per lane.
-    pub(super) fn start(lanes: Lanes) -> std::io::Result<CallbackThreads> {
+    /// Starts one thread per lane; `relieved` runs whenever a lane drains to `relief_mark`
+    /// queued jobs (publishers told to retry wait for it).
+    pub(super) fn start(
+        lanes: Lanes,
+        relief_mark: usize,
+        relieved: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<CallbackThreads> {
         let mut threads = Vec::with_capacity(lanes.len());
         for mut lane in lanes {
+            let relieved = relieved.clone();
             let thread = std::thread::Builder::new()
                 .name("wsbroker-callback".into())
                 .spawn(move || {
@@ -25,6 +32,9 @@ impl CallbackThreads {
                         // Each job catches its own panics; this only keeps the lane alive.
                         if catch_unwind(AssertUnwindSafe(job)).is_err() {
                             tracing::error!("a host callback panicked");
+                        }
+                        if lane.len() == relief_mark {
+                            relieved();
                         }
                     }
                 })?;

@@ -158,7 +158,12 @@ impl Server {
             .engine
             .take_callback_lanes()
             .ok_or(Error::AlreadyStarted)?;
-        let callbacks = callback_threads::CallbackThreads::start(lanes)?;
+        let flow = self.engine.broker.flow_signal().clone();
+        let callbacks = callback_threads::CallbackThreads::start(
+            lanes,
+            self.engine.executor.relief_mark(),
+            Arc::new(move || flow.notify()),
+        )?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let handshake = Arc::new(HandshakeConfig {
             path: config.path.clone(),

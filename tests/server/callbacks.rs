@@ -148,3 +148,64 @@ async fn one_sessions_application_messages_run_in_order() {
         assert_eq!(seen, i.to_string());
     }
 }
+
+#[tokio::test]
+async fn host_publishes_into_a_backed_up_callback_are_refused_then_wait() {
+    let mut config = common::config();
+    // One lane of 64 jobs: refused from 49 queued (three quarters), relieved at 32.
+    config.callback_threads = 1;
+    config.callback_queue = 64;
+    let server = TestServer::start_with(config);
+    let release = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let gate = release.clone();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counted = seen.clone();
+    server
+        .subscribe("/topic/behind", move |_| {
+            let (released, changed) = &*gate;
+            let mut released = released.lock().unwrap();
+            while !*released {
+                let (next, timeout) = changed.wait_timeout(released, WAIT * 4).unwrap();
+                released = next;
+                if timeout.timed_out() {
+                    return;
+                }
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let mut accepted = 0;
+    let refusal = loop {
+        match server.publish("/topic/behind", &[], "m") {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted <= 64, "never refused");
+    };
+    assert!(
+        matches!(refusal, wsbroker::Error::Backpressure(_)),
+        "{refusal:?}"
+    );
+    assert_eq!(server.stats().dropped, 0, "refused, not dropped");
+    // A waiting publish goes through once the callback catches up.
+    let waiting = {
+        let server = server.server.clone();
+        tokio::task::spawn_blocking(move || server.publish_wait("/topic/behind", &[], "last", WAIT))
+    };
+    {
+        let (released, changed) = &*release;
+        *released.lock().unwrap() = true;
+        changed.notify_all();
+    }
+    waiting.await.unwrap().expect("published after the wait");
+    let deadline = Instant::now() + WAIT;
+    while seen.load(Ordering::SeqCst) < accepted + 1 {
+        assert!(Instant::now() < deadline, "callbacks within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        accepted + 1,
+        "every accepted message, once"
+    );
+}

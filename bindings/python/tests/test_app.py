@@ -169,7 +169,8 @@ def test_callback_mode_blocked_handler_stalls_no_other_client(make_server) -> No
     def slow(msg):
         entered.set()
         assert release.wait(30), "never released"
-        assert threading.current_thread().name == "wsbroker-callback"
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as comm:
+            assert comm.read().strip() == "wsbroker-callba"  # "wsbroker-callback", cut to 15
 
     dest = "/topic/" + unique("chat")
     with WsClient(server.url) as blocked, WsClient(server.url) as reader, WsClient(server.url) as writer:

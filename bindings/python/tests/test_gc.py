@@ -96,7 +96,8 @@ def test_close_inside_a_callback_raises(make_server) -> None:
 
     server.subscribe("/topic/x", on_msg)
     server.publish("/topic/x", "x")
-    assert outcome and isinstance(outcome[0], wsbroker.CalledFromCallback)
+    wait_until(lambda: outcome, "the callback")
+    assert isinstance(outcome[0], wsbroker.CalledFromCallback)
     assert server.running
     server.close()
     assert server.closed

@@ -281,7 +281,7 @@ _P = ctypes.sizeof(c_void_p)
 #: the fallback when a library cannot report its own (see ``_library``).
 C_LAYOUT_SIZEOF: Dict[str, int] = {
     "wsb_header": 4 * _P,
-    "wsb_stats": 11 * 8,
+    "wsb_stats": 13 * 8,
     "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P) + 4 + 4 + 2 * (_P + _P),
     "wsb_client_event": 6 * 4 + 2 * 8 + 6 * (_P + _P),
 }
