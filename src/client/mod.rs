@@ -288,7 +288,11 @@ impl Client {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.config.worker_threads)
             .thread_name("wsbroker-client")
-            .on_thread_start(|| ON_CLIENT_THREAD.with(|f| f.set(true)))
+            .on_thread_start(|| {
+                ON_CLIENT_THREAD.with(|f| f.set(true));
+                // A server that resets the connection must not kill a C host with SIGPIPE.
+                crate::transport::block_sigpipe_on_this_thread();
+            })
             .enable_all()
             .build()?;
         let (stop, stop_rx) = watch::channel(Stop::Run);
