@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::broker::{BrokerError, Congestion, Message, destination};
+use crate::broker::{BrokerError, Congestion, Message, Published, destination};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::stomp::frame::check_header;
@@ -65,10 +65,10 @@ impl Publisher {
 
     /// Delivers for the session whose SEND is being handled, if that is still going on:
     /// `Some(result)`, with the congested queues noted for it; `None` otherwise.
-    fn on_behalf_of_session(
+    fn on_behalf_of_session<T>(
         &self,
-        deliver: impl FnOnce(&mut Congestion) -> std::result::Result<usize, BrokerError>,
-    ) -> Option<std::result::Result<usize, BrokerError>> {
+        deliver: impl FnOnce(&mut Congestion) -> std::result::Result<T, BrokerError>,
+    ) -> Option<std::result::Result<T, BrokerError>> {
         let sink = self.on_behalf.as_ref()?;
         sink.lock().as_ref()?;
         // Not delivered under the lock: host-subscription callbacks run inside the publish.
@@ -129,6 +129,18 @@ impl Publisher {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<usize> {
+        self.publish_recorded(destination, headers, body)
+            .map(|published| published.delivered)
+    }
+
+    /// As [`Publisher::publish`], also returning the message's offset in its destination's
+    /// history (when a history rule covers the destination).
+    pub fn publish_recorded(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Published> {
         let body = body.into();
         self.check_size(headers, &body)?;
         let owned = owned_headers(headers)?;
@@ -137,7 +149,10 @@ impl Publisher {
             && relay.is_relayed(destination)
         {
             relay.system.publish(destination, headers, body)?;
-            return Ok(0);
+            return Ok(Published {
+                delivered: 0,
+                offset: None,
+            });
         }
         let routed = destination::send_route(destination, &self.engine.broker.config().user_prefix);
         self.publish_routed(routed, owned, body)
@@ -186,6 +201,7 @@ impl Publisher {
         let routed =
             destination::user_route(user, destination, &self.engine.broker.config().user_prefix);
         self.publish_routed(routed, owned, body)
+            .map(|published| published.delivered)
     }
 
     /// Publishes on a routing key computed by `destination`: a bad name is the caller's
@@ -195,35 +211,36 @@ impl Publisher {
         routed: std::result::Result<(String, String), BrokerError>,
         headers: Vec<(String, String)>,
         body: Bytes,
-    ) -> Result<usize> {
+    ) -> Result<Published> {
         let (route, display) = routed.map_err(|e| Error::InvalidArgument(e.0))?;
         let message = self.message(display, headers, body);
         let broker = &self.engine.broker;
-        let published =
-            match self.on_behalf_of_session(|c| broker.publish(&route, message.clone(), c)) {
-                Some(published) => published,
-                None => {
-                    let congested = broker.congested_targets(&route);
-                    if !congested.is_empty() {
-                        crate::broker::stats::add(&broker.counters().publishes_refused, 1);
-                        return Err(Error::Backpressure(format!(
-                            "{} subscriber queue(s) of {} are congested: retry later (or publish \
+        let published = match self
+            .on_behalf_of_session(|c| broker.publish_recorded(&route, message.clone(), c))
+        {
+            Some(published) => published,
+            None => {
+                let congested = broker.congested_targets(&route);
+                if !congested.is_empty() {
+                    crate::broker::stats::add(&broker.counters().publishes_refused, 1);
+                    return Err(Error::Backpressure(format!(
+                        "{} subscriber queue(s) of {} are congested: retry later (or publish \
                          with a wait)",
-                            congested.len(),
-                            message.destination()
-                        )));
-                    }
-                    if broker.host_callbacks_behind(&route) {
-                        crate::broker::stats::add(&broker.counters().publishes_refused, 1);
-                        return Err(Error::Backpressure(format!(
-                            "the host callbacks subscribed to {} are behind: retry later (or \
-                             publish with a wait)",
-                            message.destination()
-                        )));
-                    }
-                    broker.publish(&route, message, &mut Vec::new())
+                        congested.len(),
+                        message.destination()
+                    )));
                 }
-            };
+                if broker.host_callbacks_behind(&route) {
+                    crate::broker::stats::add(&broker.counters().publishes_refused, 1);
+                    return Err(Error::Backpressure(format!(
+                        "the host callbacks subscribed to {} are behind: retry later (or \
+                             publish with a wait)",
+                        message.destination()
+                    )));
+                }
+                broker.publish_recorded(&route, message, &mut Vec::new())
+            }
+        };
         published.map_err(|e| Error::Backpressure(e.0))
     }
 

@@ -71,7 +71,10 @@ internal_mod!(stomp);
 mod transport;
 internal_mod!(ws);
 
-pub use broker::{AckMode, BrokerConfig, DropReport, Message, SlowConsumerPolicy, Stats};
+pub use broker::{
+    AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Published,
+    SlowConsumerPolicy, Stats, StreamPosition,
+};
 pub use client::{
     Client, ClientCallback, ClientConfig, ClientDelivery, ClientEvent, ClientMessage, ClientMode,
     ClientTlsConfig, OutboundQueue, QueuePolicy, ReconnectPolicy,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::history::HistoryRule;
 use super::subscription::SlowConsumerPolicy;
 
 /// How the broker routes and what it holds at most. `BrokerConfig::default()` is what
@@ -51,6 +52,12 @@ pub struct BrokerConfig {
     /// subscriber: it gets the slow-consumer treatment (ERROR, close), so publishers wait at
     /// most this long for it. Default 10 s.
     pub slow_consumer_timeout: Duration,
+    /// Destinations that keep a message history (offsets, resume with `x-since`, `x-last`,
+    /// last-value snapshots); the first matching rule applies. Default none.
+    pub history: Vec<HistoryRule>,
+    /// Most destinations with a history at once; past it the least recently used one is
+    /// forgotten (its next message starts a new epoch). Default 100,000.
+    pub history_max_destinations: usize,
 }
 
 impl Default for BrokerConfig {
@@ -67,6 +74,8 @@ impl Default for BrokerConfig {
             outbound_high_watermark: 1024 * 1024,
             outbound_low_watermark: 256 * 1024,
             slow_consumer_timeout: Duration::from_secs(10),
+            history: Vec::new(),
+            history_max_destinations: 100_000,
         }
     }
 }
@@ -85,6 +94,17 @@ impl BrokerConfig {
             low_items: self.max_outbound_messages / 2,
             stuck_after: self.slow_consumer_timeout,
         }
+    }
+
+    /// Most retained messages one subscribe replays at once: half the outbound queue, so that a
+    /// replay leaves room for live messages and never makes its subscriber a slow consumer.
+    pub fn max_replay_messages(&self) -> usize {
+        self.max_outbound_messages / 2
+    }
+
+    /// Most bytes one replay queues (half the byte cap, for the same reason).
+    pub fn max_replay_bytes(&self) -> usize {
+        self.max_outbound_bytes / 2
     }
 
     /// Checks every field; the error text names the first one out of range.
@@ -107,6 +127,7 @@ impl BrokerConfig {
             ),
             (self.max_outbound_messages, "max_outbound_messages"),
             (self.max_outbound_bytes, "max_outbound_bytes"),
+            (self.history_max_destinations, "history_max_destinations"),
         ];
         if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
             return Err(format!("{name} must be greater than 0"));
@@ -116,6 +137,17 @@ impl BrokerConfig {
         }
         if self.slow_consumer_timeout.is_zero() {
             return Err("slow_consumer_timeout must be greater than 0".into());
+        }
+        let replayable = self.max_replay_messages();
+        for rule in &self.history {
+            rule.validate()?;
+            if rule.size > replayable {
+                return Err(format!(
+                    "history size {} for {} is above what one replay may queue ({replayable}: \
+                     half of max_outbound_messages)",
+                    rule.size, rule.pattern
+                ));
+            }
         }
         Ok(())
     }

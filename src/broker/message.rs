@@ -71,6 +71,31 @@ impl Message {
         }
     }
 
+    /// This message at `offset` of a destination's stream of `epoch` (history): the same
+    /// message with `x-offset` and `x-epoch` headers, replacing any the sender set (and a
+    /// forged `x-recovered`).
+    pub fn with_position(&self, offset: u64, epoch: &str) -> Message {
+        use super::history::{EPOCH_HEADER, OFFSET_HEADER, RECOVERED_HEADER};
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n != OFFSET_HEADER && n != EPOCH_HEADER && n != RECOVERED_HEADER)
+            .cloned()
+            .collect();
+        headers.push((OFFSET_HEADER.into(), offset.to_string()));
+        headers.push((EPOCH_HEADER.into(), epoch.to_string()));
+        Message {
+            id: self.id,
+            destination: self.destination.clone(),
+            headers,
+            body: self.body.clone(),
+            text: self.text,
+            sender: self.sender,
+            tails: Default::default(),
+            encoded_tails: OnceLock::new(),
+        }
+    }
+
     /// Broker-wide sequence number of this publish.
     pub fn id(&self) -> u64 {
         self.id

@@ -14,6 +14,7 @@
 pub(crate) mod config;
 pub mod destination;
 pub mod drops;
+pub mod history;
 pub mod message;
 pub mod outbox;
 pub mod pattern;
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
 use sub_map::SubMap;
 
 use parking_lot::{Mutex, RwLock};
@@ -33,6 +35,8 @@ use crate::executor::Executor;
 
 pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
+use history::Streams;
+pub use history::{HistoryPage, HistoryRule, ResumeRequest, StreamPosition};
 pub use message::Message;
 pub use outbox::{CloseReason, Delivery, FlowSignal, Outbound, Outbox, PushError};
 pub use stats::{Counters, Stats};
@@ -102,12 +106,24 @@ struct Queue {
     next: usize,
 }
 
-#[derive(Default)]
 struct State {
     sessions: HashMap<u64, SessionEntry>,
     exact: HashMap<String, Vec<SubKey>>,
     patterns: Vec<(String, SubKey)>,
     queues: HashMap<String, Queue>,
+    /// Message history of the destinations a history rule covers (under this lock, so that
+    /// recording a publish and starting a resuming subscription are ordered).
+    streams: Streams,
+}
+
+/// How a delivery is marked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    Fresh,
+    /// Delivered before (`redelivered:true`).
+    Redelivered,
+    /// The first message of a resuming subscription, with whether the resume is complete.
+    Resumed(bool),
 }
 
 /// The in-process message broker.
@@ -133,15 +149,21 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A broker routing with `config`, counting into `counters`.
     /// A broker routing with `config`, counting into `counters`; host-subscription callbacks
     /// run on `executor`.
     pub fn new(config: BrokerConfig, counters: Arc<Counters>, executor: Arc<Executor>) -> Broker {
+        let streams = Streams::new(config.history.clone(), config.history_max_destinations);
         Broker {
             config,
             executor,
             flow: Arc::new(FlowSignal::default()),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                sessions: HashMap::new(),
+                exact: HashMap::new(),
+                patterns: Vec::new(),
+                queues: HashMap::new(),
+                streams,
+            }),
             counters,
             host_subs: RwLock::new(Vec::new()),
             host_sub_count: AtomicUsize::new(0),
@@ -234,12 +256,24 @@ impl Broker {
         }
     }
 
-    /// Subscribes a session. Queue destinations take no wildcards.
-    pub fn subscribe(&self, session: u64, spec: SubscribeSpec) -> Result<(), BrokerError> {
+    /// Subscribes a session. Queue destinations take no wildcards. On a destination with a
+    /// history, what the SUBSCRIBE asked for (`spec.resume`) is queued first — in the same
+    /// critical section as the registration, so no publish falls between replay and live.
+    pub fn subscribe(
+        &self,
+        session: u64,
+        mut spec: SubscribeSpec,
+    ) -> Result<Subscribed, BrokerError> {
         let queue = self.is_queue(&spec.route);
         if queue && pattern::is_pattern(&spec.route) {
             return refuse(format!(
                 "wildcards are not supported on queue destinations: {}",
+                spec.route
+            ));
+        }
+        if !spec.resume.is_empty() && (queue || pattern::is_pattern(&spec.route)) {
+            return refuse(format!(
+                "x-since and x-last need one history destination, not a queue or pattern: {}",
                 spec.route
             ));
         }
@@ -261,6 +295,8 @@ impl Broker {
             sub: spec.id.clone(),
         };
         let route = spec.route.clone();
+        let sub_id = spec.id.clone();
+        let resume = std::mem::take(&mut spec.resume);
         entry.subs.insert(
             spec.id.clone(),
             Box::new(Subscription {
@@ -270,6 +306,10 @@ impl Broker {
             }),
         );
         stats::add(&self.counters.subscriptions, 1);
+        let mut subscribed = Subscribed::default();
+        if !queue && !pattern::is_pattern(&route) {
+            subscribed = self.replay(&mut state, session, &sub_id, &route, &resume);
+        }
         if queue {
             state
                 .queues
@@ -283,7 +323,70 @@ impl Broker {
         } else {
             state.exact.entry(route).or_default().push(key);
         }
-        Ok(())
+        Ok(subscribed)
+    }
+
+    /// Queues what a new subscription gets from its destination's history (under the lock
+    /// `subscribe` holds), bounded so that the replay never makes it a slow consumer: past
+    /// half its queue's message or byte cap the oldest are left out, and a resume is then
+    /// reported incomplete.
+    fn replay(
+        &self,
+        state: &mut State,
+        session: u64,
+        sub_id: &Arc<str>,
+        route: &str,
+        resume: &ResumeRequest,
+    ) -> Subscribed {
+        let max = self.config.max_replay_messages();
+        let mut replay = state.streams.replay(route, resume, max, Instant::now());
+        let budget = self.config.max_replay_bytes();
+        let mut bytes = 0;
+        let keep = replay
+            .messages
+            .iter()
+            .rev()
+            .take_while(|m| {
+                bytes += m.body().len() + 64;
+                bytes <= budget
+            })
+            .count();
+        if keep < replay.messages.len() {
+            replay.messages.drain(..replay.messages.len() - keep);
+            replay.recovered = replay.recovered.map(|_| false);
+        }
+        let Some(entry) = state.sessions.get_mut(&session) else {
+            return Subscribed::default();
+        };
+        let mut replayed = 0;
+        for (i, message) in replay.messages.iter().enumerate() {
+            let mark = match replay.recovered {
+                Some(recovered) if i == 0 => Mark::Resumed(recovered),
+                _ => Mark::Fresh,
+            };
+            if deliver(session, entry, sub_id, message, mark, None, &self.counters).is_ok() {
+                replayed += 1;
+            }
+        }
+        Subscribed {
+            recovered: replay.recovered,
+            position: replay.position,
+            replayed,
+        }
+    }
+
+    /// The retained messages of `route` after offset `since` (at most `limit`); `None` when no
+    /// history rule covers `route`.
+    pub fn history(&self, route: &str, since: u64, limit: usize) -> Option<HistoryPage> {
+        self.state
+            .lock()
+            .streams
+            .read(route, since, limit, Instant::now())
+    }
+
+    /// Destinations with a history and how many messages each retains (for `/metrics`).
+    pub fn history_sizes(&self) -> Vec<(String, usize)> {
+        self.state.lock().streams.sizes()
     }
 
     /// Ends a subscription; its unacknowledged queue messages go back to the queue.
@@ -332,14 +435,28 @@ impl Broker {
         message: Arc<Message>,
         congestion: &mut Congestion,
     ) -> Result<usize, BrokerError> {
-        let delivered = if self.is_queue(route) {
-            self.enqueue(route, message.clone(), congestion)?
+        self.publish_recorded(route, message, congestion)
+            .map(|published| published.delivered)
+    }
+
+    /// [`Broker::publish`], also telling where the message went in its destination's history.
+    pub fn publish_recorded(
+        &self,
+        route: &str,
+        message: Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> Result<Published, BrokerError> {
+        let (delivered, message) = if self.is_queue(route) {
+            (self.enqueue(route, message.clone(), congestion)?, message)
         } else {
-            self.broadcast(route, &message, congestion)
+            self.broadcast(route, message, congestion)
         };
         stats::add(&self.counters.messages_in, 1);
         self.notify_host_subscriptions(route, &message);
-        Ok(delivered)
+        let offset = message
+            .header(history::OFFSET_HEADER)
+            .and_then(|o| o.parse().ok());
+        Ok(Published { delivered, offset })
     }
 
     /// True when a host subscription matching `route` has its callback thread's queue backed up
@@ -412,14 +529,26 @@ impl Broker {
         Ok(state.dispatch(route, &self.counters, congestion))
     }
 
-    fn broadcast(&self, route: &str, message: &Arc<Message>, congestion: &mut Congestion) -> usize {
+    /// Delivers to every matching subscription; returns how many, and the message as
+    /// delivered (with its history position when its destination keeps one).
+    fn broadcast(
+        &self,
+        route: &str,
+        message: Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> (usize, Arc<Message>) {
         let mut state = self.state.lock();
         let State {
             sessions,
             exact,
             patterns,
+            streams,
             ..
         } = &mut *state;
+        let message = streams
+            .record(route, &message, Instant::now())
+            .unwrap_or(message);
+        let message = &message;
         let mut delivered = 0;
         let counters = &*self.counters;
         for_each_target(exact, patterns, &self.config.user_prefix, route, |key| {
@@ -435,12 +564,22 @@ impl Broker {
                 stats::count_dropped(counters, key.session, &key.sub, message.destination(), 1);
                 return;
             }
-            if deliver(key.session, entry, &key.sub, message, false, None, counters).is_ok() {
+            if deliver(
+                key.session,
+                entry,
+                &key.sub,
+                message,
+                Mark::Fresh,
+                None,
+                counters,
+            )
+            .is_ok()
+            {
                 delivered += 1;
             }
             note_congestion(entry, congestion);
         });
-        delivered
+        (delivered, message.clone())
     }
 
     /// Acknowledges (or, with `nack`, rejects) the delivery `ack_id` of `session`.
@@ -532,7 +671,17 @@ impl Broker {
             .collect();
         let mut delivered = 0;
         for sub in &targets {
-            if deliver(session, entry, sub, &message, false, None, &self.counters).is_ok() {
+            if deliver(
+                session,
+                entry,
+                sub,
+                &message,
+                Mark::Fresh,
+                None,
+                &self.counters,
+            )
+            .is_ok()
+            {
                 delivered += 1;
             }
         }
@@ -690,6 +839,26 @@ fn for_each_target(
 /// Outbound queues a publisher should wait for (see [`Broker::publish`]).
 pub type Congestion = Vec<Arc<Outbox>>;
 
+/// What a publish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Client subscriptions it was queued to (0 for a queue that holds it).
+    pub delivered: usize,
+    /// Its offset in the destination's history, when the destination keeps one.
+    pub offset: Option<u64>,
+}
+
+/// What a new subscription started with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscribed {
+    /// A resume (`x-since`): whether it got every message missed.
+    pub recovered: Option<bool>,
+    /// The destination's history position when the subscription started, if it keeps one.
+    pub position: Option<StreamPosition>,
+    /// Retained messages delivered before the live ones.
+    pub replayed: usize,
+}
+
 /// Records `entry`'s outbox in `congestion` when the delivery just made left it congested.
 fn note_congestion(entry: &SessionEntry, congestion: &mut Congestion) {
     let outbox = &entry.outbox;
@@ -713,7 +882,7 @@ fn deliver(
     entry: &mut SessionEntry,
     sub_id: &Arc<str>,
     message: &Arc<Message>,
-    redelivered: bool,
+    mark: Mark,
     queue: Option<&str>,
     counters: &Counters,
 ) -> Result<(), PushError> {
@@ -727,7 +896,11 @@ fn deliver(
         seq,
         subscription: sub.spec.id.clone(),
         ack_header: entry.ack_header && tracked,
-        redelivered,
+        redelivered: mark == Mark::Redelivered,
+        recovered: match mark {
+            Mark::Resumed(recovered) => Some(recovered),
+            _ => None,
+        },
         requeued_if_lost: tracked && queue.is_some(),
         message: message.clone(),
     };
@@ -870,7 +1043,11 @@ impl State {
                 entry,
                 &key.sub,
                 &pending.message,
-                pending.redelivered,
+                if pending.redelivered {
+                    Mark::Redelivered
+                } else {
+                    Mark::Fresh
+                },
                 Some(name),
                 counters,
             ) {

@@ -42,6 +42,9 @@ pub struct Delivery {
     pub ack_header: bool,
     /// Whether the message was delivered before (`redelivered:true`).
     pub redelivered: bool,
+    /// The first message of a resuming subscription (`x-since`): whether the resume got every
+    /// message missed (`x-recovered:true|false`).
+    pub recovered: Option<bool>,
     /// A queue message tracked until acknowledged: if this delivery is lost with a slow
     /// consumer's queue, the message goes back to its queue (so it is not counted as dropped).
     pub requeued_if_lost: bool,

@@ -65,6 +65,8 @@ pub struct SubscribeSpec {
     /// subscriptions in `auto` ack mode only; queue and client-ack subscriptions are flow
     /// controlled (queues hold, prefetch limits) and fall back to `Disconnect`.
     pub policy: SlowConsumerPolicy,
+    /// What it asks of its destination's history (`x-since`, `x-epoch`, `x-last`).
+    pub resume: super::history::ResumeRequest,
 }
 
 /// A live subscription inside a session.

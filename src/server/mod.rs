@@ -28,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::broker::{HostCallbackRuns, Message, Stats};
+use crate::broker::{HistoryPage, HostCallbackRuns, Message, Published, Stats};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -315,6 +315,31 @@ impl Server {
     ) -> Result<usize> {
         self.check_open()?;
         self.publisher().publish(destination, headers, body)
+    }
+
+    /// Publishes like [`Server::publish`], also returning the message's offset in its
+    /// destination's history (`None` when no history rule covers the destination).
+    pub fn publish_recorded(
+        &self,
+        destination: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Published> {
+        self.check_open()?;
+        self.publisher()
+            .publish_recorded(destination, headers, body)
+    }
+
+    /// The retained history of `destination`: its position (epoch, last offset) and up to
+    /// `limit` messages after offset `since` (0: from the oldest retained), oldest first, with
+    /// `complete` false when some after `since` are no longer retained. `NotFound` when no
+    /// history rule covers the destination.
+    pub fn history(&self, destination: &str, since: u64, limit: usize) -> Result<HistoryPage> {
+        check_pattern(destination)?;
+        self.engine
+            .broker
+            .history(destination, since, limit)
+            .ok_or_else(|| Error::NotFound(format!("no history is kept for {destination}")))
     }
 
     /// Publishes like [`Server::publish`], but while flow control refuses it (a subscriber it

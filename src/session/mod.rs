@@ -254,7 +254,7 @@ impl Session {
                 }
             }
         }
-        let receipt = frame.header("receipt").map(str::to_string);
+        let mut receipt = frame.header("receipt").map(str::to_string);
         let command = frame.command;
         let result = match (self.phase, command) {
             (Phase::AwaitingConnect, Command::Connect | Command::Stomp) => self.on_connect(frame),
@@ -264,7 +264,7 @@ impl Session {
             ))),
             (_, Command::Connect | Command::Stomp) => Err(Refusal::new("already connected")),
             (_, Command::Send) => self.on_send(frame, receipt.clone()),
-            (_, Command::Subscribe) => self.on_subscribe(frame, receipt.clone()),
+            (_, Command::Subscribe) => self.on_subscribe(frame, &mut receipt),
             (_, Command::Unsubscribe) => self.on_unsubscribe(&frame).map(|()| Flow::Continue),
             (_, Command::Ack) => self.on_ack(frame, false).map(|()| Flow::Continue),
             (_, Command::Nack) => self.on_ack(frame, true).map(|()| Flow::Continue),
@@ -315,22 +315,13 @@ impl Session {
             (Waiting::Subscribe { spec, receipt }, Answer::Subscribe(decision)) => {
                 self.phase = Phase::Connected;
                 let result = match decision {
-                    Ok(()) => self
-                        .engine
-                        .broker
-                        .subscribe(self.id, spec)
-                        .map_err(Refusal::from),
+                    Ok(()) => self.subscribe_now(spec, receipt.clone()),
                     Err(message) => {
                         Err(Refusal::policy(format!("subscription refused: {message}")))
                     }
                 };
                 match result {
-                    Ok(()) => {
-                        if let Some(receipt) = &receipt {
-                            self.send_receipt(receipt);
-                        }
-                        Flow::Continue
-                    }
+                    Ok(()) => Flow::Continue,
                     Err(refusal) => self.refuse(refusal, receipt),
                 }
             }

@@ -5,15 +5,18 @@ use std::sync::Arc;
 use super::flow::Flow;
 use super::refusal::{Refusal, required};
 use super::{Phase, Session, Waiting};
-use crate::broker::{AckMode, SlowConsumerPolicy, SubscribeSpec, destination};
+use crate::broker::history::{EPOCH_HEADER, OFFSET_HEADER, RECOVERED_HEADER};
+use crate::broker::{AckMode, ResumeRequest, SlowConsumerPolicy, SubscribeSpec, destination};
 use crate::hooks::{Question, SubscribeRequest};
-use crate::stomp::{Frame, Version};
+use crate::stomp::{Command, Frame, Version};
 
 impl Session {
+    /// A SUBSCRIBE; its RECEIPT (taken from `receipt` once the subscription exists) carries
+    /// the history position when the destination keeps one.
     pub(super) fn on_subscribe(
         &mut self,
         frame: Frame,
-        receipt: Option<String>,
+        receipt: &mut Option<String>,
     ) -> Result<Flow, Refusal> {
         let dest = required(&frame, "destination")?.to_string();
         let id: Arc<str> = match frame.header("id") {
@@ -55,6 +58,7 @@ impl Session {
             ack,
             prefetch,
             policy,
+            resume: resume_request(&frame)?,
         };
         if self.engine.wants_subscribe_decision() {
             let request = SubscribeRequest {
@@ -64,11 +68,39 @@ impl Session {
                 headers: frame.headers,
             };
             self.phase = Phase::Deciding;
-            self.waiting = Some(Box::new(Waiting::Subscribe { spec, receipt }));
+            self.waiting = Some(Box::new(Waiting::Subscribe {
+                spec,
+                receipt: receipt.clone(),
+            }));
             return Ok(Flow::Ask(Question::Subscribe(request)));
         }
-        self.engine.broker.subscribe(self.id, spec)?;
+        self.subscribe_now(spec, receipt.clone())?;
+        // Sent with the subscription's position; the caller must not send another.
+        *receipt = None;
         Ok(Flow::Continue)
+    }
+
+    /// Registers the subscription (with its replay) and sends the RECEIPT, if one was asked,
+    /// with `x-recovered` (a resume) and the stream's `x-offset` / `x-epoch`.
+    pub(super) fn subscribe_now(
+        &mut self,
+        spec: SubscribeSpec,
+        receipt: Option<String>,
+    ) -> Result<(), Refusal> {
+        let subscribed = self.engine.broker.subscribe(self.id, spec)?;
+        let Some(receipt) = receipt else {
+            return Ok(());
+        };
+        let mut frame = Frame::new(Command::Receipt).with_header("receipt-id", receipt);
+        if let Some(recovered) = subscribed.recovered {
+            frame.push_header(RECOVERED_HEADER, recovered.to_string());
+        }
+        if let Some(position) = subscribed.position {
+            frame.push_header(OFFSET_HEADER, position.offset.to_string());
+            frame.push_header(EPOCH_HEADER, position.epoch.to_string());
+        }
+        self.push(&frame);
+        Ok(())
     }
 
     pub(super) fn on_unsubscribe(&mut self, frame: &Frame) -> Result<(), Refusal> {
@@ -80,4 +112,24 @@ impl Session {
         self.engine.broker.unsubscribe(self.id, id)?;
         Ok(())
     }
+}
+
+/// `x-since` / `x-epoch` / `x-last` of a SUBSCRIBE.
+fn resume_request(frame: &Frame) -> Result<ResumeRequest, Refusal> {
+    let number = |name: &str| -> Result<Option<u64>, Refusal> {
+        frame
+            .header(name)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| Refusal::new(format!("invalid {name} '{v}': expected a number")))
+            })
+            .transpose()
+    };
+    let last = number("x-last")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    Ok(ResumeRequest {
+        since: number("x-since")?,
+        epoch: frame.header("x-epoch").map(str::to_string),
+        last,
+    })
 }

@@ -76,7 +76,11 @@ impl HttpRouter {
                     .sockjs
                     .as_ref()
                     .map_or(0, super::sockjs::service::SockJsService::session_count);
-                let body = metrics::render(&self.engine.counters().snapshot(), sessions);
+                let body = metrics::render(
+                    &self.engine.counters().snapshot(),
+                    sessions,
+                    self.engine.broker.history_sizes(),
+                );
                 Some(("text/plain; version=0.0.4; charset=utf-8", body))
             }
             "/health" => Some(("text/plain; charset=utf-8", "ok\n".to_string())),

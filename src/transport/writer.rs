@@ -197,6 +197,11 @@ pub(crate) fn encode_message_prefix(delivery: &Delivery, escaping: Escaping, out
     if delivery.redelivered {
         out.extend_from_slice(b"redelivered:true\n");
     }
+    match delivery.recovered {
+        Some(true) => out.extend_from_slice(b"x-recovered:true\n"),
+        Some(false) => out.extend_from_slice(b"x-recovered:false\n"),
+        None => {}
+    }
 }
 
 fn write_ack_id(out: &mut BytesMut, delivery: &Delivery, buf: &mut itoa::Buffer) {

@@ -81,6 +81,9 @@ pub fn wire(outbox: &Outbox, delivery: &Delivery) -> Vec<u8> {
     if delivery.redelivered {
         out.extend_from_slice(b"redelivered:true\n");
     }
+    if let Some(recovered) = delivery.recovered {
+        out.extend_from_slice(format!("x-recovered:{recovered}\n").as_bytes());
+    }
     out.extend_from_slice(delivery.message.tail(escaping));
     out.to_vec()
 }

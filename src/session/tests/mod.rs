@@ -3,5 +3,6 @@
 
 mod broker;
 mod common;
+mod history;
 mod protocol;
 mod slow_consumer;
