@@ -43,6 +43,8 @@ mod relay;
 
 mod server;
 
+mod history;
+
 mod raw;
 mod upgrade;
 
@@ -62,6 +64,7 @@ pub use events::{
     WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP, WSB_TRANSPORT_WEBSOCKET, wsb_event,
     wsb_header,
 };
+pub use history::*;
 pub use log::*;
 pub use raw::*;
 pub use relay::*;

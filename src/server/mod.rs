@@ -342,9 +342,9 @@ impl Server {
             .ok_or_else(|| Error::NotFound(format!("no history is kept for {destination}")))
     }
 
-    /// Publishes like [`Server::publish`], but while flow control refuses it (a subscriber it
-    /// would reach is congested, or a full queue destination) waits up to `timeout` for room
-    /// instead of failing at once; then `Backpressure`. Blocks the calling thread, so it is
+    /// Publishes like [`Server::publish_recorded`], but while flow control refuses it (a
+    /// subscriber it would reach is congested, or a full queue destination) waits up to
+    /// `timeout` for room instead of failing at once; then `Backpressure`. Blocks the calling thread, so it is
     /// for the host's own threads: from a server thread (inside a callback) it is
     /// `CalledFromCallback`. A stuck subscriber is closed once the slow-consumer timeout
     /// passed, so a wait longer than that only waits for busy ones.
@@ -354,7 +354,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
         timeout: Duration,
-    ) -> Result<usize> {
+    ) -> Result<Published> {
         self.check_open()?;
         if on_server_thread() {
             return Err(Error::CalledFromCallback("publish_wait"));

@@ -24,11 +24,11 @@ const NULL_ARG: wsb_result = wsb_result::WSB_ERR_NULL_ARGUMENT;
 // ---------------------------------------------------------------------------------------------
 
 /// A string argument: pointer + length.
-fn s(text: &str) -> (*const c_char, usize) {
+pub(crate) fn s(text: &str) -> (*const c_char, usize) {
     (text.as_ptr().cast(), text.len())
 }
 
-fn last_error() -> String {
+pub(crate) fn last_error() -> String {
     // SAFETY: NULL buffer: only the length is asked.
     let len = unsafe { wsb_last_error(ptr::null_mut(), 0) };
     let mut buf = vec![0u8; len + 1];
@@ -63,7 +63,7 @@ fn server_last_error(server: *const wsb_server) -> String {
 }
 
 /// A config listening on ephemeral ports (WebSocket and TCP), two worker threads.
-fn config() -> *mut wsb_config {
+pub(crate) fn config() -> *mut wsb_config {
     let mut config = ptr::null_mut();
     // SAFETY: valid out pointer; then a live config and valid strings.
     unsafe {
@@ -76,7 +76,7 @@ fn config() -> *mut wsb_config {
     config
 }
 
-fn new_server(config: *mut wsb_config) -> *mut wsb_server {
+pub(crate) fn new_server(config: *mut wsb_config) -> *mut wsb_server {
     let mut server = ptr::null_mut();
     // SAFETY: a live config, a valid out pointer.
     let rc = unsafe { wsb_server_new(config, &mut server) };
@@ -86,7 +86,7 @@ fn new_server(config: *mut wsb_config) -> *mut wsb_server {
     server
 }
 
-fn start(server: *mut wsb_server) {
+pub(crate) fn start(server: *mut wsb_server) {
     // SAFETY: a live server.
     let rc = unsafe { wsb_server_start(server) };
     assert_eq!(rc, OK, "wsb_server_start: {}", last_error());
@@ -99,7 +99,7 @@ fn tcp_port(server: *mut wsb_server) -> u16 {
     port
 }
 
-fn free(server: *mut wsb_server) {
+pub(crate) fn free(server: *mut wsb_server) {
     // SAFETY: from wsb_server_new, freed once.
     assert_eq!(unsafe { wsb_server_free(server) }, OK);
 }
@@ -128,7 +128,7 @@ unsafe impl Sync for Shared {}
 ///
 /// # Safety
 /// `ptr` comes from a live event.
-unsafe fn text(ptr: *const c_char, len: usize) -> Option<String> {
+pub(crate) unsafe fn text(ptr: *const c_char, len: usize) -> Option<String> {
     if ptr.is_null() {
         assert_eq!(len, 0, "absent string with a length");
         return None;
