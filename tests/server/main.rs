@@ -15,6 +15,7 @@ mod drops;
 mod errors;
 mod events;
 mod flow_control;
+mod history;
 mod hostile;
 mod lifecycle;
 mod permessage_deflate;
