@@ -340,6 +340,11 @@ typedef struct wsb_config wsb_config;
 // while no thread frees it. Every pointer it hands out stays valid until it is freed.
 typedef struct wsb_history wsb_history;
 
+// The presence members of one destination when it was read, in the order they joined. Made
+// by `wsb_server_presence`, freed with `wsb_presence_free`; read-only, and every pointer it
+// hands out stays valid until it is freed.
+typedef struct wsb_presence wsb_presence;
+
 // A server. Create with `wsb_server_new`, free with `wsb_server_free`; every `wsb_server_*`
 // call is thread-safe.
 typedef struct wsb_server wsb_server;
@@ -1314,6 +1319,68 @@ enum wsb_result wsb_server_publish_recorded(struct wsb_server *server,
                                             uint32_t timeout_ms,
                                             uint64_t *out_offset,
                                             size_t *out_delivered);
+
+// Makes every subscriber of the destinations matching `pattern` (e.g. "/topic/room/*") a
+// presence member (listed by `wsb_server_presence`, announced to the subscribers that
+// listen). A SUBSCRIBE with "x-presence:true" is a member of any topic destination and also
+// gets a snapshot MESSAGE ("x-presence:snapshot", a JSON array of members) and a MESSAGE for
+// every later join and leave ("x-presence:join" / "leave", "x-presence-session",
+// "x-presence-user", "x-presence-count"; a join's body is the member's "x-presence-info").
+// Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `pattern` is NULL or valid for `pattern_len` bytes.
+enum wsb_result wsb_config_add_presence(struct wsb_config *config,
+                                        const char *pattern,
+                                        size_t pattern_len);
+
+// Above `event_limit` members (default 100) a destination sends no join/leave MESSAGEs and
+// no snapshots (its count is still kept); an "x-presence-info" longer than `max_info` bytes
+// (default 256) is refused with an ERROR.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_presence_limits(struct wsb_config *config,
+                                               size_t event_limit,
+                                               size_t max_info);
+
+// Reads the presence members of `destination` (none: a page with count 0).
+// `*out_presence` is written on success; free it with `wsb_presence_free`. A pattern is
+// `WSB_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `server` is NULL or a live server; `destination` is NULL or valid for `destination_len`
+// bytes; `out_presence` is NULL or valid for writing.
+enum wsb_result wsb_server_presence(struct wsb_server *server,
+                                    const char *destination,
+                                    size_t destination_len,
+                                    struct wsb_presence **out_presence);
+
+// Frees a presence page (NULL is ignored).
+//
+// # Safety
+// `presence` is NULL or a page from `wsb_server_presence` not freed before.
+void wsb_presence_free(struct wsb_presence *presence);
+
+// How many members the page holds (0 for NULL).
+//
+// # Safety
+// `presence` is NULL or a live page.
+size_t wsb_presence_count(const struct wsb_presence *presence);
+
+// Member `index` (0 = the earliest to join): its session id, user and client info
+// ("x-presence-info"), each string NULL with length 0 when absent. Any out-pointer may be
+// NULL. `WSB_ERR_INVALID_ARGUMENT` past the end.
+//
+// # Safety
+// `presence` is NULL or a live page; each out-pointer is NULL or valid for writing.
+enum wsb_result wsb_presence_member(const struct wsb_presence *presence,
+                                    size_t index,
+                                    uint64_t *out_session,
+                                    const char **out_user,
+                                    size_t *out_user_len,
+                                    const char **out_info,
+                                    size_t *out_info_len);
 
 // Registers a raw WebSocket endpoint at `path` (exact match of the request path, not the
 // STOMP path); before or after `wsb_server_start`. `behaviour` is `WSB_RAW_*`;

@@ -72,8 +72,8 @@ mod transport;
 internal_mod!(ws);
 
 pub use broker::{
-    AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Published,
-    SlowConsumerPolicy, Stats, StreamPosition,
+    AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Presence, PresenceMember,
+    Published, SlowConsumerPolicy, Stats, StreamPosition,
 };
 pub use client::{
     Client, ClientCallback, ClientConfig, ClientDelivery, ClientEvent, ClientMessage, ClientMode,

@@ -108,6 +108,15 @@ struct Args {
     /// stream is dropped (its next message starts a new epoch).
     #[arg(long, value_name = "N", default_value_t = defaults().broker.history_max_destinations)]
     history_max_destinations: usize,
+    /// Every subscriber of the destinations matching PATTERN is a presence member (repeatable);
+    /// a SUBSCRIBE with x-presence:true is one anywhere and also gets a snapshot and join/leave
+    /// MESSAGEs.
+    #[arg(long, value_name = "PATTERN")]
+    presence: Vec<String>,
+    /// Above this many members a destination sends no join/leave MESSAGEs or snapshots (its
+    /// count is still kept).
+    #[arg(long, value_name = "N", default_value_t = defaults().broker.presence_event_limit)]
+    presence_event_limit: usize,
     /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: String,
@@ -220,6 +229,8 @@ fn config_from(args: &Args) -> ServerConfig {
     config.broker.slow_consumer_timeout = Duration::from_millis(args.slow_consumer_timeout);
     config.broker.history.clone_from(&args.history);
     config.broker.history_max_destinations = args.history_max_destinations;
+    config.broker.presence.clone_from(&args.presence);
+    config.broker.presence_event_limit = args.presence_event_limit;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = TlsConfig::new(cert.clone(), key.clone());
         tls.client_ca_pem.clone_from(&args.tls_client_ca);

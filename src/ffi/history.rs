@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use bytes::Bytes;
 
-use super::convert::{bytes_arg, headers_arg, out_arg, ref_arg, str_arg};
+use super::convert::{bytes_arg, headers_arg, out_arg, ref_arg, str_arg, write_if};
 use super::events::{CStrings, OwnedEvent, wsb_event, wsb_header};
 use super::result::{FfiError, wsb_result};
 use super::server::{with_server, wsb_server};
@@ -202,15 +202,4 @@ pub unsafe extern "C" fn wsb_server_publish_recorded(
             Ok(())
         })
     })
-}
-
-/// Writes `value` through `ptr` unless it is NULL.
-///
-/// # Safety
-/// `ptr` is NULL or valid for writing a `T`.
-unsafe fn write_if<T>(ptr: *mut T, value: T) {
-    if !ptr.is_null() {
-        // SAFETY: non-NULL; valid per the caller.
-        unsafe { ptr.write(value) };
-    }
 }

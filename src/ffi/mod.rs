@@ -44,6 +44,7 @@ mod relay;
 mod server;
 
 mod history;
+mod presence;
 
 mod raw;
 mod upgrade;
@@ -65,6 +66,7 @@ pub use events::{
     wsb_header,
 };
 pub use history::*;
+pub use presence::*;
 pub use log::*;
 pub use raw::*;
 pub use relay::*;

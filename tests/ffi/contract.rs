@@ -92,7 +92,7 @@ pub(crate) fn start(server: *mut wsb_server) {
     assert_eq!(rc, OK, "wsb_server_start: {}", last_error());
 }
 
-fn tcp_port(server: *mut wsb_server) -> u16 {
+pub(crate) fn tcp_port(server: *mut wsb_server) -> u16 {
     let mut port = 0;
     // SAFETY: a live server, a valid out pointer.
     assert_eq!(unsafe { wsb_server_tcp_port(server, &mut port) }, OK);
@@ -195,7 +195,7 @@ impl Ev {
         }
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -244,14 +244,14 @@ fn poll_for(server: *mut wsb_server, kind: u32) -> Ev {
 
 /// A STOMP frame read by [`Client`].
 #[derive(Debug)]
-struct Frame {
-    command: String,
+pub(crate) struct Frame {
+    pub(crate) command: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Frame {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -260,7 +260,7 @@ impl Frame {
 }
 
 /// A minimal blocking STOMP client over plain TCP.
-struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
 }
@@ -275,7 +275,7 @@ impl Client {
         }
     }
 
-    fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
+    pub(crate) fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
         let mut frame = format!("{command}\n");
         for (n, v) in headers {
             frame.push_str(&format!("{n}:{v}\n"));
@@ -302,7 +302,7 @@ impl Client {
     }
 
     /// Connects (no deferral) and expects CONNECTED.
-    fn connected(port: u16, login: &str) -> Client {
+    pub(crate) fn connected(port: u16, login: &str) -> Client {
         let mut client = Client::open(port);
         client.connect_frame(login);
         let frame = client.read();
@@ -310,7 +310,7 @@ impl Client {
         client
     }
 
-    fn read(&mut self) -> Frame {
+    pub(crate) fn read(&mut self) -> Frame {
         loop {
             while matches!(self.buf.first(), Some(b'\n' | b'\r')) {
                 self.buf.remove(0);

@@ -6,6 +6,7 @@ mod client;
 mod contract;
 mod header;
 mod history;
+mod presence;
 mod raw;
 mod relay;
 mod upgrade;

@@ -19,6 +19,7 @@ mod history;
 mod hostile;
 mod lifecycle;
 mod permessage_deflate;
+mod presence;
 mod pubsub;
 mod rfc6455;
 mod sockjs;
