@@ -172,6 +172,7 @@ OPAQUE: Dict[str, Any] = {
     "wsb_upgrade_request": _ffi.UpgradeRequestHandle,
     "wsb_upgrade_decision": _ffi.UpgradeDecisionHandle,
     "wsb_history": _ffi.HistoryHandle,
+    "wsb_presence": _ffi.PresenceHandle,
 }
 
 

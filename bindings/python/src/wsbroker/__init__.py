@@ -82,7 +82,7 @@ exceptions, callback error log · ``_convert`` Python values into C arguments (r
 handlers for events · ``_poll`` poll mode and asyncio · ``_trampolines`` C-to-Python callbacks
 and their slot table · ``_raw`` raw WebSocket mode · ``_upgrade`` the handshake auth hook ·
 ``_events`` event classes copied out of C · ``_pattern`` destination patterns ·
-``_history`` history rules and pages ·
+``_history`` history rules and pages · ``_presence`` presence members ·
 ``_native_log`` the library's log into :mod:`logging` · ``_shutdown`` exit and deferred frees ·
 ``_client`` :class:`Client`, a STOMP/WebSocket client for any broker (sync, callbacks, asyncio).
 """
@@ -136,6 +136,7 @@ from ._events import (
 )
 from ._history import HistoryPage, HistoryRule
 from ._library import LibraryError
+from ._presence import Presence, PresenceMember
 from ._native_log import set_native_log_level
 from ._routes import Subscription
 from ._server import Server
@@ -187,6 +188,8 @@ __all__ = [
     "NullArgument",
     "OutOfRange",
     "OverflowEvent",
+    "Presence",
+    "PresenceMember",
     "Panic",
     "RawCloseEvent",
     "RawMessageEvent",

@@ -307,6 +307,11 @@ class Config(Managed):
         "wsb_config_set_history_max_destinations", "history_max_destinations"),
         "Most destinations with a history at once; past it the least recently used one is "
         "dropped (its next message starts a new epoch).")
+    presence_event_limit = Setting(100, cv.usize, _group_setter(
+        "wsb_config_set_presence_limits", "presence_event_limit", "presence_max_info", what="presence limits"),
+        "Above this many members a destination sends no presence join/leave MESSAGEs or snapshots.")
+    presence_max_info = Setting(256, cv.usize, presence_event_limit.apply,
+                                "Longest x-presence-info a SUBSCRIBE may give, in bytes.")
     max_queue_depth = Setting(100000, cv.usize, _number_setter("wsb_config_set_max_queue_depth", "max_queue_depth"),
                               "Most messages a /queue/ destination holds while no consumer takes them.")
     max_headers = Setting(64, cv.usize, _group_setter(
@@ -382,10 +387,10 @@ class Config(Managed):
                                     "Re-make a session's broker connection (and subscriptions) when it drops.")
 
     def __init__(self, *, allowed_origins: Iterable[str] = (), app_prefixes: Iterable[str] = (),
-                 history: Iterable[Any] = (), **settings: Any) -> None:
+                 history: Iterable[Any] = (), presence: Iterable[str] = (), **settings: Any) -> None:
         super().__init__()
         self._values: Dict[str, Any] = {}
-        self._lists: Dict[str, List[str]] = {"allowed_origins": [], "app_prefixes": []}
+        self._lists: Dict[str, List[str]] = {"allowed_origins": [], "app_prefixes": [], "presence": []}
         self._history: List[HistoryRule] = []
         self._owner: Optional[str] = None
         self._assigning = ""  # the setting being assigned (see _relay)
@@ -405,6 +410,8 @@ class Config(Managed):
                 self.add_allowed_origin(origin)
             for prefix in _items(app_prefixes, "app_prefixes"):
                 self.add_app_prefix(prefix)
+            for pattern in _items(presence, "presence"):
+                self.add_presence(pattern)
             for rule in _items(history, "history"):
                 self.add_history(HistoryRule.of(rule))
         except BaseException:
@@ -427,6 +434,15 @@ class Config(Managed):
     def add_allowed_origin(self, origin: str) -> None:
         """Allows one more ``Origin`` ("scheme://host[:port]")."""
         self._add("allowed_origins", origin, lib.wsb_config_add_allowed_origin, "allowed origin")
+
+    @property
+    def presence(self) -> Tuple[str, ...]:
+        """Destination patterns whose every subscriber is a presence member."""
+        return tuple(self._lists["presence"])
+
+    def add_presence(self, pattern: str) -> None:
+        """Makes every subscriber of the destinations matching ``pattern`` a presence member."""
+        self._add("presence", pattern, lib.wsb_config_add_presence, "presence pattern")
 
     def add_app_prefix(self, prefix: str) -> None:
         """Adds an application destination prefix (the first call replaces ``/app``)."""
@@ -491,6 +507,7 @@ class Config(Managed):
         out["allowed_origins"] = self.allowed_origins
         out["app_prefixes"] = self.app_prefixes
         out["history"] = self.history
+        out["presence"] = self.presence
         return out
 
     # --- ownership by a server ----------------------------------------------------------------

@@ -143,6 +143,10 @@ class HistoryHandle(c_void_p):
     """``struct wsb_history *`` (opaque; freed with ``wsb_history_free``)."""
 
 
+class PresenceHandle(c_void_p):
+    """``struct wsb_presence *`` (opaque; freed with ``wsb_presence_free``)."""
+
+
 class UpgradeRequestHandle(c_void_p):
     """``const struct wsb_upgrade_request *`` (opaque; valid during the upgrade callback)."""
 
@@ -353,6 +357,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_callback_threads": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_add_history": (_res, [_cfg, _str, _len, c_size_t, c_uint64, c_bool]),
     "wsb_config_set_history_max_destinations": (_res, [_cfg, c_size_t]),
+    "wsb_config_add_presence": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_presence_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_queue_depth": (_res, [_cfg, c_size_t]),
     "wsb_config_set_header_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_subscriptions": (_res, [_cfg, c_size_t]),
@@ -403,6 +409,14 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     ),
     "wsb_history_len": (c_size_t, [HistoryHandle]),
     "wsb_history_message": (_res, [HistoryHandle, c_size_t, POINTER(c_uint64), POINTER(POINTER(WsbEvent))]),
+    # presence (wsbroker._presence)
+    "wsb_server_presence": (_res, [_srv, _str, _len, POINTER(PresenceHandle)]),
+    "wsb_presence_free": (None, [PresenceHandle]),
+    "wsb_presence_count": (c_size_t, [PresenceHandle]),
+    "wsb_presence_member": (
+        _res,
+        [PresenceHandle, c_size_t, POINTER(c_uint64), _out_str, POINTER(c_size_t), _out_str, POINTER(c_size_t)],
+    ),
     "wsb_server_send_to_user": (
         _res,
         [_srv, _str, _len, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t],

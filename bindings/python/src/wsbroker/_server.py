@@ -24,6 +24,7 @@ from ._dispatch import ConnectHandler, Dispatcher, SubscribeHandler
 from ._errors import AlreadyStarted, CalledFromCallback, CallbackErrorLog, NotFound, NotRunning, check, error_for
 from ._events import Event, Stats, stats_from
 from ._history import HistoryPage, read_page
+from ._presence import Presence, read_presence
 from ._library import lib
 from ._managed import Managed
 from ._poll import Poller, iterate
@@ -295,6 +296,10 @@ class Server(Managed, RawMode):
         ``since`` (0: from the oldest retained), oldest first. :class:`NotFound` when no
         history rule covers the destination."""
         return read_page(self._call, destination, since, limit)
+
+    def presence(self, destination: str) -> Presence:
+        """The presence members of ``destination`` (count 0 when it has none)."""
+        return read_presence(self._call, destination)
 
     def send_to_user(self, user: str, destination: str, body: Body = b"", headers: Headers = None) -> None:
         """Sends to every session of ``user`` subscribed to ``/user{destination}``."""
