@@ -9,14 +9,16 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const vendorDir = path.join(here, 'public', 'vendor');
 
+// [source relative to this folder, name in public/vendor/]
 const bundles = [
-  ['@stomp/stompjs/bundles/stomp.umd.min.js', 'stomp.umd.min.js'],
-  ['sockjs-client/dist/sockjs.min.js', 'sockjs.min.js'],
+  ['node_modules/@stomp/stompjs/bundles/stomp.umd.min.js', 'stomp.umd.min.js'],
+  ['node_modules/sockjs-client/dist/sockjs.min.js', 'sockjs.min.js'],
+  // The resume helper lives beside the demos (examples/web/lib), for any stompjs page.
+  ['../lib/stomp-resume.js', 'stomp-resume.js'],
 ];
 
 mkdirSync(vendorDir, { recursive: true });
 for (const [from, to] of bundles) {
-  const source = path.join(here, 'node_modules', from);
-  copyFileSync(source, path.join(vendorDir, to));
+  copyFileSync(path.join(here, from), path.join(vendorDir, to));
   console.log(`copied ${from} -> public/vendor/${to}`);
 }

@@ -1,5 +1,11 @@
 // wsbroker chat demo: @stomp/stompjs over a plain WebSocket or over SockJS.
 //
+// With the broker's history on for the rooms (`--history '/topic/chat/**=200,1h'`) a page that
+// joins a room gets its last 50 messages (`x-last`), and one that reconnects resumes exactly
+// where it stopped (`x-since`/`x-epoch`, see ../vendor/stomp-resume.js). The members list and
+// the join/leave lines come from the broker's presence (`x-presence:true`): a tab that closes
+// without saying goodbye still leaves.
+//
 // The page is served by the broker itself (`wsbroker --static DIR`), so the broker endpoints
 // derive from `location`: ws(s)://HOST/ws for WebSocket and http(s)://HOST/sockjs for SockJS.
 //
@@ -19,6 +25,7 @@
   const MAX_TEXT = 2000;
   const MAX_LINES = 500; // older lines are dropped so a long session keeps a small DOM
   const RECONNECT_DELAY_MS = 3000;
+  const BACKLOG = 50; // messages a page gets when it joins a room (x-last)
   const HEARTBEAT_MS = 10000;
   const NICK_STORAGE_KEY = 'wsbroker-chat-nickname';
 
@@ -37,6 +44,8 @@
     sendForm: $('send-form'),
     message: $('message'),
     send: $('send'),
+    members: $('members'),
+    memberCount: $('member-count'),
   };
 
   const params = new URLSearchParams(location.search);
@@ -57,7 +66,10 @@
     room: null, // the room the user chose (number), joined or about to be joined
     subscription: null,
     joinSeq: 0,
-    announced: new Set(), // rooms where this tab already announced itself
+    joined: new Set(), // rooms this tab joined since connecting (a later join is a rejoin)
+    // Positions per room (x-offset/x-epoch) for gap-free resume after a reconnect.
+    resume: new WsbrokerResume(),
+    members: new Map(), // session id -> { nick, clientId }
   };
 
   function parseList(value) {
@@ -189,6 +201,7 @@
       if (state.client !== client) return;
       state.subscription = null;
       renderRoomTitle(false);
+      setMembers([]);
       const why = event && event.code ? ` (close code ${event.code})` : '';
       setStatus('reconnecting', `Connection lost${why}; retrying every ${RECONNECT_DELAY_MS / 1000} s`);
     };
@@ -210,7 +223,7 @@
     if (!client) return;
     leaveCurrentRoom();
     state.client = null;
-    state.announced.clear();
+    state.joined.clear();
     renderConnectionControls(false);
     renderRoomTitle(false);
     setStatus('disconnected', 'Disconnected');
@@ -227,25 +240,36 @@
     client.watchForReceipt(receipt, () => {
       if (state.client !== client || state.room !== room) return;
       renderRoomTitle(true);
-      if (state.announced.has(room)) {
+      if (state.joined.has(room)) {
         systemLine(`Rejoined room ${room} after reconnecting`);
       } else {
         systemLine(`You joined room ${room} as ${state.nick}`);
-        state.announced.add(room);
-        announce('join', room);
+        state.joined.add(room);
       }
     });
-    state.subscription = client.subscribe(roomDestination(room), (frame) => onRoomMessage(room, frame), { receipt });
+    state.subscription = state.resume.subscribe(client, roomDestination(room), (frame) => onRoomMessage(room, frame), {
+      headers: {
+        receipt,
+        'x-presence': 'true',
+        'x-presence-info': JSON.stringify({ nick: state.nick, clientId }),
+      },
+      firstTime: { 'x-last': String(BACKLOG) },
+      onResume: (recovered) => {
+        if (state.room !== room) return;
+        systemLine(recovered
+          ? `Caught up with room ${room}: nothing was missed`
+          : `Room ${room}: some messages sent while you were away are no longer available`);
+      },
+    });
   }
 
-  // Unsubscribes from the current room, saying goodbye there if this tab announced itself.
+  // Unsubscribes from the current room (the broker tells the others that this tab left).
   function leaveCurrentRoom() {
     const client = state.client;
-    if (client && client.connected && state.subscription) {
-      if (state.announced.delete(state.room)) announce('leave', state.room);
-      state.subscription.unsubscribe();
-    }
+    if (client && client.connected && state.subscription) state.subscription.unsubscribe();
     state.subscription = null;
+    if (state.room !== null) state.resume.forget(roomDestination(state.room));
+    setMembers([]);
   }
 
   function joinRoom(room) {
@@ -270,12 +294,69 @@
     });
   }
 
-  function announce(type, room) {
-    publish(room, { type });
+  // ---- presence: the members list and the join/leave lines ----
+
+  function memberOf(info) {
+    try {
+      const parsed = JSON.parse(info || '');
+      if (parsed && typeof parsed.nick === 'string') {
+        return { nick: parsed.nick.slice(0, MAX_NICK), clientId: String(parsed.clientId || '') };
+      }
+    } catch {
+      // not this demo's info
+    }
+    return { nick: '(unknown)', clientId: '' };
+  }
+
+  function setMembers(entries) {
+    state.members = new Map(entries);
+    renderMembers();
+  }
+
+  function renderMembers() {
+    const items = [...state.members.values()].map((m) => {
+      const li = document.createElement('li');
+      li.textContent = m.nick;
+      li.dataset.nick = m.nick;
+      li.setAttribute('data-testid', 'member');
+      if (m.clientId === clientId) li.className = 'me';
+      return li;
+    });
+    ui.members.replaceChildren(...items);
+    ui.memberCount.textContent = String(state.members.size);
+  }
+
+  function onPresence(frame) {
+    const kind = frame.headers['x-presence'];
+    if (kind === 'snapshot') {
+      let list = [];
+      try {
+        list = JSON.parse(frame.body);
+      } catch {
+        list = [];
+      }
+      setMembers(Array.isArray(list) ? list.map((m) => [String(m.session), memberOf(m.info)]) : []);
+      return;
+    }
+    const session = frame.headers['x-presence-session'];
+    if (kind === 'join') {
+      const member = memberOf(frame.body);
+      state.members.set(session, member);
+      if (member.clientId !== clientId) systemLine(`${member.nick} joined the room`);
+    } else if (kind === 'leave') {
+      const member = state.members.get(session);
+      state.members.delete(session);
+      if (member && member.clientId !== clientId) systemLine(`${member.nick} left the room`);
+    }
+    renderMembers();
   }
 
   function onRoomMessage(room, frame) {
     if (room !== state.room) return; // a late delivery for a room the user already left
+    if (frame.headers['x-presence']) {
+      onPresence(frame);
+      return;
+    }
     let msg;
     try {
       msg = JSON.parse(frame.body);
@@ -289,9 +370,7 @@
     }
     const nick = msg.nick.slice(0, MAX_NICK);
     const mine = msg.clientId === clientId;
-    if (msg.type === 'join' || msg.type === 'leave') {
-      if (!mine) systemLine(`${nick} ${msg.type === 'join' ? 'joined' : 'left'} the room`);
-    } else if (typeof msg.text === 'string') {
+    if (typeof msg.text === 'string') {
       addLine('chat', msg.text.slice(0, MAX_TEXT), { nick, mine });
     }
   }
@@ -339,7 +418,7 @@
       renderRoomTitle(false);
     }
 
-    if (typeof StompJs === 'undefined' || typeof SockJS === 'undefined') {
+    if (typeof StompJs === 'undefined' || typeof SockJS === 'undefined' || typeof WsbrokerResume === 'undefined') {
       setStatus('error', 'Missing vendor/*.js: run `npm ci && npm run build` in examples/web/chat');
       ui.connect.disabled = true;
       return;

@@ -45,19 +45,23 @@ export function withTimeout(promise, ms, what) {
 
 /** Throws a clear error when the demo's vendor bundles were not built. */
 export function checkDemoBuilt(dir = WEB_CHAT_DIR) {
-  for (const file of ['index.html', 'vendor/stomp.umd.min.js', 'vendor/sockjs.min.js']) {
+  for (const file of ['index.html', 'vendor/stomp.umd.min.js', 'vendor/sockjs.min.js', 'vendor/stomp-resume.js']) {
     if (!existsSync(path.join(dir, file))) {
       throw new Error(`${path.join(dir, file)} is missing: run \`npm ci && npm run build\` in examples/web/chat`);
     }
   }
 }
 
+/** The rooms keep a history, as the demo's README runs the broker. */
+export const CHAT_HISTORY = '/topic/chat/**=200,1h';
+
 /**
- * Spawns `wsbroker --listen LISTEN --static DIR` (LISTEN defaults to 127.0.0.1:0, a free port).
- * Resolves to { wsUrl, httpOrigin, proc, exited, stderr() } once it printed its listening line.
+ * Spawns `wsbroker --listen LISTEN --static DIR --history CHAT_HISTORY [extra...]` (LISTEN
+ * defaults to 127.0.0.1:0, a free port). Resolves to { wsUrl, httpOrigin, proc, exited,
+ * stderr() } once it printed its listening line.
  */
-export async function startBroker({ staticDir = WEB_CHAT_DIR, listen = '127.0.0.1:0' } = {}) {
-  const args = ['--listen', listen, '--static', staticDir];
+export async function startBroker({ staticDir = WEB_CHAT_DIR, listen = '127.0.0.1:0', extra = [] } = {}) {
+  const args = ['--listen', listen, '--static', staticDir, '--history', CHAT_HISTORY, ...extra];
   const proc = spawn(BROKER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let errBuf = '';
   proc.stderr.setEncoding('utf8');

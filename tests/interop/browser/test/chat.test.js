@@ -3,7 +3,9 @@
 // once over SockJS restricted to the xhr-streaming transport. Screenshots of the receiving page
 // go to $SCREENSHOT_DIR/browser-*.png for inspection. A third run leaves SockJS its default
 // transports, which must pick its WebSocket transport under /sockjs; a fourth restarts the broker
-// under a connected page, which must reconnect and rejoin its room.
+// under a connected page, which must reconnect and rejoin its room. A fifth checks the room's
+// history and presence: a reloaded page gets the backlog, and the members list and the
+// join/leave lines follow the other page.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -180,6 +182,49 @@ describe('chat demo in headless Chromium', () => {
     } finally {
       await closeAll(carol);
       if (own) await stopBroker(own).catch(() => {});
+    }
+  });
+
+  test('history and presence: a reloaded page gets the backlog, members follow joins and leaves', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const room = 7;
+    const url = `${broker.httpOrigin}/?via=websocket`;
+    let alice;
+    let bob;
+    try {
+      alice = await openChat(url, 'alice');
+      await joinRoom(alice, room);
+      bob = await openChat(url, 'bob');
+      await joinRoom(bob, room);
+      const members = (chat) => chat.page.getByTestId('member');
+      await alice.page.locator('[data-testid="member-count"]', { hasText: /^2$/ }).waitFor();
+      assert.deepEqual(await members(alice).allTextContents(), ['alice', 'bob']);
+      assert.deepEqual(await members(bob).allTextContents(), ['alice', 'bob'], 'the snapshot bob got');
+      await alice.page.getByTestId('system-message').filter({ hasText: 'bob joined the room' }).waitFor();
+
+      const text = `before the reload ${randomBytes(4).toString('hex')}`;
+      await alice.page.getByTestId('message-input').fill(text);
+      await alice.page.getByTestId('send').click();
+      await bob.page.getByTestId('chat-message').filter({ hasText: text }).waitFor();
+
+      // bob reloads: his tab leaves (presence), and once back in the room shows the backlog.
+      await bob.page.reload();
+      await alice.page.getByTestId('system-message').filter({ hasText: 'bob left the room' }).waitFor();
+      await alice.page.locator('[data-testid="member-count"]', { hasText: /^1$/ }).waitFor();
+      await bob.page.getByTestId('connect').click();
+      await bob.page.locator('[data-testid="status"][data-state="connected"]').waitFor();
+      await joinRoom(bob, room);
+      const backlog = bob.page.getByTestId('chat-message').filter({ hasText: text });
+      await backlog.waitFor();
+      assert.equal(await backlog.count(), 1, 'the backlog shows the message once');
+      assert.equal(await backlog.getAttribute('data-nick'), 'alice');
+      await alice.page.locator('[data-testid="member-count"]', { hasText: /^2$/ }).waitFor();
+
+      mkdirSync(SCREENSHOT_DIR, { recursive: true });
+      await alice.page.screenshot({ path: path.join(SCREENSHOT_DIR, 'browser-presence.png') });
+      await bob.page.screenshot({ path: path.join(SCREENSHOT_DIR, 'browser-backlog.png') });
+      assert.deepEqual([...alice.errors, ...bob.errors], [], 'no page errors');
+    } finally {
+      await closeAll(alice, bob);
     }
   });
 
