@@ -1,5 +1,5 @@
 /*
- * wsbroker.h - C API (ABI version 3) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
+ * wsbroker.h - C API (ABI version 4) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
  * over WebSocket (and optionally plain TCP), with its own threads.
  *
  * A host program creates a configuration (wsb_config_new, wsb_config_set_*), creates a server
@@ -115,7 +115,9 @@
 // 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
 // 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`);
 // the client API (`wsb_client_*`, `wsb_client_event`) was added.
-#define WSB_ABI_VERSION 3
+// 4: `wsb_stats` gained the token-authentication counters (`auth_refused`, `auth_denied`,
+// `auth_expired`, `auth_refreshed`); `wsb_config_set_jwt_*` were added.
+#define WSB_ABI_VERSION 4
 
 // `which` for `wsb_struct_size`: the `wsb_event` struct.
 #define WSB_STRUCT_EVENT 1
@@ -474,6 +476,18 @@ typedef struct wsb_stats {
     // Host publishes refused with `Backpressure` (`WSB_ERR_BACKPRESSURE`) because a subscriber
     // they would reach was congested.
     uint64_t publishes_refused;
+    // Tokens refused — invalid, expired, wrong issuer or audience, bad signature, an
+    // algorithm not accepted, too large — at the upgrade (HTTP 401), in CONNECT or in a
+    // refresh, and clients refused for bringing no token when one is required.
+    uint64_t auth_refused;
+    // SUBSCRIBE and SEND frames refused because the session's permissions do not allow the
+    // destination.
+    uint64_t auth_denied;
+    // Sessions closed with `token expired` because their token's `exp` passed without a
+    // refresh.
+    uint64_t auth_expired;
+    // Tokens refreshed on a live session (`SEND` to the refresh destination).
+    uint64_t auth_refreshed;
 } wsb_stats;
 
 // Handles a SEND to an application destination (a `WSB_EVENT_APP_MESSAGE` event). Return 0

@@ -78,7 +78,9 @@ use std::ffi::c_char;
 /// 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
 /// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`);
 /// the client API (`wsb_client_*`, `wsb_client_event`) was added.
-pub const WSB_ABI_VERSION: u32 = 3;
+/// 4: `wsb_stats` gained the token-authentication counters (`auth_refused`, `auth_denied`,
+/// `auth_expired`, `auth_refreshed`); `wsb_config_set_jwt_*` were added.
+pub const WSB_ABI_VERSION: u32 = 4;
 
 /// The library version, e.g. "0.1.0" (static, NUL-terminated).
 #[unsafe(no_mangle)]

@@ -252,6 +252,10 @@ class Stats:
     slow_consumer_disconnects: int
     publishers_paused: int
     publishes_refused: int
+    auth_refused: int
+    auth_denied: int
+    auth_expired: int
+    auth_refreshed: int
 
 
 # ---------------------------------------------------------------------------------------------

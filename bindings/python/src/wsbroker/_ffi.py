@@ -35,7 +35,7 @@ from ctypes import (
 from typing import Any, Dict, List, Tuple
 
 #: The C ABI version this binding is written for (``WSB_ABI_VERSION``).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # ---------------------------------------------------------------------------------------------
 # Result codes and constants (values are part of the ABI and never renumbered)
@@ -167,7 +167,7 @@ class WsbHeader(Structure):
 
 
 class WsbStats(Structure):
-    """``wsb_stats``: 11 x ``uint64_t`` counters, in this order."""
+    """``wsb_stats``: 17 x ``uint64_t`` counters, in this order."""
 
     _fields_ = [
         ("connections", c_uint64),
@@ -183,6 +183,10 @@ class WsbStats(Structure):
         ("slow_consumer_disconnects", c_uint64),
         ("publishers_paused", c_uint64),
         ("publishes_refused", c_uint64),
+        ("auth_refused", c_uint64),
+        ("auth_denied", c_uint64),
+        ("auth_expired", c_uint64),
+        ("auth_refreshed", c_uint64),
     ]
 
 
@@ -281,7 +285,7 @@ _P = ctypes.sizeof(c_void_p)
 #: the fallback when a library cannot report its own (see ``_library``).
 C_LAYOUT_SIZEOF: Dict[str, int] = {
     "wsb_header": 4 * _P,
-    "wsb_stats": 13 * 8,
+    "wsb_stats": 17 * 8,
     "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P) + 4 + 4 + 2 * (_P + _P),
     "wsb_client_event": 6 * 4 + 2 * 8 + 6 * (_P + _P),
 }
