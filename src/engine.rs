@@ -315,7 +315,7 @@ impl Engine {
                 crate::broker::stats::add(&self.counters().auth_refused, 1);
                 Err(UpgradeDecision::Reject {
                     status: 401,
-                    reason: format!("token refused: {e}"),
+                    reason: format!("token refused - {e}"),
                 })
             }
         }

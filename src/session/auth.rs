@@ -45,9 +45,11 @@ impl Session {
             }
         } else if config.required {
             stats::add(&self.engine.counters().auth_refused, 1);
+            // No ':' in ERRORs before CONNECTED: the client does not know the escaping yet.
             return Err(Refusal::policy(
-                "authentication required: no token (Authorization: Bearer, cookie, access_token \
-                 query parameter, or a CONNECT token/passcode header)",
+                "authentication required - no token in the upgrade request (Authorization \
+                 Bearer header, cookie or query parameter) nor in CONNECT (token or passcode \
+                 header)",
             ));
         }
         Ok(())
@@ -55,7 +57,7 @@ impl Session {
 
     fn token_refused(&self, error: &AuthError) -> Refusal {
         stats::add(&self.engine.counters().auth_refused, 1);
-        Refusal::policy(format!("token refused: {error}"))
+        Refusal::policy(format!("token refused - {error}"))
     }
 
     /// Checks a connected session's SUBSCRIBE or SEND against its permissions and handles a

@@ -87,7 +87,7 @@ fn connect_refuses_bad_and_missing_tokens() {
     let (error, _) = c.expect_error();
     assert_eq!(
         error.header("message"),
-        Some("token refused: token expired")
+        Some("token refused - token expired")
     );
     assert_eq!(engine.counters().snapshot().auth_refused, 2);
 }
