@@ -39,6 +39,7 @@ mod events;
 
 mod config;
 
+mod jwt;
 mod relay;
 
 mod server;
@@ -64,6 +65,7 @@ pub use events::{
 };
 pub use log::*;
 pub use raw::*;
+pub use jwt::*;
 pub use relay::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};
 pub use server::*;

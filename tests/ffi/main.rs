@@ -5,6 +5,7 @@
 mod client;
 mod contract;
 mod header;
+mod jwt;
 mod raw;
 mod relay;
 mod upgrade;

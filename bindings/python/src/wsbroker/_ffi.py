@@ -87,6 +87,9 @@ WSB_SLOW_CONSUMER_DISCONNECT = 0
 WSB_SLOW_CONSUMER_DROP_OLDEST = 1
 WSB_SLOW_CONSUMER_DROP_NEWEST = 2
 
+WSB_JWT_ANONYMOUS = 0
+WSB_JWT_TOKEN_DEFAULTS = 1
+
 WSB_TRANSPORT_NONE = 0
 WSB_TRANSPORT_WEBSOCKET = 1
 WSB_TRANSPORT_TCP = 2
@@ -369,6 +372,16 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_sockjs_limits": (_res, [_cfg, c_uint32, c_uint32, c_size_t]),
     "wsb_config_set_sockjs_options": (_res, [_cfg, c_bool, c_bool]),
     "wsb_config_set_static_dir": (_res, [_cfg, _str, _len]),
+    # token authentication (wsbroker._config)
+    "wsb_config_set_jwt_hmac_secret": (_res, [_cfg, bytes_in, _len]),
+    "wsb_config_set_jwt_public_key_pem": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_jwt_jwks_file": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_jwt_algorithms": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_jwt_claims": (_res, [_cfg, _str, _len, _str, _len, c_uint32]),
+    "wsb_config_set_jwt_sources": (_res, [_cfg, _str, _len, _str, _len]),
+    "wsb_config_set_jwt_required": (_res, [_cfg, c_bool]),
+    "wsb_config_set_jwt_permissions": (_res, [_cfg, c_uint32, _str, _len, _str, _len]),
+    "wsb_config_set_jwt_refresh": (_res, [_cfg, _str, _len, c_size_t]),
     # relay mode (wsbroker._config)
     "wsb_config_set_relay": (_res, [_cfg, _str, _len]),
     "wsb_config_set_relay_credentials": (_res, [_cfg, _str, _len, _str, _len]),
