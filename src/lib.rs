@@ -73,8 +73,8 @@ mod transport;
 internal_mod!(ws);
 
 pub use auth::{
-    AuthConfig, AuthError, AuthKey, DEFAULT_REFRESH_DESTINATION, Grant, JWKS_RELOAD_INTERVAL,
-    JwtAlgorithm, Permissions,
+    AuthConfig, AuthError, AuthKey, Authenticator, DEFAULT_REFRESH_DESTINATION, Grant,
+    JWKS_RELOAD_INTERVAL, JwtAlgorithm, Permissions,
 };
 pub use broker::{
     AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Published,
