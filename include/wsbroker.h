@@ -343,6 +343,16 @@ typedef struct wsb_client_config wsb_client_config;
 // config may create several servers. Not thread-safe: use it from one thread at a time.
 typedef struct wsb_config wsb_config;
 
+// Retained messages of one destination, oldest first, with the stream's position. Made by
+// `wsb_server_history`, freed with `wsb_history_free`; read-only, so any thread may read it
+// while no thread frees it. Every pointer it hands out stays valid until it is freed.
+typedef struct wsb_history wsb_history;
+
+// The presence members of one destination when it was read, in the order they joined. Made
+// by `wsb_server_presence`, freed with `wsb_presence_free`; read-only, and every pointer it
+// hands out stays valid until it is freed.
+typedef struct wsb_presence wsb_presence;
+
 // A server. Create with `wsb_server_new`, free with `wsb_server_free`; every `wsb_server_*`
 // call is thread-safe.
 typedef struct wsb_server wsb_server;
@@ -752,6 +762,29 @@ enum wsb_result wsb_config_set_flow_control(struct wsb_config *config,
 enum wsb_result wsb_config_set_callback_threads(struct wsb_config *config,
                                                 size_t threads,
                                                 size_t queue);
+
+// Keeps a message history for the destinations matching `pattern` (e.g. "/topic/chat/**";
+// rules apply in the order added, the first match wins): the last `size` messages (at least
+// 1, at most half of `max_outbound_messages`), each for at most `ttl_ms` (0: until `size`
+// pushes it out). Their MESSAGEs carry "x-offset" and "x-epoch"; a SUBSCRIBE may resume with
+// "x-since"/"x-epoch" or ask for a backlog with "x-last"; with `last_value` every SUBSCRIBE
+// first gets the newest message. Read it with `wsb_server_history`. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `pattern` is NULL or valid for `pattern_len` bytes.
+enum wsb_result wsb_config_add_history(struct wsb_config *config,
+                                       const char *pattern,
+                                       size_t pattern_len,
+                                       size_t size,
+                                       uint64_t ttl_ms,
+                                       bool last_value);
+
+// Most destinations with a history held at once (default 100000): past it the least
+// recently used stream is dropped, and its next message starts a new epoch.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_history_max_destinations(struct wsb_config *config, size_t n);
 
 // Most messages a "/queue/..." destination holds while no consumer takes them; a publish to
 // a full queue fails with `WSB_ERR_BACKPRESSURE`.
@@ -1337,6 +1370,138 @@ enum wsb_result wsb_server_poll_timeout(struct wsb_server *server,
                                         size_t max_events,
                                         uint32_t timeout_ms,
                                         size_t *out_count);
+
+// Reads the retained history of `destination`: up to `limit` messages after offset `since`
+// (0: from the oldest retained), oldest first. `*out_history` is written on success; free it
+// with `wsb_history_free`. `WSB_ERR_NOT_FOUND` when no history rule covers `destination`
+// (`wsb_config_add_history`), `WSB_ERR_INVALID_ARGUMENT` for a pattern.
+//
+// # Safety
+// `server` is NULL or a live server; `destination` is NULL or valid for `destination_len`
+// bytes; `out_history` is NULL or valid for writing.
+enum wsb_result wsb_server_history(struct wsb_server *server,
+                                   const char *destination,
+                                   size_t destination_len,
+                                   uint64_t since,
+                                   size_t limit,
+                                   struct wsb_history **out_history);
+
+// Frees a history page (NULL is ignored). Every pointer read from it becomes invalid.
+//
+// # Safety
+// `history` is NULL or a page from `wsb_server_history` not freed before.
+void wsb_history_free(struct wsb_history *history);
+
+// The stream's position when the page was read: its epoch (NUL-terminated, valid until the
+// page is freed), the last offset it assigned (0 before the first message), and whether the
+// page holds every message after the asked offset (`*out_complete` false when some fell out
+// of retention or the epoch is not the one the offset came from). Any out-pointer may be NULL.
+//
+// # Safety
+// `history` is NULL or a live page; each out-pointer is NULL or valid for writing.
+enum wsb_result wsb_history_position(const struct wsb_history *history,
+                                     const char **out_epoch,
+                                     size_t *out_epoch_len,
+                                     uint64_t *out_last_offset,
+                                     bool *out_complete);
+
+// How many messages the page holds (0 for NULL).
+//
+// # Safety
+// `history` is NULL or a live page.
+size_t wsb_history_len(const struct wsb_history *history);
+
+// Message `index` (0 = oldest) of the page: its offset and a `WSB_EVENT_MESSAGE` event
+// (`destination`, `headers` including "x-offset" and "x-epoch", `body`; `subscription` 0),
+// valid until the page is freed. `WSB_ERR_INVALID_ARGUMENT` past the end.
+//
+// # Safety
+// `history` is NULL or a live page; the out-pointers are NULL or valid for writing.
+enum wsb_result wsb_history_message(const struct wsb_history *history,
+                                    size_t index,
+                                    uint64_t *out_offset,
+                                    const struct wsb_event **out_message);
+
+// Publishes like `wsb_server_publish` (`timeout_ms` 0: never blocks) or
+// `wsb_server_publish_wait` (`timeout_ms` above 0), and writes where the message went in
+// its destination's history to `*out_offset` (0 when no history rule covers the destination
+// or it is a queue) and how many client subscriptions it was queued to to `*out_delivered`.
+// Either out-pointer may be NULL.
+//
+// # Safety
+// As `wsb_server_publish`; each out-pointer is NULL or valid for writing.
+enum wsb_result wsb_server_publish_recorded(struct wsb_server *server,
+                                            const char *destination,
+                                            size_t destination_len,
+                                            const struct wsb_header *headers,
+                                            size_t header_count,
+                                            const uint8_t *body,
+                                            size_t body_len,
+                                            uint32_t timeout_ms,
+                                            uint64_t *out_offset,
+                                            size_t *out_delivered);
+
+// Makes every subscriber of the destinations matching `pattern` (e.g. "/topic/room/*") a
+// presence member (listed by `wsb_server_presence`, announced to the subscribers that
+// listen). A SUBSCRIBE with "x-presence:true" is a member of any topic destination and also
+// gets a snapshot MESSAGE ("x-presence:snapshot", a JSON array of members) and a MESSAGE for
+// every later join and leave ("x-presence:join" / "leave", "x-presence-session",
+// "x-presence-user", "x-presence-count"; a join's body is the member's "x-presence-info").
+// Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `pattern` is NULL or valid for `pattern_len` bytes.
+enum wsb_result wsb_config_add_presence(struct wsb_config *config,
+                                        const char *pattern,
+                                        size_t pattern_len);
+
+// Above `event_limit` members (default 100) a destination sends no join/leave MESSAGEs and
+// no snapshots (its count is still kept); an "x-presence-info" longer than `max_info` bytes
+// (default 256) is refused with an ERROR.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_presence_limits(struct wsb_config *config,
+                                               size_t event_limit,
+                                               size_t max_info);
+
+// Reads the presence members of `destination` (none: a page with count 0).
+// `*out_presence` is written on success; free it with `wsb_presence_free`. A pattern is
+// `WSB_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `server` is NULL or a live server; `destination` is NULL or valid for `destination_len`
+// bytes; `out_presence` is NULL or valid for writing.
+enum wsb_result wsb_server_presence(struct wsb_server *server,
+                                    const char *destination,
+                                    size_t destination_len,
+                                    struct wsb_presence **out_presence);
+
+// Frees a presence page (NULL is ignored).
+//
+// # Safety
+// `presence` is NULL or a page from `wsb_server_presence` not freed before.
+void wsb_presence_free(struct wsb_presence *presence);
+
+// How many members the page holds (0 for NULL).
+//
+// # Safety
+// `presence` is NULL or a live page.
+size_t wsb_presence_count(const struct wsb_presence *presence);
+
+// Member `index` (0 = the earliest to join): its session id, user and client info
+// ("x-presence-info"), each string NULL with length 0 when absent. Any out-pointer may be
+// NULL. `WSB_ERR_INVALID_ARGUMENT` past the end.
+//
+// # Safety
+// `presence` is NULL or a live page; each out-pointer is NULL or valid for writing.
+enum wsb_result wsb_presence_member(const struct wsb_presence *presence,
+                                    size_t index,
+                                    uint64_t *out_session,
+                                    const char **out_user,
+                                    size_t *out_user_len,
+                                    const char **out_info,
+                                    size_t *out_info_len);
 
 // Registers a raw WebSocket endpoint at `path` (exact match of the request path, not the
 // STOMP path); before or after `wsb_server_start`. `behaviour` is `WSB_RAW_*`;

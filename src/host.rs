@@ -158,22 +158,23 @@ impl Publisher {
         self.publish_routed(routed, owned, body)
     }
 
-    /// As [`Publisher::publish`], waiting up to `timeout` while flow control refuses it with
-    /// `Backpressure` (see `Server::publish_wait`, which also refuses to block a server thread).
+    /// As [`Publisher::publish_recorded`], waiting up to `timeout` while flow control refuses
+    /// it with `Backpressure` (see `Server::publish_wait`, which also refuses to block a server
+    /// thread).
     pub fn publish_wait(
         &self,
         destination: &str,
         headers: &[(&str, &str)],
         body: Bytes,
         timeout: std::time::Duration,
-    ) -> Result<usize> {
+    ) -> Result<Published> {
         /// Retry at least this often: a full queue destination has no relief signal.
         const RETRY: std::time::Duration = std::time::Duration::from_millis(50);
         let deadline = std::time::Instant::now() + timeout;
         let signal = self.engine.broker.flow_signal();
         loop {
             let seen = signal.generation();
-            match self.publish(destination, headers, body.clone()) {
+            match self.publish_recorded(destination, headers, body.clone()) {
                 Err(Error::Backpressure(why)) => {
                     let now = std::time::Instant::now();
                     if now >= deadline {

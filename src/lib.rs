@@ -77,8 +77,8 @@ pub use auth::{
     JWKS_RELOAD_INTERVAL, JwtAlgorithm, Permissions,
 };
 pub use broker::{
-    AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Published,
-    SlowConsumerPolicy, Stats, StreamPosition,
+    AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Presence, PresenceMember,
+    Published, SlowConsumerPolicy, Stats, StreamPosition,
 };
 pub use client::{
     Client, ClientCallback, ClientConfig, ClientDelivery, ClientEvent, ClientMessage, ClientMode,

@@ -100,6 +100,26 @@ struct Args {
     /// Serve the files of this directory over HTTP on the WebSocket listener.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
+    /// Keep a message history for the destinations matching PATTERN (repeatable; the first
+    /// matching rule applies): `PATTERN=SIZE[,TTL][,last]`, e.g. `/topic/chat/**=1000,10m`.
+    /// Their MESSAGEs carry x-offset/x-epoch and a SUBSCRIBE may resume with x-since/x-epoch
+    /// or ask for a backlog with x-last:N; `last` also sends the newest message on every
+    /// SUBSCRIBE. TTL units: ms, s, m, h, d.
+    #[arg(long, value_name = "RULE", value_parser = wsbroker::HistoryRule::parse)]
+    history: Vec<wsbroker::HistoryRule>,
+    /// Most destinations with a history held at once: past it, the least recently used
+    /// stream is dropped (its next message starts a new epoch).
+    #[arg(long, value_name = "N", default_value_t = defaults().broker.history_max_destinations)]
+    history_max_destinations: usize,
+    /// Every subscriber of the destinations matching PATTERN is a presence member (repeatable);
+    /// a SUBSCRIBE with x-presence:true is one anywhere and also gets a snapshot and join/leave
+    /// MESSAGEs.
+    #[arg(long, value_name = "PATTERN")]
+    presence: Vec<String>,
+    /// Above this many members a destination sends no join/leave MESSAGEs or snapshots (its
+    /// count is still kept).
+    #[arg(long, value_name = "N", default_value_t = defaults().broker.presence_event_limit)]
+    presence_event_limit: usize,
     /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: String,
@@ -338,6 +358,10 @@ fn config_from(args: &Args) -> Result<ServerConfig, String> {
     config.broker.outbound_high_watermark = args.outbound_high_watermark;
     config.broker.outbound_low_watermark = args.outbound_low_watermark;
     config.broker.slow_consumer_timeout = Duration::from_millis(args.slow_consumer_timeout);
+    config.broker.history.clone_from(&args.history);
+    config.broker.history_max_destinations = args.history_max_destinations;
+    config.broker.presence.clone_from(&args.presence);
+    config.broker.presence_event_limit = args.presence_event_limit;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = TlsConfig::new(cert.clone(), key.clone());
         tls.client_ca_pem.clone_from(&args.tls_client_ca);
@@ -559,6 +583,26 @@ mod tests {
         );
         assert!(Args::try_parse_from(["wsbroker", "--jwt-required"]).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn history_rules_parse_in_flag_order() {
+        let args = Args::try_parse_from([
+            "wsbroker",
+            "--history",
+            "/topic/chat/**=1000,10m",
+            "--history",
+            "/topic/prices/*=1,last",
+        ])
+        .unwrap();
+        let config = config_from(&args).unwrap();
+        let rules = &config.broker.history;
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].pattern, "/topic/chat/**");
+        assert_eq!(rules[0].size, 1000);
+        assert_eq!(rules[0].ttl, Some(Duration::from_secs(600)));
+        assert!(rules[1].last_value);
+        assert!(Args::try_parse_from(["wsbroker", "--history", "/topic/x=many"]).is_err());
     }
 
     #[test]

@@ -58,6 +58,15 @@ pub struct BrokerConfig {
     /// Most destinations with a history at once; past it the least recently used one is
     /// forgotten (its next message starts a new epoch). Default 100,000.
     pub history_max_destinations: usize,
+    /// Destinations (or patterns) whose every subscriber is a presence member, listed by
+    /// [`crate::Server::presence`] and announced to the subscribers that listen
+    /// (`x-presence:true`, which also makes a subscriber a member anywhere). Default none.
+    pub presence: Vec<String>,
+    /// Above this many members a destination sends no join/leave MESSAGEs and no snapshots;
+    /// its count is still kept. Default 100.
+    pub presence_event_limit: usize,
+    /// Longest `x-presence-info` a SUBSCRIBE may give, in bytes. Default 256.
+    pub presence_max_info: usize,
 }
 
 impl Default for BrokerConfig {
@@ -76,6 +85,9 @@ impl Default for BrokerConfig {
             slow_consumer_timeout: Duration::from_secs(10),
             history: Vec::new(),
             history_max_destinations: 100_000,
+            presence: Vec::new(),
+            presence_event_limit: 100,
+            presence_max_info: 256,
         }
     }
 }
@@ -137,6 +149,9 @@ impl BrokerConfig {
         }
         if self.slow_consumer_timeout.is_zero() {
             return Err("slow_consumer_timeout must be greater than 0".into());
+        }
+        if let Some(p) = self.presence.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!("presence pattern {p:?} must start with '/'"));
         }
         let replayable = self.max_replay_messages();
         for rule in &self.history {

@@ -18,6 +18,7 @@ pub mod history;
 pub mod message;
 pub mod outbox;
 pub mod pattern;
+pub mod presence;
 pub mod stats;
 mod sub_map;
 pub mod subscription;
@@ -39,6 +40,8 @@ use history::Streams;
 pub use history::{HistoryPage, HistoryRule, ResumeRequest, StreamPosition};
 pub use message::Message;
 pub use outbox::{CloseReason, Delivery, FlowSignal, Outbound, Outbox, PushError};
+use presence::Rooms;
+pub use presence::{Presence, PresenceMember};
 pub use stats::{Counters, Stats};
 pub use subscription::{AckMode, SlowConsumerPolicy, SubscribeSpec};
 use subscription::{Subscription, Unacked};
@@ -114,6 +117,8 @@ struct State {
     /// Message history of the destinations a history rule covers (under this lock, so that
     /// recording a publish and starting a resuming subscription are ordered).
     streams: Streams,
+    /// Members of the destinations with presence (under this lock, with the subscriptions).
+    rooms: Rooms,
 }
 
 /// How a delivery is marked.
@@ -153,6 +158,7 @@ impl Broker {
     /// run on `executor`.
     pub fn new(config: BrokerConfig, counters: Arc<Counters>, executor: Arc<Executor>) -> Broker {
         let streams = Streams::new(config.history.clone(), config.history_max_destinations);
+        let rooms = Rooms::new(config.presence.clone(), config.presence_event_limit);
         Broker {
             config,
             executor,
@@ -163,6 +169,7 @@ impl Broker {
                 patterns: Vec::new(),
                 queues: HashMap::new(),
                 streams,
+                rooms,
             }),
             counters,
             host_subs: RwLock::new(Vec::new()),
@@ -244,6 +251,7 @@ impl Broker {
                 sub: sub.spec.id.clone(),
             };
             state.unindex(&key, sub);
+            self.leave_presence(&mut state, &key, sub);
             if sub.queue {
                 touched.push(sub.spec.route.clone());
             }
@@ -277,6 +285,12 @@ impl Broker {
                 spec.route
             ));
         }
+        if spec.presence.listen && (queue || pattern::is_pattern(&spec.route)) {
+            return refuse(format!(
+                "x-presence needs one topic destination, not a queue or pattern: {}",
+                spec.route
+            ));
+        }
         let mut state = self.state.lock();
         let Some(entry) = state.sessions.get_mut(&session) else {
             return refuse("session is not connected");
@@ -297,6 +311,8 @@ impl Broker {
         let route = spec.route.clone();
         let sub_id = spec.id.clone();
         let resume = std::mem::take(&mut spec.resume);
+        let presence = std::mem::take(&mut spec.presence);
+        let user = entry.user.clone();
         entry.subs.insert(
             spec.id.clone(),
             Box::new(Subscription {
@@ -321,9 +337,94 @@ impl Broker {
         } else if pattern::is_pattern(&route) {
             state.patterns.push((route, key));
         } else {
+            if state.rooms.tracks(&route, &presence) {
+                let member = PresenceMember {
+                    session,
+                    user,
+                    info: presence.info,
+                };
+                subscribed.presence_count =
+                    Some(self.join_presence(&mut state, &route, &sub_id, member, presence.listen));
+            }
             state.exact.entry(route).or_default().push(key);
         }
         Ok(subscribed)
+    }
+
+    /// Adds a member to `route`'s presence: the other listeners get the join, a listening
+    /// newcomer the snapshot. Returns the member count.
+    fn join_presence(
+        &self,
+        state: &mut State,
+        route: &str,
+        sub_id: &Arc<str>,
+        member: PresenceMember,
+        listen: bool,
+    ) -> usize {
+        let session = member.session;
+        let id = self.next_message_id();
+        let change = state.rooms.join(route, sub_id.clone(), member, listen, id);
+        if listen
+            && let Some(snapshot) = state.rooms.snapshot(route, self.next_message_id())
+            && let Some(entry) = state.sessions.get_mut(&session)
+        {
+            let _ = deliver(
+                session,
+                entry,
+                sub_id,
+                &snapshot,
+                Mark::Fresh,
+                None,
+                &self.counters,
+            );
+        }
+        let count = change.count;
+        self.announce(state, change);
+        count
+    }
+
+    /// Removes the member of an ending broadcast subscription and tells the listeners.
+    fn leave_presence(&self, state: &mut State, key: &SubKey, sub: &Subscription) {
+        if sub.queue || pattern::is_pattern(&sub.spec.route) {
+            return;
+        }
+        let id = self.next_message_id();
+        if let Some(change) = state
+            .rooms
+            .leave(&sub.spec.route, key.session, &key.sub, id)
+        {
+            self.announce(state, change);
+        }
+    }
+
+    /// Queues a presence change for its listeners (nothing above the event limit).
+    fn announce(&self, state: &mut State, change: presence::Change) {
+        let Some(event) = change.event else {
+            return;
+        };
+        for (session, sub_id) in &change.listeners {
+            if let Some(entry) = state.sessions.get_mut(session) {
+                let _ = deliver(
+                    *session,
+                    entry,
+                    sub_id,
+                    &event,
+                    Mark::Fresh,
+                    None,
+                    &self.counters,
+                );
+            }
+        }
+    }
+
+    /// The members of `route`'s presence (count 0 when it has none).
+    pub fn presence(&self, route: &str) -> Presence {
+        self.state.lock().rooms.presence(route)
+    }
+
+    /// Destinations with presence members and how many each has (for `/metrics`).
+    pub fn presence_counts(&self) -> Vec<(String, usize)> {
+        self.state.lock().rooms.counts()
     }
 
     /// Queues what a new subscription gets from its destination's history (under the lock
@@ -372,6 +473,7 @@ impl Broker {
             recovered: replay.recovered,
             position: replay.position,
             replayed,
+            presence_count: None,
         }
     }
 
@@ -414,6 +516,7 @@ impl Broker {
             sub: sub.spec.id.clone(),
         };
         state.unindex(&key, &sub);
+        self.leave_presence(&mut state, &key, &sub);
         let mut touched = Vec::new();
         if sub.queue {
             touched.push(sub.spec.route.clone());
@@ -857,6 +960,8 @@ pub struct Subscribed {
     pub position: Option<StreamPosition>,
     /// Retained messages delivered before the live ones.
     pub replayed: usize,
+    /// The destination's presence member count, when the subscription is a member.
+    pub presence_count: Option<usize>,
 }
 
 /// Records `entry`'s outbox in `congestion` when the delivery just made left it congested.

@@ -67,6 +67,8 @@ pub struct SubscribeSpec {
     pub policy: SlowConsumerPolicy,
     /// What it asks of its destination's history (`x-since`, `x-epoch`, `x-last`).
     pub resume: super::history::ResumeRequest,
+    /// What it asks of its destination's presence (`x-presence`, `x-presence-info`).
+    pub presence: super::presence::PresenceRequest,
 }
 
 /// A live subscription inside a session.

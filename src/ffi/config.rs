@@ -11,7 +11,7 @@ use super::callbacks::{
 use super::events::OwnedEvent;
 use super::convert::{millis, mut_arg, opt_str_arg, str_arg};
 use super::result::{FfiError, FfiResult, wsb_result};
-use crate::broker::SlowConsumerPolicy;
+use crate::broker::{HistoryRule, SlowConsumerPolicy};
 use crate::config::ServerConfig;
 use crate::events::{DeliveryMode, Event, EventOptions, OverflowPolicy};
 
@@ -397,6 +397,56 @@ pub unsafe extern "C" fn wsb_config_set_callback_threads(
         with_config(config, |c| {
             c.server.callback_threads = threads;
             c.server.callback_queue = queue;
+            Ok(())
+        })
+    })
+}
+
+/// Keeps a message history for the destinations matching `pattern` (e.g. "/topic/chat/**";
+/// rules apply in the order added, the first match wins): the last `size` messages (at least
+/// 1, at most half of `max_outbound_messages`), each for at most `ttl_ms` (0: until `size`
+/// pushes it out). Their MESSAGEs carry "x-offset" and "x-epoch"; a SUBSCRIBE may resume with
+/// "x-since"/"x-epoch" or ask for a backlog with "x-last"; with `last_value` every SUBSCRIBE
+/// first gets the newest message. Read it with `wsb_server_history`. Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `pattern` is NULL or valid for `pattern_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_add_history(
+    config: *mut wsb_config,
+    pattern: *const c_char,
+    pattern_len: usize,
+    size: usize,
+    ttl_ms: u64,
+    last_value: bool,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let pattern = unsafe { str_arg(pattern, pattern_len, "pattern")? };
+            let mut rule = HistoryRule::new(pattern, size);
+            rule.ttl = (ttl_ms > 0).then(|| std::time::Duration::from_millis(ttl_ms));
+            rule.last_value = last_value;
+            rule.validate().map_err(FfiError::invalid)?;
+            c.server.broker.history.push(rule);
+            Ok(())
+        })
+    })
+}
+
+/// Most destinations with a history held at once (default 100000): past it the least
+/// recently used stream is dropped, and its next message starts a new epoch.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_history_max_destinations(
+    config: *mut wsb_config,
+    n: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            c.server.broker.history_max_destinations = n;
             Ok(())
         })
     })

@@ -162,3 +162,14 @@ impl<T> OutPtr<T> {
 pub fn millis(ms: u32) -> std::time::Duration {
     std::time::Duration::from_millis(u64::from(ms))
 }
+
+/// Writes `value` through `ptr` unless it is NULL.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writing a `T`.
+pub unsafe fn write_if<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL; valid per the caller.
+        unsafe { ptr.write(value) };
+    }
+}

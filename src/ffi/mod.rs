@@ -44,6 +44,9 @@ mod relay;
 
 mod server;
 
+mod history;
+mod presence;
+
 mod raw;
 mod upgrade;
 
@@ -63,6 +66,8 @@ pub use events::{
     WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP, WSB_TRANSPORT_WEBSOCKET, wsb_event,
     wsb_header,
 };
+pub use history::*;
+pub use presence::*;
 pub use log::*;
 pub use raw::*;
 pub use jwt::*;

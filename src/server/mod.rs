@@ -28,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::broker::{HistoryPage, HostCallbackRuns, Message, Published, Stats};
+use crate::broker::{HistoryPage, HostCallbackRuns, Message, Presence, Published, Stats};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -50,6 +50,17 @@ thread_local! {
 /// A host subscription's pattern must be a name a client could use (see `check_name`).
 fn check_pattern(pattern: &str) -> Result<()> {
     crate::broker::destination::check_name(pattern).map_err(|e| Error::InvalidArgument(e.0))
+}
+
+/// A destination the host reads about (history, presence): one name, not a pattern.
+fn check_single_destination(destination: &str) -> Result<()> {
+    check_pattern(destination)?;
+    if crate::broker::pattern::is_pattern(destination) {
+        return Err(Error::InvalidArgument(format!(
+            "{destination} is a pattern: history and presence belong to one destination"
+        )));
+    }
+    Ok(())
 }
 
 /// True on the server's own threads (runtime workers, and the callback threads where host
@@ -355,16 +366,23 @@ impl Server {
     /// `complete` false when some after `since` are no longer retained. `NotFound` when no
     /// history rule covers the destination.
     pub fn history(&self, destination: &str, since: u64, limit: usize) -> Result<HistoryPage> {
-        check_pattern(destination)?;
+        check_single_destination(destination)?;
         self.engine
             .broker
             .history(destination, since, limit)
             .ok_or_else(|| Error::NotFound(format!("no history is kept for {destination}")))
     }
 
-    /// Publishes like [`Server::publish`], but while flow control refuses it (a subscriber it
-    /// would reach is congested, or a full queue destination) waits up to `timeout` for room
-    /// instead of failing at once; then `Backpressure`. Blocks the calling thread, so it is
+    /// The presence members of `destination` (subscribers covered by a presence pattern or
+    /// subscribed with `x-presence:true`), in the order they joined; count 0 when it has none.
+    pub fn presence(&self, destination: &str) -> Result<Presence> {
+        check_single_destination(destination)?;
+        Ok(self.engine.broker.presence(destination))
+    }
+
+    /// Publishes like [`Server::publish_recorded`], but while flow control refuses it (a
+    /// subscriber it would reach is congested, or a full queue destination) waits up to
+    /// `timeout` for room instead of failing at once; then `Backpressure`. Blocks the calling thread, so it is
     /// for the host's own threads: from a server thread (inside a callback) it is
     /// `CalledFromCallback`. A stuck subscriber is closed once the slow-consumer timeout
     /// passed, so a wait longer than that only waits for busy ones.
@@ -374,7 +392,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
         timeout: Duration,
-    ) -> Result<usize> {
+    ) -> Result<Published> {
         self.check_open()?;
         if on_server_thread() {
             return Err(Error::CalledFromCallback("publish_wait"));

@@ -6,6 +6,7 @@ use super::flow::Flow;
 use super::refusal::{Refusal, required};
 use super::{Phase, Session, Waiting};
 use crate::broker::history::{EPOCH_HEADER, OFFSET_HEADER, RECOVERED_HEADER};
+use crate::broker::presence::{self, PresenceRequest};
 use crate::broker::{AckMode, ResumeRequest, SlowConsumerPolicy, SubscribeSpec, destination};
 use crate::hooks::{Question, SubscribeRequest};
 use crate::stomp::{Command, Frame, Version};
@@ -59,6 +60,7 @@ impl Session {
             prefetch,
             policy,
             resume: resume_request(&frame)?,
+            presence: presence_request(&frame, self.engine.broker.config().presence_max_info)?,
         };
         if self.engine.wants_subscribe_decision() {
             let request = SubscribeRequest {
@@ -99,6 +101,9 @@ impl Session {
             frame.push_header(OFFSET_HEADER, position.offset.to_string());
             frame.push_header(EPOCH_HEADER, position.epoch.to_string());
         }
+        if let Some(count) = subscribed.presence_count {
+            frame.push_header(presence::COUNT_HEADER, count.to_string());
+        }
         self.push(&frame);
         Ok(())
     }
@@ -132,4 +137,29 @@ fn resume_request(frame: &Frame) -> Result<ResumeRequest, Refusal> {
         epoch: frame.header("x-epoch").map(str::to_string),
         last,
     })
+}
+
+/// `x-presence` / `x-presence-info` of a SUBSCRIBE.
+fn presence_request(frame: &Frame, max_info: usize) -> Result<PresenceRequest, Refusal> {
+    let listen = match frame.header(presence::PRESENCE_HEADER) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(Refusal::new(format!(
+                "invalid {} '{v}': expected true or false",
+                presence::PRESENCE_HEADER
+            )));
+        }
+    };
+    let info = frame.header(presence::INFO_HEADER).map(str::to_string);
+    if let Some(info) = &info
+        && info.len() > max_info
+    {
+        return Err(Refusal::new(format!(
+            "{} is {} bytes, more than the {max_info} allowed",
+            presence::INFO_HEADER,
+            info.len()
+        )));
+    }
+    Ok(PresenceRequest { listen, info })
 }

@@ -80,6 +80,7 @@ impl HttpRouter {
                     &self.engine.counters().snapshot(),
                     sessions,
                     self.engine.broker.history_sizes(),
+                    self.engine.broker.presence_counts(),
                 );
                 Some(("text/plain; version=0.0.4; charset=utf-8", body))
             }

@@ -4,16 +4,17 @@ use std::fmt::Write;
 
 use crate::broker::Stats;
 
-/// Per-destination history gauges are written for at most this many destinations (the
-/// largest): a label per destination must not make the page unbounded.
-const HISTORY_DESTINATIONS_SHOWN: usize = 50;
+/// Per-destination gauges are written for at most this many destinations (the largest): a
+/// label per destination must not make the page unbounded.
+const DESTINATIONS_SHOWN: usize = 50;
 
-/// Renders `stats`, the number of open SockJS sessions and the history sizes (destination,
-/// retained messages) as Prometheus text.
+/// Renders `stats`, the number of open SockJS sessions, the history sizes (destination,
+/// retained messages) and the presence counts (destination, members) as Prometheus text.
 pub(crate) fn render(
     stats: &Stats,
     sockjs_sessions: usize,
-    mut history: Vec<(String, usize)>,
+    history: Vec<(String, usize)>,
+    presence: Vec<(String, usize)>,
 ) -> String {
     let mut rows = stats.metrics();
     rows.push((
@@ -28,35 +29,65 @@ pub(crate) fn render(
         let _ = writeln!(out, "# TYPE wsbroker_{name} {kind}");
         let _ = writeln!(out, "wsbroker_{name} {value}");
     }
-    if !history.is_empty() {
-        let total: usize = history.iter().map(|(_, n)| n).sum();
-        let _ = writeln!(
-            out,
-            "# HELP wsbroker_history_destinations Destinations keeping a message history.\n\
-             # TYPE wsbroker_history_destinations gauge\nwsbroker_history_destinations {}",
-            history.len()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP wsbroker_history_retained Messages retained in histories.\n\
-             # TYPE wsbroker_history_retained gauge\nwsbroker_history_retained {total}"
-        );
-        history.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let _ = writeln!(
-            out,
-            "# HELP wsbroker_history_destination_retained Messages retained per destination \
-             (the {HISTORY_DESTINATIONS_SHOWN} largest).\n\
-             # TYPE wsbroker_history_destination_retained gauge"
-        );
-        for (destination, n) in history.iter().take(HISTORY_DESTINATIONS_SHOWN) {
-            let _ = writeln!(
-                out,
-                "wsbroker_history_destination_retained{{destination=\"{}\"}} {n}",
-                label_value(destination)
-            );
-        }
-    }
+    destination_gauges(
+        &mut out,
+        history,
+        ["history", "Destinations keeping a message history."],
+        ["history_retained", "Messages retained in histories."],
+        [
+            "history_destination_retained",
+            "Messages retained per destination",
+        ],
+    );
+    destination_gauges(
+        &mut out,
+        presence,
+        ["presence", "Destinations with presence members."],
+        ["presence_members", "Presence members of all destinations."],
+        [
+            "presence_destination_members",
+            "Presence members per destination",
+        ],
+    );
     out
+}
+
+/// Gauges of a per-destination quantity: how many destinations (`wsbroker_{count}_destinations`),
+/// the total, and the value of each of the largest (names and help texts as given).
+fn destination_gauges(
+    out: &mut String,
+    mut values: Vec<(String, usize)>,
+    [count, count_help]: [&str; 2],
+    [total, total_help]: [&str; 2],
+    [each, each_help]: [&str; 2],
+) {
+    if values.is_empty() {
+        return;
+    }
+    let sum: usize = values.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(
+        out,
+        "# HELP wsbroker_{count}_destinations {count_help}\n\
+         # TYPE wsbroker_{count}_destinations gauge\nwsbroker_{count}_destinations {}",
+        values.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wsbroker_{total} {total_help}\n# TYPE wsbroker_{total} gauge\nwsbroker_{total} {sum}"
+    );
+    values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let _ = writeln!(
+        out,
+        "# HELP wsbroker_{each} {each_help} (the {DESTINATIONS_SHOWN} largest).\n\
+         # TYPE wsbroker_{each} gauge"
+    );
+    for (destination, n) in values.iter().take(DESTINATIONS_SHOWN) {
+        let _ = writeln!(
+            out,
+            "wsbroker_{each}{{destination=\"{}\"}} {n}",
+            label_value(destination)
+        );
+    }
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
@@ -74,17 +105,23 @@ mod tests {
             connections: 3,
             ..Default::default()
         };
-        let text = super::render(&stats, 2, Vec::new());
+        let text = super::render(&stats, 2, Vec::new(), Vec::new());
         assert!(text.contains("# TYPE wsbroker_connections gauge\nwsbroker_connections 3\n"));
         assert!(text.contains("wsbroker_sockjs_sessions 2\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 18);
     }
 
     #[test]
-    fn history_sizes_are_gauges_with_escaped_labels() {
+    fn history_and_presence_are_gauges_with_escaped_labels() {
         let history = vec![("/topic/a".to_string(), 3), ("/topic/\"b\"".to_string(), 7)];
-        let text = super::render(&crate::broker::Stats::default(), 0, history);
+        let presence = vec![("/topic/room".to_string(), 4)];
+        let text = super::render(&crate::broker::Stats::default(), 0, history, presence);
         assert!(text.contains("wsbroker_history_destinations 2\n"));
+        assert!(text.contains("wsbroker_presence_destinations 1\n"));
+        assert!(text.contains("wsbroker_presence_members 4\n"));
+        assert!(
+            text.contains("wsbroker_presence_destination_members{destination=\"/topic/room\"} 4\n")
+        );
         assert!(text.contains("wsbroker_history_retained 10\n"));
         let b = text.find("destination=\"/topic/\\\"b\\\"\"} 7").unwrap();
         let a = text.find("destination=\"/topic/a\"} 3").unwrap();

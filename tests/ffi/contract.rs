@@ -24,11 +24,11 @@ const NULL_ARG: wsb_result = wsb_result::WSB_ERR_NULL_ARGUMENT;
 // ---------------------------------------------------------------------------------------------
 
 /// A string argument: pointer + length.
-fn s(text: &str) -> (*const c_char, usize) {
+pub(crate) fn s(text: &str) -> (*const c_char, usize) {
     (text.as_ptr().cast(), text.len())
 }
 
-fn last_error() -> String {
+pub(crate) fn last_error() -> String {
     // SAFETY: NULL buffer: only the length is asked.
     let len = unsafe { wsb_last_error(ptr::null_mut(), 0) };
     let mut buf = vec![0u8; len + 1];
@@ -63,7 +63,7 @@ fn server_last_error(server: *const wsb_server) -> String {
 }
 
 /// A config listening on ephemeral ports (WebSocket and TCP), two worker threads.
-fn config() -> *mut wsb_config {
+pub(crate) fn config() -> *mut wsb_config {
     let mut config = ptr::null_mut();
     // SAFETY: valid out pointer; then a live config and valid strings.
     unsafe {
@@ -76,7 +76,7 @@ fn config() -> *mut wsb_config {
     config
 }
 
-fn new_server(config: *mut wsb_config) -> *mut wsb_server {
+pub(crate) fn new_server(config: *mut wsb_config) -> *mut wsb_server {
     let mut server = ptr::null_mut();
     // SAFETY: a live config, a valid out pointer.
     let rc = unsafe { wsb_server_new(config, &mut server) };
@@ -86,20 +86,20 @@ fn new_server(config: *mut wsb_config) -> *mut wsb_server {
     server
 }
 
-fn start(server: *mut wsb_server) {
+pub(crate) fn start(server: *mut wsb_server) {
     // SAFETY: a live server.
     let rc = unsafe { wsb_server_start(server) };
     assert_eq!(rc, OK, "wsb_server_start: {}", last_error());
 }
 
-fn tcp_port(server: *mut wsb_server) -> u16 {
+pub(crate) fn tcp_port(server: *mut wsb_server) -> u16 {
     let mut port = 0;
     // SAFETY: a live server, a valid out pointer.
     assert_eq!(unsafe { wsb_server_tcp_port(server, &mut port) }, OK);
     port
 }
 
-fn free(server: *mut wsb_server) {
+pub(crate) fn free(server: *mut wsb_server) {
     // SAFETY: from wsb_server_new, freed once.
     assert_eq!(unsafe { wsb_server_free(server) }, OK);
 }
@@ -128,7 +128,7 @@ unsafe impl Sync for Shared {}
 ///
 /// # Safety
 /// `ptr` comes from a live event.
-unsafe fn text(ptr: *const c_char, len: usize) -> Option<String> {
+pub(crate) unsafe fn text(ptr: *const c_char, len: usize) -> Option<String> {
     if ptr.is_null() {
         assert_eq!(len, 0, "absent string with a length");
         return None;
@@ -195,7 +195,7 @@ impl Ev {
         }
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -244,14 +244,14 @@ fn poll_for(server: *mut wsb_server, kind: u32) -> Ev {
 
 /// A STOMP frame read by [`Client`].
 #[derive(Debug)]
-struct Frame {
-    command: String,
+pub(crate) struct Frame {
+    pub(crate) command: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Frame {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -260,7 +260,7 @@ impl Frame {
 }
 
 /// A minimal blocking STOMP client over plain TCP.
-struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
 }
@@ -275,7 +275,7 @@ impl Client {
         }
     }
 
-    fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
+    pub(crate) fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
         let mut frame = format!("{command}\n");
         for (n, v) in headers {
             frame.push_str(&format!("{n}:{v}\n"));
@@ -302,7 +302,7 @@ impl Client {
     }
 
     /// Connects (no deferral) and expects CONNECTED.
-    fn connected(port: u16, login: &str) -> Client {
+    pub(crate) fn connected(port: u16, login: &str) -> Client {
         let mut client = Client::open(port);
         client.connect_frame(login);
         let frame = client.read();
@@ -310,7 +310,7 @@ impl Client {
         client
     }
 
-    fn read(&mut self) -> Frame {
+    pub(crate) fn read(&mut self) -> Frame {
         loop {
             while matches!(self.buf.first(), Some(b'\n' | b'\r')) {
                 self.buf.remove(0);

@@ -5,7 +5,9 @@
 mod client;
 mod contract;
 mod header;
+mod history;
 mod jwt;
+mod presence;
 mod raw;
 mod relay;
 mod upgrade;

@@ -450,13 +450,17 @@ fn reconnects_and_resubscribes_after_a_server_restart() {
     second.stop(Duration::from_secs(1)).unwrap();
 }
 
-/// Gap-free resume against this server needs it to keep history (issue 15): once it does
-/// (with history on for `/topic/history/**`), messages published while the client's
-/// connection is down are replayed on its resubscription, each once.
+/// With history on for `/topic/history/**`, messages published while the client's connection
+/// is down are replayed on its resubscription (`x-since` from the last `x-offset` it saw),
+/// each once, and the client reports the resume recovered.
 #[test]
-#[ignore = "needs server-side history (issue 15)"]
 fn resume_is_gap_free_against_wsbroker_with_history() {
-    let server = TestServer::start();
+    let mut config = common::config();
+    config
+        .broker
+        .history
+        .push(wsbroker::HistoryRule::new("/topic/history/**", 100));
+    let server = TestServer::start_with(config);
     let sessions = Arc::new(Mutex::new(Vec::new()));
     let record = sessions.clone();
     server.server.on_connect(move |request| {

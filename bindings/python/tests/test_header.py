@@ -171,6 +171,8 @@ OPAQUE: Dict[str, Any] = {
     "wsb_client": _ffi.ClientHandle,
     "wsb_upgrade_request": _ffi.UpgradeRequestHandle,
     "wsb_upgrade_decision": _ffi.UpgradeDecisionHandle,
+    "wsb_history": _ffi.HistoryHandle,
+    "wsb_presence": _ffi.PresenceHandle,
 }
 
 
@@ -206,6 +208,8 @@ def expected_ctypes(c_type: str, *, in_struct: bool = False) -> FrozenSet[Any]:
     elif depth == 2:
         if struct in OPAQUE:
             ok.add(POINTER(OPAQUE[struct]))
+        elif struct in _ffi.STRUCTS:
+            ok.add(POINTER(POINTER(_ffi.STRUCTS[struct])))  # a pointer to a struct, out
         elif base == "char":
             ok.add(POINTER(c_char_p))
     if in_struct and depth >= 1:

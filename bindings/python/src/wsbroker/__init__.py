@@ -82,6 +82,7 @@ exceptions, callback error log · ``_convert`` Python values into C arguments (r
 handlers for events · ``_poll`` poll mode and asyncio · ``_trampolines`` C-to-Python callbacks
 and their slot table · ``_raw`` raw WebSocket mode · ``_upgrade`` the handshake auth hook ·
 ``_events`` event classes copied out of C · ``_pattern`` destination patterns ·
+``_history`` history rules and pages · ``_presence`` presence members ·
 ``_native_log`` the library's log into :mod:`logging` · ``_shutdown`` exit and deferred frees ·
 ``_client`` :class:`Client`, a STOMP/WebSocket client for any broker (sync, callbacks, asyncio).
 """
@@ -133,7 +134,9 @@ from ._events import (
     SubscribeEvent,
     Transport,
 )
+from ._history import HistoryPage, HistoryRule
 from ._library import LibraryError
+from ._presence import Presence, PresenceMember
 from ._native_log import set_native_log_level
 from ._routes import Subscription
 from ._server import Server
@@ -170,6 +173,8 @@ __all__ = [
     "Error",
     "Event",
     "EventKind",
+    "HistoryPage",
+    "HistoryRule",
     "InvalidArgument",
     "InvalidConfig",
     "InvalidUtf8",
@@ -183,6 +188,8 @@ __all__ = [
     "NullArgument",
     "OutOfRange",
     "OverflowEvent",
+    "Presence",
+    "PresenceMember",
     "Panic",
     "RawCloseEvent",
     "RawMessageEvent",

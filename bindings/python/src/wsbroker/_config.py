@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from . import _convert as cv
 from . import _ffi
 from ._errors import InvalidArgument, check
+from ._history import HistoryRule
 from ._library import lib
 from ._managed import Managed
 
@@ -376,6 +377,15 @@ class Config(Managed):
     slow_consumer_timeout_ms = Setting(10000, cv.milliseconds, outbound_high_watermark.apply,
                                        "A congested queue that does not move for this long is a stuck "
                                        "client: it is disconnected as a slow consumer.")
+    history_max_destinations = Setting(100000, cv.usize, _number_setter(
+        "wsb_config_set_history_max_destinations", "history_max_destinations"),
+        "Most destinations with a history at once; past it the least recently used one is "
+        "dropped (its next message starts a new epoch).")
+    presence_event_limit = Setting(100, cv.usize, _group_setter(
+        "wsb_config_set_presence_limits", "presence_event_limit", "presence_max_info", what="presence limits"),
+        "Above this many members a destination sends no presence join/leave MESSAGEs or snapshots.")
+    presence_max_info = Setting(256, cv.usize, presence_event_limit.apply,
+                                "Longest x-presence-info a SUBSCRIBE may give, in bytes.")
     max_queue_depth = Setting(100000, cv.usize, _number_setter("wsb_config_set_max_queue_depth", "max_queue_depth"),
                               "Most messages a /queue/ destination holds while no consumer takes them.")
     max_headers = Setting(64, cv.usize, _group_setter(
@@ -474,10 +484,11 @@ class Config(Managed):
     jwt_max_token_size = Setting(8192, cv.usize, _jwt, "Largest token accepted, in bytes.")
 
     def __init__(self, *, allowed_origins: Iterable[str] = (), app_prefixes: Iterable[str] = (),
-                 **settings: Any) -> None:
+                 history: Iterable[Any] = (), presence: Iterable[str] = (), **settings: Any) -> None:
         super().__init__()
         self._values: Dict[str, Any] = {}
-        self._lists: Dict[str, List[str]] = {"allowed_origins": [], "app_prefixes": []}
+        self._lists: Dict[str, List[str]] = {"allowed_origins": [], "app_prefixes": [], "presence": []}
+        self._history: List[HistoryRule] = []
         self._owner: Optional[str] = None
         self._assigning = ""  # the setting being assigned (see _relay)
         unknown = sorted(set(settings) - set(SETTING_NAMES))
@@ -496,6 +507,10 @@ class Config(Managed):
                 self.add_allowed_origin(origin)
             for prefix in _items(app_prefixes, "app_prefixes"):
                 self.add_app_prefix(prefix)
+            for pattern in _items(presence, "presence"):
+                self.add_presence(pattern)
+            for rule in _items(history, "history"):
+                self.add_history(HistoryRule.of(rule))
         except BaseException:
             self.close()
             raise
@@ -517,9 +532,36 @@ class Config(Managed):
         """Allows one more ``Origin`` ("scheme://host[:port]")."""
         self._add("allowed_origins", origin, lib.wsb_config_add_allowed_origin, "allowed origin")
 
+    @property
+    def presence(self) -> Tuple[str, ...]:
+        """Destination patterns whose every subscriber is a presence member."""
+        return tuple(self._lists["presence"])
+
+    def add_presence(self, pattern: str) -> None:
+        """Makes every subscriber of the destinations matching ``pattern`` a presence member."""
+        self._add("presence", pattern, lib.wsb_config_add_presence, "presence pattern")
+
     def add_app_prefix(self, prefix: str) -> None:
         """Adds an application destination prefix (the first call replaces ``/app``)."""
         self._add("app_prefixes", prefix, lib.wsb_config_add_app_prefix, "app prefix")
+
+    @property
+    def history(self) -> Tuple[HistoryRule, ...]:
+        """History rules in the order added (the first matching rule applies)."""
+        return tuple(self._history)
+
+    def add_history(self, rule: Any, size: Optional[int] = None, ttl: Optional[float] = None,
+                    last_value: bool = False) -> None:
+        """Keeps a history for the destinations matching a pattern: ``add_history(rule)`` with
+        a :class:`HistoryRule` (or a dict or tuple of its fields), or
+        ``add_history(pattern, size, ttl=None, last_value=False)`` (``ttl`` in seconds)."""
+        if size is not None:
+            rule = HistoryRule(rule, size, ttl, last_value)
+        rule = HistoryRule.of(rule)
+        arguments = rule.c_arguments()
+        self._writable()
+        self._call("history rule", lib.wsb_config_add_history, *arguments)
+        self._history.append(rule)
 
     def _add(self, key: str, value: str, fn: Any, what: str) -> None:
         raw = cv.text(value, what)
@@ -561,6 +603,8 @@ class Config(Managed):
         out = {name: getattr(self, name) for name in SETTING_NAMES}
         out["allowed_origins"] = self.allowed_origins
         out["app_prefixes"] = self.app_prefixes
+        out["history"] = self.history
+        out["presence"] = self.presence
         return out
 
     # --- ownership by a server ----------------------------------------------------------------
@@ -591,6 +635,8 @@ class Config(Managed):
         for key, values in self._lists.items():
             if values:
                 changed.append(f"{key}={values!r}")
+        if self._history:
+            changed.append(f"history={self._history!r}")
         state = " closed" if self._closed else ""
         return f"<wsbroker.Config{state} {' '.join(changed) or '(defaults)'}>"
 

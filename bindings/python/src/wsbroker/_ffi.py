@@ -142,6 +142,14 @@ class ClientHandle(c_void_p):
     """``struct wsb_client *`` (opaque)."""
 
 
+class HistoryHandle(c_void_p):
+    """``struct wsb_history *`` (opaque; freed with ``wsb_history_free``)."""
+
+
+class PresenceHandle(c_void_p):
+    """``struct wsb_presence *`` (opaque; freed with ``wsb_presence_free``)."""
+
+
 class UpgradeRequestHandle(c_void_p):
     """``const struct wsb_upgrade_request *`` (opaque; valid during the upgrade callback)."""
 
@@ -354,6 +362,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_outbound_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_flow_control": (_res, [_cfg, c_size_t, c_size_t, c_uint32]),
     "wsb_config_set_callback_threads": (_res, [_cfg, c_size_t, c_size_t]),
+    "wsb_config_add_history": (_res, [_cfg, _str, _len, c_size_t, c_uint64, c_bool]),
+    "wsb_config_set_history_max_destinations": (_res, [_cfg, c_size_t]),
+    "wsb_config_add_presence": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_presence_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_queue_depth": (_res, [_cfg, c_size_t]),
     "wsb_config_set_header_limits": (_res, [_cfg, c_size_t, c_size_t]),
     "wsb_config_set_max_subscriptions": (_res, [_cfg, c_size_t]),
@@ -401,8 +413,27 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_server_last_error": (_res, [_srv, buffer_out, c_size_t, POINTER(c_size_t)]),
     "wsb_server_stats": (_res, [_srv, POINTER(WsbStats)]),
     # publishing
-    "wsb_server_publish": (_res, [_srv, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t]),
-    "wsb_server_publish_wait": (_res, [_srv, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t, c_uint32]),
+    "wsb_server_publish_recorded": (
+        _res,
+        [_srv, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t, c_uint32, POINTER(c_uint64), POINTER(c_size_t)],
+    ),
+    # history (wsbroker._history)
+    "wsb_server_history": (_res, [_srv, _str, _len, c_uint64, c_size_t, POINTER(HistoryHandle)]),
+    "wsb_history_free": (None, [HistoryHandle]),
+    "wsb_history_position": (
+        _res,
+        [HistoryHandle, _out_str, POINTER(c_size_t), POINTER(c_uint64), POINTER(c_bool)],
+    ),
+    "wsb_history_len": (c_size_t, [HistoryHandle]),
+    "wsb_history_message": (_res, [HistoryHandle, c_size_t, POINTER(c_uint64), POINTER(POINTER(WsbEvent))]),
+    # presence (wsbroker._presence)
+    "wsb_server_presence": (_res, [_srv, _str, _len, POINTER(PresenceHandle)]),
+    "wsb_presence_free": (None, [PresenceHandle]),
+    "wsb_presence_count": (c_size_t, [PresenceHandle]),
+    "wsb_presence_member": (
+        _res,
+        [PresenceHandle, c_size_t, POINTER(c_uint64), _out_str, POINTER(c_size_t), _out_str, POINTER(c_size_t)],
+    ),
     "wsb_server_send_to_user": (
         _res,
         [_srv, _str, _len, _str, _len, _hdrs, c_size_t, bytes_in, c_size_t],
@@ -512,5 +543,9 @@ OPTIONAL_FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
 #: Header functions this package deliberately does not bind, with the reason. The header test
 #: fails for any other header function missing from FUNCTIONS/OPTIONAL_FUNCTIONS, so a new C
 #: function is either bound or consciously listed here. Empty today: the binding covers the
-#: whole C ABI.
-NOT_BOUND: Dict[str, str] = {}
+#: whole C ABI but for the two publishes that wsb_server_publish_recorded covers.
+NOT_BOUND: Dict[str, str] = {
+    "wsb_server_publish": "Server.publish calls wsb_server_publish_recorded (timeout_ms 0), which also "
+    "returns the history offset",
+    "wsb_server_publish_wait": "Server.publish(wait=...) calls wsb_server_publish_recorded with a timeout",
+}

@@ -23,6 +23,8 @@ from ._convert import Body, Headers
 from ._dispatch import ConnectHandler, Dispatcher, SubscribeHandler
 from ._errors import AlreadyStarted, CalledFromCallback, CallbackErrorLog, NotFound, NotRunning, check, error_for
 from ._events import Event, Stats, stats_from
+from ._history import HistoryPage, read_page
+from ._presence import Presence, read_presence
 from ._library import lib
 from ._managed import Managed
 from ._poll import Poller, iterate
@@ -272,8 +274,10 @@ class Server(Managed, RawMode):
     # publishing (any thread, never blocks)
 
     def publish(self, destination: str, body: Body = b"", headers: Headers = None,
-                wait: Optional[float] = None) -> None:
-        """Publishes to a destination (topic, queue or ``/user/{name}/...``).
+                wait: Optional[float] = None) -> Optional[int]:
+        """Publishes to a destination (topic, queue or ``/user/{name}/...``) and returns the
+        message's offset in the destination's history (``None`` when no history rule covers
+        it, or for a queue).
 
         Flow control: while a subscriber the message would reach is congested (or a queue
         destination is full) nothing is delivered and :class:`Backpressure` is raised at once;
@@ -281,11 +285,21 @@ class Server(Managed, RawMode):
         the calling thread, so it is refused inside a wsbroker callback."""
         d, b = cv.text(destination, "destination"), cv.body(body)
         arr, n = cv.headers(headers)
-        if wait is None:
-            self._call(f"publish to {destination}", lib.wsb_server_publish, d, len(d), arr, n, b, len(b))
-            return
-        ms = cv.seconds_to_ms(wait, "wait")
-        self._call(f"publish to {destination}", lib.wsb_server_publish_wait, d, len(d), arr, n, b, len(b), ms)
+        ms = 0 if wait is None else max(1, cv.seconds_to_ms(wait, "wait"))
+        offset = c_uint64()
+        self._call(f"publish to {destination}", lib.wsb_server_publish_recorded, d, len(d), arr, n, b, len(b), ms,
+                   byref(offset), None)
+        return offset.value or None
+
+    def history(self, destination: str, since: int = 0, limit: int = 1000) -> HistoryPage:
+        """The retained history of ``destination``: up to ``limit`` messages after offset
+        ``since`` (0: from the oldest retained), oldest first. :class:`NotFound` when no
+        history rule covers the destination."""
+        return read_page(self._call, destination, since, limit)
+
+    def presence(self, destination: str) -> Presence:
+        """The presence members of ``destination`` (count 0 when it has none)."""
+        return read_presence(self._call, destination)
 
     def send_to_user(self, user: str, destination: str, body: Body = b"", headers: Headers = None) -> None:
         """Sends to every session of ``user`` subscribed to ``/user{destination}``."""
