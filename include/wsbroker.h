@@ -413,8 +413,9 @@ typedef struct wsb_event {
     uint64_t subscription;
     // OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     uint64_t dropped;
-    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; RAW_OPEN: the upgrade hook's
-    // principal (may be absent).
+    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; CONNECT: the principal — the
+    // upgrade hook's, else the verified token's `sub` (may be absent); RAW_OPEN: the upgrade
+    // hook's principal, else the token's `sub` (may be absent).
     const char *user;
     size_t user_len;
     // CONNECT: the `login` header (may be absent).

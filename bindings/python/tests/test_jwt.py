@@ -89,3 +89,18 @@ def test_websocket_query_token_permissions_and_refresh(make_server) -> None:
         assert errors[0].headers["message"] == "permission denied: user ws-user may not send to /topic/ok"
     stats = server.stats()
     assert (stats.auth_refreshed, stats.auth_denied) == (1, 1)
+
+
+def test_on_connect_sees_the_tokens_subject_as_principal(make_server, pump_of) -> None:
+    seen = []
+
+    def check(info: wsbroker.ConnectEvent):
+        seen.append(info.principal)
+        return wsbroker.Accept(f"host-{info.principal}")
+
+    server = make_server(port=0, jwt_hmac_secret=SECRET, on_connect=check)
+    pump_of(server)
+    token = hs256({"sub": "alice", "exp": int(time.time()) + 60})
+    with WsClient(f"{server.url}?access_token={token}") as c:
+        assert c.connect(login="", passcode="").headers.get("user-name") == "host-alice"
+    assert seen == ["alice"]
