@@ -523,3 +523,36 @@ async fn configuration_mismatches_are_refused_at_new() {
     config.auth = Some(AuthConfig::new(AuthKey::PublicKeyPem(b"junk".to_vec())));
     assert!(wsbroker::Server::new(config).is_err());
 }
+
+#[tokio::test]
+async fn a_flood_of_bad_tokens_is_refused_while_good_clients_connect() {
+    let ts = hmac_server(|_| {});
+    let bad = hs256(&claims("mallory", 60)).replace('.', ".x");
+    let flood: Vec<_> = (0..4)
+        .map(|_| {
+            let (tcp, bad) = (ts.tcp, bad.clone());
+            tokio::spawn(async move {
+                for _ in 0..250 {
+                    let mut c = Client::tcp(tcp).await;
+                    c.frame(
+                        "CONNECT",
+                        &[("accept-version", "1.2"), ("host", "h"), ("token", &bad)],
+                        "",
+                    )
+                    .await;
+                    let (error, _) = c.expect_error_and_close().await;
+                    assert!(error.h("message").starts_with("token refused"), "{error:?}");
+                }
+            })
+        })
+        .collect();
+    // Meanwhile good clients keep connecting (each bounded by WAIT inside `connect_token`).
+    for i in 0..20 {
+        let sub = format!("good-{i}");
+        assert_eq!(connect_token(&ts, &hs256(&claims(&sub, 60))).await, Ok(sub));
+    }
+    for task in flood {
+        task.await.unwrap();
+    }
+    assert_eq!(ts.server.stats().auth_refused, 1_000);
+}
