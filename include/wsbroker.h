@@ -1,5 +1,5 @@
 /*
- * wsbroker.h - C API (ABI version 3) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
+ * wsbroker.h - C API (ABI version 4) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
  * over WebSocket (and optionally plain TCP), with its own threads.
  *
  * A host program creates a configuration (wsb_config_new, wsb_config_set_*), creates a server
@@ -115,7 +115,9 @@
 // 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
 // 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`);
 // the client API (`wsb_client_*`, `wsb_client_event`) was added.
-#define WSB_ABI_VERSION 3
+// 4: `wsb_stats` gained the token-authentication counters (`auth_refused`, `auth_denied`,
+// `auth_expired`, `auth_refreshed`); `wsb_config_set_jwt_*` were added.
+#define WSB_ABI_VERSION 4
 
 // `which` for `wsb_struct_size`: the `wsb_event` struct.
 #define WSB_STRUCT_EVENT 1
@@ -222,6 +224,12 @@
 
 // Slow-consumer policy: drop the new message.
 #define WSB_SLOW_CONSUMER_DROP_NEWEST 2
+
+// `wsb_config_set_jwt_permissions`: the permissions of sessions without a token.
+#define WSB_JWT_ANONYMOUS 0
+
+// `wsb_config_set_jwt_permissions`: the permissions of tokens without `wsb` claims.
+#define WSB_JWT_TOKEN_DEFAULTS 1
 
 // Raw endpoint behaviour: client messages become `WSB_EVENT_RAW_MESSAGE` events (needs poll
 // or callback delivery).
@@ -405,8 +413,9 @@ typedef struct wsb_event {
     uint64_t subscription;
     // OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     uint64_t dropped;
-    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; RAW_OPEN: the upgrade hook's
-    // principal (may be absent).
+    // SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; CONNECT: the principal — the
+    // upgrade hook's, else the verified token's `sub` (may be absent); RAW_OPEN: the upgrade
+    // hook's principal, else the token's `sub` (may be absent).
     const char *user;
     size_t user_len;
     // CONNECT: the `login` header (may be absent).
@@ -484,6 +493,18 @@ typedef struct wsb_stats {
     // Host publishes refused with `Backpressure` (`WSB_ERR_BACKPRESSURE`) because a subscriber
     // they would reach was congested.
     uint64_t publishes_refused;
+    // Tokens refused — invalid, expired, wrong issuer or audience, bad signature, an
+    // algorithm not accepted, too large — at the upgrade (HTTP 401), in CONNECT or in a
+    // refresh, and clients refused for bringing no token when one is required.
+    uint64_t auth_refused;
+    // SUBSCRIBE and SEND frames refused because the session's permissions do not allow the
+    // destination.
+    uint64_t auth_denied;
+    // Sessions closed with `token expired` because their token's `exp` passed without a
+    // refresh.
+    uint64_t auth_expired;
+    // Tokens refreshed on a live session (`SEND` to the refresh destination).
+    uint64_t auth_refreshed;
 } wsb_stats;
 
 // Handles a SEND to an application destination (a `WSB_EVENT_APP_MESSAGE` event). Return 0
@@ -927,6 +948,107 @@ enum wsb_result wsb_config_set_sockjs_options(struct wsb_config *config,
 enum wsb_result wsb_config_set_static_dir(struct wsb_config *config,
                                           const char *dir,
                                           size_t dir_len);
+
+// Token (JWT) authentication with this HMAC secret (the raw bytes); see
+// docs/authentication.md. Every other token setting keeps its value (defaults: algorithm
+// HS256, leeway 30 s, tokens optional, query parameter "access_token", refresh destination
+// "/wsb/refresh"). `secret` NULL turns token authentication off. Copied. An empty secret is
+// refused by `wsb_server_new`.
+//
+// # Safety
+// `config` is NULL or a live config; `secret` is NULL or valid for `secret_len` bytes.
+enum wsb_result wsb_config_set_jwt_hmac_secret(struct wsb_config *config,
+                                               const uint8_t *secret,
+                                               size_t secret_len);
+
+// Token authentication with this public key in PEM: RSA, EC P-256/P-384 or Ed25519 (the
+// algorithm defaults to RS256, ES256/ES384 or EdDSA by its type). `pem` NULL turns token
+// authentication off. Copied; a key that does not parse is refused by `wsb_server_new`.
+//
+// # Safety
+// `config` is NULL or a live config; `pem` is NULL or valid for `pem_len` bytes.
+enum wsb_result wsb_config_set_jwt_public_key_pem(struct wsb_config *config,
+                                                  const char *pem,
+                                                  size_t pem_len);
+
+// Token authentication with the keys of a JWKS file, read by `wsb_server_start` (which fails
+// when it cannot be read or parsed) and reloaded whenever it changes (checked every second).
+// `path` NULL turns token authentication off. Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `path` is NULL or valid for `path_len` bytes.
+enum wsb_result wsb_config_set_jwt_jwks_file(struct wsb_config *config,
+                                             const char *path,
+                                             size_t path_len);
+
+// The algorithms tokens may be signed with, comma-separated ("RS256,PS256"); NULL or empty
+// infers one from the key (the default). `none` does not exist. Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config; `names` is NULL or valid for `names_len` bytes.
+enum wsb_result wsb_config_set_jwt_algorithms(struct wsb_config *config,
+                                              const char *names,
+                                              size_t names_len);
+
+// The claim checks: required issuer (`iss`) and audience (`aud`), NULL for none (the
+// default; without an audience, tokens that carry `aud` are refused), and the clock skew
+// allowed on `exp` and `nbf` in seconds (default 30). Copied. Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config; `issuer` and `audience` are NULL or valid for their
+// lengths.
+enum wsb_result wsb_config_set_jwt_claims(struct wsb_config *config,
+                                          const char *issuer,
+                                          size_t issuer_len,
+                                          const char *audience,
+                                          size_t audience_len,
+                                          uint32_t leeway_s);
+
+// Where upgrade (and SockJS) requests carry a token besides `Authorization: Bearer`: a
+// cookie name (NULL: none, the default) and a query parameter (NULL or empty: none; default
+// "access_token"). Copied. Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config; `cookie` and `query_param` are NULL or valid for their
+// lengths.
+enum wsb_result wsb_config_set_jwt_sources(struct wsb_config *config,
+                                           const char *cookie,
+                                           size_t cookie_len,
+                                           const char *query_param,
+                                           size_t query_param_len);
+
+// Whether clients without a token are refused (true) or connect anonymously with the
+// anonymous permissions (false, the default). Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_jwt_required(struct wsb_config *config, bool required);
+
+// Destination patterns (comma-separated; NULL or empty: none) that `who` may subscribe and
+// publish to: `WSB_JWT_ANONYMOUS` (sessions without a token; default none) or
+// `WSB_JWT_TOKEN_DEFAULTS` (tokens without `wsb.sub`/`wsb.pub` claims; default "**", all).
+// Copied. Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config; `subscribe` and `publish` are NULL or valid for their
+// lengths.
+enum wsb_result wsb_config_set_jwt_permissions(struct wsb_config *config,
+                                               uint32_t who,
+                                               const char *subscribe,
+                                               size_t subscribe_len,
+                                               const char *publish,
+                                               size_t publish_len);
+
+// The destination a client SENDs a new token to (default "/wsb/refresh") and the largest
+// token accepted in bytes (0 keeps the default, 8192). Copied. Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config; `destination` is NULL or valid for `destination_len`
+// bytes.
+enum wsb_result wsb_config_set_jwt_refresh(struct wsb_config *config,
+                                           const char *destination,
+                                           size_t destination_len,
+                                           size_t max_token_size);
 
 // Relay mode: destinations under the relayed prefixes (default /topic, /queue, /exchange,
 // /amq/queue, /temp-queue, /reply-queue) live on the external STOMP broker at `broker`

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::AuthConfig;
 use crate::broker::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::relay::RelayConfig;
@@ -90,6 +91,9 @@ pub struct ServerConfig {
     /// Directory served as static files over HTTP on the WebSocket listener (paths that are
     /// neither the WebSocket endpoint, the SockJS prefix nor `/metrics`); off when `None`.
     pub static_dir: Option<PathBuf>,
+    /// Token (JWT) authentication and per-destination permissions; off when `None` (the
+    /// default). See `docs/authentication.md`.
+    pub auth: Option<AuthConfig>,
 }
 
 /// SockJS (protocol 0.3.x) on the WebSocket listener, for browsers without WebSocket or
@@ -192,6 +196,7 @@ impl Default for ServerConfig {
             relay: None,
             sockjs: SockJsConfig::default(),
             static_dir: None,
+            auth: None,
         }
     }
 }
@@ -239,6 +244,9 @@ impl ServerConfig {
         }
         if let Some(relay) = &self.relay {
             relay.validate()?;
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(Error::InvalidConfig)?;
         }
         if self.sockjs.enabled() {
             let prefix = &self.sockjs.path;

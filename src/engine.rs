@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::auth::{Authenticator, Grant};
 use crate::broker::{Broker, Counters};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
@@ -50,6 +51,8 @@ pub struct Engine {
     pub raw: RawHub,
     /// Relay mode's shared state, when `config.relay` is set.
     pub(crate) relay: Option<Arc<crate::relay::Relay>>,
+    /// Token verification, when `config.auth` is set.
+    pub(crate) auth: Option<Arc<Authenticator>>,
     events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
@@ -79,6 +82,10 @@ impl Engine {
                 .relay
                 .clone()
                 .map(|relay| crate::relay::Relay::new(relay, config.frame_limits.clone())),
+            auth: config.auth.as_ref().map(|auth| {
+                // Checked by `ServerConfig::validate`; a JWKS starts empty (loaded at start).
+                Arc::new(Authenticator::new(auth, None).expect("validated auth config"))
+            }),
             config,
             hooks: Hooks::default(),
             raw: RawHub::default(),
@@ -284,6 +291,34 @@ impl Engine {
         tokio::time::timeout(self.config.decision_timeout, decided)
             .await
             .unwrap_or_else(|_| unavailable("no decision from the host in time"))
+    }
+
+    /// Token authentication at the upgrade: the token the request carries (bearer header,
+    /// cookie, query parameter), verified. `Ok(None)`: no token (or authentication off);
+    /// `Err`: the 401 refusal for a token that does not verify.
+    pub(crate) fn upgrade_grant(
+        &self,
+        request: &UpgradeRequest,
+    ) -> std::result::Result<Option<Grant>, UpgradeDecision> {
+        let (Some(authenticator), Some(config)) = (&self.auth, &self.config.auth) else {
+            return Ok(None);
+        };
+        let query = request.query.as_deref().unwrap_or_default();
+        let Some(token) = crate::auth::upgrade_token(config, &request.headers, |name| {
+            crate::hooks::query_param(query, name)
+        }) else {
+            return Ok(None);
+        };
+        match authenticator.verify(&token, crate::auth::unix_now(), &config.token_defaults) {
+            Ok(grant) => Ok(Some(grant)),
+            Err(e) => {
+                crate::broker::stats::add(&self.counters().auth_refused, 1);
+                Err(UpgradeDecision::Reject {
+                    status: 401,
+                    reason: format!("token refused - {e}"),
+                })
+            }
+        }
     }
 
     /// Forgets a question that will not be answered (timeout, connection gone) and gives the

@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("executor", &[]),
     ("broker", &["executor", "stomp", "ws"]),
+    ("auth", &["broker"]),
     ("relay", &["broker", "error", "stomp", "ws"]),
     ("raw", &["broker", "error", "ws"]),
     // `hooks` names `host::Publisher` (the handle given to app handlers) and `host` holds the
@@ -24,19 +25,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "session",
         &[
-            "broker", "engine", "events", "hooks", "host", "relay", "stomp", "ws",
+            "auth", "broker", "engine", "events", "hooks", "host", "relay", "stomp", "ws",
         ],
     ),
     (
         "engine",
         &[
-            "broker", "config", "error", "events", "executor", "hooks", "raw", "relay", "session",
-            "stomp", "ws",
+            "auth", "broker", "config", "error", "events", "executor", "hooks", "raw", "relay",
+            "session", "stomp", "ws",
         ],
     ),
     (
         "config",
-        &["broker", "error", "relay", "session", "stomp", "ws"],
+        &["auth", "broker", "error", "relay", "session", "stomp", "ws"],
     ),
     // The client sits beside the server, on the codecs; it reuses the relay's backoff and
     // heart-beat negotiation, the event queue and the transport's PEM loading.

@@ -49,6 +49,7 @@ macro_rules! internal_mod {
     };
 }
 
+mod auth;
 mod broker;
 mod client;
 mod config;
@@ -71,6 +72,10 @@ internal_mod!(stomp);
 mod transport;
 internal_mod!(ws);
 
+pub use auth::{
+    AuthConfig, AuthError, AuthKey, Authenticator, DEFAULT_REFRESH_DESTINATION, Grant,
+    JWKS_RELOAD_INTERVAL, JwtAlgorithm, Permissions,
+};
 pub use broker::{
     AckMode, BrokerConfig, DropReport, HistoryPage, HistoryRule, Message, Presence, PresenceMember,
     Published, SlowConsumerPolicy, Stats, StreamPosition,

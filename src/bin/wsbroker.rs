@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use wsbroker::{RawBehaviour, RawEndpointOptions, Server, ServerConfig, TlsConfig};
+use wsbroker::{
+    AuthConfig, AuthKey, JwtAlgorithm, RawBehaviour, RawEndpointOptions, Server, ServerConfig,
+    TlsConfig,
+};
 
 /// An embeddable WebSocket/STOMP 1.0–1.2 message broker, run standalone.
 #[derive(Parser, Debug)]
@@ -122,6 +125,134 @@ struct Args {
     log: String,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+/// The token key source: at most one.
+#[derive(clap::Args, Debug)]
+#[group(id = "jwt_key", multiple = false)]
+struct JwtKeyArgs {
+    /// JWT authentication with this HMAC secret (the file's bytes; one trailing newline is
+    /// removed).
+    #[arg(long, value_name = "FILE", alias = "jwt-hs256-secret-file")]
+    jwt_hmac_secret_file: Option<PathBuf>,
+    /// JWT authentication with this RSA, EC (P-256/P-384) or Ed25519 public key (PEM).
+    #[arg(long, value_name = "FILE", alias = "jwt-public-key")]
+    jwt_public_key_file: Option<PathBuf>,
+    /// JWT authentication with the keys of this JWKS file, reloaded when it changes.
+    #[arg(long, value_name = "FILE", alias = "jwt-jwks")]
+    jwt_jwks_file: Option<PathBuf>,
+}
+
+/// Token (JWT) authentication: one key source turns it on (see docs/authentication.md).
+#[derive(clap::Args, Debug)]
+struct JwtArgs {
+    #[command(flatten)]
+    key: JwtKeyArgs,
+    /// Accepted algorithms, comma-separated (HS256 ... EdDSA); default: inferred from the key.
+    #[arg(
+        long,
+        value_name = "ALGS",
+        alias = "jwt-alg",
+        value_delimiter = ',',
+        requires = "jwt_key"
+    )]
+    jwt_algorithms: Vec<String>,
+    /// Required `iss` claim.
+    #[arg(long, value_name = "ISSUER", requires = "jwt_key")]
+    jwt_issuer: Option<String>,
+    /// Required `aud` claim (tokens with an `aud` are refused when none is configured).
+    #[arg(long, value_name = "AUDIENCE", requires = "jwt_key")]
+    jwt_audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = jwt_defaults().leeway.as_secs())]
+    jwt_leeway: u64,
+    /// Cookie carrying the token on WebSocket and SockJS requests.
+    #[arg(long, value_name = "NAME", requires = "jwt_key")]
+    jwt_cookie: Option<String>,
+    /// Query parameter carrying the token on upgrade and SockJS requests ("" reads none).
+    #[arg(long, value_name = "NAME", default_value_t = jwt_defaults().query_param)]
+    jwt_query_param: String,
+    /// Refuse clients without a token (else they connect with the --allow-* permissions).
+    #[arg(long, requires = "jwt_key")]
+    jwt_required: bool,
+    /// Destination a client SENDs a new token to, to refresh its session.
+    #[arg(long, value_name = "DEST", default_value_t = jwt_defaults().refresh_destination)]
+    jwt_refresh_destination: String,
+    /// Largest token accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = jwt_defaults().max_token_size)]
+    jwt_max_token_size: usize,
+    /// Pattern tokens without `wsb.sub`/`wsb.pub` claims may subscribe to (repeatable;
+    /// default `**`, everything).
+    #[arg(long, value_name = "PATTERN", requires = "jwt_key")]
+    jwt_default_subscribe: Vec<String>,
+    /// Pattern tokens without `wsb.sub`/`wsb.pub` claims may publish to (repeatable; default
+    /// `**`, everything).
+    #[arg(long, value_name = "PATTERN", requires = "jwt_key")]
+    jwt_default_publish: Vec<String>,
+    /// Pattern sessions without a token may subscribe to (repeatable; default: none).
+    #[arg(long, value_name = "PATTERN", requires = "jwt_key")]
+    allow_subscribe: Vec<String>,
+    /// Pattern sessions without a token may publish to (repeatable; default: none).
+    #[arg(long, value_name = "PATTERN", requires = "jwt_key")]
+    allow_publish: Vec<String>,
+}
+
+/// The library's token-authentication defaults.
+fn jwt_defaults() -> AuthConfig {
+    AuthConfig::new(AuthKey::HmacSecret(Vec::new()))
+}
+
+impl JwtArgs {
+    /// The authentication settings, reading the key file; `None` without a key flag.
+    fn config(&self) -> Result<Option<AuthConfig>, String> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let key = if let Some(path) = &self.key.jwt_hmac_secret_file {
+            let mut secret = read(path)?;
+            if secret.last() == Some(&b'\n') {
+                secret.pop();
+                if secret.last() == Some(&b'\r') {
+                    secret.pop();
+                }
+            }
+            AuthKey::HmacSecret(secret)
+        } else if let Some(path) = &self.key.jwt_public_key_file {
+            AuthKey::PublicKeyPem(read(path)?)
+        } else if let Some(path) = &self.key.jwt_jwks_file {
+            AuthKey::JwksFile(path.clone())
+        } else {
+            return Ok(None);
+        };
+        let mut config = AuthConfig::new(key);
+        for name in &self.jwt_algorithms {
+            config.algorithms.push(
+                JwtAlgorithm::parse(name)
+                    .ok_or_else(|| format!("--jwt-algorithms: unknown algorithm {name:?}"))?,
+            );
+        }
+        config.issuer.clone_from(&self.jwt_issuer);
+        config.audience.clone_from(&self.jwt_audience);
+        config.leeway = Duration::from_secs(self.jwt_leeway);
+        config.cookie.clone_from(&self.jwt_cookie);
+        config.query_param.clone_from(&self.jwt_query_param);
+        config.required = self.jwt_required;
+        config
+            .refresh_destination
+            .clone_from(&self.jwt_refresh_destination);
+        config.max_token_size = self.jwt_max_token_size;
+        if !self.jwt_default_subscribe.is_empty() {
+            config.token_defaults.subscribe = self.jwt_default_subscribe.clone();
+        }
+        if !self.jwt_default_publish.is_empty() {
+            config.token_defaults.publish = self.jwt_default_publish.clone();
+        }
+        config.anonymous.subscribe = self.allow_subscribe.clone();
+        config.anonymous.publish = self.allow_publish.clone();
+        Ok(Some(config))
+    }
 }
 
 /// Relay mode: relayed destinations live on an external STOMP broker (RabbitMQ, ActiveMQ).
@@ -202,7 +333,7 @@ fn raw_endpoints(args: &Args) -> Vec<(&str, RawBehaviour)> {
     broadcast.chain(echo).collect()
 }
 
-fn config_from(args: &Args) -> ServerConfig {
+fn config_from(args: &Args) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::default();
     config.listen = args.listen;
     config.path.clone_from(&args.path);
@@ -237,7 +368,8 @@ fn config_from(args: &Args) -> ServerConfig {
         config.tls = Some(tls);
     }
     config.relay = args.relay.config();
-    config
+    config.auth = args.jwt.config()?;
+    Ok(config)
 }
 
 /// Raises the soft open-file limit to the hard limit (each connection is a descriptor, and
@@ -303,7 +435,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let config = config_from(&args);
+    let config = match config_from(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("wsbroker: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some((before, after)) = raise_nofile_limit() {
         if after > before {
             tracing::info!("open-file limit raised from {before} to {after}");
@@ -396,7 +534,55 @@ mod tests {
     #[test]
     fn no_flags_give_the_library_defaults() {
         let args = Args::try_parse_from(["wsbroker"]).unwrap();
-        assert_eq!(config_from(&args), ServerConfig::default());
+        assert_eq!(config_from(&args).unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn jwt_flags_build_the_auth_config() {
+        let dir = std::env::temp_dir().join(format!("wsb-cli-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let args = Args::try_parse_from([
+            "wsbroker",
+            "--jwt-hmac-secret-file",
+            secret.to_str().unwrap(),
+            "--jwt-algorithms",
+            "HS256,HS512",
+            "--jwt-issuer",
+            "iss",
+            "--jwt-leeway",
+            "5",
+            "--jwt-required",
+            "--allow-subscribe",
+            "/topic/public.**",
+        ])
+        .unwrap();
+        let auth = config_from(&args).unwrap().auth.unwrap();
+        assert_eq!(auth.key, AuthKey::HmacSecret(b"s3cret".to_vec()));
+        assert_eq!(auth.algorithms, [JwtAlgorithm::HS256, JwtAlgorithm::HS512]);
+        assert_eq!(auth.issuer.as_deref(), Some("iss"));
+        assert_eq!(auth.leeway, Duration::from_secs(5));
+        assert!(auth.required);
+        assert_eq!(auth.anonymous.subscribe, ["/topic/public.**"]);
+        assert_eq!(auth.token_defaults, wsbroker::Permissions::all());
+        // Defaults are the library's; two key sources are refused.
+        let args = Args::try_parse_from(["wsbroker", "--jwt-jwks-file", "/k.json"]).unwrap();
+        let mut expected = AuthConfig::new(AuthKey::JwksFile("/k.json".into()));
+        expected.leeway = jwt_defaults().leeway;
+        assert_eq!(config_from(&args).unwrap().auth, Some(expected));
+        assert!(
+            Args::try_parse_from([
+                "wsbroker",
+                "--jwt-jwks-file",
+                "a",
+                "--jwt-public-key-file",
+                "b"
+            ])
+            .is_err()
+        );
+        assert!(Args::try_parse_from(["wsbroker", "--jwt-required"]).is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -409,7 +595,7 @@ mod tests {
             "/topic/prices/*=1,last",
         ])
         .unwrap();
-        let config = config_from(&args);
+        let config = config_from(&args).unwrap();
         let rules = &config.broker.history;
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[0].pattern, "/topic/chat/**");

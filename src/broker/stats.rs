@@ -54,6 +54,10 @@ counters! {
     slow_consumer_disconnects: "counter" "slow_consumer_disconnects_total" "Sessions closed as slow consumers.",
     publishers_paused: "counter" "publishers_paused_total" "Times flow control paused a publishing connection.",
     publishes_refused: "counter" "publishes_refused_total" "Host publishes refused with Backpressure by flow control.",
+    auth_refused: "counter" "auth_refused_total" "Tokens refused (upgrade, CONNECT or refresh) and token-less clients refused.",
+    auth_denied: "counter" "auth_denied_total" "SUBSCRIBE and SEND frames refused by token permissions.",
+    auth_expired: "counter" "auth_expired_total" "Sessions closed because their token expired.",
+    auth_refreshed: "counter" "auth_refreshed_total" "Tokens refreshed on live sessions.",
 }
 
 /// A point-in-time copy of the server's counters: `Server::stats` in Rust, `wsb_stats` in C
@@ -98,6 +102,18 @@ pub struct Stats {
     /// Host publishes refused with `Backpressure` (`WSB_ERR_BACKPRESSURE`) because a subscriber
     /// they would reach was congested.
     pub publishes_refused: u64,
+    /// Tokens refused — invalid, expired, wrong issuer or audience, bad signature, an
+    /// algorithm not accepted, too large — at the upgrade (HTTP 401), in CONNECT or in a
+    /// refresh, and clients refused for bringing no token when one is required.
+    pub auth_refused: u64,
+    /// SUBSCRIBE and SEND frames refused because the session's permissions do not allow the
+    /// destination.
+    pub auth_denied: u64,
+    /// Sessions closed with `token expired` because their token's `exp` passed without a
+    /// refresh.
+    pub auth_expired: u64,
+    /// Tokens refreshed on a live session (`SEND` to the refresh destination).
+    pub auth_refreshed: u64,
 }
 
 /// Records a slow-consumer disconnect and the messages its outbox discarded for good.

@@ -88,8 +88,9 @@ pub struct wsb_event {
     pub subscription: u64,
     /// OVERFLOW: number of events lost. MESSAGES_DROPPED: number of messages dropped.
     pub dropped: u64,
-    /// SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; RAW_OPEN: the upgrade hook's
-    /// principal (may be absent).
+    /// SUBSCRIBE, DISCONNECT, APP_MESSAGE: the session's user; CONNECT: the principal — the
+    /// upgrade hook's, else the verified token's `sub` (may be absent); RAW_OPEN: the upgrade
+    /// hook's principal, else the token's `sub` (may be absent).
     pub user: *const c_char,
     pub user_len: usize,
     /// CONNECT: the `login` header (may be absent).
@@ -272,6 +273,7 @@ impl OwnedEvent {
                 let mut out = OwnedEvent::start(WSB_EVENT_CONNECT);
                 out.raw.session = request.session;
                 out.raw.transport = transport(request.transport);
+                (out.raw.user, out.raw.user_len) = out.opt_string(request.principal.as_deref());
                 (out.raw.login, out.raw.login_len) = out.opt_string(request.login.as_deref());
                 (out.raw.passcode, out.raw.passcode_len) =
                     out.opt_string(request.passcode.as_deref());

@@ -39,6 +39,7 @@ mod events;
 
 mod config;
 
+mod jwt;
 mod relay;
 
 mod server;
@@ -69,6 +70,7 @@ pub use history::*;
 pub use presence::*;
 pub use log::*;
 pub use raw::*;
+pub use jwt::*;
 pub use relay::*;
 pub use result::{wsb_last_error, wsb_result, wsb_result_str};
 pub use server::*;
@@ -83,7 +85,9 @@ use std::ffi::c_char;
 /// 2: `wsb_event` gained the raw-mode fields (`binary`, `close_code`, `query`, `reason`).
 /// 3: `wsb_stats` gained the flow-control counters (`publishers_paused`, `publishes_refused`);
 /// the client API (`wsb_client_*`, `wsb_client_event`) was added.
-pub const WSB_ABI_VERSION: u32 = 3;
+/// 4: `wsb_stats` gained the token-authentication counters (`auth_refused`, `auth_denied`,
+/// `auth_expired`, `auth_refreshed`); `wsb_config_set_jwt_*` were added.
+pub const WSB_ABI_VERSION: u32 = 4;
 
 /// The library version, e.g. "0.1.0" (static, NUL-terminated).
 #[unsafe(no_mangle)]

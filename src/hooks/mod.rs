@@ -11,6 +11,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use decision::{Answer, ConnectDecision, Question, UpgradeDecision};
+pub(crate) use requests::query_param;
 pub use requests::{
     AppMessage, ConnectRequest, SessionInfo, SubscribeRequest, TransportKind, UpgradeInfo,
 };

@@ -54,16 +54,21 @@ impl UpgradeInfo {
 
     /// A query parameter, percent-decoded (`+` as space); `None` when absent or not UTF-8.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query
-            .as_deref()?
-            .split('&')
-            .filter_map(|pair| {
-                let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(n)? == name).then(|| percent_decode(v))
-            })
-            .next()
-            .flatten()
+        query_param(self.query.as_deref()?, name)
     }
+}
+
+/// A parameter of a query string, percent-decoded (`+` as space); `None` when absent or not
+/// UTF-8.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(n)? == name).then(|| percent_decode(v))
+        })
+        .next()
+        .flatten()
 }
 
 fn percent_decode(text: &str) -> Option<String> {

@@ -139,6 +139,15 @@ impl Server {
             .as_ref()
             .map(crate::transport::tls::acceptor)
             .transpose()?;
+        // And the JWKS file, if keys come from one.
+        if let Some(crate::auth::AuthConfig {
+            key: crate::auth::AuthKey::JwksFile(path),
+            ..
+        }) = &config.auth
+        {
+            let keys = load_jwks(&self.engine, path)?;
+            tracing::info!(path = %path.display(), keys, "JWKS loaded");
+        }
         let bind = |addr: SocketAddr| -> Result<std::net::TcpListener> {
             let listener = std::net::TcpListener::bind(addr)
                 .map_err(|e| Error::from_bind(&addr.to_string(), e))?;
@@ -183,6 +192,17 @@ impl Server {
             ..HandshakeConfig::default()
         });
         runtime.spawn(report_drops(self.engine.clone(), shutdown_rx.clone()));
+        if let Some(crate::auth::AuthConfig {
+            key: crate::auth::AuthKey::JwksFile(path),
+            ..
+        }) = &config.auth
+        {
+            runtime.spawn(watch_jwks(
+                self.engine.clone(),
+                path.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
         {
             let _enter = runtime.enter();
             let ws = tokio::net::TcpListener::from_std(ws)?;
@@ -693,6 +713,53 @@ async fn report_drops(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) 
                 engine.report_drops();
                 return;
             }
+        }
+    }
+}
+
+/// The JWKS file's identity for change detection: modification time and size.
+fn jwks_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Reads the JWKS file into the authenticator (at start: an unreadable or invalid file fails
+/// `start`).
+fn load_jwks(engine: &Engine, path: &std::path::Path) -> Result<usize> {
+    let (Some(auth), Some(config)) = (&engine.auth, &engine.config.auth) else {
+        return Ok(0);
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::InvalidConfig(format!("cannot read the JWKS file {}: {e}", path.display()))
+    })?;
+    auth.load_jwks(config, &bytes)
+        .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))
+}
+
+/// Reloads the JWKS file whenever its modification time or size changes (checked every
+/// `JWKS_RELOAD_INTERVAL`); a file that fails to parse leaves the previous keys in place.
+async fn watch_jwks(
+    engine: Arc<Engine>,
+    path: std::path::PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut stamp = jwks_stamp(&path);
+    let mut tick = tokio::time::interval(crate::auth::JWKS_RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = jwks_stamp(&path);
+                if now.is_none() || now == stamp {
+                    continue;
+                }
+                stamp = now;
+                match load_jwks(&engine, &path) {
+                    Ok(keys) => tracing::info!(path = %path.display(), keys, "JWKS reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "JWKS reload failed; keeping the previous keys"),
+                }
+            }
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
     }
 }

@@ -42,10 +42,15 @@ impl Session {
         };
         let heartbeat =
             negotiate_heartbeat(client_hb, self.engine.session_config().heartbeat_offer_ms());
+        self.connect_token(&frame)?;
         let request = ConnectRequest {
             session: self.id,
             login: frame.header("login").map(str::to_string),
-            principal: self.principal.clone(),
+            // The upgrade hook's principal, else the token's subject.
+            principal: self
+                .principal
+                .clone()
+                .or_else(|| self.token_subject().map(str::to_string)),
             passcode: frame.header("passcode").map(str::to_string),
             headers: frame.headers,
             remote_addr: self.remote_addr,

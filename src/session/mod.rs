@@ -14,6 +14,7 @@
 
 mod ack;
 mod app_call;
+mod auth;
 pub(crate) mod config;
 mod connect;
 mod flow;
@@ -116,6 +117,8 @@ pub struct Session {
     relay: Option<Box<ClientRelay>>,
     /// Subscribers' queues the current frame's messages left congested (flow control).
     congested: Congestion,
+    /// What the session's token grants (token authentication on); boxed: most have none.
+    grant: Option<Box<crate::auth::Grant>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -153,6 +156,7 @@ impl Session {
             registered: false,
             relay: None,
             congested: Vec::new(),
+            grant: None,
         }
     }
 
@@ -241,6 +245,20 @@ impl Session {
                 Flow::Close
             } else {
                 Flow::Continue
+            };
+        }
+        if self.phase == Phase::Connected
+            && let Some(result) = self.authorize(&frame)
+        {
+            let receipt = frame.header("receipt").map(str::to_string);
+            return match result {
+                Ok(flow) => {
+                    if let Some(receipt) = &receipt {
+                        self.send_receipt(receipt);
+                    }
+                    flow
+                }
+                Err(refusal) => self.refuse(refusal, receipt),
             };
         }
         if let Some(relay) = &self.relay {

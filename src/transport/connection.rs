@@ -448,6 +448,12 @@ impl Connection {
         if let Some(t) = self.session.receive_timeout() {
             deadline = deadline.min(self.keepalive.last_read() + t);
         }
+        if let Some(expiry) = self.session.token_deadline() {
+            let left = expiry
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            deadline = deadline.min(Instant::now() + left);
+        }
         match self.keepalive.deadline(self.keepalive_times()) {
             Some(keepalive) => deadline.min(keepalive),
             None => deadline,
@@ -482,6 +488,14 @@ impl Connection {
                 codes::POLICY_VIOLATION,
                 format!("heart-beat timeout: nothing received for {ms} ms"),
             );
+            return false;
+        }
+        if self
+            .session
+            .token_deadline()
+            .is_some_and(|expiry| std::time::SystemTime::now() >= expiry)
+        {
+            self.session.expire();
             return false;
         }
         let times = self.keepalive_times();

@@ -279,6 +279,8 @@ async fn serve_stream<R, W>(
     let mut buf = BytesMut::new();
     // Who the upgrade request proved the client to be (handshake-level auth hook).
     let mut principal = None;
+    // What the upgrade request's token granted (token authentication).
+    let mut grant = None;
     // permessage-deflate as agreed in the upgrade response.
     let mut deflate = None;
     // Set when the upgrade was for a raw (non-STOMP) endpoint.
@@ -319,10 +321,20 @@ async fn serve_stream<R, W>(
                     raw: endpoint,
                 }))) => {
                     sockjs = framed;
-                    match ctx.engine.decide_upgrade(&request, peer).await {
+                    // A token in the request is checked first (401 when it does not verify),
+                    // then the upgrade hook decides; its principal wins over the token's `sub`.
+                    let decision = match ctx.engine.upgrade_grant(&request) {
+                        Ok(verified) => {
+                            grant = verified;
+                            ctx.engine.decide_upgrade(&request, peer).await
+                        }
+                        Err(reject) => reject,
+                    };
+                    match decision {
                         UpgradeDecision::Accept { principal: p } => {
                             buf.advance(consumed);
                             if let Some(endpoint) = endpoint {
+                                let p = p.or_else(|| grant.take().map(|g| g.subject));
                                 raw = Some((endpoint, request, p));
                             } else {
                                 principal = p;
@@ -379,6 +391,7 @@ async fn serve_stream<R, W>(
     let counters = ctx.engine.counters().clone();
     let mut session = Session::new(ctx.engine.clone(), outbox.clone(), ctx.kind, Some(peer));
     session.set_principal(principal);
+    session.set_grant(grant);
     let conn = Connection::new(session, inbound);
     let shutdown = ctx.shutdown.clone();
     if sockjs {

@@ -108,7 +108,7 @@ mod tests {
         let text = super::render(&stats, 2, Vec::new(), Vec::new());
         assert!(text.contains("# TYPE wsbroker_connections gauge\nwsbroker_connections 3\n"));
         assert!(text.contains("wsbroker_sockjs_sessions 2\n"));
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 14);
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 18);
     }
 
     #[test]

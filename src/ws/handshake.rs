@@ -339,6 +339,7 @@ pub fn reject_response(status: u16, reason: &str) -> Vec<u8> {
 pub fn status_reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",

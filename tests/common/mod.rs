@@ -459,6 +459,18 @@ impl Client {
         Client::new(Io::Ws(Box::new(ws)))
     }
 
+    /// A WebSocket connection made with this request (path, query, headers as the test
+    /// wants them); the handshake's refusal is returned, not panicked on.
+    pub async fn ws_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let connecting = tokio_tungstenite::connect_async(request);
+        let (ws, _) = tokio::time::timeout(WAIT, connecting)
+            .await
+            .expect("websocket handshake answered in time")?;
+        Ok(Client::new(Io::Ws(Box::new(ws))))
+    }
+
     pub async fn tcp(addr: SocketAddr) -> Client {
         let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
             .await

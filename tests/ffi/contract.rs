@@ -1894,7 +1894,7 @@ fn panics_are_caught_at_the_boundary() {
 fn event_and_struct_layouts_match_the_spec() {
     let word = std::mem::size_of::<usize>();
     assert_eq!(std::mem::size_of::<wsb_header>(), 4 * word);
-    assert_eq!(std::mem::size_of::<wsb_stats>(), 13 * 8);
+    assert_eq!(std::mem::size_of::<wsb_stats>(), 17 * 8);
     assert_eq!(std::mem::size_of::<wsb_event>(), 40 + 18 * word);
     assert_eq!(std::mem::size_of::<wsb_result>(), 4);
     assert_eq!(std::mem::offset_of!(wsb_event, body_len), 32 + 13 * word);

@@ -128,9 +128,9 @@ const USE_HEADER: &str = r#"
 
 #define CHECK(name, cond) typedef char check_##name[(cond) ? 1 : -1]
 CHECK(header_size, sizeof(wsb_header) == 4 * sizeof(void *));
-CHECK(stats_size, sizeof(wsb_stats) == 13 * 8);
+CHECK(stats_size, sizeof(wsb_stats) == 17 * 8);
 CHECK(event_size, sizeof(wsb_event) == 40 + 18 * sizeof(void *));
-CHECK(abi, WSB_ABI_VERSION == 3);
+CHECK(abi, WSB_ABI_VERSION == 4);
 CHECK(codes, WSB_OK == 0 && WSB_ERR_NULL_ARGUMENT == 100 && WSB_ERR_INVALID_CONFIG == 103
       && WSB_ERR_CALLED_FROM_CALLBACK == 203 && WSB_ERR_BACKPRESSURE == 302 && WSB_ERR_PANIC == 900);
 CHECK(events, WSB_EVENT_CONNECT == 1 && WSB_EVENT_OVERFLOW == 6 && WSB_TRANSPORT_TCP == 2

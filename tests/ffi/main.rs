@@ -6,6 +6,7 @@ mod client;
 mod contract;
 mod header;
 mod history;
+mod jwt;
 mod presence;
 mod raw;
 mod relay;

@@ -9,6 +9,7 @@ mod common;
 
 mod acks;
 mod app;
+mod auth;
 mod callbacks;
 mod client;
 mod drops;

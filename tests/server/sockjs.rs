@@ -1595,3 +1595,60 @@ async fn disabled_websocket_also_disables_the_raw_endpoint() {
     assert_eq!(get(server.ws, "/sockjs/websocket").await.status, 404);
     server.stop().await.unwrap();
 }
+
+/// SockJS cannot send an `Authorization` header: the token rides in the query of the request
+/// that opens the session (the SockJS client keeps the query on every transport URL); a bad
+/// one is answered 401 and no session exists.
+#[tokio::test]
+async fn a_query_token_authenticates_the_session() {
+    let mut cfg = sockjs_config();
+    let mut auth = wsbroker::AuthConfig::new(wsbroker::AuthKey::HmacSecret(b"sockjs-k".to_vec()));
+    auth.required = true;
+    cfg.auth = Some(auth);
+    let server = TestServer::start_with(cfg);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "sockjs-user", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(b"sockjs-k"),
+    )
+    .unwrap();
+
+    let url = session_url();
+    let r = post(server.ws, &format!("{url}/xhr?access_token={token}"), "").await;
+    assert_eq!(r.body, "o\n", "{r:?}");
+    xhr_send(server.ws, &url, &connect_frame()).await;
+    let frames = xhr_poll_stomp(server.ws, &url).await;
+    assert!(frames[0].contains("user-name:sockjs-user"), "{frames:?}");
+
+    let url = session_url();
+    let r = post(server.ws, &format!("{url}/xhr?access_token=x.y.z"), "").await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(
+        r.body.starts_with("token refused - malformed token"),
+        "{r:?}"
+    );
+    let r = post(
+        server.ws,
+        &format!("{url}/xhr_send"),
+        &json_array(&connect_frame()),
+    )
+    .await;
+    assert_eq!(r.status, 404, "the refused request opened no session");
+
+    // Without a token the session opens (the transport cannot tell yet), CONNECT is refused.
+    let url = session_url();
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "o\n");
+    xhr_send(server.ws, &url, &connect_frame()).await;
+    let r = xhr_poll(server.ws, &url).await;
+    let first = r.body.lines().next().unwrap_or_default();
+    let frames = array_messages(first);
+    assert!(
+        frames[0].starts_with("ERROR") && frames[0].contains("authentication required"),
+        "{r:?}"
+    );
+}

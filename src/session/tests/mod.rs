@@ -1,6 +1,7 @@
 //! Socket-free tests of the session state machine and the broker behind it: frames in, the
 //! outbox read back as decoded frames, deliveries and closes.
 
+mod auth;
 mod broker;
 mod common;
 mod history;

@@ -255,7 +255,12 @@ impl SockJsService {
         peer: SocketAddr,
     ) -> Result<(Arc<super::session::SockJsSession>, bool), Box<Response<ResponseBody>>> {
         let upgrade = upgrade_request(request);
-        let principal = match self.engine.decide_upgrade(&upgrade, peer).await {
+        // As on a WebSocket: the token first (401), then the upgrade hook.
+        let (grant, decision) = match self.engine.upgrade_grant(&upgrade) {
+            Ok(grant) => (grant, self.engine.decide_upgrade(&upgrade, peer).await),
+            Err(reject) => (None, reject),
+        };
+        let principal = match decision {
             UpgradeDecision::Accept { principal } => principal,
             UpgradeDecision::Reject { status, reason } => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
@@ -279,7 +284,7 @@ impl SockJsService {
                 &self.engine,
                 slot,
                 peer,
-                principal,
+                (principal, grant),
                 self.shutdown.clone(),
             )
             .map(|session| (session, true))

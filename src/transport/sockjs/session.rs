@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
+use crate::auth::Grant;
 use crate::broker::Outbox;
 use crate::broker::outbox::CloseReason;
 use crate::engine::Engine;
@@ -157,14 +158,15 @@ impl Sessions {
         self.map.lock().len()
     }
 
-    /// Starts a session (its STOMP side runs in its own task); `None` when `id` is taken.
+    /// Starts a session (its STOMP side runs in its own task) for the upgrade hook's principal
+    /// and the request token's grant; `None` when `id` is taken.
     pub(crate) fn open(
         self: &Arc<Self>,
         id: &str,
         engine: &Arc<Engine>,
         slot: ConnectionSlot,
         peer: SocketAddr,
-        principal: Option<String>,
+        (principal, grant): (Option<String>, Option<Grant>),
         shutdown: watch::Receiver<bool>,
     ) -> Option<Arc<SockJsSession>> {
         let config = &engine.config;
@@ -191,6 +193,7 @@ impl Sessions {
         }
         let mut stomp = Session::new(engine.clone(), outbox, TransportKind::WebSocket, Some(peer));
         stomp.set_principal(principal);
+        stomp.set_grant(grant);
         let conn = Connection::new(stomp, Inbound::Raw);
         let delay = config.sockjs.disconnect_delay;
         let lifetime = tokio::spawn(lifetime(session.clone(), delay));

@@ -249,6 +249,80 @@ def _relay(config: "Config", handle: int) -> None:
     check(lib.wsb_config_set_relay_session_restore(handle, config.relay_session_restore), "relay_session_restore")
 
 
+#: The token-authentication settings other than the key, in the order they are re-issued.
+JWT_SETTINGS = ("jwt_algorithms", "jwt_issuer", "jwt_audience", "jwt_leeway_s", "jwt_cookie",
+                "jwt_query_param", "jwt_required", "jwt_default_subscribe", "jwt_default_publish",
+                "allow_subscribe", "allow_publish", "jwt_refresh_destination", "jwt_max_token_size")
+JWT_KEYS = ("jwt_hmac_secret", "jwt_public_key", "jwt_jwks_file")
+
+
+def _secret(value: Any, name: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if not isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{name} must be bytes or str, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _pem(value: Any, name: str) -> Optional[str]:
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8")
+    return _opt_str(value, name)
+
+
+def _patterns(value: Any, name: str) -> Tuple[str, ...]:
+    patterns = _prefix_list(value, name) or ()
+    if any("," in p for p in patterns):
+        raise InvalidArgument(f"{name}: a pattern may not contain ','")
+    return patterns
+
+
+def _jwt(config: "Config", handle: int) -> None:
+    """The whole token-authentication group: the key first (one of ``JWT_KEYS``; none turns
+    authentication off), then every other setting with its current value."""
+    keys = [name for name in JWT_KEYS if getattr(config, name) is not None]
+    if len(keys) > 1:
+        raise InvalidArgument(f"{keys[1]}: only one of {', '.join(JWT_KEYS)} may be set")
+    if not keys:
+        set_here = [name for name in JWT_SETTINGS if name in config._values]
+        if set_here:
+            raise InvalidArgument(f"{set_here[0]}: token authentication is off: set jwt_hmac_secret, "
+                                  "jwt_public_key or jwt_jwks_file first")
+        check(lib.wsb_config_set_jwt_hmac_secret(handle, None, 0), "jwt_hmac_secret")
+        return
+    if keys[0] == "jwt_hmac_secret":
+        secret = config.jwt_hmac_secret
+        check(lib.wsb_config_set_jwt_hmac_secret(handle, secret, len(secret)), "jwt_hmac_secret")
+    elif keys[0] == "jwt_public_key":
+        pem = cv.text(config.jwt_public_key, "jwt_public_key")
+        check(lib.wsb_config_set_jwt_public_key_pem(handle, pem, len(pem)), "jwt_public_key")
+    else:
+        path = cv.text(config.jwt_jwks_file, "jwt_jwks_file")
+        check(lib.wsb_config_set_jwt_jwks_file(handle, path, len(path)), "jwt_jwks_file")
+    algs = cv.text(",".join(config.jwt_algorithms or ()), "jwt_algorithms")
+    check(lib.wsb_config_set_jwt_algorithms(handle, algs, len(algs)), "jwt_algorithms")
+    iss, aud = cv.optional_text(config.jwt_issuer, "jwt_issuer"), cv.optional_text(config.jwt_audience, "jwt_audience")
+    check(lib.wsb_config_set_jwt_claims(handle, iss, len(iss or b""), aud, len(aud or b""),
+                                        config.jwt_leeway_s), "jwt_issuer/jwt_audience/jwt_leeway_s")
+    cookie = cv.optional_text(config.jwt_cookie, "jwt_cookie")
+    query = cv.optional_text(config.jwt_query_param, "jwt_query_param")
+    check(lib.wsb_config_set_jwt_sources(handle, cookie, len(cookie or b""), query, len(query or b"")),
+          "jwt_cookie/jwt_query_param")
+    check(lib.wsb_config_set_jwt_required(handle, config.jwt_required), "jwt_required")
+    for who, sub, pub, what in (
+        (_ffi.WSB_JWT_TOKEN_DEFAULTS, config.jwt_default_subscribe, config.jwt_default_publish,
+         "jwt_default_subscribe/jwt_default_publish"),
+        (_ffi.WSB_JWT_ANONYMOUS, config.allow_subscribe, config.allow_publish, "allow_subscribe/allow_publish"),
+    ):
+        s, p = cv.text(",".join(sub), what), cv.text(",".join(pub), what)
+        check(lib.wsb_config_set_jwt_permissions(handle, who, s, len(s), p, len(p)), what)
+    dest = cv.text(config.jwt_refresh_destination, "jwt_refresh_destination")
+    check(lib.wsb_config_set_jwt_refresh(handle, dest, len(dest), config.jwt_max_token_size),
+          "jwt_refresh_destination/jwt_max_token_size")
+
+
 class Config(Managed):
     """The settings of one server (a ``wsb_config``); see the module docstring.
 
@@ -385,6 +459,29 @@ class Config(Managed):
                              "Relayed destination prefixes (None: the library's: /topic, /queue, /exchange, ...).")
     relay_session_restore = Setting(False, _flag, _relay,
                                     "Re-make a session's broker connection (and subscriptions) when it drops.")
+
+    # --- token (JWT) authentication (docs/authentication.md); one key turns it on, and the
+    # key settings come first
+    jwt_hmac_secret = Setting(None, _secret, _jwt, "HMAC secret (bytes or str) verifying tokens (None: off).")
+    jwt_public_key = Setting(None, _pem, _jwt, "RSA, EC or Ed25519 public key in PEM verifying tokens (None: off).")
+    jwt_jwks_file = Setting(None, _path_like, _jwt, "JWKS file with the verifying keys, reloaded when it changes.")
+    jwt_algorithms = Setting(None, _prefix_list, _jwt,
+                             "Accepted algorithms, e.g. ('RS256',) (None: inferred from the key).")
+    jwt_issuer = Setting(None, _opt_str, _jwt, "Required 'iss' claim (None: not checked).")
+    jwt_audience = Setting(None, _opt_str, _jwt, "Required 'aud' claim (None: tokens with an 'aud' are refused).")
+    jwt_leeway_s = Setting(30, cv.u32, _jwt, "Clock skew allowed on 'exp' and 'nbf', in seconds.")
+    jwt_cookie = Setting(None, _opt_str, _jwt, "Cookie carrying the token on upgrade and SockJS requests.")
+    jwt_query_param = Setting("access_token", _opt_str, _jwt,
+                              "Query parameter carrying the token (None or '': none).")
+    jwt_required = Setting(False, _flag, _jwt, "Refuse clients without a token.")
+    jwt_default_subscribe = Setting(("**",), _patterns, _jwt,
+                                    "Patterns tokens without 'wsb' claims may subscribe to.")
+    jwt_default_publish = Setting(("**",), _patterns, _jwt, "Patterns tokens without 'wsb' claims may publish to.")
+    allow_subscribe = Setting((), _patterns, _jwt, "Patterns sessions without a token may subscribe to.")
+    allow_publish = Setting((), _patterns, _jwt, "Patterns sessions without a token may publish to.")
+    jwt_refresh_destination = Setting("/wsb/refresh", _str, _jwt,
+                                      "Destination a client SENDs a new token to (refresh without reconnecting).")
+    jwt_max_token_size = Setting(8192, cv.usize, _jwt, "Largest token accepted, in bytes.")
 
     def __init__(self, *, allowed_origins: Iterable[str] = (), app_prefixes: Iterable[str] = (),
                  history: Iterable[Any] = (), presence: Iterable[str] = (), **settings: Any) -> None:

@@ -57,6 +57,8 @@ class ConnectEvent:
     passcode: Optional[str] = field(repr=False)
     remote_addr: Optional[str]
     header_list: HeaderList = field(repr=False)
+    #: The upgrade hook's principal, else the verified token's ``sub`` (token authentication).
+    principal: Optional[str] = None
     kind: EventKind = field(default=EventKind.CONNECT, init=False)
 
     @property
@@ -252,6 +254,10 @@ class Stats:
     slow_consumer_disconnects: int
     publishers_paused: int
     publishes_refused: int
+    auth_refused: int
+    auth_denied: int
+    auth_expired: int
+    auth_refreshed: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +298,7 @@ def copy_event(ev: _ffi.WsbEvent) -> Optional[Event]:
             passcode=_opt_str(ev.passcode, ev.passcode_len),
             remote_addr=_opt_str(ev.remote_addr, ev.remote_addr_len),
             header_list=_header_list(ev.headers, ev.header_count),
+            principal=_opt_str(ev.user, ev.user_len),
         )
     if kind == _ffi.WSB_EVENT_SUBSCRIBE:
         return SubscribeEvent(

@@ -35,7 +35,7 @@ from ctypes import (
 from typing import Any, Dict, List, Tuple
 
 #: The C ABI version this binding is written for (``WSB_ABI_VERSION``).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # ---------------------------------------------------------------------------------------------
 # Result codes and constants (values are part of the ABI and never renumbered)
@@ -86,6 +86,9 @@ WSB_OVERFLOW_DROP_OLDEST = 1
 WSB_SLOW_CONSUMER_DISCONNECT = 0
 WSB_SLOW_CONSUMER_DROP_OLDEST = 1
 WSB_SLOW_CONSUMER_DROP_NEWEST = 2
+
+WSB_JWT_ANONYMOUS = 0
+WSB_JWT_TOKEN_DEFAULTS = 1
 
 WSB_TRANSPORT_NONE = 0
 WSB_TRANSPORT_WEBSOCKET = 1
@@ -175,7 +178,7 @@ class WsbHeader(Structure):
 
 
 class WsbStats(Structure):
-    """``wsb_stats``: 11 x ``uint64_t`` counters, in this order."""
+    """``wsb_stats``: 17 x ``uint64_t`` counters, in this order."""
 
     _fields_ = [
         ("connections", c_uint64),
@@ -191,6 +194,10 @@ class WsbStats(Structure):
         ("slow_consumer_disconnects", c_uint64),
         ("publishers_paused", c_uint64),
         ("publishes_refused", c_uint64),
+        ("auth_refused", c_uint64),
+        ("auth_denied", c_uint64),
+        ("auth_expired", c_uint64),
+        ("auth_refreshed", c_uint64),
     ]
 
 
@@ -289,7 +296,7 @@ _P = ctypes.sizeof(c_void_p)
 #: the fallback when a library cannot report its own (see ``_library``).
 C_LAYOUT_SIZEOF: Dict[str, int] = {
     "wsb_header": 4 * _P,
-    "wsb_stats": 13 * 8,
+    "wsb_stats": 17 * 8,
     "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P) + 4 + 4 + 2 * (_P + _P),
     "wsb_client_event": 6 * 4 + 2 * 8 + 6 * (_P + _P),
 }
@@ -377,6 +384,16 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_sockjs_limits": (_res, [_cfg, c_uint32, c_uint32, c_size_t]),
     "wsb_config_set_sockjs_options": (_res, [_cfg, c_bool, c_bool]),
     "wsb_config_set_static_dir": (_res, [_cfg, _str, _len]),
+    # token authentication (wsbroker._config)
+    "wsb_config_set_jwt_hmac_secret": (_res, [_cfg, bytes_in, _len]),
+    "wsb_config_set_jwt_public_key_pem": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_jwt_jwks_file": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_jwt_algorithms": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_jwt_claims": (_res, [_cfg, _str, _len, _str, _len, c_uint32]),
+    "wsb_config_set_jwt_sources": (_res, [_cfg, _str, _len, _str, _len]),
+    "wsb_config_set_jwt_required": (_res, [_cfg, c_bool]),
+    "wsb_config_set_jwt_permissions": (_res, [_cfg, c_uint32, _str, _len, _str, _len]),
+    "wsb_config_set_jwt_refresh": (_res, [_cfg, _str, _len, c_size_t]),
     # relay mode (wsbroker._config)
     "wsb_config_set_relay": (_res, [_cfg, _str, _len]),
     "wsb_config_set_relay_credentials": (_res, [_cfg, _str, _len, _str, _len]),
