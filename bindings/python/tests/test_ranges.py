@@ -158,7 +158,7 @@ def test_every_integer_setting_is_range_checked() -> None:
     checked = []
     for name in SETTING_NAMES:
         default = getattr(cfg, name)
-        pair = isinstance(default, tuple) and all(isinstance(v, int) for v in default)
+        pair = isinstance(default, tuple) and len(default) == 2 and all(isinstance(v, int) for v in default)
         if not pair and (isinstance(default, bool) or not isinstance(default, int)):
             continue  # not an integer setting
         bad_values = [-1, U64]
