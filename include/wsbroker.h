@@ -949,6 +949,43 @@ enum wsb_result wsb_config_set_static_dir(struct wsb_config *config,
                                           const char *dir,
                                           size_t dir_len);
 
+// TLS on every listener with the certificate chain (server certificate first) and its
+// private key read from these PEM files when the server starts (`wss://`, STOMP over TLS).
+// Keeps a client CA set before. `cert_path` NULL turns TLS off (the default). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `cert_path` and `key_path` are NULL or valid for their
+// lengths.
+enum wsb_result wsb_config_set_tls_files(struct wsb_config *config,
+                                         const char *cert_path,
+                                         size_t cert_path_len,
+                                         const char *key_path,
+                                         size_t key_path_len);
+
+// Like `wsb_config_set_tls_files`, with the certificate chain and private key given as PEM
+// text in memory. Copied; the caller may wipe its buffers afterwards.
+//
+// # Safety
+// `config` is NULL or a live config; `cert_pem` and `key_pem` are NULL or valid for their
+// lengths.
+enum wsb_result wsb_config_set_tls_pem(struct wsb_config *config,
+                                       const uint8_t *cert_pem,
+                                       size_t cert_pem_len,
+                                       const uint8_t *key_pem,
+                                       size_t key_pem_len);
+
+// Requires a client certificate signed by one of these CAs (mutual TLS). `ca` is a PEM
+// file path when `is_file` is non-zero, else PEM text; `ca` NULL removes the requirement
+// (the default). Needs `wsb_config_set_tls_files` or `wsb_config_set_tls_pem` first
+// (else `WSB_ERR_INVALID_ARGUMENT`). Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `ca` is NULL or valid for `ca_len` bytes.
+enum wsb_result wsb_config_set_tls_client_ca(struct wsb_config *config,
+                                             const uint8_t *ca,
+                                             size_t ca_len,
+                                             bool is_file);
+
 // Token (JWT) authentication with this HMAC secret (the raw bytes); see
 // docs/authentication.md. Every other token setting keeps its value (defaults: algorithm
 // HS256, leeway 30 s, tokens optional, query parameter "access_token", refresh destination

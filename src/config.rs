@@ -143,27 +143,85 @@ impl SockJsConfig {
     }
 }
 
+/// Where a PEM document comes from: a file read when the server starts, or PEM bytes held
+/// in memory (for hosts that keep keys out of the file system).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PemSource {
+    /// A PEM file, read when the server starts.
+    File(PathBuf),
+    /// PEM text held in memory.
+    Pem(Vec<u8>),
+}
+
+impl PemSource {
+    /// How error messages name this source: the path, or "in-memory PEM".
+    pub fn describe(&self) -> String {
+        match self {
+            PemSource::File(path) => path.display().to_string(),
+            PemSource::Pem(bytes) => format!("in-memory PEM ({} bytes)", bytes.len()),
+        }
+    }
+}
+
+/// Never prints PEM bytes (they may be a private key).
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            PemSource::Pem(bytes) => write!(f, "Pem(<{} bytes>)", bytes.len()),
+        }
+    }
+}
+
+impl From<PathBuf> for PemSource {
+    fn from(path: PathBuf) -> Self {
+        PemSource::File(path)
+    }
+}
+
+impl From<&std::path::Path> for PemSource {
+    fn from(path: &std::path::Path) -> Self {
+        PemSource::File(path.to_path_buf())
+    }
+}
+
 /// TLS settings (rustls, TLS 1.2 and 1.3). When set, they apply to every listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TlsConfig {
-    /// PEM file with the server certificate first, then any intermediates.
-    pub cert_chain_pem: PathBuf,
-    /// PEM file with the private key of the first certificate (PKCS#8, PKCS#1 or SEC1).
-    pub private_key_pem: PathBuf,
+    /// The server certificate first, then any intermediates (PEM).
+    pub cert_chain_pem: PemSource,
+    /// The private key of the first certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub private_key_pem: PemSource,
     /// PEM bundle of CA certificates; when set, every client must present a certificate
     /// signed by one of them (mutual TLS), and connections without one are refused.
-    pub client_ca_pem: Option<PathBuf>,
+    pub client_ca_pem: Option<PemSource>,
 }
 
 impl TlsConfig {
-    /// TLS with the certificate chain and key in these PEM files, without client certificates.
-    pub fn new(cert_chain_pem: impl Into<PathBuf>, private_key_pem: impl Into<PathBuf>) -> Self {
+    /// TLS with the certificate chain and key in these PEM files (or other [`PemSource`]s),
+    /// without client certificates.
+    pub fn new(
+        cert_chain_pem: impl Into<PemSource>,
+        private_key_pem: impl Into<PemSource>,
+    ) -> Self {
         TlsConfig {
             cert_chain_pem: cert_chain_pem.into(),
             private_key_pem: private_key_pem.into(),
             client_ca_pem: None,
         }
+    }
+
+    /// TLS with the certificate chain and key given as PEM text in memory.
+    pub fn from_pem(
+        cert_chain_pem: impl Into<Vec<u8>>,
+        private_key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        TlsConfig::new(
+            PemSource::Pem(cert_chain_pem.into()),
+            PemSource::Pem(private_key_pem.into()),
+        )
     }
 }
 

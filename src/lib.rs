@@ -84,7 +84,7 @@ pub use client::{
     Client, ClientCallback, ClientConfig, ClientDelivery, ClientEvent, ClientMessage, ClientMode,
     ClientTlsConfig, OutboundQueue, QueuePolicy, ReconnectPolicy,
 };
-pub use config::{ServerConfig, SockJsConfig, TlsConfig};
+pub use config::{PemSource, ServerConfig, SockJsConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use events::{
     DeliveryMode, Event, EventCallback, EventCallbackFn, EventDelivery, EventOptions,

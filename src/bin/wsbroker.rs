@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use wsbroker::{
-    AuthConfig, AuthKey, JwtAlgorithm, RawBehaviour, RawEndpointOptions, Server, ServerConfig,
-    TlsConfig,
+    AuthConfig, AuthKey, JwtAlgorithm, PemSource, RawBehaviour, RawEndpointOptions, Server,
+    ServerConfig, TlsConfig,
 };
 
 /// An embeddable WebSocket/STOMP 1.0–1.2 message broker, run standalone.
@@ -364,7 +364,7 @@ fn config_from(args: &Args) -> Result<ServerConfig, String> {
     config.broker.presence_event_limit = args.presence_event_limit;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = TlsConfig::new(cert.clone(), key.clone());
-        tls.client_ca_pem.clone_from(&args.tls_client_ca);
+        tls.client_ca_pem = args.tls_client_ca.clone().map(PemSource::File);
         config.tls = Some(tls);
     }
     config.relay = args.relay.config();

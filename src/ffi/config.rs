@@ -9,10 +9,10 @@ use super::callbacks::{
     Callback, UserData, in_callback, wsb_drop_callback, wsb_event_callback, wsb_wake_callback,
 };
 use super::events::OwnedEvent;
-use super::convert::{millis, mut_arg, opt_str_arg, str_arg};
+use super::convert::{bytes_arg, millis, mut_arg, opt_str_arg, str_arg};
 use super::result::{FfiError, FfiResult, wsb_result};
 use crate::broker::{HistoryRule, SlowConsumerPolicy};
-use crate::config::ServerConfig;
+use crate::config::{PemSource, ServerConfig, TlsConfig};
 use crate::events::{DeliveryMode, Event, EventOptions, OverflowPolicy};
 
 /// Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
@@ -879,6 +879,114 @@ pub unsafe extern "C" fn wsb_config_set_static_dir(
             // SAFETY: see the function's safety section.
             let dir = unsafe { opt_str_arg(dir, dir_len, "dir")? };
             c.server.static_dir = dir.map(std::path::PathBuf::from);
+            Ok(())
+        })
+    })
+}
+
+fn pem_arg(data: &[u8], what: &str) -> Result<Vec<u8>, FfiError> {
+    if data.is_empty() {
+        return Err(FfiError::invalid(format!("{what}: empty PEM")));
+    }
+    Ok(data.to_vec())
+}
+
+/// TLS on every listener with the certificate chain (server certificate first) and its
+/// private key read from these PEM files when the server starts (`wss://`, STOMP over TLS).
+/// Keeps a client CA set before. `cert_path` NULL turns TLS off (the default). Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `cert_path` and `key_path` are NULL or valid for their
+/// lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_tls_files(
+    config: *mut wsb_config,
+    cert_path: *const c_char,
+    cert_path_len: usize,
+    key_path: *const c_char,
+    key_path_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            if cert_path.is_null() {
+                c.server.tls = None;
+                return Ok(());
+            }
+            // SAFETY: see the function's safety section.
+            let cert = unsafe { str_arg(cert_path, cert_path_len, "cert_path")? };
+            // SAFETY: see the function's safety section.
+            let key = unsafe { str_arg(key_path, key_path_len, "key_path")? };
+            set_tls(c, PemSource::File(cert.into()), PemSource::File(key.into()));
+            Ok(())
+        })
+    })
+}
+
+/// Like `wsb_config_set_tls_files`, with the certificate chain and private key given as PEM
+/// text in memory. Copied; the caller may wipe its buffers afterwards.
+///
+/// # Safety
+/// `config` is NULL or a live config; `cert_pem` and `key_pem` are NULL or valid for their
+/// lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_tls_pem(
+    config: *mut wsb_config,
+    cert_pem: *const u8,
+    cert_pem_len: usize,
+    key_pem: *const u8,
+    key_pem_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let cert = pem_arg(unsafe { bytes_arg(cert_pem, cert_pem_len, "cert_pem")? }, "cert_pem")?;
+            // SAFETY: see the function's safety section.
+            let key = pem_arg(unsafe { bytes_arg(key_pem, key_pem_len, "key_pem")? }, "key_pem")?;
+            set_tls(c, PemSource::Pem(cert), PemSource::Pem(key));
+            Ok(())
+        })
+    })
+}
+
+fn set_tls(c: &mut wsb_config, cert: PemSource, key: PemSource) {
+    let client_ca = c.server.tls.take().and_then(|t| t.client_ca_pem);
+    let mut tls = TlsConfig::new(cert, key);
+    tls.client_ca_pem = client_ca;
+    c.server.tls = Some(tls);
+}
+
+/// Requires a client certificate signed by one of these CAs (mutual TLS). `ca` is a PEM
+/// file path when `is_file` is non-zero, else PEM text; `ca` NULL removes the requirement
+/// (the default). Needs `wsb_config_set_tls_files` or `wsb_config_set_tls_pem` first
+/// (else `WSB_ERR_INVALID_ARGUMENT`). Copied.
+///
+/// # Safety
+/// `config` is NULL or a live config; `ca` is NULL or valid for `ca_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_tls_client_ca(
+    config: *mut wsb_config,
+    ca: *const u8,
+    ca_len: usize,
+    is_file: bool,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            let source = if ca.is_null() {
+                None
+            } else if is_file {
+                // SAFETY: see the function's safety section.
+                let path = unsafe { str_arg(ca.cast(), ca_len, "ca")? };
+                Some(PemSource::File(path.into()))
+            } else {
+                // SAFETY: see the function's safety section.
+                Some(PemSource::Pem(pem_arg(unsafe { bytes_arg(ca, ca_len, "ca")? }, "ca")?))
+            };
+            let Some(tls) = c.server.tls.as_mut() else {
+                return Err(FfiError::invalid(
+                    "client CA: set the server certificate first (wsb_config_set_tls_files or wsb_config_set_tls_pem)",
+                ));
+            };
+            tls.client_ca_pem = source;
             Ok(())
         })
     })

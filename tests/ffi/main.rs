@@ -10,4 +10,5 @@ mod jwt;
 mod presence;
 mod raw;
 mod relay;
+mod tls;
 mod upgrade;

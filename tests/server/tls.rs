@@ -93,7 +93,7 @@ impl Pki {
             self.write("server.pem", &server.cert_pem),
             self.write("server.key", &server.key_pem),
         );
-        tls.client_ca_pem = client_ca.then(|| self.dir.join("ca.pem"));
+        tls.client_ca_pem = client_ca.then(|| self.dir.join("ca.pem").into());
         tls
     }
 
@@ -319,22 +319,22 @@ fn unusable_files_are_invalid_config() {
     let cases = [
         {
             let mut c = good.clone();
-            c.cert_chain_pem = missing.clone();
+            c.cert_chain_pem = missing.clone().into();
             c
         },
         {
             let mut c = good.clone();
-            c.cert_chain_pem = garbage.clone();
+            c.cert_chain_pem = garbage.clone().into();
             c
         },
         {
             let mut c = good.clone();
-            c.private_key_pem = garbage.clone();
+            c.private_key_pem = garbage.clone().into();
             c
         },
         {
             let mut c = good.clone();
-            c.client_ca_pem = Some(missing.clone());
+            c.client_ca_pem = Some(missing.clone().into());
             c
         },
     ];
@@ -342,8 +342,8 @@ fn unusable_files_are_invalid_config() {
         let named: Vec<String> = [&tls.cert_chain_pem, &tls.private_key_pem]
             .into_iter()
             .chain(tls.client_ca_pem.as_ref())
-            .filter(|p| **p == missing || **p == garbage)
-            .map(|p| p.display().to_string())
+            .filter(|p| **p == missing.clone().into() || **p == garbage.clone().into())
+            .map(wsbroker::PemSource::describe)
             .collect();
         let server = Server::new({
             let mut c = common::config();

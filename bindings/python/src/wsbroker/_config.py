@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from ctypes import byref
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _convert as cv
 from . import _ffi
@@ -279,6 +279,53 @@ def _patterns(value: Any, name: str) -> Tuple[str, ...]:
     return patterns
 
 
+def _tls_source(value: Any, name: str) -> Union[None, str, bytes]:
+    """A PEM file path (str or os.PathLike) or PEM text in memory (bytes)."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        if not value:
+            raise InvalidArgument(f"{name}: empty PEM")
+        return bytes(value)
+    return _path_like(value, name)
+
+
+def _tls_pair(value: Any, name: str) -> Optional[Tuple[Union[str, bytes], Union[str, bytes]]]:
+    """``(cert, key)``: both file paths or both PEM bytes."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, bytearray)) or len(value) != 2:
+        raise TypeError(f"{name} must be a (cert, key) pair")
+    cert, key = _tls_source(value[0], f"{name} cert"), _tls_source(value[1], f"{name} key")
+    if cert is None or key is None or isinstance(cert, bytes) != isinstance(key, bytes):
+        raise InvalidArgument(f"{name}: cert and key must be both file paths or both PEM bytes")
+    return (cert, key)
+
+
+def _tls(config: "Config", handle: int) -> None:
+    """TLS on every listener: ``tls=(cert, key)`` first, then ``tls_client_ca`` (file or PEM
+    bytes) requires client certificates."""
+    ca = config.tls_client_ca
+    if config.tls is None:
+        if ca is not None:
+            raise InvalidArgument("tls_client_ca: TLS is off: set tls=(cert, key) first")
+        check(lib.wsb_config_set_tls_files(handle, None, 0, None, 0), "tls")
+        return
+    cert, key = config.tls
+    if isinstance(cert, bytes):
+        check(lib.wsb_config_set_tls_pem(handle, cert, len(cert), key, len(key)), "tls")
+    else:
+        c, k = cert.encode("utf-8"), key.encode("utf-8")
+        check(lib.wsb_config_set_tls_files(handle, c, len(c), k, len(k)), "tls")
+    if ca is None:
+        check(lib.wsb_config_set_tls_client_ca(handle, None, 0, False), "tls_client_ca")
+    elif isinstance(ca, bytes):
+        check(lib.wsb_config_set_tls_client_ca(handle, ca, len(ca), False), "tls_client_ca")
+    else:
+        raw = ca.encode("utf-8")
+        check(lib.wsb_config_set_tls_client_ca(handle, raw, len(raw), True), "tls_client_ca")
+
+
 def _jwt(config: "Config", handle: int) -> None:
     """The whole token-authentication group: the key first (one of ``JWT_KEYS``; none turns
     authentication off), then every other setting with its current value."""
@@ -443,6 +490,10 @@ class Config(Managed):
                                    "Whether SockJS responses set a JSESSIONID cookie (sticky load balancers).")
     static_dir = Setting(None, _path_like, _text_setter("wsb_config_set_static_dir", "static_dir"),
                          "Directory served over HTTP on the WebSocket port (None: off).")
+    tls = Setting(None, _tls_pair, _tls, "TLS (wss://) as (certificate chain, private key): both PEM file paths "
+                  "or both PEM bytes (None: TLS off); comes before tls_client_ca.")
+    tls_client_ca = Setting(None, _tls_source, _tls, "CA bundle (PEM file path or bytes) every client certificate "
+                                                     "must chain to (None: no client certificates).")
     permessage_deflate = Setting(True, _flag, _deflate, "Accept WebSocket compression (RFC 7692) when offered.")
     deflate_threshold = Setting(256, cv.usize, _deflate, "Compress outbound messages of at least this many bytes.")
     deflate_level = Setting(0, cv.u32, _deflate, "zlib level 1..9 (0: the default, 6).")
