@@ -509,7 +509,9 @@ typedef struct wsb_stats {
 
 // Handles a SEND to an application destination (a `WSB_EVENT_APP_MESSAGE` event). Return 0
 // to accept; non-zero refuses it, and the sender gets an ERROR frame whose message is the
-// NUL-terminated text written into `error_buf` (capacity `error_cap`; may be left empty).
+// NUL-terminated text written into `error_buf` (capacity `error_cap`; may be left empty),
+// then the connection closes with 1008 (policy violation), the code `wsb_server_disconnect`
+// gives in poll mode too.
 typedef int32_t (*wsb_app_callback)(void *user_data,
                                     const struct wsb_event *event,
                                     char *error_buf,

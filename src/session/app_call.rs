@@ -72,7 +72,9 @@ impl AppCall {
         let destination = &message.destination;
         let outcome = match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Refusal::new(format!("{destination} failed: {e}"))),
+            // A refusal by the application is a policy violation (1008), as when a host in
+            // poll mode refuses the event with `disconnect_session`.
+            Ok(Err(e)) => Err(Refusal::policy(format!("{destination} failed: {e}"))),
             Err(_) => {
                 tracing::error!(
                     session = message.session,

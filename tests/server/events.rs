@@ -123,6 +123,31 @@ async fn deferred_connect_rejected_and_timed_out() {
 }
 
 #[tokio::test]
+async fn app_message_refused_in_poll_mode_closes_with_1008_as_in_callback_mode() {
+    let queue = EventQueueConfig {
+        defer_connect: false,
+        ..Default::default()
+    };
+    let ts = start_polled(queue, |_| {});
+    ts.server.route_app_to_events("/app/**").unwrap();
+    let mut client = ts.ws_connected(None).await;
+    client.send("/app/fail", "x").await;
+    let app = wait_event(&ts.server, |e| match e {
+        Event::AppMessage(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    ts.server
+        .disconnect_session(app.session, "room is closed")
+        .unwrap();
+    let (error, code) = client.expect_error_and_close().await;
+    assert!(error.h("message").contains("room is closed"), "{error:?}");
+    // The same code as a refusal by a handler (app::handler_error_is_an_error_frame_to_the_sender).
+    assert_eq!(code, Some(1008));
+    ts.finish().await;
+}
+
+#[tokio::test]
 async fn app_messages_host_subscriptions_and_disconnects_arrive_as_events() {
     let queue = EventQueueConfig {
         defer_connect: false,

@@ -911,7 +911,7 @@ fn app_handler_error_is_an_error_frame() {
         Some("/app/fail failed: computer says no")
     );
     assert_eq!(error.header("receipt-id"), Some("r"));
-    assert_eq!(reason.code, codes::PROTOCOL_ERROR);
+    assert_eq!(reason.code, codes::POLICY_VIOLATION);
 }
 
 #[test]
