@@ -11,6 +11,7 @@ mod acks;
 mod app;
 mod auth;
 mod callbacks;
+mod cli;
 mod client;
 mod drops;
 mod errors;
