@@ -120,9 +120,10 @@ struct Args {
     /// count is still kept).
     #[arg(long, value_name = "N", default_value_t = defaults().broker.presence_event_limit)]
     presence_event_limit: usize,
-    /// Log level: error, warn, info, debug or trace (or a tracing filter expression).
-    #[arg(long, default_value = "info", value_name = "LEVEL")]
-    log: String,
+    /// Log level: off, error, warn, info, debug or trace, or directives such as
+    /// "info,wsbroker=debug" [default: RUST_LOG when set, else info].
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<String>,
     #[command(flatten)]
     relay: RelayArgs,
     #[command(flatten)]
@@ -426,10 +427,42 @@ fn wait_for_signal() -> std::io::Result<()> {
     })
 }
 
+/// The log filter and where it came from: the flag wins, then `RUST_LOG`, then "info".
+fn log_spec(flag: Option<&str>, env: Option<String>) -> (String, &'static str) {
+    match (flag, env) {
+        (Some(flag), _) => (flag.to_string(), "--log"),
+        (None, Some(env)) if !env.trim().is_empty() => (env, "RUST_LOG"),
+        _ => ("info".to_string(), "--log"),
+    }
+}
+
+/// A filter whose every directive names a known level ("debug", "wsbroker=debug"), so a
+/// misspelt level is an error instead of a target that matches nothing.
+fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return Err(format!(
+                "'{level}' is not a level (off, error, warn, info, debug, trace)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (spec, source) = log_spec(args.log.as_deref(), std::env::var("RUST_LOG").ok());
+    let filter = match log_filter(&spec) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("wsbroker: invalid {source} value '{spec}': {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Colours only for a person at a terminal, never into a file or a pipe.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -530,6 +563,30 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_flag_wins_over_rust_log_and_bad_levels_are_errors() {
+        assert_eq!(log_spec(Some("warn"), Some("debug".into())).0, "warn");
+        assert_eq!(
+            log_spec(None, Some("debug".into())),
+            ("debug".into(), "RUST_LOG")
+        );
+        assert_eq!(log_spec(None, None).0, "info");
+        assert_eq!(log_spec(None, Some(" ".into())).0, "info");
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "info,wsbroker=trace",
+            "wsbroker::server=warn",
+        ] {
+            assert!(log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["verbose", "info,wsbroker=loud", "inf"] {
+            let e = log_filter(bad).expect_err(bad);
+            assert!(e.contains("is not a level"), "{bad}: {e}");
+        }
+    }
 
     /// Every flag's default (what `--help` prints) is the library's: no flags give exactly
     /// `ServerConfig::default()`.

@@ -42,3 +42,19 @@ fn no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(log.contains(" INFO "), "no log lines: {log:?}");
     assert!(!log.contains('\u{1b}'), "ESC in {log:?}");
 }
+
+#[test]
+fn a_bad_log_level_exits_2_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsbroker"))
+        .args(["--listen", "127.0.0.1:0", "--log", "verbose"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run wsbroker");
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("invalid --log value 'verbose'") && message.contains("is not a level"),
+        "{message:?}"
+    );
+}
