@@ -124,6 +124,9 @@ struct Args {
     /// "info,wsbroker=debug" [default: RUST_LOG when set, else info].
     #[arg(long, value_name = "LEVEL")]
     log: Option<String>,
+    /// Log line format: text (for people) or json (one JSON object a line, for log shippers).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(flatten)]
     relay: RelayArgs,
     #[command(flatten)]
@@ -427,6 +430,13 @@ fn wait_for_signal() -> std::io::Result<()> {
     })
 }
 
+/// The format of the log lines on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 /// The log filter and where it came from: the flag wins, then `RUST_LOG`, then "info".
 fn log_spec(flag: Option<&str>, env: Option<String>) -> (String, &'static str) {
     match (flag, env) {
@@ -464,11 +474,14 @@ fn main() -> ExitCode {
         }
     };
     // Colours only for a person at a terminal, never into a file or a pipe.
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log.json().with_ansi(false).init(),
+    }
 
     let config = match config_from(&args) {
         Ok(config) => config,

@@ -58,3 +58,33 @@ fn a_bad_log_level_exits_2_with_a_message() {
         "{message:?}"
     );
 }
+
+#[test]
+fn json_log_lines_parse_as_json() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsbroker"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wsbroker");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let _ = child.wait();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(value.get("level").is_some(), "{line}");
+    }
+}
