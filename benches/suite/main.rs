@@ -458,6 +458,25 @@ fn run(opts: Options) -> Result<(), String> {
         stomp_rows.push((name, ws, rabbit));
     }
 
+    // History on (every bench topic keeps its last 1,000 messages): the first shape again, to
+    // compare with history off (target: at most 15 % slower).
+    let history = {
+        let (s, m) = shape(&suite.opts, 100, 2_000);
+        let mut target = suite.wsbroker.clone();
+        if let fanout::ServerProcess::Spawn { args, .. } = &mut target.server {
+            args.extend(["--history".to_string(), "/topic/**=1000".to_string()]);
+        }
+        suite.stomp(
+            &target,
+            "wsbroker+history",
+            &format!("history-{s}"),
+            s,
+            m,
+            None,
+            rounds,
+        )
+    };
+
     // Paced latency at half the measured maximum message rate of the first shape.
     let latency = match &stomp_rows[0].1 {
         Cell::Measured(r) if r.deliveries_per_sec > 0.0 => {
@@ -544,6 +563,19 @@ fn run(opts: Options) -> Result<(), String> {
             Some(report::Goal::AtMost(0.0)),
         ));
     }
+    let history_ratio = match (&history, &stomp_rows[0].1) {
+        (Cell::Measured(on), Cell::Measured(off)) if off.deliveries_per_sec > 0.0 => {
+            Cell::Measured(on.deliveries_per_sec / off.deliveries_per_sec)
+        }
+        _ => Cell::Skipped("a fan-out run is missing".into()),
+    };
+    rows.push(Row::new(
+        format!("STOMP {} history on / off, deliveries/s", stomp_rows[0].0),
+        history_ratio,
+        Cell::Skipped("n/a".into()),
+        Cell::Skipped("n/a".into()),
+        Some(report::Goal::AtLeast(0.85)),
+    ));
     let rate_label = match &latency {
         Cell::Measured(r) => format!(" @ {} msg/s x {} subs", r.rate.unwrap_or(0), r.subs),
         Cell::Skipped(_) => String::new(),

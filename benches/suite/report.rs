@@ -40,6 +40,8 @@ pub(crate) enum Goal {
     RatioToNaiveAtLeast(f64),
     /// wsbroker's figure ≤ this.
     AtMost(f64),
+    /// wsbroker's figure ≥ this.
+    AtLeast(f64),
 }
 
 impl Goal {
@@ -48,6 +50,7 @@ impl Goal {
             Goal::RatioToRabbitAtLeast(x) => format!(">= {x}x RabbitMQ"),
             Goal::RatioToNaiveAtLeast(x) => format!(">= {x}x naive"),
             Goal::AtMost(v) => format!("<= {v}"),
+            Goal::AtLeast(v) => format!(">= {v}"),
         }
     }
 }
@@ -88,6 +91,7 @@ impl Row {
             Goal::RatioToRabbitAtLeast(x) => Some(self.ratio(&self.rabbitmq)? >= x),
             Goal::RatioToNaiveAtLeast(x) => Some(self.ratio(&self.naive)? >= x),
             Goal::AtMost(v) => Some(self.wsbroker.value()? <= v),
+            Goal::AtLeast(v) => Some(self.wsbroker.value()? >= v),
         }
     }
 }

@@ -767,6 +767,31 @@ impl Client {
         self.request("SUBSCRIBE", &headers, b"").await;
     }
 
+    /// SUBSCRIBE (id `s`) with `extra` headers and a receipt: the RECEIPT and the MESSAGEs
+    /// that arrived before it (a history replay, a presence snapshot).
+    pub async fn subscribe_with_receipt(
+        &mut self,
+        destination: &str,
+        extra: &[(&str, &str)],
+    ) -> (Frame, Vec<Frame>) {
+        let mut headers = vec![
+            ("destination", destination),
+            ("id", "s"),
+            ("receipt", "sub"),
+        ];
+        headers.extend_from_slice(extra);
+        self.frame("SUBSCRIBE", &headers, "").await;
+        let mut before = Vec::new();
+        loop {
+            let f = self.recv().await;
+            match f.command.as_str() {
+                "RECEIPT" => return (f, before),
+                "MESSAGE" => before.push(f),
+                other => panic!("{other} while subscribing: {f:?}"),
+            }
+        }
+    }
+
     /// SEND without a receipt.
     pub async fn send(&mut self, destination: &str, body: impl AsRef<[u8]>) {
         self.frame("SEND", &[("destination", destination)], body)

@@ -17,33 +17,17 @@ fn history_server(rules: &[&str]) -> TestServer {
     TestServer::start_with(config)
 }
 
-fn offset(f: &Frame) -> u64 {
-    f.h("x-offset").parse().unwrap()
-}
-
-/// SUBSCRIBE `destination` with `extra` headers and a receipt: the RECEIPT and the MESSAGEs
-/// that arrived before it (replayed ones may come on either side of it).
+/// SUBSCRIBE with a receipt: the RECEIPT and the replayed MESSAGEs before it.
 async fn subscribe(
     c: &mut Client,
     destination: &str,
     extra: &[(&str, &str)],
 ) -> (Frame, Vec<Frame>) {
-    let mut headers = vec![
-        ("destination", destination),
-        ("id", "s"),
-        ("receipt", "sub"),
-    ];
-    headers.extend_from_slice(extra);
-    c.frame("SUBSCRIBE", &headers, "").await;
-    let mut messages = Vec::new();
-    loop {
-        let f = c.recv().await;
-        match f.command.as_str() {
-            "RECEIPT" => return (f, messages),
-            "MESSAGE" => messages.push(f),
-            other => panic!("{other} while subscribing: {f:?}"),
-        }
-    }
+    c.subscribe_with_receipt(destination, extra).await
+}
+
+fn offset(f: &Frame) -> u64 {
+    f.h("x-offset").parse().unwrap()
 }
 
 #[tokio::test]

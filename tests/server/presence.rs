@@ -25,23 +25,9 @@ async fn subscribe(
     destination: &str,
     extra: &[(&str, &str)],
 ) -> (String, Vec<Frame>) {
-    let mut headers = vec![
-        ("destination", destination),
-        ("id", "s"),
-        ("receipt", "sub"),
-    ];
-    headers.extend_from_slice(extra);
-    c.frame("SUBSCRIBE", &headers, "").await;
-    let mut before = Vec::new();
-    loop {
-        let f = c.recv().await;
-        if f.command == "RECEIPT" {
-            let count = f.header("x-presence-count").unwrap_or_default().to_string();
-            return (count, before);
-        }
-        assert_eq!(f.command, "MESSAGE", "{f:?}");
-        before.push(f);
-    }
+    let (receipt, before) = c.subscribe_with_receipt(destination, extra).await;
+    let count = receipt.header("x-presence-count").unwrap_or_default();
+    (count.to_string(), before)
 }
 
 fn kind(f: &Frame) -> (&str, &str) {
