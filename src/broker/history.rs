@@ -278,7 +278,12 @@ impl Streams {
             .collect()
     }
 
-    fn stream(&mut self, route: &str, now: Instant) -> Option<&mut Stream> {
+    /// The stream of `route` (made when a rule covers it) with its rule, expired to `now`.
+    fn stream_and_rule(
+        &mut self,
+        route: &str,
+        now: Instant,
+    ) -> Option<(&mut Stream, &HistoryRule)> {
         if !self.streams.contains_key(route) {
             let rule = self.rules.iter().position(|r| r.covers(route))?;
             if self.streams.len() >= self.max_streams {
@@ -296,9 +301,14 @@ impl Streams {
             );
         }
         let stream = self.streams.get_mut(route)?;
+        let rule = &self.rules[stream.rule];
         stream.touched = now;
-        stream.expire(self.rules[stream.rule].ttl, now);
-        Some(stream)
+        stream.expire(rule.ttl, now);
+        Some((stream, rule))
+    }
+
+    fn stream(&mut self, route: &str, now: Instant) -> Option<&mut Stream> {
+        self.stream_and_rule(route, now).map(|(stream, _)| stream)
     }
 
     fn evict_least_used(&mut self) {
@@ -323,11 +333,9 @@ impl Streams {
         if self.is_off() {
             return None;
         }
-        let size = {
-            let rule = self.rule_for(route)?;
-            rule.size
-        };
-        let stream = self.stream(route, now)?;
+        // One lookup: the rule comes with the stream (no rule scan for a known destination).
+        let (stream, rule) = self.stream_and_rule(route, now)?;
+        let size = rule.size;
         stream.last += 1;
         let offset = stream.last;
         let positioned = Arc::new(message.with_position(offset, &stream.epoch));
