@@ -6,16 +6,30 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+mod settings;
+
+use clap::{CommandFactory, FromArgMatches};
 use wsbroker::{
     AuthConfig, AuthKey, JwtAlgorithm, PemSource, RawBehaviour, RawEndpointOptions, Server,
     ServerConfig, TlsConfig,
 };
 
 /// An embeddable WebSocket/STOMP 1.0–1.2 message broker, run standalone.
-#[derive(Parser, Debug)]
+///
+/// Every flag can also be set in a TOML file (`--config FILE`; the keys are the long names,
+/// e.g. `tcp-listen = "127.0.0.1:61615"`) or by an environment variable (`WSBROKER_` and the
+/// name in capitals, e.g. `WSBROKER_TCP_LISTEN`; lists separated by spaces). A flag wins over
+/// the environment, the environment over the file, the file over the default.
+#[derive(clap::Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    /// Read settings from this TOML file (below flags and WSBROKER_* variables).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (with where each value came from; secrets masked)
+    /// and exit.
+    #[arg(long)]
+    print_config: bool,
     /// WebSocket listen address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:61614", value_name = "ADDR:PORT")]
     listen: SocketAddr,
@@ -268,15 +282,33 @@ struct RelayArgs {
     /// Login of the client sessions' broker connections.
     #[arg(long, default_value = "guest", requires = "relay")]
     relay_login: String,
-    /// Passcode of the client sessions' broker connections.
+    /// Passcode of the client sessions' broker connections (visible in `ps`: prefer
+    /// --relay-passcode-file or WSBROKER_RELAY_PASSCODE).
     #[arg(long, default_value = "guest", requires = "relay")]
     relay_passcode: String,
+    /// Read the client sessions' broker passcode from this file (one trailing newline is
+    /// ignored).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "relay",
+        conflicts_with = "relay_passcode"
+    )]
+    relay_passcode_file: Option<PathBuf>,
     /// Login of the shared system connection (host publishes and subscriptions).
     #[arg(long, default_value = "guest", requires = "relay")]
     relay_system_login: String,
     /// Passcode of the shared system connection.
     #[arg(long, default_value = "guest", requires = "relay")]
     relay_system_passcode: String,
+    /// Read the system connection's passcode from this file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "relay",
+        conflicts_with = "relay_system_passcode"
+    )]
+    relay_system_passcode_file: Option<PathBuf>,
     /// `host` header of broker CONNECTs (RabbitMQ: the virtual host); default: none, so the
     /// broker uses its default virtual host.
     #[arg(long, value_name = "VHOST", requires = "relay")]
@@ -295,15 +327,21 @@ struct RelayArgs {
 }
 
 impl RelayArgs {
-    fn config(&self) -> Option<wsbroker::RelayConfig> {
-        let broker = self.relay.clone()?;
+    fn config(&self) -> Result<Option<wsbroker::RelayConfig>, String> {
+        let Some(broker) = self.relay.clone() else {
+            return Ok(None);
+        };
         let mut config = wsbroker::RelayConfig::new(broker);
         config.login.clone_from(&self.relay_login);
-        config.passcode.clone_from(&self.relay_passcode);
+        config.passcode = match &self.relay_passcode_file {
+            Some(path) => settings::secret_from_file(path)?,
+            None => self.relay_passcode.clone(),
+        };
         config.system_login.clone_from(&self.relay_system_login);
-        config
-            .system_passcode
-            .clone_from(&self.relay_system_passcode);
+        config.system_passcode = match &self.relay_system_passcode_file {
+            Some(path) => settings::secret_from_file(path)?,
+            None => self.relay_system_passcode.clone(),
+        };
         config.virtual_host.clone_from(&self.relay_vhost);
         config.heartbeat_send = Duration::from_millis(self.relay_heartbeat);
         config.heartbeat_receive = Duration::from_millis(self.relay_heartbeat);
@@ -311,7 +349,7 @@ impl RelayArgs {
         if !self.relay_prefix.is_empty() {
             config.prefixes = self.relay_prefix.clone();
         }
-        Some(config)
+        Ok(Some(config))
     }
 }
 
@@ -371,7 +409,7 @@ fn config_from(args: &Args) -> Result<ServerConfig, String> {
         tls.client_ca_pem = args.tls_client_ca.clone().map(PemSource::File);
         config.tls = Some(tls);
     }
-    config.relay = args.relay.config();
+    config.relay = args.relay.config()?;
     config.auth = args.jwt.config()?;
     Ok(config)
 }
@@ -463,8 +501,50 @@ fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| e.to_string())
 }
 
+/// Parses the flags over the environment and the config file; `Err` is the exit code.
+fn parse_settings() -> Result<Args, ExitCode> {
+    let command = Args::command();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let layered =
+        settings::layer(&command, argv, &|name| std::env::var(name).ok()).map_err(|e| {
+            eprintln!("wsbroker: {e}");
+            ExitCode::from(2)
+        })?;
+    let matches = match command.clone().try_get_matches_from(&layered.argv) {
+        Ok(matches) => matches,
+        Err(e) => {
+            let _ = e.print();
+            let elsewhere: Vec<String> = layered
+                .sources
+                .iter()
+                .filter(|(_, s)| matches!(s, settings::Source::Env(_) | settings::Source::File))
+                .map(|(key, source)| format!("{key} ({source})"))
+                .collect();
+            if !elsewhere.is_empty() && e.use_stderr() {
+                eprintln!(
+                    "note: also set outside the command line: {}",
+                    elsewhere.join(", ")
+                );
+            }
+            return Err(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)));
+        }
+    };
+    let args = Args::from_arg_matches(&matches).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(2)
+    })?;
+    if args.print_config {
+        print!("{}", settings::render(&command, &matches, &layered.sources));
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(args)
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_settings() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let (spec, source) = log_spec(args.log.as_deref(), std::env::var("RUST_LOG").ok());
     let filter = match log_filter(&spec) {
         Ok(filter) => filter,
@@ -576,6 +656,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn log_flag_wins_over_rust_log_and_bad_levels_are_errors() {
