@@ -229,14 +229,7 @@ impl JwtArgs {
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
         };
         let key = if let Some(path) = &self.key.jwt_hmac_secret_file {
-            let mut secret = read(path)?;
-            if secret.last() == Some(&b'\n') {
-                secret.pop();
-                if secret.last() == Some(&b'\r') {
-                    secret.pop();
-                }
-            }
-            AuthKey::HmacSecret(secret)
+            AuthKey::HmacSecret(settings::read_secret(path)?)
         } else if let Some(path) = &self.key.jwt_public_key_file {
             AuthKey::PublicKeyPem(read(path)?)
         } else if let Some(path) = &self.key.jwt_jwks_file {
@@ -333,15 +326,13 @@ impl RelayArgs {
         };
         let mut config = wsbroker::RelayConfig::new(broker);
         config.login.clone_from(&self.relay_login);
-        config.passcode = match &self.relay_passcode_file {
-            Some(path) => settings::secret_from_file(path)?,
-            None => self.relay_passcode.clone(),
-        };
+        config.passcode =
+            settings::passcode(&self.relay_passcode, self.relay_passcode_file.as_deref())?;
         config.system_login.clone_from(&self.relay_system_login);
-        config.system_passcode = match &self.relay_system_passcode_file {
-            Some(path) => settings::secret_from_file(path)?,
-            None => self.relay_system_passcode.clone(),
-        };
+        config.system_passcode = settings::passcode(
+            &self.relay_system_passcode,
+            self.relay_system_passcode_file.as_deref(),
+        )?;
         config.virtual_host.clone_from(&self.relay_vhost);
         config.heartbeat_send = Duration::from_millis(self.relay_heartbeat);
         config.heartbeat_receive = Duration::from_millis(self.relay_heartbeat);

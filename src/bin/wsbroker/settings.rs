@@ -261,12 +261,26 @@ fn toml_value(text: &str) -> String {
     }
 }
 
-/// A secret read from a file: its text without one trailing newline.
-pub fn secret_from_file(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
+/// A secret read from a file: its bytes without one trailing newline (`\n` or `\r\n`).
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let mut secret =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+        if secret.last() == Some(&b'\r') {
+            secret.pop();
+        }
+    }
+    Ok(secret)
+}
+
+/// A passcode: from `file` when one is named, else `inline`.
+pub fn passcode(inline: &str, file: Option<&Path>) -> Result<String, String> {
+    let Some(path) = file else {
+        return Ok(inline.to_string());
+    };
+    String::from_utf8(read_secret(path)?)
+        .map_err(|_| format!("the passcode in {} is not UTF-8", path.display()))
 }
 
 #[cfg(test)]
