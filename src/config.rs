@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::relay::RelayConfig;
 use crate::session::config::SessionConfig;
 use crate::stomp::FrameLimits;
+use crate::store::StoreConfig;
 
 /// Everything a [`crate::Server`] needs to know before it starts.
 ///
@@ -94,6 +95,9 @@ pub struct ServerConfig {
     /// Token (JWT) authentication and per-destination permissions; off when `None` (the
     /// default). See `docs/authentication.md`.
     pub auth: Option<AuthConfig>,
+    /// A durable store (`--data-dir`): queues and histories persist in it and survive a
+    /// restart; in memory only when `None` (the default). See `docs/history.md`.
+    pub store: Option<StoreConfig>,
 }
 
 /// SockJS (protocol 0.3.x) on the WebSocket listener, for browsers without WebSocket or
@@ -255,6 +259,7 @@ impl Default for ServerConfig {
             sockjs: SockJsConfig::default(),
             static_dir: None,
             auth: None,
+            store: None,
         }
     }
 }
@@ -302,6 +307,9 @@ impl ServerConfig {
         }
         if let Some(relay) = &self.relay {
             relay.validate()?;
+        }
+        if let Some(store) = &self.store {
+            store.validate().map_err(Error::InvalidConfig)?;
         }
         if let Some(auth) = &self.auth {
             auth.validate().map_err(Error::InvalidConfig)?;

@@ -152,6 +152,7 @@ impl Publisher {
             return Ok(Published {
                 delivered: 0,
                 offset: None,
+                durable: None,
             });
         }
         let routed = destination::send_route(destination, &self.engine.broker.config().user_prefix);

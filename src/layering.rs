@@ -17,6 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("auth", &["broker"]),
     ("relay", &["broker", "error", "stomp", "ws"]),
     ("raw", &["broker", "error", "ws"]),
+    // The durable store writes what the broker journals; it knows nothing above it.
+    ("store", &["broker"]),
     // `hooks` names `host::Publisher` (the handle given to app handlers) and `host` holds the
     // engine: the one cycle, of types only (engine → events → hooks → host → engine).
     ("hooks", &["broker", "executor", "host", "ws"]),
@@ -37,7 +39,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "config",
-        &["auth", "broker", "error", "relay", "session", "stomp", "ws"],
+        &[
+            "auth", "broker", "error", "relay", "session", "stomp", "store", "ws",
+        ],
     ),
     // The client sits beside the server, on the codecs; it reuses the relay's backoff and
     // heart-beat negotiation, the event queue and the transport's PEM loading.
@@ -55,9 +59,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Where tasks may be spawned and sockets opened: the transports, relay links, the server and
-/// the client's IO task.
-const IO_MODULES: &[&str] = &["transport", "relay", "server", "client"];
+/// Where tasks may be spawned and sockets opened: the transports, relay links, the server,
+/// the client's IO task, and the store's writer thread (files, no sockets).
+const IO_MODULES: &[&str] = &["transport", "relay", "server", "client", "store"];
 const IO_MARKERS: &[&str] = &[
     "tokio::spawn",
     "TcpStream",

@@ -16,6 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::journal::RestoredStream;
 use super::message::Message;
 use super::pattern;
 
@@ -187,6 +188,9 @@ struct Stream {
     epoch: Arc<str>,
     /// Last offset assigned.
     last: u64,
+    /// Last offset clients may see: `last` in memory; with a durable store, the last one
+    /// committed (entries after it wait for their commit).
+    released: u64,
     entries: VecDeque<Entry>,
     rule: usize,
     /// Last publish or read, for evicting the least used stream past `max_streams`.
@@ -206,20 +210,41 @@ impl Stream {
         }
     }
 
+    /// The position clients may know: the last released offset.
     fn position(&self) -> StreamPosition {
         StreamPosition {
             epoch: self.epoch.clone(),
-            offset: self.last,
+            offset: self.released,
         }
     }
 
-    /// Retained messages after `since`, and whether that is all of them.
+    /// The released entries (those clients may see), oldest first.
+    fn visible(&self) -> std::collections::vec_deque::Iter<'_, Entry> {
+        let end = self.entries.partition_point(|e| e.offset <= self.released);
+        self.entries.range(..end)
+    }
+
+    /// Released messages after `since`, and whether that is all of them.
     fn after(&self, since: u64) -> (impl Iterator<Item = &Entry>, bool) {
         let first = self.entries.front().map_or(self.last + 1, |e| e.offset);
         let complete = since + 1 >= first;
         let skip = self.entries.partition_point(|e| e.offset <= since);
-        (self.entries.range(skip..), complete)
+        let end = self.entries.partition_point(|e| e.offset <= self.released);
+        (self.entries.range(skip..end.max(skip)), complete)
     }
+}
+
+/// Where [`Streams::record`] put a message.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The message with its position headers.
+    pub message: Arc<Message>,
+    /// The stream's epoch.
+    pub epoch: Arc<str>,
+    /// Its offset.
+    pub offset: u64,
+    /// First offset still retained after it was added.
+    pub keep_from: u64,
 }
 
 /// The history of every destination a rule covers.
@@ -227,6 +252,8 @@ pub struct Streams {
     rules: Vec<HistoryRule>,
     max_streams: usize,
     streams: HashMap<String, Stream>,
+    /// With a durable store: streams forgotten since the broker last asked (it journals them).
+    evicted: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -257,6 +284,71 @@ impl Streams {
             rules,
             max_streams: max_streams.max(1),
             streams: HashMap::new(),
+            evicted: None,
+        }
+    }
+
+    /// A durable store keeps the streams: evictions are reported by [`Streams::take_evicted`].
+    pub fn set_journaled(&mut self) {
+        self.evicted.get_or_insert_with(Vec::new);
+    }
+
+    /// Streams forgotten since the last call (only with [`Streams::set_journaled`]).
+    pub fn take_evicted(&mut self) -> Vec<String> {
+        self.evicted
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Puts back a stream read from a durable store, all of it released: entries past the
+    /// rule's size or TTL (the rules may have changed) are left out. False when no rule
+    /// covers it any more.
+    pub fn restore(&mut self, stored: RestoredStream, now: Instant, now_ms: u64) -> bool {
+        let Some(rule) = self.rules.iter().position(|r| r.covers(&stored.route)) else {
+            return false;
+        };
+        let (size, ttl) = (self.rules[rule].size, self.rules[rule].ttl);
+        let mut entries: VecDeque<Entry> = stored
+            .entries
+            .into_iter()
+            .filter_map(|(offset, at_ms, message)| {
+                let age = Duration::from_millis(now_ms.saturating_sub(at_ms));
+                if ttl.is_some_and(|ttl| age > ttl) {
+                    return None;
+                }
+                let at = now.checked_sub(age).unwrap_or(now);
+                Some(Entry {
+                    offset,
+                    at,
+                    message,
+                })
+            })
+            .collect();
+        while entries.len() > size {
+            entries.pop_front();
+        }
+        self.streams.insert(
+            stored.route,
+            Stream {
+                epoch: stored.epoch.into(),
+                last: stored.last,
+                released: stored.last,
+                entries,
+                rule,
+                touched: now,
+            },
+        );
+        true
+    }
+
+    /// Lets clients see the entries of `route` up to `offset` (its commit arrived), unless
+    /// the stream was replaced meanwhile (another epoch).
+    pub fn release(&mut self, route: &str, epoch: &str, offset: u64) {
+        if let Some(stream) = self.streams.get_mut(route)
+            && *stream.epoch == *epoch
+        {
+            stream.released = stream.released.max(offset);
         }
     }
 
@@ -294,6 +386,7 @@ impl Streams {
                 Stream {
                     epoch: new_epoch(),
                     last: 0,
+                    released: 0,
                     entries: VecDeque::new(),
                     rule,
                     touched: now,
@@ -323,13 +416,23 @@ impl Streams {
                 "history: too many destinations, the least used one is forgotten"
             );
             self.streams.remove(&route);
+            if let Some(evicted) = &mut self.evicted {
+                evicted.push(route);
+            }
         }
     }
 
     /// Records a publish to `route`: when a rule covers it, the message gets the stream's next
     /// offset and its epoch (as `x-offset` / `x-epoch` headers, replacing any the sender set)
     /// and is retained; the message to deliver is returned. `None` when no rule covers `route`.
-    pub fn record(&mut self, route: &str, message: &Message, now: Instant) -> Option<Arc<Message>> {
+    /// A `durable` record stays invisible to replays until [`Streams::release`]d.
+    pub fn record(
+        &mut self,
+        route: &str,
+        message: &Message,
+        now: Instant,
+        durable: bool,
+    ) -> Option<Recorded> {
         if self.is_off() {
             return None;
         }
@@ -338,6 +441,9 @@ impl Streams {
         let size = rule.size;
         stream.last += 1;
         let offset = stream.last;
+        if !durable {
+            stream.released = offset;
+        }
         let positioned = Arc::new(message.with_position(offset, &stream.epoch));
         stream.entries.push_back(Entry {
             offset,
@@ -347,7 +453,12 @@ impl Streams {
         while stream.entries.len() > size {
             stream.entries.pop_front();
         }
-        Some(positioned)
+        Some(Recorded {
+            message: positioned,
+            epoch: stream.epoch.clone(),
+            offset,
+            keep_from: stream.entries.front().map_or(offset, |e| e.offset),
+        })
     }
 
     /// What a new subscription to `route` gets first (nothing when no rule covers it). A
@@ -381,14 +492,13 @@ impl Streams {
                 let (entries, complete) = stream.after(since);
                 let messages = entries.map(|e| e.message.clone()).collect();
                 // An offset from the future (another epoch the client did not name) is no resume.
-                let plausible = since <= stream.last;
+                let plausible = since <= stream.released;
                 (messages, Some(same_epoch && complete && plausible))
             } else if let Some(n) = request.last {
-                let skip = stream.entries.len().saturating_sub(n);
+                let skip = stream.visible().len().saturating_sub(n);
                 (
                     stream
-                        .entries
-                        .iter()
+                        .visible()
                         .skip(skip)
                         .map(|e| e.message.clone())
                         .collect(),
@@ -397,8 +507,8 @@ impl Streams {
             } else if last_value {
                 (
                     stream
-                        .entries
-                        .back()
+                        .visible()
+                        .next_back()
                         .map(|e| e.message.clone())
                         .into_iter()
                         .collect(),
@@ -494,7 +604,12 @@ mod tests {
         let mut streams = Streams::new(vec![HistoryRule::new("/topic/**", 3)], 10);
         let now = Instant::now();
         let recorded: Vec<Arc<Message>> = (0..5)
-            .map(|_| streams.record("/topic/chat", &message("m"), now).unwrap())
+            .map(|_| {
+                streams
+                    .record("/topic/chat", &message("m"), now, false)
+                    .unwrap()
+                    .message
+            })
             .collect();
         assert_eq!(offsets(&recorded), [1, 2, 3, 4, 5]);
         let epoch = recorded[0].header(EPOCH_HEADER).unwrap().to_string();
@@ -511,7 +626,11 @@ mod tests {
                 .count(),
             1
         );
-        assert!(streams.record("/queue/x", &message("m"), now).is_none());
+        assert!(
+            streams
+                .record("/queue/x", &message("m"), now, false)
+                .is_none()
+        );
         let resume = ResumeRequest {
             since: Some(3),
             ..ResumeRequest::default()
@@ -536,7 +655,7 @@ mod tests {
         let mut streams = Streams::new(vec![HistoryRule::new("/topic/chat", 3)], 10);
         let now = Instant::now();
         for _ in 0..5 {
-            streams.record("/topic/chat", &message("m"), now);
+            streams.record("/topic/chat", &message("m"), now, false);
         }
         let epoch = streams
             .position("/topic/chat", now)
@@ -591,8 +710,8 @@ mod tests {
         let mut streams = Streams::new(rules, 10);
         let t0 = Instant::now();
         for _ in 0..4 {
-            streams.record("/topic/chat", &message("m"), t0);
-            streams.record("/topic/price", &message("p"), t0);
+            streams.record("/topic/chat", &message("m"), t0, false);
+            streams.record("/topic/price", &message("p"), t0, false);
         }
         let last2 = ResumeRequest {
             last: Some(2),
@@ -619,7 +738,10 @@ mod tests {
                 .messages
                 .is_empty()
         );
-        let next = streams.record("/topic/chat", &message("m"), later).unwrap();
+        let next = streams
+            .record("/topic/chat", &message("m"), later, false)
+            .unwrap()
+            .message;
         assert_eq!(offsets(&[next]), [5]);
     }
 
@@ -627,14 +749,96 @@ mod tests {
     fn evicting_a_stream_starts_a_new_epoch() {
         let mut streams = Streams::new(vec![HistoryRule::new("/topic/*", 10)], 2);
         let t = Instant::now();
-        streams.record("/topic/a", &message("m"), t);
+        streams.record("/topic/a", &message("m"), t, false);
         let first = streams.position("/topic/a", t).unwrap();
-        streams.record("/topic/b", &message("m"), t + Duration::from_millis(1));
-        streams.record("/topic/c", &message("m"), t + Duration::from_millis(2));
+        streams.record(
+            "/topic/b",
+            &message("m"),
+            t + Duration::from_millis(1),
+            false,
+        );
+        streams.record(
+            "/topic/c",
+            &message("m"),
+            t + Duration::from_millis(2),
+            false,
+        );
         let again = streams
             .position("/topic/a", t + Duration::from_millis(3))
             .unwrap();
         assert_ne!(first.epoch, again.epoch);
         assert_eq!(again.offset, 0);
+    }
+
+    #[test]
+    fn durable_records_stay_unseen_until_released() {
+        let mut streams = Streams::new(vec![HistoryRule::new("/topic/*", 10)], 10);
+        streams.set_journaled();
+        let t = Instant::now();
+        let first = streams.record("/topic/a", &message("m"), t, true).unwrap();
+        streams.record("/topic/a", &message("m"), t, true).unwrap();
+        let from_start = ResumeRequest {
+            since: Some(0),
+            epoch: Some(first.epoch.to_string()),
+            last: None,
+        };
+        let replay = streams.replay("/topic/a", &from_start, 10, t);
+        assert!(replay.messages.is_empty());
+        assert_eq!(replay.position.unwrap().offset, 0);
+        streams.release("/topic/a", &first.epoch, 1);
+        let replay = streams.replay("/topic/a", &from_start, 10, t);
+        assert_eq!(offsets(&replay.messages), [1]);
+        assert_eq!(replay.recovered, Some(true));
+        let beyond = ResumeRequest {
+            since: Some(2),
+            ..from_start.clone()
+        };
+        assert_eq!(
+            streams.replay("/topic/a", &beyond, 10, t).recovered,
+            Some(false),
+            "nobody can have seen an unreleased offset"
+        );
+        streams.release("/topic/a", "another epoch", 2);
+        assert_eq!(streams.position("/topic/a", t).unwrap().offset, 1);
+    }
+
+    #[test]
+    fn restored_streams_keep_epoch_and_offsets_within_the_rule() {
+        let mut streams = Streams::new(vec![HistoryRule::parse("/topic/*=2,10s").unwrap()], 10);
+        let t = Instant::now();
+        let m = |o: u64| Arc::new(message("m").with_position(o, "e1"));
+        let stored = RestoredStream {
+            route: "/topic/a".into(),
+            epoch: "e1".into(),
+            last: 7,
+            entries: vec![
+                (4, 0, m(4)),
+                (5, 95_000, m(5)),
+                (6, 99_000, m(6)),
+                (7, 99_500, m(7)),
+            ],
+        };
+        assert!(streams.restore(stored, t, 100_000));
+        let all = ResumeRequest {
+            since: Some(4),
+            epoch: Some("e1".into()),
+            last: None,
+        };
+        let replay = streams.replay("/topic/a", &all, 10, t);
+        assert_eq!(
+            offsets(&replay.messages),
+            [6, 7],
+            "size 2: offset 5 left out"
+        );
+        assert_eq!(replay.recovered, Some(false));
+        let next = streams.record("/topic/a", &message("m"), t, false).unwrap();
+        assert_eq!((next.offset, &*next.epoch), (8, "e1"));
+        let uncovered = RestoredStream {
+            route: "/queue/x".into(),
+            epoch: "e".into(),
+            last: 1,
+            entries: Vec::new(),
+        };
+        assert!(!streams.restore(uncovered, t, 0));
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub mod destination;
 pub mod drops;
 pub mod history;
+pub mod journal;
 pub mod message;
 pub mod outbox;
 pub mod pattern;
@@ -38,6 +39,7 @@ pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 use history::Streams;
 pub use history::{HistoryPage, HistoryRule, ResumeRequest, StreamPosition};
+pub use journal::{DurableSignal, Journal, Record, Restored, RestoredStream, Ticket};
 pub use message::Message;
 pub use outbox::{CloseReason, Delivery, FlowSignal, Outbound, Outbox, PushError};
 use presence::Rooms;
@@ -119,6 +121,20 @@ struct State {
     streams: Streams,
     /// Members of the destinations with presence (under this lock, with the subscriptions).
     rooms: Rooms,
+    /// The durable store, when there is one: every queue and history destination is
+    /// persisted through it.
+    journal: Option<Arc<dyn Journal>>,
+    /// Persisted messages waiting for their commit, in ticket order.
+    unreleased: VecDeque<Unreleased>,
+}
+
+/// A persisted message not yet durable: nobody sees it before [`Broker::release_durable`].
+struct Unreleased {
+    ticket: Ticket,
+    route: Arc<str>,
+    message: Arc<Message>,
+    /// A history entry (its epoch and offset); `None` for a queue message.
+    position: Option<(Arc<str>, u64)>,
 }
 
 /// How a delivery is marked.
@@ -143,6 +159,9 @@ pub struct Broker {
     host_sub_count: AtomicUsize,
     next_message: AtomicU64,
     next_host_sub: AtomicU64,
+    /// The durable store's journal (also in `State`, for the paths under the lock), read
+    /// without the lock by sessions waiting for their messages to be durable.
+    journal: std::sync::OnceLock<Arc<dyn Journal>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -170,12 +189,15 @@ impl Broker {
                 queues: HashMap::new(),
                 streams,
                 rooms,
+                journal: None,
+                unreleased: VecDeque::new(),
             }),
             counters,
             host_subs: RwLock::new(Vec::new()),
             host_sub_count: AtomicUsize::new(0),
             next_message: AtomicU64::new(1),
             next_host_sub: AtomicU64::new(1),
+            journal: std::sync::OnceLock::new(),
         }
     }
 
@@ -207,6 +229,82 @@ impl Broker {
     /// A fresh broker-wide message number.
     pub fn next_message_id(&self) -> u64 {
         self.next_message.fetch_add(1, Relaxed)
+    }
+
+    /// Persists queues and histories through `journal` from now on, starting from what it
+    /// held (`restored`). Called once, before any traffic.
+    pub fn attach_journal(&self, journal: Arc<dyn Journal>, restored: Restored) {
+        let mut state = self.state.lock();
+        state.streams.set_journaled();
+        let now = Instant::now();
+        let now_ms = journal::unix_ms();
+        for stream in restored.streams {
+            let route: Arc<str> = stream.route.as_str().into();
+            if !state.streams.restore(stream, now, now_ms) {
+                // No rule covers it any more: forget it in the store too.
+                journal.append(Record::DropStream { route });
+            }
+        }
+        for (route, messages) in restored.queues {
+            let queue = state.queues.entry(route).or_default();
+            queue
+                .pending
+                .extend(messages.into_iter().map(|message| Pending {
+                    message,
+                    redelivered: false,
+                    avoid: None,
+                }));
+        }
+        self.next_message
+            .fetch_max(restored.next_message_id, Relaxed);
+        let _ = self.journal.set(journal.clone());
+        state.journal = Some(journal);
+    }
+
+    /// The durable store's journal, when there is one.
+    pub fn journal(&self) -> Option<&Arc<dyn Journal>> {
+        self.journal.get()
+    }
+
+    /// Delivers the persisted messages whose records are committed, up to `ticket` (the
+    /// store calls this after each commit): history entries to the destination's
+    /// subscribers, queue messages onto their queue.
+    pub fn release_durable(&self, ticket: Ticket) {
+        let mut released = Vec::new();
+        let mut state = self.state.lock();
+        let mut touched: Vec<String> = Vec::new();
+        while state.unreleased.front().is_some_and(|u| u.ticket <= ticket) {
+            let Some(u) = state.unreleased.pop_front() else {
+                break;
+            };
+            match &u.position {
+                Some((epoch, offset)) => {
+                    state.streams.release(&u.route, epoch, *offset);
+                    self.fan_out(&mut state, &u.route, &u.message, &mut Vec::new());
+                }
+                None => {
+                    let queue = state.queues.entry(u.route.to_string()).or_default();
+                    queue.pending.push_back(Pending {
+                        message: u.message.clone(),
+                        redelivered: false,
+                        avoid: None,
+                    });
+                    if !touched.iter().any(|t| **t == *u.route) {
+                        touched.push(u.route.to_string());
+                    }
+                }
+            }
+            if self.host_sub_count.load(Relaxed) > 0 {
+                released.push(u);
+            }
+        }
+        for name in touched {
+            state.dispatch(&name, &self.counters, &mut Vec::new());
+        }
+        drop(state);
+        for u in released {
+            self.notify_host_subscriptions(&u.route, &u.message);
+        }
     }
 
     /// True when `route` names a competing-consumer queue.
@@ -528,6 +626,7 @@ impl Broker {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Publishes to `route` (queue or broadcast) and then to matching host subscriptions.
     /// Returns how many client subscriptions it was queued to (0 for a queue that holds it);
     /// adds to `congestion` the outbound queues it left congested — the publisher should pause
@@ -549,6 +648,10 @@ impl Broker {
         message: Arc<Message>,
         congestion: &mut Congestion,
     ) -> Result<Published, BrokerError> {
+        if let Some(published) = self.publish_durable(route, &message, congestion)? {
+            stats::add(&self.counters.messages_in, 1);
+            return Ok(published);
+        }
         let (delivered, message) = if self.is_queue(route) {
             (self.enqueue(route, message.clone(), congestion)?, message)
         } else {
@@ -559,7 +662,108 @@ impl Broker {
         let offset = message
             .header(history::OFFSET_HEADER)
             .and_then(|o| o.parse().ok());
-        Ok(Published { delivered, offset })
+        Ok(Published {
+            delivered,
+            offset,
+            durable: None,
+        })
+    }
+
+    /// With a durable store, a publish to a queue or history destination: journaled now,
+    /// delivered once committed ([`Broker::release_durable`]). `None` when `route` is not
+    /// persisted.
+    fn publish_durable(
+        &self,
+        route: &str,
+        message: &Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> Result<Option<Published>, BrokerError> {
+        let queue = self.is_queue(route);
+        {
+            let state = self.state.lock();
+            let Some(journal) = &state.journal else {
+                return Ok(None);
+            };
+            if !queue && state.streams.rule_for(route).is_none() {
+                return Ok(None);
+            }
+            if let Some(why) = journal.refusal() {
+                return refuse(why);
+            }
+        }
+        if !queue {
+            // The subscribers this will reach later: a publisher into congested ones pauses
+            // now, as for a message delivered at once.
+            for outbox in self.congested_targets(route) {
+                if !congestion.iter().any(|o| Arc::ptr_eq(o, &outbox)) {
+                    congestion.push(outbox);
+                }
+            }
+        }
+        let mut state = self.state.lock();
+        let State {
+            journal,
+            streams,
+            queues,
+            unreleased,
+            ..
+        } = &mut *state;
+        let Some(journal) = journal.as_ref() else {
+            return Ok(None);
+        };
+        let route_key: Arc<str> = route.into();
+        if queue {
+            let waiting = queues.get(route).map_or(0, |q| q.pending.len())
+                + unreleased.iter().filter(|u| *u.route == *route).count();
+            if waiting >= self.config.max_queue_depth {
+                return refuse(format!(
+                    "queue {route} is full ({} messages waiting)",
+                    self.config.max_queue_depth
+                ));
+            }
+            let ticket = journal.append(Record::Enqueue {
+                route: route_key.clone(),
+                message: message.clone(),
+            });
+            unreleased.push_back(Unreleased {
+                ticket,
+                route: route_key,
+                message: message.clone(),
+                position: None,
+            });
+            return Ok(Some(Published {
+                delivered: 0,
+                offset: None,
+                durable: Some(ticket),
+            }));
+        }
+        let Some(recorded) = streams.record(route, message, Instant::now(), true) else {
+            return Ok(None);
+        };
+        for evicted in streams.take_evicted() {
+            journal.append(Record::DropStream {
+                route: evicted.into(),
+            });
+        }
+        let ticket = journal.append(Record::Append {
+            route: route_key.clone(),
+            epoch: recorded.epoch.clone(),
+            offset: recorded.offset,
+            keep_from: recorded.keep_from,
+            at_ms: journal::unix_ms(),
+            message: recorded.message.clone(),
+        });
+        unreleased.push_back(Unreleased {
+            ticket,
+            route: route_key,
+            message: recorded.message,
+            position: Some((recorded.epoch, recorded.offset)),
+        });
+        Ok(Some(Published {
+            delivered: 0,
+            offset: Some(recorded.offset),
+            durable: Some(ticket),
+        }))
     }
 
     /// True when a host subscription matching `route` has its callback thread's queue backed up
@@ -641,17 +845,28 @@ impl Broker {
         congestion: &mut Congestion,
     ) -> (usize, Arc<Message>) {
         let mut state = self.state.lock();
+        let message = state
+            .streams
+            .record(route, &message, Instant::now(), false)
+            .map_or(message, |recorded| recorded.message);
+        let delivered = self.fan_out(&mut state, route, &message, congestion);
+        (delivered, message)
+    }
+
+    /// Queues `message` to every broadcast subscription matching `route`; returns how many.
+    fn fan_out(
+        &self,
+        state: &mut State,
+        route: &str,
+        message: &Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> usize {
         let State {
             sessions,
             exact,
             patterns,
-            streams,
             ..
-        } = &mut *state;
-        let message = streams
-            .record(route, &message, Instant::now())
-            .unwrap_or(message);
-        let message = &message;
+        } = state;
         let mut delivered = 0;
         let counters = &*self.counters;
         for_each_target(exact, patterns, &self.config.user_prefix, route, |key| {
@@ -682,7 +897,7 @@ impl Broker {
             }
             note_congestion(entry, congestion);
         });
-        (delivered, message.clone())
+        delivered
     }
 
     /// Acknowledges (or, with `nack`, rejects) the delivery `ack_id` of `session`.
@@ -736,6 +951,11 @@ impl Broker {
         }
         if nack {
             state.requeue(done.into_iter(), session, &mut touched);
+        } else {
+            state.consumed(
+                done.iter()
+                    .filter_map(|u| Some((u.queue.as_deref()?, &u.message))),
+            );
         }
         for name in touched {
             state.dispatch(&name, &self.counters, &mut Vec::new());
@@ -949,6 +1169,9 @@ pub struct Published {
     pub delivered: usize,
     /// Its offset in the destination's history, when the destination keeps one.
     pub offset: Option<u64>,
+    /// With a durable store, the journal ticket after which it is on disk (and only then
+    /// delivered): a RECEIPT for it waits for that.
+    pub durable: Option<Ticket>,
 }
 
 /// What a new subscription started with.
@@ -1106,11 +1329,26 @@ impl State {
         }
     }
 
+    /// Journals that these queue messages (queue, message) were consumed.
+    fn consumed<'a>(&self, done: impl Iterator<Item = (&'a str, &'a Arc<Message>)>) {
+        if let Some(journal) = &self.journal {
+            for (route, message) in done {
+                journal.append(Record::Dequeue {
+                    route: route.into(),
+                    id: message.id(),
+                });
+            }
+        }
+    }
+
     /// Hands waiting messages of queue `name` to consumers with capacity, round-robin.
     /// Returns how many were delivered.
     fn dispatch(&mut self, name: &str, counters: &Counters, congestion: &mut Congestion) -> usize {
         let State {
-            sessions, queues, ..
+            sessions,
+            queues,
+            journal,
+            ..
         } = self;
         let Some(queue) = queues.get_mut(name) else {
             return 0;
@@ -1143,6 +1381,10 @@ impl State {
             let key = queue.consumers[idx].clone();
             queue.next = (idx + 1) % n;
             let entry = sessions.get_mut(&key.session).expect("checked ready above");
+            let auto = entry
+                .subs
+                .get(&key.sub)
+                .is_some_and(|s| s.spec.ack == AckMode::Auto);
             match deliver(
                 key.session,
                 entry,
@@ -1159,6 +1401,12 @@ impl State {
                 Ok(()) => {
                     delivered += 1;
                     note_congestion(entry, congestion);
+                    if auto && let Some(journal) = journal {
+                        journal.append(Record::Dequeue {
+                            route: name.into(),
+                            id: pending.message.id(),
+                        });
+                    }
                 }
                 // That consumer is closing now and will not be chosen again.
                 Err(_) => queue.pending.push_front(pending),

@@ -84,6 +84,8 @@ struct Running {
     shutdown: watch::Sender<bool>,
     local_addr: SocketAddr,
     tcp_local_addr: Option<SocketAddr>,
+    /// The durable store's writer, when `config.store` is set.
+    store: Option<crate::store::Store>,
 }
 
 /// A handle to a host subscription; see [`Server::subscribe`].
@@ -148,6 +150,13 @@ impl Server {
             let keys = load_jwks(&self.engine, path)?;
             tracing::info!(path = %path.display(), keys, "JWKS loaded");
         }
+        // And the durable store (its file is locked: one server per data dir).
+        let opened = config
+            .store
+            .as_ref()
+            .map(crate::store::Store::open)
+            .transpose()
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
         let bind = |addr: SocketAddr| -> Result<std::net::TcpListener> {
             let listener = std::net::TcpListener::bind(addr)
                 .map_err(|e| Error::from_bind(&addr.to_string(), e))?;
@@ -184,6 +193,12 @@ impl Server {
             self.engine.executor.relief_mark(),
             Arc::new(move || flow.notify()),
         )?;
+        let store = match (opened, &config.store) {
+            (Some((db, restored)), Some(store_config)) => {
+                Some(self.start_store(db, store_config, restored)?)
+            }
+            _ => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let handshake = Arc::new(HandshakeConfig {
             path: config.path.clone(),
@@ -243,8 +258,38 @@ impl Server {
             shutdown,
             local_addr,
             tcp_local_addr,
+            store,
         });
         Ok(())
+    }
+
+    /// Starts the store's writer and hands the broker its journal and what it held.
+    fn start_store(
+        &self,
+        db: redb::Database,
+        config: &crate::store::StoreConfig,
+        restored: crate::broker::Restored,
+    ) -> Result<crate::store::Store> {
+        let engine = Arc::downgrade(&self.engine);
+        let on_commit = Box::new(move |ticket| {
+            if let Some(engine) = engine.upgrade() {
+                engine.broker.release_durable(ticket);
+            }
+        });
+        let store = crate::store::Store::start(db, config, &restored, on_commit)
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        let (streams, queued) = (
+            restored.streams.len(),
+            restored.queues.iter().map(|(_, m)| m.len()).sum::<usize>(),
+        );
+        self.engine.broker.attach_journal(store.journal(), restored);
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            streams,
+            queued,
+            "message store open"
+        );
+        Ok(store)
     }
 
     /// Stops accepting, closes every connection cleanly (ERROR "server shutting down", then
@@ -273,6 +318,9 @@ impl Server {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(200)),
         );
+        if let Some(mut store) = running.store {
+            store.close(Duration::from_secs(5));
+        }
         tracing::info!("wsbroker stopped");
         Ok(())
     }

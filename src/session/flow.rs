@@ -1,8 +1,10 @@
 //! What the session asks of the transport after each frame: its actions. Every piece of IO the
 //! session needs (waiting for the host, opening a broker connection) is one of these.
 
+use std::sync::Arc;
+
 use super::app_call::AppCall;
-use crate::broker::Congestion;
+use crate::broker::{Congestion, DurableSignal, Ticket};
 use crate::hooks::Question;
 use crate::relay::link::Backlog;
 use crate::stomp::Version;
@@ -38,6 +40,26 @@ pub enum Throttle {
     Subscribers(Congestion),
     /// Relay mode: room for frames on the session's link to the message broker.
     Broker(Backlog),
+    /// A durable store: the session's persisted messages reaching the disk (a RECEIPT is
+    /// held until then, or the store is backed up). Then call
+    /// [`super::Session::relieved`].
+    Durable(DurableWait),
+}
+
+/// A journal ticket to wait for.
+#[derive(Debug)]
+pub struct DurableWait {
+    /// Advances as the store commits.
+    pub signal: Arc<DurableSignal>,
+    /// The ticket that must be committed.
+    pub ticket: Ticket,
+}
+
+impl DurableWait {
+    /// Resolves once the ticket is committed.
+    pub async fn reached(&self) {
+        self.signal.reached(self.ticket).await;
+    }
 }
 
 /// What the transport needs to open a session's broker connection.

@@ -34,11 +34,11 @@ use bytes::BytesMut;
 
 pub use app_call::{AppCall, AppDone};
 pub use config::{DEFAULT_APP_PREFIX, SessionConfig};
-pub use flow::{Flow, Throttle};
+pub use flow::{DurableWait, Flow, Throttle};
 pub use refusal::error_frame;
 
 use crate::broker::outbox::{CloseReason, Outbound, Outbox, PushError};
-use crate::broker::{Congestion, SubscribeSpec, stats};
+use crate::broker::{Congestion, SubscribeSpec, Ticket, stats};
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::hooks::{Answer, SessionInfo, TransportKind};
@@ -119,6 +119,25 @@ pub struct Session {
     congested: Congestion,
     /// What the session's token grants (token authentication on); boxed: most have none.
     grant: Option<Box<crate::auth::Grant>>,
+    /// With a durable store: the session's last persisted publish not yet known to be on
+    /// disk, and the answer held back until it is (boxed: only between such a publish and
+    /// its commit).
+    unconfirmed: Option<Box<Unconfirmed>>,
+}
+
+/// A persisted publish a RECEIPT must wait for.
+#[derive(Debug)]
+struct Unconfirmed {
+    ticket: Ticket,
+    held: Option<Held>,
+}
+
+/// An answer that waits until the session's messages are durable.
+#[derive(Debug)]
+enum Held {
+    Receipt(String),
+    /// DISCONNECT with this receipt: answered, then the session ends.
+    Disconnect(String),
 }
 
 impl std::fmt::Debug for Session {
@@ -157,6 +176,7 @@ impl Session {
             relay: None,
             congested: Vec::new(),
             grant: None,
+            unconfirmed: None,
         }
     }
 
@@ -233,9 +253,76 @@ impl Session {
         if !self.congested.is_empty() {
             return Flow::Throttle(Throttle::Subscribers(std::mem::take(&mut self.congested)));
         }
+        if let Some(wait) = self.durable_wait() {
+            return Flow::Throttle(Throttle::Durable(wait));
+        }
+        if let Some(held) = self.unconfirmed.take().and_then(|u| u.held) {
+            match held {
+                Held::Receipt(receipt) => self.send_receipt(&receipt),
+                Held::Disconnect(receipt) => {
+                    self.send_receipt(&receipt);
+                    self.outbox.close(CloseReason::normal());
+                    self.end();
+                    return Flow::Close;
+                }
+            }
+        }
         match self.relay.as_ref().and_then(|relay| relay.backlog()) {
             Some(backlog) => Flow::Throttle(Throttle::Broker(backlog)),
             None => Flow::Continue,
+        }
+    }
+
+    /// The transport calls this when a [`Flow::Throttle`] ends; what is held back goes out
+    /// (or the session waits on).
+    pub fn relieved(&mut self) -> Flow {
+        self.throttle_after(Flow::Continue)
+    }
+
+    /// Notes a persisted publish of this session (see [`Published::durable`]).
+    fn note_durable(&mut self, ticket: Option<Ticket>) {
+        if let Some(ticket) = ticket {
+            match &mut self.unconfirmed {
+                Some(u) => u.ticket = u.ticket.max(ticket),
+                None => {
+                    self.unconfirmed = Some(Box::new(Unconfirmed { ticket, held: None }));
+                }
+            }
+        }
+    }
+
+    /// What to wait for before the next frame: the last persisted publish, when an answer
+    /// is held for it or the store is backed up. Forgets a publish already durable.
+    fn durable_wait(&mut self) -> Option<DurableWait> {
+        let unconfirmed = self.unconfirmed.as_ref()?;
+        let journal = self.engine.broker.journal()?;
+        let signal = journal.durable();
+        if signal.is_durable(unconfirmed.ticket) {
+            if unconfirmed.held.is_none() {
+                self.unconfirmed = None;
+            }
+            return None;
+        }
+        (unconfirmed.held.is_some() || journal.is_backed_up()).then(|| DurableWait {
+            signal: signal.clone(),
+            ticket: unconfirmed.ticket,
+        })
+    }
+
+    /// True when `answer` must wait for the session's persisted messages: it is held.
+    fn hold(&mut self, answer: Held) -> Option<Held> {
+        match &mut self.unconfirmed {
+            Some(u)
+                if !self
+                    .engine
+                    .broker
+                    .journal()
+                    .is_some_and(|j| j.durable().is_durable(u.ticket)) =>
+            {
+                u.held = Some(answer);
+                None
+            }
+            _ => Some(answer),
         }
     }
 
@@ -293,8 +380,14 @@ impl Session {
                 return self.relay_disconnect(frame);
             }
             (_, Command::Disconnect) => {
-                if let Some(receipt) = &receipt {
-                    self.send_receipt(receipt);
+                if let Some(receipt) = receipt {
+                    // Messages sent before it must be durable before it is confirmed.
+                    match self.hold(Held::Disconnect(receipt)) {
+                        None => return Flow::Continue,
+                        Some(Held::Disconnect(receipt) | Held::Receipt(receipt)) => {
+                            self.send_receipt(&receipt);
+                        }
+                    }
                 }
                 self.outbox.close(CloseReason::normal());
                 self.end();
@@ -437,7 +530,13 @@ impl Session {
         }
     }
 
-    fn send_receipt(&self, receipt: &str) {
+    /// Sends a RECEIPT, or holds it until the session's persisted messages are durable.
+    fn send_receipt(&mut self, receipt: &str) {
+        if self.unconfirmed.as_ref().is_some_and(|u| u.held.is_none())
+            && self.hold(Held::Receipt(receipt.to_string())).is_none()
+        {
+            return;
+        }
         self.push(&Frame::new(Command::Receipt).with_header("receipt-id", receipt));
     }
 }

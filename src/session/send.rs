@@ -45,7 +45,8 @@ impl Session {
             frame.body,
             Some(self.id),
         );
-        broker.publish(&route, Arc::new(message), &mut self.congested)?;
+        let published = broker.publish_recorded(&route, Arc::new(message), &mut self.congested)?;
+        self.note_durable(published.durable);
         Ok(None)
     }
 

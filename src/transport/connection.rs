@@ -22,7 +22,7 @@ use crate::engine::{Asked, Engine};
 use crate::executor::Executor;
 use crate::hooks::Answer;
 use crate::relay::link::{self, Backlog};
-use crate::session::{AppCall, AppDone, Flow, Session, Throttle};
+use crate::session::{AppCall, AppDone, DurableWait, Flow, Session, Throttle};
 use crate::sockjs::frame::{DecodeError, Shape, decode_messages};
 use crate::stomp::decoder::{Decoded, Decoder};
 use crate::ws::codes;
@@ -99,6 +99,8 @@ enum Awaited {
     Subscribers(Paused),
     /// Flow control, relay mode: room on the session's link to the message broker.
     BrokerLink(Backlog),
+    /// A durable store committing the session's persisted messages.
+    Durable(DurableWait),
     /// An application handler running on a callback thread.
     App(Pin<Box<dyn Future<Output = AppDone> + Send>>),
 }
@@ -145,6 +147,10 @@ impl Awaited {
             }
             Awaited::BrokerLink(backlog) => {
                 backlog.drained().await;
+                Resumed::Relieved
+            }
+            Awaited::Durable(wait) => {
+                wait.reached().await;
                 Resumed::Relieved
             }
             Awaited::App(call) => Resumed::App(call.await),
@@ -349,6 +355,12 @@ impl Connection {
                             let far = Instant::now() + Duration::from_secs(3600);
                             (Awaited::BrokerLink(backlog), far)
                         }
+                        Throttle::Durable(wait) => {
+                            // The store retries a failing commit on its own and refuses new
+                            // messages meanwhile; the client waits as for any receipt.
+                            let far = Instant::now() + Duration::from_secs(3600);
+                            (Awaited::Durable(wait), far)
+                        }
                     };
                     self.waiting = Some(Box::new(waiting));
                     return Progress::Waiting;
@@ -432,7 +444,7 @@ impl Connection {
                 }
             }
             Resumed::Broker(verdict) => self.session.broker_connected(verdict),
-            Resumed::Relieved => Flow::Continue,
+            Resumed::Relieved => self.session.relieved(),
             Resumed::App(done) => self.session.app_done(done),
         };
         self.follow(flow)

@@ -125,6 +125,16 @@ struct Args {
     /// stream is dropped (its next message starts a new epoch).
     #[arg(long, value_name = "N", default_value_t = defaults().broker.history_max_destinations)]
     history_max_destinations: usize,
+    /// Persist queues and histories in this directory (an embedded store, created if
+    /// missing): they survive a restart, even kill -9, and a RECEIPT for a SEND to a queue
+    /// or history destination comes once the message is on disk. In memory when unset.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// When the store syncs to disk: `every-message` (each commit at once; concurrent
+    /// messages share it) or a window such as `5ms` (messages collected and synced together;
+    /// receipts later by up to the window).
+    #[arg(long, value_name = "POLICY", default_value = "every-message", value_parser = wsbroker::FsyncPolicy::parse)]
+    fsync: wsbroker::FsyncPolicy,
     /// Every subscriber of the destinations matching PATTERN is a presence member (repeatable);
     /// a SUBSCRIBE with x-presence:true is one anywhere and also gets a snapshot and join/leave
     /// MESSAGEs.
@@ -393,6 +403,11 @@ fn config_from(args: &Args) -> Result<ServerConfig, String> {
     config.broker.slow_consumer_timeout = Duration::from_millis(args.slow_consumer_timeout);
     config.broker.history.clone_from(&args.history);
     config.broker.history_max_destinations = args.history_max_destinations;
+    config.store = args.data_dir.as_ref().map(|dir| {
+        let mut store = wsbroker::StoreConfig::new(dir);
+        store.fsync = args.fsync;
+        store
+    });
     config.broker.presence.clone_from(&args.presence);
     config.broker.presence_event_limit = args.presence_event_limit;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
