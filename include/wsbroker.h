@@ -951,6 +951,25 @@ enum wsb_result wsb_config_set_static_dir(struct wsb_config *config,
                                           const char *dir,
                                           size_t dir_len);
 
+// A durable store in directory `dir` (created if missing): queues and histories persist
+// and survive a restart, even a crash; a RECEIPT for a SEND to a queue or history
+// destination comes once the message is on disk. `dir` NULL turns it off (the default: in
+// memory). Keeps the fsync policy set before. Copied. The directory is opened (and locked:
+// one server per directory) by `wsb_server_start`.
+//
+// # Safety
+// `config` is NULL or a live config; `dir` is NULL or valid for `dir_len` bytes.
+enum wsb_result wsb_config_set_data_dir(struct wsb_config *config, const char *dir, size_t dir_len);
+
+// When the durable store syncs: `window_ms` 0 syncs every commit at once (messages that
+// arrive meanwhile share the next one: the default); 1..=10000 collects messages for up to
+// that many milliseconds and syncs them together (receipts later by up to the window).
+// `WSB_ERR_INVALID_ARGUMENT` without a data dir set first, or above 10000.
+//
+// # Safety
+// `config` is NULL or a live config.
+enum wsb_result wsb_config_set_fsync_window(struct wsb_config *config, uint32_t window_ms);
+
 // TLS on every listener with the certificate chain (server certificate first) and its
 // private key read from these PEM files when the server starts (`wss://`, STOMP over TLS).
 // Keeps a client CA set before. `cert_path` NULL turns TLS off (the default). Copied.

@@ -71,6 +71,21 @@ pub trait Journal: Send + Sync {
     fn refusal(&self) -> Option<String>;
     /// True when so many records wait for a commit that a publisher should wait for its own.
     fn is_backed_up(&self) -> bool;
+    /// Figures for `/metrics`.
+    fn stats(&self) -> JournalStats;
+}
+
+/// A journal's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Records waiting for a commit.
+    pub backlog: u64,
+    /// Transactions committed since start.
+    pub commits: u64,
+    /// Records committed since start.
+    pub records: u64,
+    /// Whether the last commit failed (it is being retried).
+    pub failing: bool,
 }
 
 /// The last committed ticket, and a wake-up for those waiting on one.

@@ -39,7 +39,7 @@ pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 use history::Streams;
 pub use history::{HistoryPage, HistoryRule, ResumeRequest, StreamPosition};
-pub use journal::{DurableSignal, Journal, Record, Restored, RestoredStream, Ticket};
+pub use journal::{DurableSignal, Journal, JournalStats, Record, Restored, RestoredStream, Ticket};
 pub use message::Message;
 pub use outbox::{CloseReason, Delivery, FlowSignal, Outbound, Outbox, PushError};
 use presence::Rooms;
@@ -270,13 +270,27 @@ impl Broker {
     /// store calls this after each commit): history entries to the destination's
     /// subscribers, queue messages onto their queue.
     pub fn release_durable(&self, ticket: Ticket) {
+        // In slices, so that a large commit does not hold the lock for the whole fan-out.
+        const SLICE: usize = 256;
+        loop {
+            let more = self.release_slice(ticket, SLICE);
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Releases up to `limit` messages committed up to `ticket`; true when more wait.
+    fn release_slice(&self, ticket: Ticket, limit: usize) -> bool {
         let mut released = Vec::new();
         let mut state = self.state.lock();
         let mut touched: Vec<String> = Vec::new();
-        while state.unreleased.front().is_some_and(|u| u.ticket <= ticket) {
+        let mut count = 0;
+        while count < limit && state.unreleased.front().is_some_and(|u| u.ticket <= ticket) {
             let Some(u) = state.unreleased.pop_front() else {
                 break;
             };
+            count += 1;
             match &u.position {
                 Some((epoch, offset)) => {
                     state.streams.release(&u.route, epoch, *offset);
@@ -301,10 +315,12 @@ impl Broker {
         for name in touched {
             state.dispatch(&name, &self.counters, &mut Vec::new());
         }
+        let more = state.unreleased.front().is_some_and(|u| u.ticket <= ticket);
         drop(state);
         for u in released {
             self.notify_host_subscriptions(&u.route, &u.message);
         }
+        more
     }
 
     /// True when `route` names a competing-consumer queue.

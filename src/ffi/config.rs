@@ -884,6 +884,63 @@ pub unsafe extern "C" fn wsb_config_set_static_dir(
     })
 }
 
+/// A durable store in directory `dir` (created if missing): queues and histories persist
+/// and survive a restart, even a crash; a RECEIPT for a SEND to a queue or history
+/// destination comes once the message is on disk. `dir` NULL turns it off (the default: in
+/// memory). Keeps the fsync policy set before. Copied. The directory is opened (and locked:
+/// one server per directory) by `wsb_server_start`.
+///
+/// # Safety
+/// `config` is NULL or a live config; `dir` is NULL or valid for `dir_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_data_dir(
+    config: *mut wsb_config,
+    dir: *const c_char,
+    dir_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let dir = unsafe { opt_str_arg(dir, dir_len, "dir")? };
+            c.server.store = dir.map(|dir| {
+                let mut store = crate::store::StoreConfig::new(dir);
+                if let Some(old) = &c.server.store {
+                    store.fsync = old.fsync;
+                }
+                store
+            });
+            Ok(())
+        })
+    })
+}
+
+/// When the durable store syncs: `window_ms` 0 syncs every commit at once (messages that
+/// arrive meanwhile share the next one: the default); 1..=10000 collects messages for up to
+/// that many milliseconds and syncs them together (receipts later by up to the window).
+/// `WSB_ERR_INVALID_ARGUMENT` without a data dir set first, or above 10000.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_fsync_window(
+    config: *mut wsb_config,
+    window_ms: u32,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            let Some(store) = &mut c.server.store else {
+                return Err(FfiError::invalid("set a data dir (wsb_config_set_data_dir) first"));
+            };
+            store.fsync = match window_ms {
+                0 => crate::store::FsyncPolicy::EveryMessage,
+                1..=10_000 => crate::store::FsyncPolicy::Batched(std::time::Duration::from_millis(window_ms.into())),
+                _ => return Err(FfiError::invalid("window_ms must be at most 10000")),
+            };
+            Ok(())
+        })
+    })
+}
+
 fn pem_arg(data: &[u8], what: &str) -> Result<Vec<u8>, FfiError> {
     if data.is_empty() {
         return Err(FfiError::invalid(format!("{what}: empty PEM")));

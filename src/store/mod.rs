@@ -27,7 +27,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::broker::{DurableSignal, Journal, Message, Record, Restored, RestoredStream, Ticket};
+use crate::broker::{
+    DurableSignal, Journal, JournalStats, Message, Record, Restored, RestoredStream, Ticket,
+};
 pub use config::{FsyncPolicy, StoreConfig};
 
 /// History streams: route → last offset and epoch.
@@ -107,6 +109,15 @@ impl Journal for Shared {
 
     fn is_backed_up(&self) -> bool {
         self.backlog.load(Ordering::Acquire) >= self.max_backlog
+    }
+
+    fn stats(&self) -> JournalStats {
+        JournalStats {
+            backlog: self.backlog.load(Ordering::Relaxed) as u64,
+            commits: self.commits.load(Ordering::Relaxed),
+            records: self.durable.committed(),
+            failing: self.failing.load(Ordering::Relaxed),
+        }
     }
 }
 

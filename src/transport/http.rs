@@ -81,6 +81,7 @@ impl HttpRouter {
                     sessions,
                     self.engine.broker.history_sizes(),
                     self.engine.broker.presence_counts(),
+                    self.engine.broker.journal().map(|j| j.stats()),
                 );
                 Some(("text/plain; version=0.0.4; charset=utf-8", body))
             }

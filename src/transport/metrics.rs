@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::broker::Stats;
+use crate::broker::{JournalStats, Stats};
 
 /// Per-destination gauges are written for at most this many destinations (the largest): a
 /// label per destination must not make the page unbounded.
@@ -15,6 +15,7 @@ pub(crate) fn render(
     sockjs_sessions: usize,
     history: Vec<(String, usize)>,
     presence: Vec<(String, usize)>,
+    store: Option<JournalStats>,
 ) -> String {
     let mut rows = stats.metrics();
     rows.push((
@@ -23,6 +24,34 @@ pub(crate) fn render(
         "Open SockJS sessions over HTTP transports.",
         sockjs_sessions as u64,
     ));
+    if let Some(store) = store {
+        rows.extend([
+            (
+                "store_backlog",
+                "gauge",
+                "Records waiting for the durable store's next commit.",
+                store.backlog,
+            ),
+            (
+                "store_commits_total",
+                "counter",
+                "Transactions the durable store committed.",
+                store.commits,
+            ),
+            (
+                "store_records_total",
+                "counter",
+                "Records the durable store committed.",
+                store.records,
+            ),
+            (
+                "store_failing",
+                "gauge",
+                "1 while the durable store's commits fail (they are retried).",
+                u64::from(store.failing),
+            ),
+        ]);
+    }
     let mut out = String::new();
     for (name, kind, help, value) in rows {
         let _ = writeln!(out, "# HELP wsbroker_{name} {help}");
@@ -105,17 +134,38 @@ mod tests {
             connections: 3,
             ..Default::default()
         };
-        let text = super::render(&stats, 2, Vec::new(), Vec::new());
+        let text = super::render(&stats, 2, Vec::new(), Vec::new(), None);
         assert!(text.contains("# TYPE wsbroker_connections gauge\nwsbroker_connections 3\n"));
         assert!(text.contains("wsbroker_sockjs_sessions 2\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 18);
     }
 
     #[test]
+    fn store_figures_appear_with_a_store() {
+        let store = crate::broker::JournalStats {
+            backlog: 4,
+            commits: 9,
+            records: 120,
+            failing: true,
+        };
+        let stats = crate::broker::Stats::default();
+        let text = super::render(&stats, 0, Vec::new(), Vec::new(), Some(store));
+        for line in [
+            "wsbroker_store_backlog 4\n",
+            "# TYPE wsbroker_store_commits_total counter\nwsbroker_store_commits_total 9\n",
+            "wsbroker_store_records_total 120\n",
+            "wsbroker_store_failing 1\n",
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
+        assert!(!super::render(&stats, 0, Vec::new(), Vec::new(), None).contains("store_"));
+    }
+
+    #[test]
     fn history_and_presence_are_gauges_with_escaped_labels() {
         let history = vec![("/topic/a".to_string(), 3), ("/topic/\"b\"".to_string(), 7)];
         let presence = vec![("/topic/room".to_string(), 4)];
-        let text = super::render(&crate::broker::Stats::default(), 0, history, presence);
+        let text = super::render(&crate::broker::Stats::default(), 0, history, presence, None);
         assert!(text.contains("wsbroker_history_destinations 2\n"));
         assert!(text.contains("wsbroker_presence_destinations 1\n"));
         assert!(text.contains("wsbroker_presence_members 4\n"));

@@ -10,6 +10,8 @@
  *  4. wsb_server_free racing publishing threads is safe: the publishers get
  *     WSB_ERR_NOT_RUNNING once the server is gone (ASan finds no use-after-free).
  *  5. A header value with a NUL (frame injection) is refused with WSB_ERR_INVALID_ARGUMENT.
+ *  6. With a data dir (wsb_config_set_data_dir), a history outlives the server: a new server
+ *     on the same directory reads the same messages, offsets and epoch.
  *
  * Exit status 0 when every check passed; a check that fails prints what and exits 1.
  */
@@ -200,7 +202,87 @@ static void free_racing_publishers_is_safe(void) {
     }
 }
 
+/* A server with a history on /topic/kept, persisted in `dir`. */
+static struct wsb_server *durable_server(const char *dir) {
+    struct wsb_config *config = NULL;
+    struct wsb_server *server = NULL;
+    if (wsb_config_new(&config) != WSB_OK) return NULL;
+    const char ws[] = "127.0.0.1:0";
+    const char pattern[] = "/topic/kept";
+    wsb_config_set_listen(config, ws, sizeof ws - 1);
+    CHECK(wsb_config_set_fsync_window(config, 5) == WSB_ERR_INVALID_ARGUMENT,
+          "an fsync window needs a data dir first");
+    CHECK(wsb_config_add_history(config, pattern, sizeof pattern - 1, 100, 0, false) == WSB_OK,
+          "history rule");
+    CHECK(wsb_config_set_data_dir(config, dir, strlen(dir)) == WSB_OK, "data dir");
+    CHECK(wsb_config_set_fsync_window(config, 20000) == WSB_ERR_INVALID_ARGUMENT,
+          "an fsync window above 10 s is refused");
+    CHECK(wsb_config_set_fsync_window(config, 2) == WSB_OK, "fsync window");
+    enum wsb_result r = wsb_server_new(config, &server);
+    wsb_config_free(config);
+    if (r != WSB_OK || wsb_server_start(server) != WSB_OK) {
+        wsb_server_free(server);
+        return NULL;
+    }
+    return server;
+}
+
+static void durable_history_outlives_the_server(void) {
+    char dir[] = "/tmp/wsb-c-store-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    const char topic[] = "/topic/kept";
+    char epoch[64] = {0};
+    struct wsb_server *server = durable_server(dir);
+    CHECK(server != NULL, "durable server starts");
+    if (!server) return;
+    for (int i = 1; i <= 3; i++) {
+        char body[8];
+        int n = snprintf(body, sizeof body, "m%d", i);
+        uint64_t offset = 0;
+        size_t delivered = 0;
+        CHECK(wsb_server_publish_recorded(server, topic, sizeof topic - 1, NULL, 0,
+                                          (const uint8_t *)body, (size_t)n, 0, &offset,
+                                          &delivered) == WSB_OK && offset == (uint64_t)i,
+              "publish %d gets offset %d", i, i);
+    }
+    CHECK(wsb_server_stop(server, 1000) == WSB_OK, "stop");
+    wsb_server_free(server);
+
+    server = durable_server(dir);
+    CHECK(server != NULL, "a second server on the same data dir starts");
+    if (!server) return;
+    struct wsb_history *page = NULL;
+    CHECK(wsb_server_history(server, topic, sizeof topic - 1, 0, 100, &page) == WSB_OK,
+          "history after the restart");
+    if (page) {
+        const char *e = NULL;
+        size_t e_len = 0;
+        uint64_t last = 0;
+        bool complete = false;
+        CHECK(wsb_history_position(page, &e, &e_len, &last, &complete) == WSB_OK, "position");
+        CHECK(last == 3 && complete && e_len > 0 && e_len < sizeof epoch,
+              "3 messages kept (last %llu)", (unsigned long long)last);
+        if (e_len < sizeof epoch) memcpy(epoch, e, e_len);
+        CHECK(wsb_history_len(page) == 3, "3 entries");
+        wsb_history_free(page);
+    }
+    /* The next publish continues the same stream. */
+    uint64_t offset = 0;
+    CHECK(wsb_server_publish_recorded(server, topic, sizeof topic - 1, NULL, 0,
+                                      (const uint8_t *)"m4", 2, 0, &offset, NULL) == WSB_OK &&
+              offset == 4,
+          "offset 4 after the restart (got %llu)", (unsigned long long)offset);
+    wsb_server_free(server);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "remove the data dir");
+}
+
 int main(void) {
+    durable_history_outlives_the_server();
     sigpipe_is_not_raised();
     absurd_arguments_are_refused();
     publishing_before_start_is_not_running();

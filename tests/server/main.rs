@@ -14,6 +14,7 @@ mod callbacks;
 mod cli;
 mod client;
 mod drops;
+mod durable;
 mod errors;
 mod events;
 mod flow_control;

@@ -107,3 +107,31 @@ def test_python_client_resumes_after_its_connection_drops(make_server, pump_of) 
         assert bodies == [str(i).encode() for i in range(1, 11)], "0 gaps, 0 duplicates"
     finally:
         client.close()
+
+
+def test_data_dir_keeps_history_and_queued_messages_across_a_restart(make_server, tmp_path) -> None:
+    settings = dict(tcp_port=0, history=[("/topic/kept", 100)], data_dir=str(tmp_path / "store"),
+                    fsync_window_ms=2)
+    first = make_server(**settings)
+    assert first.config.data_dir == str(tmp_path / "store") and first.config.fsync_window_ms == 2
+    with TcpClient("127.0.0.1", first.tcp_port) as c:
+        c.connect()
+        for i in range(1, 4):
+            answer = c.send_frame("/topic/kept", str(i))
+            assert answer.command == "RECEIPT", answer
+        assert c.send_frame("/queue/jobs", "job").command == "RECEIPT"
+    page = first.history("/topic/kept")
+    epoch = page.epoch
+    assert [o for o, _ in page.messages] == [1, 2, 3]
+    first.close()
+
+    second = make_server(**settings)
+    page = second.history("/topic/kept")
+    assert (page.epoch, page.last_offset) == (epoch, 3), "the same stream after a restart"
+    assert [m.text for _, m in page.messages] == ["1", "2", "3"]
+    with TcpClient("127.0.0.1", second.tcp_port) as c:
+        c.connect()
+        c.subscribe("/queue/jobs")
+        assert c.expect("MESSAGE").text == "job"
+    with pytest.raises(wsbroker.InvalidArgument):
+        wsbroker.Config(data_dir=str(tmp_path), fsync_window_ms=20_000)

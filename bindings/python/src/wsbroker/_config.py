@@ -214,6 +214,13 @@ RELAY_SETTINGS = ("relay_login", "relay_system_login", "relay_vhost", "relay_hea
                   "relay_prefixes", "relay_session_restore")
 
 
+def _store(config: "Config", handle: int) -> None:
+    raw = cv.optional_text(config.data_dir, "data_dir")
+    check(lib.wsb_config_set_data_dir(handle, raw, len(raw or b"")), "data_dir")
+    if raw is not None:
+        check(lib.wsb_config_set_fsync_window(handle, config.fsync_window_ms), "fsync_window_ms")
+
+
 def _relay(config: "Config", handle: int) -> None:
     """The whole relay group. ``wsb_config_set_relay`` resets every other relay setting to its
     default, so it is re-issued first and the settings made so far follow: assignment order
@@ -428,6 +435,12 @@ class Config(Managed):
         "wsb_config_set_history_max_destinations", "history_max_destinations"),
         "Most destinations with a history at once; past it the least recently used one is "
         "dropped (its next message starts a new epoch).")
+    data_dir = Setting(None, _path_like, _store,
+                       "Durable store directory: queues and histories survive a restart, and a receipt for "
+                       "a SEND to them comes once the message is on disk (None: in memory).")
+    fsync_window_ms = Setting(0, cv.u32, _store,
+                              "With data_dir: 0 syncs every commit at once; 1..10000 collects messages for "
+                              "that many ms and syncs them together.")
     presence_event_limit = Setting(100, cv.usize, _group_setter(
         "wsb_config_set_presence_limits", "presence_event_limit", "presence_max_info", what="presence limits"),
         "Above this many members a destination sends no presence join/leave MESSAGEs or snapshots.")

@@ -384,6 +384,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_sockjs_limits": (_res, [_cfg, c_uint32, c_uint32, c_size_t]),
     "wsb_config_set_sockjs_options": (_res, [_cfg, c_bool, c_bool]),
     "wsb_config_set_static_dir": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_data_dir": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_fsync_window": (_res, [_cfg, c_uint32]),
     "wsb_config_set_tls_files": (_res, [_cfg, _str, _len, _str, _len]),
     "wsb_config_set_tls_pem": (_res, [_cfg, bytes_in, _len, bytes_in, _len]),
     "wsb_config_set_tls_client_ca": (_res, [_cfg, bytes_in, _len, c_bool]),
