@@ -136,11 +136,16 @@ ensure_venv() {
 # Prints "passed failed skipped" summed over the given JUnit XML files.
 junit_counts() {
   python3 - "$@" <<'PY'
+import re
 import sys
 import xml.etree.ElementTree as ET
 passed = failed = skipped = 0
 for path in sys.argv[1:]:
-    for case in ET.parse(path).getroot().iter("testcase"):
+    # Node's junit reporter copies failure messages verbatim, ANSI colour codes included:
+    # control characters are not XML, so they go before parsing.
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", f.read())
+    for case in ET.fromstring(text).iter("testcase"):
         tags = {child.tag for child in case}
         if tags & {"failure", "error"}:
             failed += 1

@@ -11,6 +11,8 @@
 //     resume.subscribe(client, '/topic/chat/room/5', onMessage, {
 //       firstTime: { 'x-last': '50' },            // no position yet: ask for a backlog
 //       headers: { receipt: 'join-1' },           // sent on every (re)subscribe
+//       onReceipt: (receipt) => { ... },          // that RECEIPT (stompjs keeps one watcher
+//                                                 // per receipt id: give yours here)
 //       onResume: (recovered) => { ... },         // after a resume: true = nothing missed
 //     });
 //   };
@@ -95,7 +97,7 @@
      * Subscribes through `client` (a connected StompJs.Client) with the resume headers, and
      * delivers each new MESSAGE to `onMessage`. Returns the stompjs subscription.
      */
-    subscribe(client, destination, onMessage, { headers = {}, firstTime = {}, onResume = null } = {}) {
+    subscribe(client, destination, onMessage, { headers = {}, firstTime = {}, onResume = null, onReceipt = null } = {}) {
       const resuming = this.position(destination) !== null;
       const subscribeHeaders = this.headers(destination, { headers, firstTime });
       let reported = false;
@@ -104,8 +106,12 @@
         reported = true;
         onResume(value === 'true');
       };
-      if (resuming && subscribeHeaders.receipt) {
-        client.watchForReceipt(subscribeHeaders.receipt, (receipt) => report(receipt.headers['x-recovered']));
+      // One watcher for both: stompjs replaces a receipt's watcher with the next one set.
+      if (subscribeHeaders.receipt && (resuming || onReceipt)) {
+        client.watchForReceipt(subscribeHeaders.receipt, (receipt) => {
+          if (resuming) report(receipt.headers['x-recovered']);
+          if (onReceipt) onReceipt(receipt);
+        });
       }
       return client.subscribe(destination, (frame) => {
         if (resuming) report(frame.headers['x-recovered']);

@@ -237,7 +237,7 @@
     renderRoomTitle(false);
     // The room counts as joined once the broker confirmed the SUBSCRIBE with its RECEIPT, so
     // nothing sent to the room after that point can be missed.
-    client.watchForReceipt(receipt, () => {
+    const onReceipt = () => {
       if (state.client !== client || state.room !== room) return;
       renderRoomTitle(true);
       if (state.joined.has(room)) {
@@ -246,7 +246,7 @@
         systemLine(`You joined room ${room} as ${state.nick}`);
         state.joined.add(room);
       }
-    });
+    };
     state.subscription = state.resume.subscribe(client, roomDestination(room), (frame) => onRoomMessage(room, frame), {
       headers: {
         receipt,
@@ -254,6 +254,7 @@
         'x-presence-info': JSON.stringify({ nick: state.nick, clientId }),
       },
       firstTime: { 'x-last': String(BACKLOG) },
+      onReceipt,
       onResume: (recovered) => {
         if (state.room !== room) return;
         systemLine(recovered

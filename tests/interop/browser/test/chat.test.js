@@ -2,15 +2,16 @@
 // pages join room 5, one sends, the other shows the message. Once over a plain WebSocket and
 // once over SockJS restricted to the xhr-streaming transport. Screenshots of the receiving page
 // go to $SCREENSHOT_DIR/browser-*.png for inspection. A third run leaves SockJS its default
-// transports, which must pick its WebSocket transport under /sockjs; a fourth restarts the broker
-// under a connected page, which must reconnect and rejoin its room. A fifth checks the room's
+// transports, which must pick its WebSocket transport under /sockjs; a fourth kills (SIGKILL) and restarts a broker
+// with a data dir under a connected page, which must reconnect, rejoin its room and lose nothing. A fifth checks the room's
 // history and presence: a reloaded page gets the backlog, and the members list and the
 // join/leave lines follow the other page.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   DEBUG, SCREENSHOT_DIR, checkDemoBuilt, launchBrowser, startBroker, stopBroker,
@@ -148,21 +149,31 @@ describe('chat demo in headless Chromium', () => {
     }
   });
 
-  test('after a broker restart the page reconnects and rejoins its room', { timeout: TEST_TIMEOUT_MS }, async () => {
-    // A broker of its own, restarted on the same port; the shared one keeps serving the others.
-    let own = await startBroker();
+  test('after kill -9 and a restart the page rejoins its room and no message is lost', { timeout: TEST_TIMEOUT_MS }, async () => {
+    // A broker of its own with a data dir, killed and restarted on the same port; the shared
+    // one keeps serving the others.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'wsb-chat-store-'));
+    const extra = ['--data-dir', dataDir];
+    let own = await startBroker({ extra });
     const listen = own.httpOrigin.replace(/^http:\/\//, '');
     let carol;
+    let dave;
     try {
       carol = await openChat(`${own.httpOrigin}/?via=websocket&room=${ROOM}`, 'carol');
       const joined = carol.page.locator(`[data-testid="room-title"][data-room="${ROOM}"][data-joined="true"]`);
       await joined.waitFor();
+      // A message the broker delivered (so committed) just before it dies.
+      const lastWords = `before the crash ${randomBytes(4).toString('hex')}`;
+      await carol.page.getByTestId('message-input').fill(lastWords);
+      await carol.page.getByTestId('send').click();
+      await carol.page.getByTestId('chat-message').filter({ hasText: lastWords }).waitFor();
 
-      assert.deepEqual(await stopBroker(own), { code: 0, signal: null });
+      own.proc.kill('SIGKILL');
+      assert.deepEqual(await own.exited, { code: null, signal: 'SIGKILL' });
       await carol.page.locator('[data-testid="status"][data-state="reconnecting"]').waitFor();
       assert.equal(await joined.count(), 0, 'the room is not shown as joined while disconnected');
 
-      own = await startBroker({ listen });
+      own = await startBroker({ listen, extra });
       await carol.page.locator('[data-testid="status"][data-state="connected"]').waitFor();
       await joined.waitFor();
       await carol.page.getByTestId('system-message').filter({ hasText: `Rejoined room ${ROOM}` }).waitFor();
@@ -172,16 +183,24 @@ describe('chat demo in headless Chromium', () => {
       await carol.page.getByTestId('message-input').fill(text);
       await carol.page.getByTestId('send').click();
       await carol.page.getByTestId('chat-message').filter({ hasText: text }).waitFor();
+      // The resume after the restart (same epoch: recovered) repeated nothing...
+      assert.equal(await carol.page.getByTestId('chat-message').filter({ hasText: lastWords }).count(), 1);
+      // ...and a page that joins now gets both messages from the restarted broker's history.
+      dave = await openChat(`${own.httpOrigin}/?via=websocket&room=${ROOM}`, 'dave');
+      for (const line of [lastWords, text]) {
+        await dave.page.getByTestId('chat-message').filter({ hasText: line }).waitFor();
+      }
       // Chromium logs each refused reconnect attempt (if one came before the restart); any
       // other error counts.
       const errors = carol.errors.filter((e) => !/WebSocket connection to .* failed/.test(e));
       assert.deepEqual(errors, []);
-      await closeAll(carol);
+      await closeAll(carol, dave);
       assert.deepEqual(await stopBroker(own), { code: 0, signal: null });
       own = null;
     } finally {
-      await closeAll(carol);
+      await closeAll(carol, dave);
       if (own) await stopBroker(own).catch(() => {});
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
