@@ -152,7 +152,12 @@ async fn drain(addr: SocketAddr, queue: &str, n: usize) -> f64 {
         let (command, text) = consumer.frame().await;
         assert_eq!(command, "MESSAGE", "{text}");
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    // Gone before the next phase: an auto-ack consumer still registered would be handed
+    // (and lose, closing) part of the next phase's messages.
+    consumer.write(b"DISCONNECT\nreceipt:bye\n\n\0").await;
+    consumer.expect_receipt().await;
+    rate
 }
 
 fn server(store: Option<(&std::path::Path, FsyncPolicy)>) -> Server {

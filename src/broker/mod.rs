@@ -153,7 +153,8 @@ pub struct Broker {
     /// Where host-subscription callbacks run (never on the publishing thread).
     executor: Arc<Executor>,
     flow: Arc<FlowSignal>,
-    state: Mutex<State>,
+    /// Shared with the flow signal's feeder (a `Weak`), which feeds starving queue consumers.
+    state: Arc<Mutex<State>>,
     counters: Arc<Counters>,
     host_subs: RwLock<Vec<HostSubscription>>,
     host_sub_count: AtomicUsize,
@@ -178,20 +179,30 @@ impl Broker {
     pub fn new(config: BrokerConfig, counters: Arc<Counters>, executor: Arc<Executor>) -> Broker {
         let streams = Streams::new(config.history.clone(), config.history_max_destinations);
         let rooms = Rooms::new(config.presence.clone(), config.presence_event_limit);
+        let state = Arc::new(Mutex::new(State {
+            sessions: HashMap::new(),
+            exact: HashMap::new(),
+            patterns: Vec::new(),
+            queues: HashMap::new(),
+            streams,
+            rooms,
+            journal: None,
+            unreleased: VecDeque::new(),
+        }));
+        let flow = Arc::new(FlowSignal::default());
+        // A queue consumer passed over while its connection's queue was congested gets the
+        // waiting messages once that queue is relieved (called by its writer, no lock held).
+        let (weak, feed_counters) = (Arc::downgrade(&state), counters.clone());
+        flow.set_feeder(Box::new(move |session| {
+            if let Some(state) = weak.upgrade() {
+                state.lock().feed(session, &feed_counters);
+            }
+        }));
         Broker {
             config,
             executor,
-            flow: Arc::new(FlowSignal::default()),
-            state: Mutex::new(State {
-                sessions: HashMap::new(),
-                exact: HashMap::new(),
-                patterns: Vec::new(),
-                queues: HashMap::new(),
-                streams,
-                rooms,
-                journal: None,
-                unreleased: VecDeque::new(),
-            }),
+            flow,
+            state,
             counters,
             host_subs: RwLock::new(Vec::new()),
             host_sub_count: AtomicUsize::new(0),
@@ -717,6 +728,9 @@ impl Broker {
             }
         }
         let mut state = self.state.lock();
+        if queue {
+            state.note_waiting_consumers(route, congestion);
+        }
         let State {
             journal,
             streams,
@@ -849,7 +863,9 @@ impl Broker {
             redelivered: false,
             avoid: None,
         });
-        Ok(state.dispatch(route, &self.counters, congestion))
+        let delivered = state.dispatch(route, &self.counters, congestion);
+        state.note_waiting_consumers(route, congestion);
+        Ok(delivered)
     }
 
     /// Delivers to every matching subscription; returns how many, and the message as
@@ -1345,6 +1361,40 @@ impl State {
         }
     }
 
+    /// When messages of queue `route` wait because its consumers' connections are congested,
+    /// adds those to `congestion`: the publisher pauses until they drain, rather than filling
+    /// the queue up to its depth limit.
+    fn note_waiting_consumers(&self, route: &str, congestion: &mut Congestion) {
+        let Some(queue) = self.queues.get(route) else {
+            return;
+        };
+        if queue.pending.is_empty() {
+            return;
+        }
+        for key in &queue.consumers {
+            if let Some(entry) = self.sessions.get(&key.session) {
+                note_congestion(entry, congestion);
+            }
+        }
+    }
+
+    /// Dispatches every queue `session` consumes (its connection's queue was relieved).
+    fn feed(&mut self, session: u64, counters: &Counters) {
+        let Some(entry) = self.sessions.get(&session) else {
+            return;
+        };
+        let mut routes: Vec<String> = entry
+            .subs
+            .values()
+            .filter(|s| s.queue)
+            .map(|s| s.spec.route.clone())
+            .collect();
+        routes.dedup();
+        for route in routes {
+            self.dispatch(&route, counters, &mut Vec::new());
+        }
+    }
+
     /// Journals that these queue messages (queue, message) were consumed.
     fn consumed<'a>(&self, done: impl Iterator<Item = (&'a str, &'a Arc<Message>)>) {
         if let Some(journal) = &self.journal {
@@ -1377,8 +1427,12 @@ impl State {
             for i in 0..n {
                 let idx = (queue.next + i) % n;
                 let key = &queue.consumers[idx];
+                // A consumer whose connection is congested waits (it is fed again once
+                // relieved) instead of being pushed into a slow-consumer close.
                 let ready = sessions.get(&key.session).is_some_and(|e| {
-                    e.subs.get(&key.sub).is_some_and(|s| s.has_capacity()) && !e.outbox.is_closing()
+                    e.subs.get(&key.sub).is_some_and(|s| s.has_capacity())
+                        && !e.outbox.is_closing()
+                        && (!e.outbox.is_congested() || !e.outbox.mark_starving(key.session))
                 });
                 if !ready {
                     continue;

@@ -16,7 +16,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -226,13 +229,28 @@ impl OutboxLimits {
 }
 
 /// Wakes hosts blocked in a waiting publish when any queue stops being congested.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FlowSignal {
     generation: Mutex<u64>,
     changed: parking_lot::Condvar,
+    /// Hands queue messages to a session whose consumers were passed over while its queue was
+    /// congested (set once by the broker; called from the relieved queue's writer).
+    feeder: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for FlowSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowSignal").finish_non_exhaustive()
+    }
 }
 
 impl FlowSignal {
+    /// Sets what feeds a starving session's queue consumers once its outbound queue is
+    /// relieved (see [`Outbox::mark_starving`]).
+    pub fn set_feeder(&self, feeder: Box<dyn Fn(u64) + Send + Sync>) {
+        let _ = self.feeder.set(feeder);
+    }
+
     /// Wakes the publishers waiting for room (a queue was relieved).
     pub fn notify(&self) {
         *self.generation.lock() += 1;
@@ -274,6 +292,9 @@ pub struct Outbox {
     congested: AtomicBool,
     /// Closed as a slow consumer (hard cap passed, or stuck).
     slow: AtomicBool,
+    /// 1 + the session whose queue consumers were passed over because this queue was
+    /// congested (0: none): fed again once it is relieved.
+    starving: AtomicU64,
     limits: OutboxLimits,
     signal: Option<Arc<FlowSignal>>,
     /// Messages lost when the bound was passed, per subscription (filled once, on overflow).
@@ -311,6 +332,7 @@ impl Outbox {
             relieved: Notify::new(),
             congested: AtomicBool::new(false),
             slow: AtomicBool::new(false),
+            starving: AtomicU64::new(0),
             limits,
             signal,
             lost: Mutex::new(Vec::new()),
@@ -445,7 +467,8 @@ impl Outbox {
 
     /// No longer congested: wake the paused publishers and blocked hosts.
     fn relieve(&self) {
-        if self.congested.swap(false, Relaxed) {
+        // SeqCst, with `mark_starving`: see `try_drain`.
+        if self.congested.swap(false, SeqCst) {
             self.relieved.notify_waiters();
             if let Some(signal) = &self.signal {
                 signal.notify();
@@ -663,8 +686,24 @@ impl Outbox {
         drop(inner);
         if relieved {
             self.relieve();
+            // After `relieve` cleared `congested`: a dispatch that marks the queue starving
+            // from now on sees it uncongested and delivers by itself.
+            let starving = self.starving.swap(0, SeqCst);
+            if starving != 0
+                && let Some(feeder) = self.signal.as_ref().and_then(|s| s.feeder.get())
+            {
+                feeder(starving - 1);
+            }
         }
         n
+    }
+
+    /// A queue dispatch passed over `session`'s consumers because this queue is congested:
+    /// they are fed again when it is relieved. Returns whether it still is congested (if
+    /// not, the caller delivers now).
+    pub fn mark_starving(&self, session: u64) -> bool {
+        self.starving.store(session + 1, SeqCst);
+        self.congested.load(SeqCst)
     }
 
     /// Gives the queue's memory back when nothing is queued, for a connection going idle (its

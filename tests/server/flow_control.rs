@@ -184,3 +184,29 @@ async fn a_16_mib_message_reaches_subscribers_over_websocket_and_tcp() {
     assert_eq!(server.stats().slow_consumer_disconnects, 0);
     server.finish().await;
 }
+
+/// A queue backlog far larger than a connection's outbound queue reaches an auto-ack consumer
+/// in full and in order: the consumer is fed as its connection drains, never closed as a
+/// slow consumer for what the queue held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_backlog_larger_than_the_outbound_queue_reaches_an_auto_ack_consumer() {
+    const BACKLOG: usize = 20_000;
+    let mut config = crate::common::config();
+    config.broker.max_queue_depth = BACKLOG;
+    config.broker.max_outbound_messages = 1_000;
+    let server = TestServer::start_with(config);
+    let mut publisher = server.tcp_connected(None).await;
+    for i in 0..BACKLOG {
+        publisher.send("/queue/backlog", i.to_string()).await;
+    }
+    publisher.barrier().await;
+    let mut consumer = server.tcp_connected(None).await;
+    consumer.subscribe("/queue/backlog", "q").await;
+    for i in 0..BACKLOG {
+        let m = consumer.expect("MESSAGE").await;
+        assert_eq!(m.body_str(), i.to_string());
+    }
+    assert!(consumer.barrier().await.is_empty());
+    assert_eq!(server.server.stats().slow_consumer_disconnects, 0);
+    server.finish().await;
+}
