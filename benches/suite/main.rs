@@ -477,6 +477,34 @@ fn run(opts: Options) -> Result<(), String> {
         )
     };
 
+    // The same with the history in the durable store (--data-dir, fsync every message): each
+    // message is committed before it is delivered or its receipt sent.
+    let durable_dir = std::env::temp_dir().join(format!("wsb-suite-store-{}", std::process::id()));
+    let durable_history = {
+        let (s, m) = shape(&suite.opts, 100, 2_000);
+        let _ = std::fs::remove_dir_all(&durable_dir);
+        let mut target = suite.wsbroker.clone();
+        if let fanout::ServerProcess::Spawn { args, .. } = &mut target.server {
+            args.extend([
+                "--history".to_string(),
+                "/topic/**=1000".to_string(),
+                "--data-dir".to_string(),
+                durable_dir.display().to_string(),
+            ]);
+        }
+        let cell = suite.stomp(
+            &target,
+            "wsbroker+durable",
+            &format!("durable-history-{s}"),
+            s,
+            m,
+            None,
+            rounds,
+        );
+        let _ = std::fs::remove_dir_all(&durable_dir);
+        cell
+    };
+
     // Paced latency at half the measured maximum message rate of the first shape.
     let latency = match &stomp_rows[0].1 {
         Cell::Measured(r) if r.deliveries_per_sec > 0.0 => {
@@ -575,6 +603,22 @@ fn run(opts: Options) -> Result<(), String> {
         Cell::Skipped("n/a".into()),
         Cell::Skipped("n/a".into()),
         Some(report::Goal::AtLeast(0.85)),
+    ));
+    let durable_ratio = match (&durable_history, &stomp_rows[0].1) {
+        (Cell::Measured(on), Cell::Measured(off)) if off.deliveries_per_sec > 0.0 => {
+            Cell::Measured(on.deliveries_per_sec / off.deliveries_per_sec)
+        }
+        _ => Cell::Skipped("a fan-out run is missing".into()),
+    };
+    rows.push(Row::new(
+        format!(
+            "STOMP {} durable history (--data-dir) / off, deliveries/s",
+            stomp_rows[0].0
+        ),
+        durable_ratio,
+        Cell::Skipped("n/a".into()),
+        Cell::Skipped("n/a".into()),
+        None,
     ));
     let rate_label = match &latency {
         Cell::Measured(r) => format!(" @ {} msg/s x {} subs", r.rate.unwrap_or(0), r.subs),

@@ -44,6 +44,20 @@ fn no_colour_codes_when_stderr_is_not_a_terminal() {
 }
 
 #[test]
+fn help_and_version_go_to_stdout_and_exit_0() {
+    for (flag, expect) in [("--help", "--data-dir <DIR>"), ("--version", "wsbroker ")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsbroker"))
+            .arg(flag)
+            .output()
+            .expect("run wsbroker");
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(expect), "{flag}: {stdout:?}");
+        assert!(out.stderr.is_empty(), "{flag}: nothing on stderr");
+    }
+}
+
+#[test]
 fn a_bad_log_level_exits_2_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_wsbroker"))
         .args(["--listen", "127.0.0.1:0", "--log", "verbose"])

@@ -82,12 +82,18 @@ pub fn layer(
     argv: Vec<OsString>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Layered, String> {
-    // What the flags alone say (errors are reported by the real parse at the end).
-    let flags = command
+    // What the flags alone say (errors are reported by the real parse at the end). Even with
+    // errors ignored, --help and --version end the parse: the real one prints them.
+    let Ok(flags) = command
         .clone()
         .ignore_errors(true)
         .try_get_matches_from(&argv)
-        .map_err(|e| e.to_string())?;
+    else {
+        return Ok(Layered {
+            argv,
+            sources: BTreeMap::new(),
+        });
+    };
     let config_path = flags
         .get_raw("config")
         .and_then(|mut v| v.next().map(OsString::from))
