@@ -1097,6 +1097,18 @@ enum wsb_result wsb_config_set_jwt_permissions(struct wsb_config *config,
                                                const char *publish,
                                                size_t publish_len);
 
+// Private destinations (comma-separated patterns; NULL or empty: none): a SUBSCRIBE to one
+// needs a subscription token in an `x-sub-token` header (a JWT whose `sub` is the session's
+// user and whose `wsb.dest` claim is the destination), whatever the session's permissions;
+// when that token expires the subscription ends (a last MESSAGE on it carries
+// `x-unsubscribed:token expired`). Copied. Needs a key set first.
+//
+// # Safety
+// `config` is NULL or a live config; `patterns` is NULL or valid for `patterns_len` bytes.
+enum wsb_result wsb_config_set_jwt_private(struct wsb_config *config,
+                                           const char *patterns,
+                                           size_t patterns_len);
+
 // The destination a client SENDs a new token to (default "/wsb/refresh") and the largest
 // token accepted in bytes (0 keeps the default, 8192). Copied. Needs a key set first.
 //

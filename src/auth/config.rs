@@ -153,6 +153,11 @@ pub struct AuthConfig {
     /// Destination a client SENDs a new token to (in a `token` header or as the body) to
     /// refresh its session without reconnecting. Default `/wsb/refresh`.
     pub refresh_destination: String,
+    /// Private destinations (patterns): a SUBSCRIBE to one needs a subscription token (an
+    /// `x-sub-token` header: a JWT whose `sub` is the session's user and whose `wsb.dest` is
+    /// the destination), whatever the session's permissions; its expiry ends that
+    /// subscription only. A wildcard SUBSCRIBE that could match one is refused. Default none.
+    pub private: Vec<String>,
 }
 
 /// The default refresh destination.
@@ -174,7 +179,27 @@ impl AuthConfig {
             token_defaults: Permissions::all(),
             anonymous: Permissions::default(),
             refresh_destination: DEFAULT_REFRESH_DESTINATION.into(),
+            private: Vec::new(),
         }
+    }
+
+    /// Whether `destination` (as the client wrote it) is private.
+    pub fn is_private(&self, destination: &str) -> bool {
+        self.private
+            .iter()
+            .any(|p| p == destination || crate::broker::pattern::matches(p, destination))
+    }
+
+    /// Whether the wildcard subscription `pattern` could match a private destination: its
+    /// literal part and a private pattern's literal part are prefixes of one another
+    /// (conservative: a pattern that might reach a private destination is refused).
+    pub fn may_reach_private(&self, pattern: &str) -> bool {
+        let literal = |p: &str| p.split('*').next().unwrap_or_default().to_string();
+        let mine = literal(pattern);
+        self.private.iter().any(|p| {
+            let theirs = literal(p);
+            theirs.starts_with(&mine) || mine.starts_with(&theirs)
+        })
     }
 
     /// Checks the settings (and parses a secret or PEM key); the error names what is wrong.
@@ -184,6 +209,11 @@ impl AuthConfig {
         }
         if !self.refresh_destination.starts_with('/') {
             return Err("auth refresh_destination must start with '/'".into());
+        }
+        if let Some(p) = self.private.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!(
+                "private destination pattern {p:?} must start with '/'"
+            ));
         }
         if let AuthKey::HmacSecret(secret) = &self.key
             && secret.is_empty()

@@ -66,6 +66,27 @@ pub fn upgrade_token(
     query_param(&config.query_param).filter(|t| !t.is_empty())
 }
 
+/// What a raw WebSocket endpoint at `path` lets a client with `grant` (or an anonymous one) do:
+/// connecting needs permission to subscribe to the path; `Ok(true)` when it may also send
+/// (publish to the path). `Err` is the refusal text.
+pub fn endpoint_access(
+    config: &AuthConfig,
+    grant: Option<&Grant>,
+    path: &str,
+) -> Result<bool, String> {
+    let permissions = grant.map_or(&config.anonymous, |g| &g.permissions);
+    if !permissions.may_subscribe(path) {
+        let who = grant.map_or_else(
+            || "anonymous clients".to_string(),
+            |g| format!("user {}", g.subject),
+        );
+        return Err(format!(
+            "permission denied: {who} may not subscribe to {path}"
+        ));
+    }
+    Ok(permissions.may_publish(path))
+}
+
 /// Whether a CONNECT `passcode` has the shape of a JWT (three base64url parts), so that it is
 /// taken as a token; any other passcode is left to the host's connect hook.
 pub fn looks_like_jwt(text: &str) -> bool {

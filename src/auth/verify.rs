@@ -22,6 +22,8 @@ pub struct Grant {
     pub valid_until: u64,
     /// What the session may subscribe and publish to.
     pub permissions: Permissions,
+    /// A subscription token's `wsb.dest`: the one destination it opens.
+    pub destination: Option<String>,
 }
 
 /// Why a token was refused. The text is sent to the client (it names no key material).
@@ -290,11 +292,25 @@ impl Authenticator {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::Claim("sub".into()))?
             .to_string();
+        let destination = match claims
+            .get("wsb")
+            .and_then(|w| w.get("dest"))
+            .or_else(|| claims.get("wsb.dest"))
+        {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| AuthError::Claim("wsb.dest".into()))?
+                    .to_string(),
+            ),
+        };
         Ok(Grant {
             subject,
             expires_at: exp,
             valid_until: exp.saturating_add(self.leeway),
             permissions: permissions(&claims, defaults)?,
+            destination,
         })
     }
 }

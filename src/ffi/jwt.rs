@@ -261,6 +261,30 @@ pub unsafe extern "C" fn wsb_config_set_jwt_permissions(
     })
 }
 
+/// Private destinations (comma-separated patterns; NULL or empty: none): a SUBSCRIBE to one
+/// needs a subscription token in an `x-sub-token` header (a JWT whose `sub` is the session's
+/// user and whose `wsb.dest` claim is the destination), whatever the session's permissions;
+/// when that token expires the subscription ends (a last MESSAGE on it carries
+/// `x-unsubscribed:token expired`). Copied. Needs a key set first.
+///
+/// # Safety
+/// `config` is NULL or a live config; `patterns` is NULL or valid for `patterns_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wsb_config_set_jwt_private(
+    config: *mut wsb_config,
+    patterns: *const c_char,
+    patterns_len: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        with_config(config, |c| {
+            // SAFETY: see the function's safety section.
+            let patterns = list(unsafe { opt_str_arg(patterns, patterns_len, "patterns")? });
+            auth_of(c)?.private = patterns;
+            Ok(())
+        })
+    })
+}
+
 /// The destination a client SENDs a new token to (default "/wsb/refresh") and the largest
 /// token accepted in bytes (0 keeps the default, 8192). Copied. Needs a key set first.
 ///

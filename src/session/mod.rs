@@ -123,6 +123,22 @@ pub struct Session {
     /// disk, and the answer held back until it is (boxed: only between such a publish and
     /// its commit).
     unconfirmed: Option<Box<Unconfirmed>>,
+    /// Subscriptions to private destinations and when their subscription tokens stop
+    /// counting (boxed: most sessions have none).
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes per session without private subscriptions instead of a Vec's 24"
+    )]
+    private_subs: Option<Box<Vec<PrivateSub>>>,
+}
+
+/// A subscription opened by a subscription token.
+#[derive(Debug)]
+struct PrivateSub {
+    id: String,
+    destination: String,
+    /// Its token's `exp` plus the leeway (seconds since the Unix epoch).
+    valid_until: u64,
 }
 
 /// A persisted publish a RECEIPT must wait for.
@@ -177,6 +193,7 @@ impl Session {
             congested: Vec::new(),
             grant: None,
             unconfirmed: None,
+            private_subs: None,
         }
     }
 

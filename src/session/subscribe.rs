@@ -115,6 +115,7 @@ impl Session {
             (None, _) => return Err(Refusal::new("UNSUBSCRIBE frame is missing the 'id' header")),
         };
         self.engine.broker.unsubscribe(self.id, id)?;
+        self.forget_private(id);
         Ok(())
     }
 }

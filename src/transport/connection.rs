@@ -506,8 +506,8 @@ impl Connection {
             .session
             .token_deadline()
             .is_some_and(|expiry| std::time::SystemTime::now() >= expiry)
+            && !self.session.deadline_passed()
         {
-            self.session.expire();
             return false;
         }
         let times = self.keepalive_times();

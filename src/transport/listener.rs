@@ -334,13 +334,20 @@ async fn serve_stream<R, W>(
                         UpgradeDecision::Accept { principal: p } => {
                             buf.advance(consumed);
                             if let Some(endpoint) = endpoint {
-                                let p = p.or_else(|| grant.take().map(|g| g.subject));
-                                raw = Some((endpoint, request, p));
+                                // Token permissions on the endpoint's path (403 without).
+                                match raw_access(&ctx.engine, &endpoint, grant.as_ref()) {
+                                    Ok(access) => {
+                                        let p = p.or_else(|| grant.take().map(|g| g.subject));
+                                        raw = Some((endpoint, request, p, access));
+                                        Ok(response)
+                                    }
+                                    Err(reject) => Err(reject),
+                                }
                             } else {
                                 principal = p;
                                 deflate = request.permessage_deflate;
+                                Ok(response)
                             }
-                            Ok(response)
                         }
                         UpgradeDecision::Reject { status, reason } => {
                             Err(reject_response(status, &reason))
@@ -354,12 +361,13 @@ async fn serve_stream<R, W>(
             };
             match response {
                 Ok(accept) => {
-                    if let Some((endpoint, request, principal)) = raw {
+                    if let Some((endpoint, request, principal, access)) = raw {
                         // The raw connection writes the response itself, once registered.
                         let upgrade = RawUpgrade {
                             endpoint,
                             request,
                             principal,
+                            access,
                             peer,
                             response: accept,
                         };
@@ -549,4 +557,30 @@ fn classify(
         };
     }
     if upgrade { websocket } else { Classified::Http }
+}
+
+/// Token authentication on a raw endpoint: what the upgrade's token (or an anonymous client)
+/// may do there, or the 403 response refusing it.
+fn raw_access(
+    engine: &Engine,
+    endpoint: &RawEndpoint,
+    grant: Option<&crate::auth::Grant>,
+) -> Result<Option<raw_connection::RawAccess>, Vec<u8>> {
+    let Some(config) = engine.config.auth.as_ref() else {
+        return Ok(None);
+    };
+    match crate::auth::endpoint_access(config, grant, &endpoint.path) {
+        Ok(may_send) => Ok(Some(raw_connection::RawAccess {
+            may_send,
+            who: grant.map_or_else(
+                || "anonymous clients".to_string(),
+                |g| format!("user {}", g.subject),
+            ),
+            valid_until: grant.map(|g| g.valid_until),
+        })),
+        Err(why) => {
+            stats::add(&engine.counters().auth_denied, 1);
+            Err(reject_response(403, &why))
+        }
+    }
 }

@@ -34,6 +34,9 @@ pub(crate) struct RawUpgrade {
     pub endpoint: Arc<RawEndpoint>,
     pub request: UpgradeRequest,
     pub principal: Option<String>,
+    /// What the upgrade's token granted (token authentication on): whether the client may
+    /// send, and until when the token counts.
+    pub access: Option<RawAccess>,
     pub peer: SocketAddr,
     /// The 101 response, not written yet.
     pub response: Vec<u8>,
@@ -60,6 +63,7 @@ pub(crate) fn start<R, W, G>(
         endpoint,
         request,
         principal,
+        access,
         peer,
         response,
     } = upgrade;
@@ -91,6 +95,7 @@ pub(crate) fn start<R, W, G>(
         conn,
         decoder,
         keepalive: Keepalive::new(),
+        access: access.map(Box::new),
     };
     tokio::spawn(drive(read, buf, state, writer, shutdown, slot));
 }
@@ -101,6 +106,19 @@ struct RawConnection {
     conn: Arc<RawConn>,
     decoder: MessageDecoder,
     keepalive: Keepalive,
+    /// With token authentication: what the client may do (boxed: absent without it).
+    access: Option<Box<RawAccess>>,
+}
+
+/// A raw client's rights under token authentication (see [`crate::auth::endpoint_access`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RawAccess {
+    /// May send messages to the endpoint (publish to its path).
+    pub may_send: bool,
+    /// Who, for the refusal text.
+    pub who: String,
+    /// The token's `exp` plus the leeway (seconds since the Unix epoch); `None` anonymous.
+    pub valid_until: Option<u64>,
 }
 
 /// Where a raw connection's input processing stands.
@@ -121,8 +139,13 @@ impl RawConnection {
             let mut congestion = Vec::new();
             match self.decoder.decode(buf) {
                 Ok(None) => return RawProgress::Reading,
-                Ok(Some(WsEvent::Text(data))) => self.on_message(data, false, &mut congestion),
-                Ok(Some(WsEvent::Binary(data))) => self.on_message(data, true, &mut congestion),
+                Ok(Some(WsEvent::Text(data))) if self.may_send() => {
+                    self.on_message(data, false, &mut congestion);
+                }
+                Ok(Some(WsEvent::Binary(data))) if self.may_send() => {
+                    self.on_message(data, true, &mut congestion);
+                }
+                Ok(Some(WsEvent::Text(_) | WsEvent::Binary(_))) => return RawProgress::Closing,
                 Ok(Some(WsEvent::Ping(payload))) => {
                     if !self.push_control(Outbound::Pong(payload)) {
                         return RawProgress::Closing;
@@ -149,6 +172,31 @@ impl RawConnection {
                 return RawProgress::Throttled(congestion);
             }
         }
+    }
+
+    /// Whether the client may send (token authentication); if not, it is closed (1008).
+    fn may_send(&self) -> bool {
+        let Some(access) = self.access.as_deref() else {
+            return true;
+        };
+        if access
+            .valid_until
+            .is_some_and(|until| crate::auth::unix_now() >= until)
+        {
+            stats::add(&self.engine.counters().auth_expired, 1);
+            self.close(codes::POLICY_VIOLATION, "token expired");
+            return false;
+        }
+        if access.may_send {
+            return true;
+        }
+        stats::add(&self.engine.counters().auth_denied, 1);
+        let reason = format!(
+            "permission denied: {} may not send to {}",
+            access.who, self.conn.endpoint.path
+        );
+        self.close(codes::POLICY_VIOLATION, &reason);
+        false
     }
 
     fn on_message(&self, data: Bytes, binary: bool, congestion: &mut Congestion) {
@@ -207,13 +255,33 @@ impl RawConnection {
 
     fn next_deadline(&self) -> Instant {
         let times = KeepaliveTimes::of(&self.engine.config);
-        self.keepalive
+        let deadline = self
+            .keepalive
             .deadline(times)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        match self.token_left() {
+            Some(left) => deadline.min(Instant::now() + left),
+            None => deadline,
+        }
+    }
+
+    /// How long the connection's token still counts.
+    fn token_left(&self) -> Option<Duration> {
+        let until = self.access.as_deref()?.valid_until?;
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(until);
+        Some(
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+        )
     }
 
     /// Acts on expired timers; false when the connection is closing.
     fn on_timer(&mut self) -> bool {
+        if self.token_left().is_some_and(|left| left.is_zero()) {
+            stats::add(&self.engine.counters().auth_expired, 1);
+            self.close(codes::POLICY_VIOLATION, "token expired");
+            return false;
+        }
         let times = KeepaliveTimes::of(&self.engine.config);
         match self.keepalive.due(times, Instant::now()) {
             KeepaliveDue::Nothing => true,

@@ -556,3 +556,97 @@ async fn a_flood_of_bad_tokens_is_refused_while_good_clients_connect() {
     }
     assert_eq!(ts.server.stats().auth_refused, 1_000);
 }
+
+/// Raw WebSocket endpoints under token authentication: connecting needs permission to
+/// subscribe to the endpoint's path (else 403), each message permission to publish to it
+/// (else close 1008), and the connection closes when its token expires.
+#[tokio::test]
+async fn raw_endpoints_check_the_token_permissions_on_their_path() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let ts = hmac_server(|a| {
+        a.leeway = Duration::ZERO;
+        a.anonymous.subscribe = vec!["/game/lobby".into()];
+    });
+    let options = wsbroker::RawEndpointOptions {
+        behaviour: wsbroker::RawBehaviour::Broadcast,
+        ..Default::default()
+    };
+    ts.server
+        .add_raw_endpoint("/game/lobby", options.clone())
+        .unwrap();
+    ts.server.add_raw_endpoint("/game/arena", options).unwrap();
+    let open = |path: &str, token: Option<String>| {
+        let query = token
+            .map(|t| format!("?access_token={t}"))
+            .unwrap_or_default();
+        let url = format!("ws://{}{path}{query}", ts.ws);
+        async move { tokio_tungstenite::connect_async(url).await }
+    };
+    let refused = |result: Result<_, WsError>| match result {
+        Err(WsError::Http(response)) => (
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
+        Ok(_) => panic!("expected an HTTP refusal, the upgrade was accepted"),
+    };
+
+    // Anonymous: may join the lobby (listen) but not the arena.
+    let (status, body) = refused(open("/game/arena", None).await);
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("anonymous clients may not subscribe to /game/arena"),
+        "{body}"
+    );
+    let (mut listener, _) = open("/game/lobby", None).await.unwrap();
+    // A player whose token lets it publish to the lobby; one that may only listen.
+    let player = hs256(&json!({"sub": "p1", "exp": now() + 300,
+        "wsb": {"sub": ["/game/**"], "pub": ["/game/lobby"]}}));
+    let (mut p1, _) = open("/game/lobby", Some(player)).await.unwrap();
+    p1.send(WsMessage::text("hello lobby")).await.unwrap();
+    let got = tokio::time::timeout(WAIT, listener.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.into_text().unwrap().as_str(), "hello lobby");
+    // The anonymous listener may not send: closed with 1008, nothing delivered.
+    listener.send(WsMessage::text("let me talk")).await.unwrap();
+    let closed = loop {
+        match tokio::time::timeout(WAIT, listener.next()).await.unwrap() {
+            Some(Ok(WsMessage::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(closed.code), 1008);
+    assert!(
+        closed.reason.contains("may not send to /game/lobby"),
+        "{}",
+        closed.reason
+    );
+
+    // A short token: the connection closes with "token expired" at its exp.
+    let short = hs256(&json!({"sub": "p2", "exp": now() + 2}));
+    let (mut p2, _) = open("/game/arena", Some(short)).await.unwrap();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(6), p2.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WsMessage::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(closed.code), 1008);
+    assert_eq!(closed.reason.as_str(), "token expired");
+    let stats = ts.server.stats();
+    assert!(
+        stats.auth_denied >= 2 && stats.auth_expired >= 1,
+        "{stats:?}"
+    );
+    drop(p1);
+    ts.finish().await;
+}

@@ -609,6 +609,11 @@ async fn websocket_ping_and_close_handshake() {
     server
         .wait_stats("closed", |s| s.connections == 0 && s.sessions == 0)
         .await;
+    // The disconnect hook runs on a callback thread: wait for it (bounded).
+    let deadline = Instant::now() + common::WAIT;
+    while seen.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(*seen.lock().unwrap(), vec![session]);
     server.finish().await;
 }

@@ -104,3 +104,34 @@ def test_on_connect_sees_the_tokens_subject_as_principal(make_server, pump_of) -
     with WsClient(f"{server.url}?access_token={token}") as c:
         assert c.connect(login="", passcode="").headers.get("user-name") == "host-alice"
     assert seen == ["alice"]
+
+
+def test_stomppy_private_destination_with_a_subscription_token(make_server) -> None:
+    server = make_server(port=0, tcp_port=0, jwt_hmac_secret=SECRET, jwt_private=["/topic/private/**"])
+    assert server.config.jwt_private == ("/topic/private/**",)
+    exp = int(time.time()) + 60
+    room = f"/topic/private/{unique('room')}"
+    conn = stomppy_tcp("127.0.0.1", server.tcp_port)
+    col = Collector()
+    conn.set_listener("collector", col)
+    try:
+        conn.connect("ignored", hs256({"sub": "ivan", "exp": exp, "wsb": {"sub": [], "pub": [room]}}), wait=True)
+        sub_token = hs256({"sub": "ivan", "exp": exp, "wsb": {"dest": room}})
+        receipt = unique("sub")
+        conn.subscribe(room, id="p", headers={"x-sub-token": sub_token, "receipt": receipt})
+        col.wait_for(lambda: receipt in col.receipts, "RECEIPT")
+        conn.send(room, "private hello", headers={"receipt": unique("send")})
+        col.wait_messages(1)
+        assert col.messages[0].body == "private hello"
+        # The refresh of a subscription token names the subscription.
+        newer = hs256({"sub": "ivan", "exp": exp + 600, "wsb": {"dest": room}})
+        receipt = unique("refresh")
+        conn.send("/wsb/refresh", "", headers={"subscription": "p", "token": newer, "receipt": receipt})
+        col.wait_for(lambda: receipt in col.receipts, "refresh RECEIPT")
+        # Without a subscription token the same destination is refused.
+        conn.subscribe(room, id="q", headers={"receipt": unique("bare")})
+        col.wait_for(lambda: col.errors, "an ERROR")
+        assert "private destination" in col.errors[0].headers.get("message", "")
+    finally:
+        stomppy_close(conn)
+    assert server.stats().auth_refreshed == 1

@@ -225,6 +225,11 @@ struct JwtArgs {
     /// Pattern sessions without a token may publish to (repeatable; default: none).
     #[arg(long, value_name = "PATTERN", requires = "jwt_key")]
     allow_publish: Vec<String>,
+    /// Private destinations (repeatable pattern): a SUBSCRIBE needs a subscription token in an
+    /// `x-sub-token` header (`sub` = the session's user, `wsb.dest` = the destination); its
+    /// expiry ends that subscription only.
+    #[arg(long, value_name = "PATTERN", requires = "jwt_key")]
+    jwt_private: Vec<String>,
 }
 
 /// The library's token-authentication defaults.
@@ -272,6 +277,7 @@ impl JwtArgs {
         }
         config.anonymous.subscribe = self.allow_subscribe.clone();
         config.anonymous.publish = self.allow_publish.clone();
+        config.private.clone_from(&self.jwt_private);
         Ok(Some(config))
     }
 }

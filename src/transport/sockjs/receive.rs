@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::encode::{close_text, encode_batch};
-use super::session::{AttachError, SockJsSession};
+use super::session::{AttachError, Receiving, SockJsSession};
 use crate::sockjs::frame::{
     ANOTHER_CONNECTION, HEARTBEAT, OPEN, Wrapping, array_frame, close_frame,
 };
@@ -58,18 +58,26 @@ impl OwnedWrapping {
 /// Starts producing the response body; the returned channel is the body.
 pub(crate) fn start(session: Arc<SockJsSession>, plan: ReceivePlan) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(run(session, plan, tx));
+    // Attached here, before the response head can go out: requests attach in the order they
+    // arrive, so a second one made after the first got its head is always the busy one.
+    let attached = session.attach();
+    tokio::spawn(run(session, plan, tx, attached));
     rx
 }
 
-async fn run(session: Arc<SockJsSession>, plan: ReceivePlan, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    session: Arc<SockJsSession>,
+    plan: ReceivePlan,
+    tx: mpsc::Sender<Bytes>,
+    attached: Result<Receiving, AttachError>,
+) {
     if let Some(prelude) = &plan.prelude
         && tx.send(Bytes::from(prelude.clone())).await.is_err()
     {
-        return;
+        return; // dropping `attached` detaches it
     }
     let send = |frame: &str| tx.send(plan.wrapping.wrap(frame));
-    let receiving = match session.attach() {
+    let receiving = match attached {
         Ok(receiving) => receiving,
         Err(AttachError::Busy) => {
             let _ = send(&close_frame(ANOTHER_CONNECTION.0, ANOTHER_CONNECTION.1)).await;

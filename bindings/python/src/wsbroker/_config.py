@@ -259,7 +259,8 @@ def _relay(config: "Config", handle: int) -> None:
 #: The token-authentication settings other than the key, in the order they are re-issued.
 JWT_SETTINGS = ("jwt_algorithms", "jwt_issuer", "jwt_audience", "jwt_leeway_s", "jwt_cookie",
                 "jwt_query_param", "jwt_required", "jwt_default_subscribe", "jwt_default_publish",
-                "allow_subscribe", "allow_publish", "jwt_refresh_destination", "jwt_max_token_size")
+                "allow_subscribe", "allow_publish", "jwt_refresh_destination", "jwt_max_token_size",
+                "jwt_private")
 JWT_KEYS = ("jwt_hmac_secret", "jwt_public_key", "jwt_jwks_file")
 
 
@@ -375,6 +376,8 @@ def _jwt(config: "Config", handle: int) -> None:
     dest = cv.text(config.jwt_refresh_destination, "jwt_refresh_destination")
     check(lib.wsb_config_set_jwt_refresh(handle, dest, len(dest), config.jwt_max_token_size),
           "jwt_refresh_destination/jwt_max_token_size")
+    private = cv.text(",".join(config.jwt_private), "jwt_private")
+    check(lib.wsb_config_set_jwt_private(handle, private, len(private)), "jwt_private")
 
 
 class Config(Managed):
@@ -546,6 +549,10 @@ class Config(Managed):
     jwt_refresh_destination = Setting("/wsb/refresh", _str, _jwt,
                                       "Destination a client SENDs a new token to (refresh without reconnecting).")
     jwt_max_token_size = Setting(8192, cv.usize, _jwt, "Largest token accepted, in bytes.")
+    jwt_private = Setting((), _patterns, _jwt,
+                          "Private destinations: a SUBSCRIBE needs a subscription token (x-sub-token header; "
+                          "sub = the session's user, wsb.dest = the destination); its expiry ends that "
+                          "subscription only.")
 
     def __init__(self, *, allowed_origins: Iterable[str] = (), app_prefixes: Iterable[str] = (),
                  history: Iterable[Any] = (), presence: Iterable[str] = (), **settings: Any) -> None:

@@ -398,6 +398,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_set_jwt_sources": (_res, [_cfg, _str, _len, _str, _len]),
     "wsb_config_set_jwt_required": (_res, [_cfg, c_bool]),
     "wsb_config_set_jwt_permissions": (_res, [_cfg, c_uint32, _str, _len, _str, _len]),
+    "wsb_config_set_jwt_private": (_res, [_cfg, _str, _len]),
     "wsb_config_set_jwt_refresh": (_res, [_cfg, _str, _len, c_size_t]),
     # relay mode (wsbroker._config)
     "wsb_config_set_relay": (_res, [_cfg, _str, _len]),

@@ -1,6 +1,7 @@
 // JWT token authentication (docs/authentication.md) with @stomp/stompjs: HS256 tokens in the
 // CONNECT passcode or token header, wsb.sub/wsb.pub permissions, refresh on the live connection
-// by SEND to /wsb/refresh, and expiry closing a session that did not refresh.
+// by SEND to /wsb/refresh, expiry closing a session that did not refresh, and private
+// destinations opened by subscription tokens whose expiry ends only that subscription.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -22,7 +23,8 @@ before(async () => {
   const secretFile = path.join(tmpDir, 'hs256.secret');
   await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 });
   // Leeway 0: a token is refused (and a session closed) exactly at its `exp`.
-  broker = await startBroker(['--jwt-hmac-secret-file', secretFile, '--jwt-leeway', '0']);
+  broker = await startBroker(['--jwt-hmac-secret-file', secretFile, '--jwt-leeway', '0',
+    '--jwt-private', '/topic/private/**']);
 });
 after(async () => {
   try {
@@ -178,5 +180,49 @@ test('without refresh, a ~2 s token gets ERROR "token expired" and the session i
       assert.equal(inbox.items.length, 0);
     } finally {
       await disconnectAll(c.client);
+    }
+  });
+
+test('a private destination opens with a subscription token; its expiry ends only that subscription',
+  { skip: WSBROKER_ONLY }, async () => {
+    const room = `/topic/private/${uniqueDest('topic', 'jwt-private').split('/').pop()}`;
+    const open = uniqueDest('topic', 'jwt-open');
+    // grace's own token may not subscribe to anything: the subscription token is what counts.
+    const c = await connect(broker, {
+      connectHeaders: { token: sign({ sub: 'grace', exp: expIn(300), 'wsb.sub': [open], 'wsb.pub': [] }) },
+    });
+    const s = watchSession(c);
+    const pub = await connect(broker, {
+      connectHeaders: { token: sign({ sub: 'heidi', exp: expIn(300), 'wsb.pub': [room, open] }) },
+    });
+    try {
+      const subExp = expIn(2);
+      const { inbox } = await subscribe(c.client, room, {
+        'x-sub-token': sign({ sub: 'grace', exp: subExp, wsb: { dest: room } }),
+      });
+      const { inbox: openInbox } = await subscribe(c.client, open);
+      await publish(pub.client, { destination: room, body: 'for grace' });
+      assert.equal((await inbox.next()).body, 'for grace');
+
+      // At the subscription token's exp the broker ends that subscription with a last MESSAGE.
+      const last = await inbox.next(subExp * 1000 - Date.now() + 5000, 'x-unsubscribed MESSAGE');
+      assert.equal(last.headers['x-unsubscribed'], 'token expired');
+      assert.equal(last.body, '');
+      await publish(pub.client, { destination: room, body: 'after the sub token' });
+      await publish(pub.client, { destination: open, body: 'still here' });
+      assert.equal((await openInbox.next()).body, 'still here', 'the session and its other subscription go on');
+      assert.equal(inbox.items.length, 2, 'nothing after the subscription ended');
+      assert.equal(s.error, null);
+      assert.ok(c.client.connected);
+
+      // Without a subscription token a private destination is an ERROR naming it.
+      const bare = await connect(broker, { connectHeaders: { token: sign({ sub: 'grace', exp: expIn(300) }) } });
+      const bs = watchSession(bare);
+      bare.client.subscribe(room, () => {});
+      const error = await withTimeout(bs.errored, 5000, 'ERROR for a private SUBSCRIBE without a token');
+      assert.match(error.headers.message, /private destination/);
+      await disconnectAll(bare.client);
+    } finally {
+      await disconnectAll(c.client, pub.client);
     }
   });
