@@ -4,6 +4,9 @@
 //!
 //! A measurement, not a test: it prints figures and asserts nothing about timing.
 //!
+//! The same for a raw (non-STOMP) broadcast endpoint: the messages come from one more raw
+//! client on the endpoint, and every other client gets them as they are.
+//!
 //! ```text
 //! cargo run --release --example deflate_fanout                 # 200 subscribers × 2,000 messages
 //! cargo run --release --example deflate_fanout -- 50 500 1     # subscribers, messages, level
@@ -83,6 +86,7 @@ fn client_frame(payload: &[u8]) -> Vec<u8> {
 /// A subscriber that counts MESSAGE frames and the bytes it reads after the handshake.
 async fn subscriber(
     addr: SocketAddr,
+    raw: bool,
     offer_deflate: bool,
     ready: Arc<AtomicU64>,
     received: Arc<AtomicU64>,
@@ -95,8 +99,9 @@ async fn subscriber(
     } else {
         ""
     };
+    let path = if raw { RAW_PATH } else { "/ws" };
     let req = format!(
-        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -113,17 +118,22 @@ async fn subscriber(
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     assert_eq!(head.contains("permessage-deflate"), offer_deflate, "{head}");
     buf.drain(..head_end);
-    s.write_all(&client_frame(
-        b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\0",
-    ))
-    .await
-    .unwrap();
-    s.write_all(&client_frame(
-        format!("SUBSCRIBE\nid:0\ndestination:{DEST}\nreceipt:ready\n\n\0").as_bytes(),
-    ))
-    .await
-    .unwrap();
-    let mut saw_receipt = false;
+    // A raw client is a member of the endpoint once its handshake completed.
+    let mut saw_receipt = raw;
+    if raw {
+        ready.fetch_add(1, Ordering::Relaxed);
+    } else {
+        s.write_all(&client_frame(
+            b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\0",
+        ))
+        .await
+        .unwrap();
+        s.write_all(&client_frame(
+            format!("SUBSCRIBE\nid:0\ndestination:{DEST}\nreceipt:ready\n\n\0").as_bytes(),
+        ))
+        .await
+        .unwrap();
+    }
     loop {
         // Parse every complete frame in the buffer.
         loop {
@@ -177,7 +187,7 @@ struct Figures {
     elapsed: f64,
 }
 
-fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
+fn run(subscribers: u64, messages: u64, raw: bool, deflate: bool, level: u32) -> Figures {
     let server = Server::new({
         let mut c = ServerConfig::default();
         c.listen = "127.0.0.1:0".parse().unwrap();
@@ -186,6 +196,13 @@ fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
         c
     })
     .expect("config");
+    let broadcast = wsbroker::RawEndpointOptions {
+        behaviour: wsbroker::RawBehaviour::Broadcast,
+        ..Default::default()
+    };
+    server
+        .add_raw_endpoint(RAW_PATH, broadcast)
+        .expect("raw endpoint");
     server.start().expect("start");
     let addr = server.local_addr().expect("address");
     let ready = Arc::new(AtomicU64::new(0));
@@ -209,6 +226,7 @@ fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
                     .map(|_| {
                         tokio::spawn(subscriber(
                             addr,
+                            raw,
                             deflate,
                             ready.clone(),
                             received.clone(),
@@ -229,13 +247,25 @@ fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
         std::thread::sleep(Duration::from_millis(5));
     }
     let bodies: Vec<String> = (0..messages).map(json_body).collect();
+    // Raw: the messages come from one more client of the endpoint (a blocking socket here).
+    let mut raw_publisher = raw.then(|| raw_client(addr));
     let worker_before = threads_cpu_secs("wsbroker-worker");
     let publish_before = this_thread_cpu_secs();
     let started = Instant::now();
     for (i, body) in bodies.iter().enumerate() {
-        server
-            .publish(DEST, &[("content-type", "application/json")], body.clone())
-            .expect("publish");
+        match raw_publisher.as_mut() {
+            Some(socket) => {
+                use std::io::Write;
+                socket
+                    .write_all(&client_frame(body.as_bytes()))
+                    .expect("raw publish");
+            }
+            None => {
+                server
+                    .publish(DEST, &[("content-type", "application/json")], body.clone())
+                    .expect("publish");
+            }
+        }
         // Stay within the per-connection outbound bound: let each batch drain first.
         if (i as u64 + 1).is_multiple_of(BATCH) {
             let want = (i as u64 + 1) * subscribers;
@@ -263,6 +293,27 @@ fn run(subscribers: u64, messages: u64, deflate: bool, level: u32) -> Figures {
     figures
 }
 
+const RAW_PATH: &str = "/raw";
+
+/// A blocking raw WebSocket client of the broadcast endpoint (no compression offered).
+fn raw_client(addr: SocketAddr) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).unwrap();
+    let req = format!(
+        "GET {RAW_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed during the handshake");
+        head.push(byte[0]);
+    }
+    s
+}
+
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
@@ -281,12 +332,18 @@ fn main() {
         "mode", "wire bytes", "B/delivery", "compressed", "worker CPU s", "publish CPU s", "wall s"
     );
     let mut plain_bytes = 0;
-    for deflate in [false, true] {
-        let f = run(subscribers, messages, deflate, level);
+    for (raw, deflate) in [(false, false), (false, true), (true, false), (true, true)] {
+        let f = run(subscribers, messages, raw, deflate, level);
         let deliveries = subscribers * messages;
+        let mode = match (raw, deflate) {
+            (false, false) => "uncompressed",
+            (false, true) => "deflate",
+            (true, false) => "raw",
+            (true, true) => "raw deflate",
+        };
         println!(
             "{:<14} {:>14} {:>12.0} {:>12} {:>14.2} {:>13.2} {:>10.2}",
-            if deflate { "deflate" } else { "uncompressed" },
+            mode,
             f.wire_bytes,
             f.wire_bytes as f64 / deliveries as f64,
             f.compressed,

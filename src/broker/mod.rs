@@ -20,6 +20,7 @@ pub mod message;
 pub mod outbox;
 pub mod pattern;
 pub mod presence;
+pub mod shared_frame;
 pub mod stats;
 mod sub_map;
 pub mod subscription;

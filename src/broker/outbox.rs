@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::message::Message;
+use super::shared_frame::SharedFrame;
 use crate::stomp::escape::{Escaping, escaping_for};
 use crate::stomp::frame::Command;
 use crate::stomp::version::Version;
@@ -140,7 +141,7 @@ pub enum Outbound {
     Message(Delivery),
     /// A complete, encoded WebSocket data frame of a raw (non-STOMP) connection, shared by
     /// every connection it goes to (see `crate::raw`).
-    WsFrame(Bytes),
+    WsFrame(Arc<SharedFrame>),
     /// A WebSocket pong answering a ping (transport level; ignored on TCP).
     Pong(Bytes),
     /// A WebSocket ping probing a quiet peer (transport level; ignored on TCP).
@@ -153,9 +154,8 @@ impl Outbound {
     /// Bytes the item accounts for against the queue's bound.
     fn weight(&self) -> usize {
         match self {
-            Outbound::Frame(b) | Outbound::WsFrame(b) | Outbound::Pong(b) | Outbound::Ping(b) => {
-                b.len()
-            }
+            Outbound::Frame(b) | Outbound::Pong(b) | Outbound::Ping(b) => b.len(),
+            Outbound::WsFrame(f) => f.wire_len(),
             Outbound::Message(d) => d.message.body().len() + d.message.destination().len() + 96,
             Outbound::Close(_) => 0,
         }
@@ -500,7 +500,7 @@ impl Outbox {
     /// when `drop_oldest`.
     pub fn push_frame_lossy(
         &self,
-        frame: Bytes,
+        frame: Arc<SharedFrame>,
         drop_oldest: bool,
     ) -> Result<LossyPush, PushError> {
         self.push_dropping(Outbound::WsFrame(frame), drop_oldest, |queued| {

@@ -141,6 +141,8 @@ pub unsafe extern "C" fn wsb_server_add_raw_endpoint(
                     .collect(),
                 slow_consumer_policy: policy(slow_consumer_policy)?,
                 max_message_size: (max_message_size > 0).then_some(max_message_size),
+                // Compression as the server's config says (wsb_config_set_permessage_deflate).
+                ..RawEndpointOptions::default()
             };
             Ok(s.server.add_raw_endpoint(path, options)?)
         })

@@ -47,6 +47,15 @@ pub struct RawEndpointOptions {
     /// Largest message accepted from a client (larger ones close with 1009); `None`: the
     /// server's WebSocket message limit (`max_frame_size` + 4 KiB).
     pub max_message_size: Option<usize>,
+    /// Accept permessage-deflate (RFC 7692) offers on this endpoint; `None`: the server's
+    /// `permessage_deflate` (on by default). Negotiated as on the STOMP endpoint; a message
+    /// sent to many connections is compressed once for all of them.
+    pub permessage_deflate: Option<bool>,
+    /// Outbound messages smaller than this go uncompressed; `None`: the server's
+    /// `deflate_threshold`.
+    pub deflate_threshold: Option<usize>,
+    /// zlib level 1..=9 of outbound messages; `None`: the server's `deflate_level`.
+    pub deflate_level: Option<u32>,
 }
 
 /// A registered endpoint with its resolved settings.
@@ -57,6 +66,9 @@ pub struct RawEndpoint {
     pub(crate) policy: SlowConsumerPolicy,
     pub(crate) limits: WsLimits,
     pub(crate) handshake: Arc<HandshakeConfig>,
+    /// Outbound compression settings when a connection negotiated permessage-deflate.
+    pub(crate) deflate_threshold: usize,
+    pub(crate) deflate_level: u32,
 }
 
 impl RawEndpoint {

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use parking_lot::{Mutex, RwLock};
 
 use super::endpoint::{RawEndpoint, RawEndpointOptions};
 use super::topics::TopicRegistry;
 use crate::broker::outbox::{CloseReason, LossyPush, Outbound, Outbox, PushError};
+use crate::broker::shared_frame::SharedFrame;
 use crate::broker::stats::{self, Counters};
 use crate::broker::{Congestion, SlowConsumerPolicy};
 use crate::error::{Error, Result};
@@ -22,11 +23,12 @@ use crate::ws::handshake::HandshakeConfig;
 
 /// Encodes one complete, unmasked, final data frame (header and payload in one buffer, so a
 /// receiver's writer hands it to the socket as a single slice).
-pub fn encode_data_frame(payload: &[u8], binary: bool) -> Bytes {
+pub fn encode_data_frame(payload: &[u8], binary: bool) -> Arc<SharedFrame> {
     let opcode = if binary { OpCode::Binary } else { OpCode::Text };
     let mut out = BytesMut::with_capacity(payload.len() + 10);
     encode_frame(opcode, payload, &mut out);
-    out.freeze()
+    let header_len = out.len() - payload.len();
+    Arc::new(SharedFrame::new(out.freeze(), header_len, binary))
 }
 
 /// One open raw connection as the rest of the server sees it.
@@ -62,7 +64,7 @@ impl RawConn {
     }
 
     /// Queues `frame` under the endpoint's slow-consumer policy; true when it was queued.
-    pub(crate) fn deliver(&self, frame: Bytes, counters: &Counters) -> bool {
+    pub(crate) fn deliver(&self, frame: Arc<SharedFrame>, counters: &Counters) -> bool {
         let pushed = match self.endpoint.policy {
             SlowConsumerPolicy::Disconnect => {
                 // The close slot is held across the push: a reader that sees the overflow's
@@ -118,7 +120,7 @@ impl RawConn {
     /// Queues `frame`, noting in `congestion` whether that left the queue congested.
     pub(crate) fn deliver_noting(
         &self,
-        frame: Bytes,
+        frame: Arc<SharedFrame>,
         counters: &Counters,
         congestion: &mut Congestion,
     ) -> bool {
@@ -147,6 +149,12 @@ pub struct RawDefaults<'a> {
     pub slow_consumer_policy: SlowConsumerPolicy,
     /// Allowed `Origin` values (empty: any).
     pub allowed_origins: &'a [String],
+    /// Accept permessage-deflate offers, unless `RawEndpointOptions::permessage_deflate` says.
+    pub permessage_deflate: bool,
+    /// Outbound messages below this size go uncompressed (unless the options say).
+    pub deflate_threshold: usize,
+    /// zlib level of outbound messages (unless the options say).
+    pub deflate_level: u32,
 }
 
 /// Endpoints, connections, topics.
@@ -178,6 +186,11 @@ impl RawHub {
             )));
         }
         let max = options.max_message_size.unwrap_or(config.max_message_size);
+        if options.deflate_level.is_some_and(|l| !(1..=9).contains(&l)) {
+            return Err(Error::InvalidArgument(
+                "deflate_level must be between 1 and 9".into(),
+            ));
+        }
         if max == 0 {
             return Err(Error::InvalidArgument(
                 "max_message_size must be at least 1".into(),
@@ -199,10 +212,17 @@ impl RawHub {
                 allowed_origins: config.allowed_origins.to_vec(),
                 subprotocols: options.subprotocols,
                 require_subprotocol: false,
-                // Raw frames are encoded once and shared uncompressed; decline the offer.
-                permessage_deflate: false,
+                // Negotiated as on the STOMP endpoint: no context takeover either way, so a
+                // shared frame is compressed once for every receiver.
+                permessage_deflate: options
+                    .permessage_deflate
+                    .unwrap_or(config.permessage_deflate),
                 ..HandshakeConfig::default()
             }),
+            deflate_threshold: options
+                .deflate_threshold
+                .unwrap_or(config.deflate_threshold),
+            deflate_level: options.deflate_level.unwrap_or(config.deflate_level),
         });
         let mut endpoints = self.endpoints.write();
         if endpoints.contains_key(&path) {
@@ -269,7 +289,7 @@ impl RawHub {
     pub(crate) fn broadcast_from(
         &self,
         from: &RawConn,
-        frame: Bytes,
+        frame: Arc<SharedFrame>,
         counters: &Counters,
         congestion: &mut Congestion,
     ) -> usize {
@@ -421,6 +441,9 @@ mod tests {
         max_message_size: 1 << 20,
         slow_consumer_policy: SlowConsumerPolicy::Disconnect,
         allowed_origins: &[],
+        permessage_deflate: true,
+        deflate_threshold: 256,
+        deflate_level: 6,
     };
 
     fn hub_with(behaviour: RawBehaviour, policy: SlowConsumerPolicy) -> (RawHub, Arc<RawEndpoint>) {
@@ -447,11 +470,12 @@ mod tests {
 
     #[test]
     fn data_frames_are_complete_and_unmasked() {
-        assert_eq!(&encode_data_frame(b"hi", false)[..], b"\x81\x02hi");
-        assert_eq!(&encode_data_frame(b"", true)[..], b"\x82\x00");
+        assert_eq!(&encode_data_frame(b"hi", false).frame()[..], b"\x81\x02hi");
+        assert_eq!(&encode_data_frame(b"", true).frame()[..], b"\x82\x00");
         let big = encode_data_frame(&[7; 300], true);
-        assert_eq!(&big[..4], b"\x82\x7e\x01\x2c");
-        assert_eq!(big.len(), 304);
+        assert_eq!(&big.frame()[..4], b"\x82\x7e\x01\x2c");
+        assert_eq!(big.wire_len(), 304);
+        assert_eq!((big.payload_len(), big.is_binary()), (300, true));
     }
 
     #[test]
@@ -493,8 +517,8 @@ mod tests {
         let (fa, fb) = (drain(&a.outbox), drain(&b.outbox));
         match (&fa[..], &fb[..]) {
             ([Outbound::WsFrame(x)], [Outbound::WsFrame(y)]) => {
-                assert_eq!(&x[..], b"\x82\x01x");
-                assert_eq!(x.as_ptr(), y.as_ptr(), "one encoding shared by both");
+                assert_eq!(&x.frame()[..], b"\x82\x01x");
+                assert!(Arc::ptr_eq(x, y), "one encoding shared by both");
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -562,18 +586,18 @@ mod tests {
         // Drop-oldest: the newest frames are kept.
         let (conn, sent) = send_three_to_room_for_two(SlowConsumerPolicy::DropOldest);
         assert!(matches!(sent, [Ok(()), Ok(()), Ok(())]), "{sent:?}");
-        let kept: Vec<Bytes> = drain(&conn.outbox)
+        let kept: Vec<bytes::Bytes> = drain(&conn.outbox)
             .into_iter()
             .map(|o| match o {
-                Outbound::WsFrame(f) => f,
+                Outbound::WsFrame(f) => f.frame().clone(),
                 other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(
             kept,
             [
-                encode_data_frame(b"2", false),
-                encode_data_frame(b"3", false)
+                encode_data_frame(b"2", false).frame().clone(),
+                encode_data_frame(b"3", false).frame().clone()
             ]
         );
 

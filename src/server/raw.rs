@@ -28,6 +28,9 @@ impl Server {
             max_message_size: config.max_ws_message_size(),
             slow_consumer_policy: config.broker.slow_consumer_policy,
             allowed_origins: &config.allowed_origins,
+            permessage_deflate: config.permessage_deflate,
+            deflate_threshold: config.deflate_threshold,
+            deflate_level: config.deflate_level,
         };
         engine.raw.add_endpoint(&defaults, path, options)?;
         Ok(())

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 
 use crate::broker::message::Message;
+use crate::broker::shared_frame::SharedFrame;
 use crate::stomp::escape::Escaping;
 use crate::ws::deflate::{DeflateParams, MAX_STORED_BLOCK, MAX_WINDOW_BITS, deflate_shared};
 
@@ -43,6 +44,19 @@ impl OutboundDeflate {
             return None;
         }
         deflate_shared(payload, self.window_bits, self.level)
+    }
+
+    /// A raw data frame's payload compressed, or `None` to send the frame as it is. With the
+    /// full window it is compressed once and shared by every connection the frame goes to.
+    pub(crate) fn shared_payload(&self, frame: &SharedFrame) -> Option<Bytes> {
+        if frame.payload_len() < self.threshold {
+            return None;
+        }
+        if self.window_bits == MAX_WINDOW_BITS {
+            frame.compressed(|payload| self.compress(payload)).cloned()
+        } else {
+            self.compress(&frame.payload())
+        }
     }
 
     /// For a MESSAGE frame whose per-delivery `prefix` precedes the message's shared tail: the

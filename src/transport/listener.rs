@@ -338,6 +338,7 @@ async fn serve_stream<R, W>(
                                 match raw_access(&ctx.engine, &endpoint, grant.as_ref()) {
                                     Ok(access) => {
                                         let p = p.or_else(|| grant.take().map(|g| g.subject));
+                                        deflate = request.permessage_deflate;
                                         raw = Some((endpoint, request, p, access));
                                         Ok(response)
                                     }
@@ -368,6 +369,7 @@ async fn serve_stream<R, W>(
                             request,
                             principal,
                             access,
+                            deflate,
                             peer,
                             response: accept,
                         };

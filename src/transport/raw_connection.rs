@@ -37,6 +37,8 @@ pub(crate) struct RawUpgrade {
     /// What the upgrade's token granted (token authentication on): whether the client may
     /// send, and until when the token counts.
     pub access: Option<RawAccess>,
+    /// permessage-deflate as agreed in the upgrade response.
+    pub deflate: Option<crate::ws::deflate::DeflateParams>,
     pub peer: SocketAddr,
     /// The 101 response, not written yet.
     pub response: Vec<u8>,
@@ -64,10 +66,16 @@ pub(crate) fn start<R, W, G>(
         request,
         principal,
         access,
+        deflate,
         peer,
         response,
     } = upgrade;
     let outbox = engine.broker.new_outbox();
+    let outbound = super::deflate::OutboundDeflate::new(
+        deflate,
+        endpoint.deflate_threshold,
+        endpoint.deflate_level,
+    );
     // The writer sends the response first, then what is queued (the host may queue from
     // `RawOpen` on); the response stays outside the queue's bound and buffered bytes.
     let (queue, counters) = (outbox.clone(), engine.counters().clone());
@@ -75,9 +83,13 @@ pub(crate) fn start<R, W, G>(
         let mut write = write;
         write.write_all(&response).await?;
         drop(response);
-        writer::run(write, queue, Framing::PlainWebSocket, None, counters).await
+        writer::run(write, queue, Framing::PlainWebSocket, outbound, counters).await
     });
-    let decoder = MessageDecoder::new(endpoint.limits);
+    let mut decoder = MessageDecoder::new(endpoint.limits);
+    if deflate.is_some() {
+        // Inflated within the endpoint's message limit (1009 past it).
+        decoder.enable_permessage_deflate();
+    }
     let conn = engine
         .raw
         .open(engine.next_session_id(), endpoint.clone(), outbox);

@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::deflate::OutboundDeflate;
 use crate::broker::outbox::{CloseReason, Delivery, Outbound, Outbox};
+use crate::broker::shared_frame::SharedFrame;
 use crate::broker::stats::{self, Counters};
 use crate::session::error_frame;
 use crate::stomp::encoder::{encode, encode_header_line};
@@ -100,6 +101,27 @@ impl Batch {
         };
         self.push_ws_header(opcode, bytes.len(), compressed);
         self.pieces.push(Piece::Shared(bytes));
+    }
+
+    /// A shared raw data frame: as it is, or (permessage-deflate negotiated) with its payload
+    /// compressed once for every connection that shares the frame.
+    fn push_raw(&mut self, frame: &SharedFrame) {
+        let compressed = self
+            .deflate
+            .as_deref()
+            .and_then(|d| d.shared_payload(frame));
+        match compressed {
+            Some(payload) => {
+                let opcode = if frame.is_binary() {
+                    OpCode::Binary
+                } else {
+                    OpCode::Text
+                };
+                self.push_ws_header(opcode, payload.len(), true);
+                self.pieces.push(Piece::Shared(payload));
+            }
+            None => self.pieces.push(Piece::Shared(frame.frame().clone())),
+        }
     }
 
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
@@ -339,7 +361,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                     self.batch.push_shared(opcode, bytes);
                 }
                 Outbound::Message(delivery) => self.batch.push_message(&self.outbox, &delivery),
-                Outbound::WsFrame(frame) => self.batch.pieces.push(Piece::Shared(frame)),
+                Outbound::WsFrame(frame) => self.batch.push_raw(&frame),
                 Outbound::Pong(payload) => self.batch.push_control(OpCode::Pong, &payload),
                 Outbound::Ping(payload) => self.batch.push_control(OpCode::Ping, &payload),
                 Outbound::Close(reason) => {

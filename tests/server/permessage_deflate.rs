@@ -72,6 +72,11 @@ impl RawClient {
     /// Upgrades, offering `offer` in `Sec-WebSocket-Extensions` when given; returns the client
     /// and the response head.
     async fn connect(addr: SocketAddr, offer: Option<&str>) -> (RawClient, String) {
+        RawClient::connect_to(addr, "/ws", offer).await
+    }
+
+    /// [`RawClient::connect`] on another path (a raw endpoint).
+    async fn connect_to(addr: SocketAddr, path: &str, offer: Option<&str>) -> (RawClient, String) {
         let mut stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
             .await
             .expect("connect in time")
@@ -80,7 +85,7 @@ impl RawClient {
             .map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n"))
             .unwrap_or_default();
         let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n{extensions}\r\n"
         );
@@ -523,4 +528,71 @@ async fn c_abi_setter_switches_compression() {
         .await
         .unwrap();
     }
+}
+
+/// Raw (non-STOMP) endpoints negotiate permessage-deflate exactly as the STOMP endpoint does,
+/// inflate what clients compress (within the endpoint's limit: 1009 past it), and compress a
+/// broadcast once for every receiver that negotiated it.
+#[tokio::test]
+async fn raw_endpoints_negotiate_and_compress_like_the_stomp_endpoint() {
+    let server = TestServer::start();
+    let options = |behaviour| wsbroker::RawEndpointOptions {
+        behaviour,
+        max_message_size: Some(64 * 1024),
+        ..Default::default()
+    };
+    let s = &server.server;
+    s.add_raw_endpoint("/echo", options(wsbroker::RawBehaviour::Echo)).unwrap();
+    s.add_raw_endpoint("/room", options(wsbroker::RawBehaviour::Broadcast)).unwrap();
+    let off = wsbroker::RawEndpointOptions {
+        permessage_deflate: Some(false),
+        ..options(wsbroker::RawBehaviour::Echo)
+    };
+    s.add_raw_endpoint("/plain", off).unwrap();
+    for offer in [
+        CHROMIUM_OFFER,
+        "permessage-deflate; client_max_window_bits=15",
+        "permessage-deflate; server_max_window_bits=12; client_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover",
+    ] {
+        let (_, head) = RawClient::connect_to(server.ws, "/echo", Some(offer)).await;
+        assert!(head.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"), "{offer}: {head}");
+    }
+    let (_, head) = RawClient::connect_to(server.ws, "/plain", Some(CHROMIUM_OFFER)).await;
+    assert!(!head.contains("Sec-WebSocket-Extensions"), "off per endpoint: {head}");
+
+    // Echo: a compressed message comes back compressed, and inflates to what was sent.
+    let (mut echo, _) = RawClient::connect_to(server.ws, "/echo", Some(CHROMIUM_OFFER)).await;
+    let text = json_body(1);
+    echo.send_compressed(&text).await;
+    let back = echo.next_frame().await;
+    assert!(back.compressed(), "above the threshold: compressed");
+    assert_eq!(&inflate_message(&back.payload, 1 << 20).unwrap()[..], text.as_bytes());
+    assert!(back.payload.len() < text.len() / 2);
+    echo.send_plain("tiny").await;
+    let back = echo.next_frame().await;
+    assert!(!back.compressed(), "below the threshold: as it is");
+    assert_eq!(back.payload, b"tiny");
+
+    // Broadcast: both compressing receivers get the same compressed payload, a plain one the
+    // plain frame.
+    let (mut a, _) = RawClient::connect_to(server.ws, "/room", Some(CHROMIUM_OFFER)).await;
+    let (mut b, _) = RawClient::connect_to(server.ws, "/room", Some(CHROMIUM_OFFER)).await;
+    let (mut plain, _) = RawClient::connect_to(server.ws, "/room", None).await;
+    let (mut sender, _) = RawClient::connect_to(server.ws, "/room", None).await;
+    sender.send_plain(&text).await;
+    let (fa, fb, fp) = (a.next_frame().await, b.next_frame().await, plain.next_frame().await);
+    assert!(fa.compressed() && fb.compressed() && !fp.compressed());
+    assert_eq!(fa.payload, fb.payload, "compressed once, shared");
+    assert_eq!(fp.payload, text.as_bytes());
+
+    // A bomb: 8 MiB inflating past the endpoint's 64 KiB limit closes with 1009.
+    let (mut bomb, _) = RawClient::connect_to(server.ws, "/echo", Some(CHROMIUM_OFFER)).await;
+    let zeros = vec![b'A'; 8 << 20];
+    let packed = deflate_shared(&zeros, 15, DEFAULT_LEVEL).unwrap();
+    assert!(packed.len() < 64 * 1024);
+    bomb.write(0x80 | RSV1 | 0x1, &packed).await;
+    let (code, _) = bomb.until_close().await;
+    assert_eq!(code, Some(1009));
+    server.finish().await;
 }

@@ -151,3 +151,46 @@ def test_callback_mode_host_echo_with_subprotocol(make_server: Any) -> None:
             ws.recv(timeout=TIMEOUT)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     assert opened.is_set()
+
+
+def test_permessage_deflate_on_raw_endpoints_with_websockets_defaults(make_server: Any) -> None:
+    """`websockets` offers permessage-deflate by default: raw endpoints accept it, inflate what
+    clients send (fragmented or not) and compress what they send back, for 1 B ... 16 MiB."""
+    server = make_server(start=False, max_frame_size=17 << 20)
+    server.add_raw_endpoint("/e", "echo")
+    server.add_raw_endpoint("/b", "broadcast")
+    server.add_raw_endpoint("/small", "echo", max_message_size=64 * 1024)
+    server.start()
+    with ws_connect(url(server, "/e"), max_size=None) as e:
+        agreed = e.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert agreed.startswith("permessage-deflate"), agreed
+        for size in (1, 255, 256, 4096, 65_536, 1 << 20, 16 << 20):
+            text = ("wsbroker " * (size // 9 + 1))[:size]
+            e.send(text)
+            assert e.recv(timeout=TIMEOUT) == text, size
+            data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+            e.send(data)
+            assert e.recv(timeout=TIMEOUT) == data, size
+        # Fragmented messages (each fragment compressed as part of one message).
+        e.send(["frag ", "mented ", "text " * 1000])
+        assert e.recv(timeout=TIMEOUT) == "frag mented " + "text " * 1000
+        e.send([b"\x00" * 70_000, b"\x01" * 70_000])
+        assert e.recv(timeout=TIMEOUT) == b"\x00" * 70_000 + b"\x01" * 70_000
+    # Outbound is compressed: 1 MiB of one letter costs the server far fewer wire bytes.
+    before = server.stats().bytes_out
+    with ws_connect(url(server, "/e"), max_size=None) as e:
+        e.send("a" * (1 << 20))
+        assert e.recv(timeout=TIMEOUT) == "a" * (1 << 20)
+    assert server.stats().bytes_out - before < 64 * 1024
+    # A compressed fan-out reaches every receiver.
+    with ws_connect(url(server, "/b")) as a, ws_connect(url(server, "/b")) as b, \
+            ws_connect(url(server, "/b"), compression=None) as plain:
+        a.send("x" * 10_000)
+        assert b.recv(timeout=TIMEOUT) == "x" * 10_000
+        assert plain.recv(timeout=TIMEOUT) == "x" * 10_000
+    # A message that inflates past the endpoint's limit closes with 1009.
+    with ws_connect(url(server, "/small"), max_size=None) as s:
+        s.send(b"\x00" * (1 << 20))
+        with pytest.raises(ConnectionClosed) as closed:
+            s.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
