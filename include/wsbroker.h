@@ -1594,6 +1594,25 @@ enum wsb_result wsb_server_add_raw_endpoint(struct wsb_server *server,
                                             uint32_t slow_consumer_policy,
                                             size_t max_message_size);
 
+// As `wsb_server_add_raw_endpoint`, and the endpoint is also served over SockJS 0.3 with its
+// path as the SockJS prefix (`PATH/info`, `PATH/<server>/<session>/xhr`, ...,
+// `PATH/websocket`), for clients such as sockjs-client. `websocket` offers SockJS's websocket
+// transport; `cookie_needed` sets a JSESSIONID cookie; `response_limit` (0: the server's)
+// ends streaming responses after that many bytes. SockJS carries text: binary messages are
+// not sent to SockJS connections (counted in `dropped`).
+//
+// # Safety
+// As `wsb_server_add_raw_endpoint`.
+enum wsb_result wsb_server_add_raw_sockjs_endpoint(struct wsb_server *server,
+                                                   const char *path,
+                                                   size_t path_len,
+                                                   uint32_t behaviour_kind,
+                                                   uint32_t slow_consumer_policy,
+                                                   size_t max_message_size,
+                                                   bool websocket,
+                                                   bool cookie_needed,
+                                                   size_t response_limit);
+
 // Subscribes raw connection `conn` to `topic` (exact name; copied). `*out_added` (may be
 // NULL) is 1 when it was added, 0 when it was already subscribed.
 //

@@ -60,8 +60,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Where tasks may be spawned and sockets opened: the transports, relay links, the server,
-/// the client's IO task, and the store's writer thread (files, no sockets).
-const IO_MODULES: &[&str] = &["transport", "relay", "server", "client", "store"];
+/// the client's IO task, the store's writer thread (files, no sockets), and the standalone
+/// binary (`src/bin`, the outermost edge).
+const IO_MODULES: &[&str] = &["transport", "relay", "server", "client", "store", "bin"];
 const IO_MARKERS: &[&str] = &[
     "tokio::spawn",
     "TcpStream",

@@ -96,7 +96,7 @@ pub use hooks::{
     TransportKind, UpgradeDecision, UpgradeInfo,
 };
 pub use host::Publisher;
-pub use raw::{RawBehaviour, RawClose, RawEndpointOptions, RawMessage, RawOpen};
+pub use raw::{RawBehaviour, RawClose, RawEndpointOptions, RawMessage, RawOpen, RawSockJs};
 pub use relay::{DEFAULT_PREFIXES as DEFAULT_RELAY_PREFIXES, RelayConfig};
 pub use server::{HostSubscriptionId, Server};
 pub use session::{DEFAULT_APP_PREFIX, SessionConfig};

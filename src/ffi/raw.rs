@@ -124,28 +124,98 @@ pub unsafe extern "C" fn wsb_server_add_raw_endpoint(
     max_message_size: usize,
 ) -> wsb_result {
     ffi_guard!(result {
-        with_server(server, |s| {
-            // SAFETY (these two): see the function's safety section.
-            // SAFETY: see the function's safety section.
-            let path = unsafe { str_arg(path, path_len, "path")? };
-            // SAFETY: see the function's safety section.
-            let protocols = unsafe { opt_str_arg(subprotocols, subprotocols_len, "subprotocols")? };
-            let options = RawEndpointOptions {
-                behaviour: behaviour(behaviour_kind)?,
-                subprotocols: protocols
-                    .into_iter()
-                    .flat_map(|list| list.split(','))
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                slow_consumer_policy: policy(slow_consumer_policy)?,
-                max_message_size: (max_message_size > 0).then_some(max_message_size),
-                // Compression as the server's config says (wsb_config_set_permessage_deflate).
-                ..RawEndpointOptions::default()
-            };
-            Ok(s.server.add_raw_endpoint(path, options)?)
-        })
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            add_raw_endpoint(
+                server,
+                (path, path_len),
+                behaviour_kind,
+                (subprotocols, subprotocols_len),
+                slow_consumer_policy,
+                max_message_size,
+                None,
+            )
+        }
+    })
+}
+
+/// As `wsb_server_add_raw_endpoint`, and the endpoint is also served over SockJS 0.3 with its
+/// path as the SockJS prefix (`PATH/info`, `PATH/<server>/<session>/xhr`, ...,
+/// `PATH/websocket`), for clients such as sockjs-client. `websocket` offers SockJS's websocket
+/// transport; `cookie_needed` sets a JSESSIONID cookie; `response_limit` (0: the server's)
+/// ends streaming responses after that many bytes. SockJS carries text: binary messages are
+/// not sent to SockJS connections (counted in `dropped`).
+///
+/// # Safety
+/// As `wsb_server_add_raw_endpoint`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments, reason = "a C function's flat argument list")]
+pub unsafe extern "C" fn wsb_server_add_raw_sockjs_endpoint(
+    server: *mut wsb_server,
+    path: *const c_char,
+    path_len: usize,
+    behaviour_kind: u32,
+    slow_consumer_policy: u32,
+    max_message_size: usize,
+    websocket: bool,
+    cookie_needed: bool,
+    response_limit: usize,
+) -> wsb_result {
+    ffi_guard!(result {
+        let sockjs = crate::raw::RawSockJs {
+            websocket,
+            cookie_needed,
+            response_limit: (response_limit > 0).then_some(response_limit),
+        };
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            add_raw_endpoint(
+                server,
+                (path, path_len),
+                behaviour_kind,
+                (std::ptr::null(), 0),
+                slow_consumer_policy,
+                max_message_size,
+                Some(sockjs),
+            )
+        }
+    })
+}
+
+/// The shared body of the two `wsb_server_add_raw_*endpoint` functions.
+///
+/// # Safety
+/// As `wsb_server_add_raw_endpoint`.
+unsafe fn add_raw_endpoint(
+    server: *mut wsb_server,
+    (path, path_len): (*const c_char, usize),
+    behaviour_kind: u32,
+    (subprotocols, subprotocols_len): (*const c_char, usize),
+    slow_consumer_policy: u32,
+    max_message_size: usize,
+    sockjs: Option<crate::raw::RawSockJs>,
+) -> FfiResult {
+    with_server(server, |s| {
+        // SAFETY: see the function's safety section.
+        let path = unsafe { str_arg(path, path_len, "path")? };
+        // SAFETY: see the function's safety section.
+        let protocols = unsafe { opt_str_arg(subprotocols, subprotocols_len, "subprotocols")? };
+        let options = RawEndpointOptions {
+            behaviour: behaviour(behaviour_kind)?,
+            subprotocols: protocols
+                .into_iter()
+                .flat_map(|list| list.split(','))
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            slow_consumer_policy: policy(slow_consumer_policy)?,
+            max_message_size: (max_message_size > 0).then_some(max_message_size),
+            sockjs,
+            // Compression as the server's config says (wsb_config_set_permessage_deflate).
+            ..RawEndpointOptions::default()
+        };
+        Ok(s.server.add_raw_endpoint(path, options)?)
     })
 }
 

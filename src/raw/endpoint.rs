@@ -56,6 +56,34 @@ pub struct RawEndpointOptions {
     pub deflate_threshold: Option<usize>,
     /// zlib level 1..=9 of outbound messages; `None`: the server's `deflate_level`.
     pub deflate_level: Option<u32>,
+    /// Also serve the endpoint as a SockJS 0.3 service whose prefix is the endpoint's path
+    /// (`/echo/info`, `/echo/<server>/<session>/xhr`, ..., `/echo/websocket`), for clients such
+    /// as `sockjs-client`; `None` (the default): plain WebSocket only. SockJS carries text:
+    /// binary messages are not sent to SockJS connections (counted in `dropped`).
+    pub sockjs: Option<RawSockJs>,
+}
+
+/// SockJS options of a raw endpoint (heart-beat, disconnect delay and the iframe's client URL
+/// are the server's `SockJsConfig`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RawSockJs {
+    /// Whether the `websocket` transport is offered (`/info` says so). Default true.
+    pub websocket: bool,
+    /// Whether responses set a `JSESSIONID` cookie (sticky load balancers). Default false.
+    pub cookie_needed: bool,
+    /// Bytes after which a streaming response ends; `None`: the server's.
+    pub response_limit: Option<usize>,
+}
+
+impl Default for RawSockJs {
+    fn default() -> Self {
+        RawSockJs {
+            websocket: true,
+            cookie_needed: false,
+            response_limit: None,
+        }
+    }
 }
 
 /// A registered endpoint with its resolved settings.
@@ -69,9 +97,21 @@ pub struct RawEndpoint {
     /// Outbound compression settings when a connection negotiated permessage-deflate.
     pub(crate) deflate_threshold: usize,
     pub(crate) deflate_level: u32,
+    /// Served over SockJS too, under its path.
+    pub(crate) sockjs: Option<RawSockJs>,
 }
 
 impl RawEndpoint {
+    /// Whether its SockJS service offers the `websocket` transport.
+    pub(crate) fn sockjs_websocket(&self) -> bool {
+        self.sockjs.as_ref().is_some_and(|s| s.websocket)
+    }
+
+    /// Its SockJS options, when it is served over SockJS.
+    pub(crate) fn sockjs(&self) -> Option<&RawSockJs> {
+        self.sockjs.as_ref()
+    }
+
     /// The handshake settings of requests for this endpoint.
     pub(crate) fn handshake(&self) -> &HandshakeConfig {
         &self.handshake

@@ -223,6 +223,7 @@ impl RawHub {
                 .deflate_threshold
                 .unwrap_or(config.deflate_threshold),
             deflate_level: options.deflate_level.unwrap_or(config.deflate_level),
+            sockjs: options.sockjs,
         });
         let mut endpoints = self.endpoints.write();
         if endpoints.contains_key(&path) {
@@ -235,6 +236,21 @@ impl RawHub {
     }
 
     /// The endpoint at exactly `path`.
+    /// The endpoint served over SockJS whose prefix `path` is under (`/echo/info` for the
+    /// endpoint `/echo`).
+    pub fn sockjs_endpoint(&self, path: &str) -> Option<Arc<RawEndpoint>> {
+        self.endpoints
+            .read()
+            .values()
+            .find(|e| {
+                e.sockjs.is_some()
+                    && path
+                        .strip_prefix(&*e.path)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .cloned()
+    }
+
     pub fn endpoint(&self, path: &str) -> Option<Arc<RawEndpoint>> {
         self.endpoints.read().get(path).cloned()
     }

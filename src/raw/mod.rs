@@ -17,6 +17,6 @@ mod events;
 pub(crate) mod hub;
 mod topics;
 
-pub use endpoint::{RawBehaviour, RawEndpoint, RawEndpointOptions};
+pub use endpoint::{RawBehaviour, RawEndpoint, RawEndpointOptions, RawSockJs};
 pub use events::{RawClose, RawMessage, RawOpen};
 pub use hub::{RawDefaults, RawHub, encode_data_frame};

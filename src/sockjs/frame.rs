@@ -243,6 +243,7 @@ pub fn decode_messages(
         input,
         pos: 0,
         out: &mut *out,
+        ends: None,
     }
     .payload(shape);
     if result.is_err() {
@@ -251,10 +252,37 @@ pub fn decode_messages(
     result
 }
 
+/// Decodes a client payload like [`decode_messages`], keeping the messages apart: for a
+/// protocol whose messages are the unit (raw endpoints), not a byte stream.
+pub fn decode_each(input: &[u8], shape: Shape, limit: usize) -> Result<Vec<String>, DecodeError> {
+    if input.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    let mut out = Vec::new();
+    let mut ends = Vec::new();
+    Parser {
+        input,
+        pos: 0,
+        out: &mut out,
+        ends: Some(&mut ends),
+    }
+    .payload(shape)?;
+    let mut messages = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for end in ends {
+        // Every string was checked to be UTF-8 as it was decoded.
+        messages.push(String::from_utf8_lossy(&out[start..end]).into_owned());
+        start = end;
+    }
+    Ok(messages)
+}
+
 struct Parser<'a, 'o> {
     input: &'a [u8],
     pos: usize,
     out: &'o mut Vec<u8>,
+    /// Where each decoded string ends in `out`, when the caller keeps messages apart.
+    ends: Option<&'o mut Vec<usize>>,
 }
 
 impl Parser<'_, '_> {
@@ -268,6 +296,14 @@ impl Parser<'_, '_> {
         self.input.get(self.pos).copied()
     }
 
+    /// A string was decoded: remember where it ends.
+    fn ended(&mut self) {
+        let len = self.out.len();
+        if let Some(ends) = self.ends.as_deref_mut() {
+            ends.push(len);
+        }
+    }
+
     fn payload(mut self, shape: Shape) -> Result<usize, DecodeError> {
         self.skip_ws();
         let count = match self.peek() {
@@ -275,6 +311,7 @@ impl Parser<'_, '_> {
             Some(b'[') => self.array()?,
             Some(b'"') if shape == Shape::ArrayOrString => {
                 self.string()?;
+                self.ended();
                 1
             }
             Some(_) => return Err(DecodeError::Broken),
@@ -300,6 +337,7 @@ impl Parser<'_, '_> {
                 return Err(DecodeError::Broken);
             }
             self.string()?;
+            self.ended();
             count += 1;
             self.skip_ws();
             match self.peek() {
@@ -524,5 +562,26 @@ mod tests {
         let mut out = Vec::new();
         decode_messages(&frame.as_bytes()[1..], Shape::Array, 1 << 20, &mut out).unwrap();
         assert_eq!(out, text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod each_tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_apart() {
+        let each = decode_each(br#"["a\"b", "", "\u00e9x"]"#, Shape::Array, 100).unwrap();
+        assert_eq!(each, ["a\"b", "", "éx"]);
+        assert_eq!(
+            decode_each(br#""one""#, Shape::ArrayOrString, 100).unwrap(),
+            ["one"]
+        );
+        assert!(decode_each(br#""one""#, Shape::Array, 100).is_err());
+        assert!(decode_each(br#"["x"#, Shape::Array, 100).is_err());
+        assert!(matches!(
+            decode_each(br#"["xxxxxxxx"]"#, Shape::Array, 4),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 }

@@ -27,6 +27,10 @@ use crate::engine::Engine;
 pub(crate) struct HttpRouter {
     engine: Arc<Engine>,
     sockjs: Option<SockJsService>,
+    /// The SockJS services of raw endpoints, by endpoint path, made on first use (endpoints
+    /// may be added after the server started).
+    raw_sockjs: parking_lot::Mutex<std::collections::HashMap<Arc<str>, Arc<SockJsService>>>,
+    shutdown: watch::Receiver<bool>,
     /// Canonical static directory.
     static_root: Option<PathBuf>,
     /// Monitoring connections accepted past `max_connections` (see `listener`).
@@ -39,7 +43,7 @@ impl HttpRouter {
         let sockjs = config
             .sockjs
             .enabled()
-            .then(|| SockJsService::new(engine.clone(), shutdown));
+            .then(|| SockJsService::new(engine.clone(), shutdown.clone()));
         let static_root = config
             .static_dir
             .as_ref()
@@ -53,6 +57,8 @@ impl HttpRouter {
         HttpRouter {
             engine,
             sockjs,
+            raw_sockjs: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            shutdown,
             static_root,
             monitoring_in_use: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -96,6 +102,23 @@ impl HttpRouter {
             && let Some(route) = crate::sockjs::url::route(&sockjs.prefix, &path)
         {
             return sockjs.handle(route, request, peer).await;
+        }
+        if let Some(endpoint) = self.engine.raw.sockjs_endpoint(&path)
+            && let Some(route) = crate::sockjs::url::route(&endpoint.path, &path)
+        {
+            let service = self
+                .raw_sockjs
+                .lock()
+                .entry(endpoint.path.clone())
+                .or_insert_with(|| {
+                    Arc::new(SockJsService::for_raw(
+                        self.engine.clone(),
+                        self.shutdown.clone(),
+                        endpoint.clone(),
+                    ))
+                })
+                .clone();
+            return service.handle(route, request, peer).await;
         }
         if request.method() == Method::GET
             && let Some((content_type, body)) = self.monitoring(&path)

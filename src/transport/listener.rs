@@ -370,6 +370,7 @@ async fn serve_stream<R, W>(
                             principal,
                             access,
                             deflate,
+                            sockjs,
                             peer,
                             response: accept,
                         };
@@ -407,7 +408,9 @@ async fn serve_stream<R, W>(
     if sockjs {
         // SockJS frames go out uncompressed (allowed per message even when deflate was agreed).
         let heartbeat = config.sockjs.heartbeat;
-        let writer = tokio::spawn(super::sockjs::ws::run(write, outbox, counters, heartbeat));
+        let writer = tokio::spawn(super::sockjs::ws::run(
+            write, outbox, counters, heartbeat, true,
+        ));
         tokio::spawn(drive(read, buf, conn, writer, shutdown, slot));
     } else {
         // Written from the connection's own task: one task per connection.
@@ -451,13 +454,29 @@ async fn read_head<S: ReadSource>(
                 }
                 Classified::Incomplete => {}
                 Classified::Http => return Ok(Some(Head::Http)),
-                Classified::Raw(endpoint) => {
-                    // A raw endpoint's own handshake settings (subprotocols, no deflate).
-                    if let Some((consumed, handshake)) = parse_upgrade(buf, endpoint.handshake())? {
+                Classified::Raw {
+                    endpoint,
+                    path,
+                    sockjs,
+                } => {
+                    // A raw endpoint's own handshake settings (subprotocols, deflate), at its
+                    // path or at one of its SockJS WebSocket URLs.
+                    let at_path;
+                    let handshake_config = match path {
+                        None => endpoint.handshake(),
+                        Some(path) => {
+                            at_path = HandshakeConfig {
+                                path,
+                                ..endpoint.handshake().clone()
+                            };
+                            &at_path
+                        }
+                    };
+                    if let Some((consumed, handshake)) = parse_upgrade(buf, handshake_config)? {
                         return Ok(Some(Head::WebSocket {
                             consumed,
                             handshake,
-                            sockjs: false,
+                            sockjs,
                             raw: Some(endpoint),
                         }));
                     }
@@ -495,8 +514,13 @@ async fn read_head<S: ReadSource>(
 enum Classified {
     Incomplete,
     Http,
-    /// A raw (non-STOMP) endpoint's path: validated with that endpoint's handshake settings.
-    Raw(Arc<RawEndpoint>),
+    /// A raw (non-STOMP) endpoint's path, or one of its SockJS WebSocket URLs (`path`; framed
+    /// when `sockjs`): validated with that endpoint's handshake settings.
+    Raw {
+        endpoint: Arc<RawEndpoint>,
+        path: Option<String>,
+        sockjs: bool,
+    },
     /// Validate as a WebSocket upgrade, at `path` when it is not the configured endpoint.
     WebSocket {
         path: Option<String>,
@@ -526,13 +550,11 @@ fn classify(
     let target = request.path.unwrap_or_default();
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     if let Some(endpoint) = raw.endpoint(path) {
-        return Classified::Raw(endpoint);
-    }
-    let Some(http) = http else {
-        return websocket;
-    };
-    if path == config.path {
-        return websocket;
+        return Classified::Raw {
+            endpoint,
+            path: None,
+            sockjs: false,
+        };
     }
     let upgrade = request.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("upgrade")
@@ -540,6 +562,29 @@ fn classify(
                 .split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
     });
+    // A raw endpoint served over SockJS too: its WebSocket URLs are upgrades, the rest HTTP.
+    if let Some(endpoint) = raw.sockjs_endpoint(path) {
+        let websocket_on = endpoint.sockjs_websocket();
+        let sockjs = match crate::sockjs::url::route(&endpoint.path, path) {
+            Some(Route::RawWebSocket) if upgrade && websocket_on => false,
+            Some(Route::Session {
+                transport: Transport::WebSocket,
+                ..
+            }) if upgrade && websocket_on => true,
+            _ => return Classified::Http,
+        };
+        return Classified::Raw {
+            endpoint,
+            path: Some(path.to_owned()),
+            sockjs,
+        };
+    }
+    let Some(http) = http else {
+        return websocket;
+    };
+    if path == config.path {
+        return websocket;
+    }
     if let Some(sockjs) = http.sockjs()
         && let Some(route) = crate::sockjs::url::route(&sockjs.prefix, path)
     {
@@ -568,6 +613,15 @@ fn raw_access(
     endpoint: &RawEndpoint,
     grant: Option<&crate::auth::Grant>,
 ) -> Result<Option<raw_connection::RawAccess>, Vec<u8>> {
+    raw_access_of(engine, endpoint, grant).map_err(|why| reject_response(403, &why))
+}
+
+/// [`raw_access`] with the refusal as text (SockJS answers it over HTTP).
+pub(crate) fn raw_access_of(
+    engine: &Engine,
+    endpoint: &RawEndpoint,
+    grant: Option<&crate::auth::Grant>,
+) -> Result<Option<raw_connection::RawAccess>, String> {
     let Some(config) = engine.config.auth.as_ref() else {
         return Ok(None);
     };
@@ -582,7 +636,7 @@ fn raw_access(
         })),
         Err(why) => {
             stats::add(&engine.counters().auth_denied, 1);
-            Err(reject_response(403, &why))
+            Err(why)
         }
     }
 }

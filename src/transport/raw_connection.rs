@@ -25,6 +25,7 @@ use crate::engine::Engine;
 use crate::events::Event;
 use crate::raw::hub::RawConn;
 use crate::raw::{RawBehaviour, RawClose, RawEndpoint, RawMessage, RawOpen, encode_data_frame};
+use crate::sockjs::frame::{Shape, decode_each};
 use crate::ws::codes;
 use crate::ws::decoder::{MessageDecoder, WsEvent};
 use crate::ws::handshake::UpgradeRequest;
@@ -39,6 +40,8 @@ pub(crate) struct RawUpgrade {
     pub access: Option<RawAccess>,
     /// permessage-deflate as agreed in the upgrade response.
     pub deflate: Option<crate::ws::deflate::DeflateParams>,
+    /// SockJS's `websocket` transport: every WebSocket message is a SockJS frame.
+    pub sockjs: bool,
     pub peer: SocketAddr,
     /// The 101 response, not written yet.
     pub response: Vec<u8>,
@@ -67,6 +70,7 @@ pub(crate) fn start<R, W, G>(
         principal,
         access,
         deflate,
+        sockjs,
         peer,
         response,
     } = upgrade;
@@ -79,11 +83,17 @@ pub(crate) fn start<R, W, G>(
     // The writer sends the response first, then what is queued (the host may queue from
     // `RawOpen` on); the response stays outside the queue's bound and buffered bytes.
     let (queue, counters) = (outbox.clone(), engine.counters().clone());
+    let heartbeat = engine.config.sockjs.heartbeat;
     let writer = tokio::spawn(async move {
         let mut write = write;
         write.write_all(&response).await?;
         drop(response);
-        writer::run(write, queue, Framing::PlainWebSocket, outbound, counters).await
+        if sockjs {
+            // SockJS frames (`o`, `a[...]`, `h`, `c[...]`) in text messages, uncompressed.
+            super::sockjs::ws::run(write, queue, counters, heartbeat, false).await
+        } else {
+            writer::run(write, queue, Framing::PlainWebSocket, outbound, counters).await
+        }
     });
     let mut decoder = MessageDecoder::new(endpoint.limits);
     if deflate.is_some() {
@@ -108,6 +118,7 @@ pub(crate) fn start<R, W, G>(
         decoder,
         keepalive: Keepalive::new(),
         access: access.map(Box::new),
+        sockjs,
     };
     tokio::spawn(drive(read, buf, state, writer, shutdown, slot));
 }
@@ -120,6 +131,8 @@ struct RawConnection {
     keepalive: Keepalive,
     /// With token authentication: what the client may do (boxed: absent without it).
     access: Option<Box<RawAccess>>,
+    /// SockJS's `websocket` transport: client messages are SockJS frames (JSON strings).
+    sockjs: bool,
 }
 
 /// A raw client's rights under token authentication (see [`crate::auth::endpoint_access`]).
@@ -151,6 +164,15 @@ impl RawConnection {
             let mut congestion = Vec::new();
             match self.decoder.decode(buf) {
                 Ok(None) => return RawProgress::Reading,
+                Ok(Some(WsEvent::Text(data))) if self.sockjs => {
+                    if !self.on_sockjs_message(&data, &mut congestion) {
+                        return RawProgress::Closing;
+                    }
+                }
+                Ok(Some(WsEvent::Binary(_))) if self.sockjs => {
+                    self.close(codes::UNSUPPORTED_DATA, "SockJS carries text messages only");
+                    return RawProgress::Closing;
+                }
                 Ok(Some(WsEvent::Text(data))) if self.may_send() => {
                     self.on_message(data, false, &mut congestion);
                 }
@@ -211,35 +233,34 @@ impl RawConnection {
         false
     }
 
-    fn on_message(&self, data: Bytes, binary: bool, congestion: &mut Congestion) {
-        let engine = &self.engine;
-        let counters = engine.counters();
-        stats::add(&counters.messages_in, 1);
-        match self.conn.endpoint.behaviour {
-            RawBehaviour::Echo => {
-                if self
-                    .conn
-                    .deliver_noting(encode_data_frame(&data, binary), counters, congestion)
-                {
-                    stats::add(&counters.messages_out, 1);
-                }
-            }
-            RawBehaviour::Broadcast => {
-                let frame = encode_data_frame(&data, binary);
-                let delivered = engine
-                    .raw
-                    .broadcast_from(&self.conn, frame, counters, congestion);
-                stats::add(&counters.messages_out, delivered as u64);
-            }
-            RawBehaviour::Host => {
-                // A full event queue drops it (counted, reported as an Overflow event).
-                engine.emit(Event::RawMessage(RawMessage {
-                    conn: self.conn.id,
-                    data,
-                    binary,
-                }));
-            }
+    /// A SockJS frame from the client: each of its strings is one message. False when the
+    /// connection closes (a malformed frame, or a message the client may not send).
+    fn on_sockjs_message(&self, payload: &[u8], congestion: &mut Congestion) -> bool {
+        if payload.is_empty() {
+            return true;
         }
+        let limit = self.conn.endpoint.limits.max_message_size.saturating_mul(6);
+        let messages = match decode_each(payload, Shape::ArrayOrString, limit) {
+            Ok(messages) => messages,
+            Err(error) => {
+                self.close(
+                    codes::UNSUPPORTED_DATA,
+                    &format!("broken SockJS frame: {error}"),
+                );
+                return false;
+            }
+        };
+        for message in messages {
+            if !self.may_send() {
+                return false;
+            }
+            self.on_message(Bytes::from(message), false, congestion);
+        }
+        true
+    }
+
+    fn on_message(&self, data: Bytes, binary: bool, congestion: &mut Congestion) {
+        handle_message(&self.engine, &self.conn, data, binary, congestion);
     }
 
     /// Closes with `code` and `reason` after what is queued.
@@ -415,5 +436,38 @@ fn drive<S: ReadSource + 'static, G: Send + 'static>(
             drain_until_peer_closes(&mut source).await;
         }
         drop(slot);
+    }
+}
+
+/// What a raw endpoint does with a message its client sent (over WebSocket or SockJS): echo
+/// it, broadcast it to the endpoint's other clients, or hand it to the host.
+pub(crate) fn handle_message(
+    engine: &Engine,
+    conn: &Arc<RawConn>,
+    data: Bytes,
+    binary: bool,
+    congestion: &mut Congestion,
+) {
+    let counters = engine.counters();
+    stats::add(&counters.messages_in, 1);
+    match conn.endpoint.behaviour {
+        RawBehaviour::Echo => {
+            if conn.deliver_noting(encode_data_frame(&data, binary), counters, congestion) {
+                stats::add(&counters.messages_out, 1);
+            }
+        }
+        RawBehaviour::Broadcast => {
+            let frame = encode_data_frame(&data, binary);
+            let delivered = engine.raw.broadcast_from(conn, frame, counters, congestion);
+            stats::add(&counters.messages_out, delivered as u64);
+        }
+        RawBehaviour::Host => {
+            // A full event queue drops it (counted, reported as an Overflow event).
+            engine.emit(Event::RawMessage(RawMessage {
+                conn: conn.id,
+                data,
+                binary,
+            }));
+        }
     }
 }

@@ -542,8 +542,10 @@ async fn raw_endpoints_negotiate_and_compress_like_the_stomp_endpoint() {
         ..Default::default()
     };
     let s = &server.server;
-    s.add_raw_endpoint("/echo", options(wsbroker::RawBehaviour::Echo)).unwrap();
-    s.add_raw_endpoint("/room", options(wsbroker::RawBehaviour::Broadcast)).unwrap();
+    s.add_raw_endpoint("/echo", options(wsbroker::RawBehaviour::Echo))
+        .unwrap();
+    s.add_raw_endpoint("/room", options(wsbroker::RawBehaviour::Broadcast))
+        .unwrap();
     let off = wsbroker::RawEndpointOptions {
         permessage_deflate: Some(false),
         ..options(wsbroker::RawBehaviour::Echo)
@@ -559,7 +561,10 @@ async fn raw_endpoints_negotiate_and_compress_like_the_stomp_endpoint() {
         assert!(head.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"), "{offer}: {head}");
     }
     let (_, head) = RawClient::connect_to(server.ws, "/plain", Some(CHROMIUM_OFFER)).await;
-    assert!(!head.contains("Sec-WebSocket-Extensions"), "off per endpoint: {head}");
+    assert!(
+        !head.contains("Sec-WebSocket-Extensions"),
+        "off per endpoint: {head}"
+    );
 
     // Echo: a compressed message comes back compressed, and inflates to what was sent.
     let (mut echo, _) = RawClient::connect_to(server.ws, "/echo", Some(CHROMIUM_OFFER)).await;
@@ -567,7 +572,10 @@ async fn raw_endpoints_negotiate_and_compress_like_the_stomp_endpoint() {
     echo.send_compressed(&text).await;
     let back = echo.next_frame().await;
     assert!(back.compressed(), "above the threshold: compressed");
-    assert_eq!(&inflate_message(&back.payload, 1 << 20).unwrap()[..], text.as_bytes());
+    assert_eq!(
+        &inflate_message(&back.payload, 1 << 20).unwrap()[..],
+        text.as_bytes()
+    );
     assert!(back.payload.len() < text.len() / 2);
     echo.send_plain("tiny").await;
     let back = echo.next_frame().await;
@@ -581,7 +589,11 @@ async fn raw_endpoints_negotiate_and_compress_like_the_stomp_endpoint() {
     let (mut plain, _) = RawClient::connect_to(server.ws, "/room", None).await;
     let (mut sender, _) = RawClient::connect_to(server.ws, "/room", None).await;
     sender.send_plain(&text).await;
-    let (fa, fb, fp) = (a.next_frame().await, b.next_frame().await, plain.next_frame().await);
+    let (fa, fb, fp) = (
+        a.next_frame().await,
+        b.next_frame().await,
+        plain.next_frame().await,
+    );
     assert!(fa.compressed() && fb.compressed() && !fp.compressed());
     assert_eq!(fa.payload, fb.payload, "compressed once, shared");
     assert_eq!(fp.payload, text.as_bytes());

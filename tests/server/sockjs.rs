@@ -1652,3 +1652,86 @@ async fn a_query_token_authenticates_the_session() {
         "{r:?}"
     );
 }
+
+/// A host-driven raw endpoint served over SockJS: the session is a raw connection (RawOpen,
+/// one RawMessage per SockJS string, host sends arrive as `a[...]` strings, a binary send is
+/// left out), and the host's close reaches the client as the SockJS close frame.
+#[tokio::test]
+async fn a_host_raw_endpoint_over_sockjs_is_a_raw_connection() {
+    let server = wsbroker::Server::new(sockjs_config()).unwrap();
+    server
+        .enable_events(wsbroker::EventQueueConfig::default())
+        .unwrap();
+    let options = wsbroker::RawEndpointOptions {
+        sockjs: Some(wsbroker::RawSockJs::default()),
+        ..Default::default()
+    };
+    server.add_raw_endpoint("/game", options).unwrap();
+    server.start().unwrap();
+    let server = TestServer::from_server(server);
+    let url = format!("/game/000/g{}", std::process::id());
+    assert_eq!(xhr_poll(server.ws, &url).await.body, "o\n");
+    let next_event = || async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut events = Vec::new();
+            server
+                .server
+                .poll_events(&mut events, 1, Duration::ZERO)
+                .unwrap();
+            if let Some(event) = events.pop() {
+                return event;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no event");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let conn = match next_event().await {
+        wsbroker::Event::RawOpen(open) => {
+            assert_eq!(&*open.endpoint, "/game");
+            open.conn
+        }
+        other => panic!("expected RawOpen, got {other:?}"),
+    };
+    let send = post(
+        server.ws,
+        &format!("{url}/xhr_send"),
+        r#"["move 1","","move \"2\""]"#,
+    )
+    .await;
+    assert_eq!(send.status, 204);
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        match next_event().await {
+            wsbroker::Event::RawMessage(m) => {
+                assert_eq!(m.conn, conn);
+                assert!(!m.binary);
+                got.push(String::from_utf8(m.data.to_vec()).unwrap());
+            }
+            other => panic!("expected RawMessage, got {other:?}"),
+        }
+    }
+    assert_eq!(got, ["move 1", "", "move \"2\""], "one message per string");
+    server.server.raw_send(conn, b"\xff\x00", true).unwrap();
+    server
+        .server
+        .raw_send(conn, "state é".as_bytes(), false)
+        .unwrap();
+    assert_eq!(
+        xhr_poll(server.ws, &url).await.body,
+        "a[\"state é\"]\n",
+        "binary left out"
+    );
+    server.server.raw_close(conn, 4000, "game over").unwrap();
+    assert_eq!(
+        xhr_poll(server.ws, &url).await.body,
+        "c[4000,\"game over\"]\n"
+    );
+    match next_event().await {
+        wsbroker::Event::RawClose(close) => {
+            assert_eq!((close.conn, close.code), (conn, 4000));
+        }
+        other => panic!("expected RawClose, got {other:?}"),
+    }
+    server.stop().await.unwrap();
+}

@@ -194,3 +194,24 @@ def test_permessage_deflate_on_raw_endpoints_with_websockets_defaults(make_serve
         with pytest.raises(ConnectionClosed) as closed:
             s.recv(timeout=TIMEOUT)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_sockjs_raw_endpoint_over_xhr(make_server: Any) -> None:
+    """`sockjs=True` serves a raw endpoint over SockJS too: an xhr session echoes each message."""
+    import urllib.request
+
+    server = make_server(start=False)
+    server.add_raw_endpoint("/echo", "echo", sockjs={"response_limit": 4096})
+    with pytest.raises(TypeError):
+        server.add_raw_endpoint("/x", "echo", sockjs={"websockets": True})
+    server.start()
+    base = f"http://127.0.0.1:{server.port}/echo/000/py{int(time.time() * 1000)}"
+
+    def post(path: str, body: bytes = b"") -> str:
+        request = urllib.request.Request(base + path, data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.read().decode()
+
+    assert post("/xhr") == "o\n"
+    post("/xhr_send", b'["hi","there"]')
+    assert post("/xhr") == 'a["hi","there"]\n'

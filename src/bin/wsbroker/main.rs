@@ -108,6 +108,15 @@ struct Args {
     /// (repeatable).
     #[arg(long, value_name = "PATH")]
     raw_echo: Vec<String>,
+    /// Also serve every --raw-broadcast and --raw-echo endpoint over SockJS, with the
+    /// endpoint's path as the SockJS prefix (for sockjs-client with a protocol of its own).
+    #[arg(long)]
+    raw_sockjs: bool,
+    /// Serve the services the SockJS protocol's test suite expects: echo at /echo (response
+    /// limit 4096), /close (every session closed with 3000 "Go away!" right after it opens),
+    /// /disabled_websocket_echo (no websocket transport) and /cookie_needed_echo (JSESSIONID).
+    #[arg(long)]
+    sockjs_test_services: bool,
     /// URL prefix of the SockJS endpoint (SockJS 0.3 over HTTP and WebSocket); empty disables it.
     #[arg(long, default_value = "/sockjs", value_name = "PATH")]
     sockjs_path: String,
@@ -382,6 +391,58 @@ fn raw_endpoints(args: &Args) -> Vec<(&str, RawBehaviour)> {
     broadcast.chain(echo).collect()
 }
 
+/// The SockJS protocol test suite's services (sockjs-protocol's `sockjs-protocol.py`).
+fn sockjs_test_services() -> Vec<(String, RawEndpointOptions)> {
+    let service = |path: &str, behaviour, sockjs: wsbroker::RawSockJs| {
+        let options = RawEndpointOptions {
+            behaviour,
+            sockjs: Some(sockjs),
+            ..RawEndpointOptions::default()
+        };
+        (path.to_string(), options)
+    };
+    let sockjs = wsbroker::RawSockJs::default;
+    vec![
+        service("/echo", RawBehaviour::Echo, {
+            let mut s = sockjs();
+            s.response_limit = Some(4096);
+            s
+        }),
+        service("/close", RawBehaviour::Host, sockjs()),
+        service("/disabled_websocket_echo", RawBehaviour::Echo, {
+            let mut s = sockjs();
+            s.websocket = false;
+            s
+        }),
+        service("/cookie_needed_echo", RawBehaviour::Echo, {
+            let mut s = sockjs();
+            s.cookie_needed = true;
+            s
+        }),
+    ]
+}
+
+/// The host side of `/close`: every session is closed with 3000 "Go away!" once it opened.
+fn close_test_sessions(server: &Server) {
+    let mut events = Vec::new();
+    loop {
+        events.clear();
+        if server
+            .poll_events(&mut events, 256, Duration::from_millis(200))
+            .is_err()
+        {
+            return; // stopped
+        }
+        for event in &events {
+            if let wsbroker::Event::RawOpen(open) = event
+                && &*open.endpoint == "/close"
+            {
+                let _ = server.raw_close(open.conn, 3000, "Go away!");
+            }
+        }
+    }
+}
+
 fn config_from(args: &Args) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::default();
     config.listen = args.listen;
@@ -602,12 +663,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for (path, behaviour) in raw_endpoints(&args) {
-        let options = RawEndpointOptions {
-            behaviour,
-            ..RawEndpointOptions::default()
-        };
-        if let Err(e) = server.add_raw_endpoint(path, options) {
+    let sockjs = args.raw_sockjs.then(wsbroker::RawSockJs::default);
+    let mut endpoints: Vec<(String, RawEndpointOptions)> = raw_endpoints(&args)
+        .into_iter()
+        .map(|(path, behaviour)| {
+            let options = RawEndpointOptions {
+                behaviour,
+                sockjs: sockjs.clone(),
+                ..RawEndpointOptions::default()
+            };
+            (path.to_string(), options)
+        })
+        .collect();
+    if args.sockjs_test_services {
+        endpoints.extend(sockjs_test_services());
+        if let Err(e) = server.enable_events(wsbroker::EventQueueConfig::default()) {
+            eprintln!("wsbroker: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for (path, options) in &endpoints {
+        if let Err(e) = server.add_raw_endpoint(path, options.clone()) {
             eprintln!("wsbroker: raw endpoint {path}: {e}");
             return ExitCode::from(2);
         }
@@ -615,6 +691,11 @@ fn main() -> ExitCode {
     if let Err(e) = server.start() {
         eprintln!("wsbroker: cannot start: {e}");
         return ExitCode::FAILURE;
+    }
+    let server = std::sync::Arc::new(server);
+    if args.sockjs_test_services {
+        let host = server.clone();
+        std::thread::spawn(move || close_test_sessions(&host));
     }
     // Machine-readable lines (tests and scripts read the real ports from them).
     let mut out = std::io::stdout().lock();
@@ -639,12 +720,19 @@ fn main() -> ExitCode {
                 "wsbroker listening sockjs {http_scheme}://{addr}{prefix}"
             );
         }
-        for (path, behaviour) in raw_endpoints(&args) {
-            let kind = behaviour.name();
+        for (path, options) in &endpoints {
+            let kind = options.behaviour.name();
             let _ = writeln!(
                 out,
                 "wsbroker listening raw {ws_scheme}://{addr}{path} ({kind})"
             );
+            if options.sockjs.is_some() {
+                let http_scheme = if ws_scheme == "wss" { "https" } else { "http" };
+                let _ = writeln!(
+                    out,
+                    "wsbroker listening raw-sockjs {http_scheme}://{addr}{path} ({kind})"
+                );
+            }
         }
     }
     if let Some(addr) = server.tcp_local_addr() {

@@ -19,10 +19,13 @@ pub(crate) struct Encoded {
     pub close: Option<(u16, String)>,
     /// Transport-level items (WebSocket pings and pongs), for the WebSocket transport.
     pub control: Vec<Outbound>,
+    /// Binary raw messages left out (SockJS frames carry text).
+    pub dropped: u64,
 }
 
-/// Encodes `items` (in order; nothing after a close counts).
-pub(crate) fn encode_batch(outbox: &Outbox, items: &mut Vec<Outbound>) -> Encoded {
+/// Encodes `items` (in order; nothing after a close counts). A `stomp` session's close
+/// carries its ERROR frame first; a raw endpoint's is the close frame alone.
+pub(crate) fn encode_batch(outbox: &Outbox, items: &mut Vec<Outbound>, stomp: bool) -> Encoded {
     let mut array = ArrayFrame::new();
     let mut encoded = Encoded::default();
     for item in items.drain(..) {
@@ -30,11 +33,14 @@ pub(crate) fn encode_batch(outbox: &Outbox, items: &mut Vec<Outbound>) -> Encode
             Outbound::Frame(bytes) => array.push(&String::from_utf8_lossy(&bytes)),
             Outbound::Message(delivery) => array.push(&message_text(outbox, &delivery)),
             Outbound::Ping(_) | Outbound::Pong(_) => encoded.control.push(item),
-            // Pre-encoded WebSocket frames are queued for raw endpoints only, never for a
-            // STOMP session.
-            Outbound::WsFrame(_) => {}
+            // A raw endpoint's message: SockJS carries text, so a binary one is left out
+            // (`raw_send`/`raw_publish` of binary data to a SockJS client).
+            Outbound::WsFrame(frame) if !frame.is_binary() => {
+                array.push(&String::from_utf8_lossy(&frame.payload()));
+            }
+            Outbound::WsFrame(_) => encoded.dropped += 1,
             Outbound::Close(reason) => {
-                if let Some(frame) = error_frame(&reason) {
+                if let Some(frame) = error_frame(&reason).filter(|_| stomp) {
                     let mut out = BytesMut::new();
                     encode(&frame, outbox.version(), &mut out);
                     array.push(&String::from_utf8_lossy(&out));
@@ -98,7 +104,7 @@ mod tests {
             Outbound::Close(CloseReason::error(codes::POLICY_VIOLATION, "slow consumer")),
             Outbound::Frame(Bytes::from_static(b"after the close\0")),
         ];
-        let encoded = encode_batch(&outbox, &mut items);
+        let encoded = encode_batch(&outbox, &mut items, true);
         let array = encoded.array.unwrap();
         assert!(
             array.starts_with(

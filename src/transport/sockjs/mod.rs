@@ -3,6 +3,7 @@
 //! pure parts are in [`crate::sockjs`].
 
 mod encode;
+mod raw_session;
 mod receive;
 pub(crate) mod service;
 mod session;

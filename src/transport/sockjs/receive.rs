@@ -111,7 +111,7 @@ async fn run(
                 return;
             }
             _ = outbox.next_batch(&mut items, MAX_BATCH) => {
-                let encoded = encode_batch(&outbox, &mut items);
+                let encoded = encode_batch(&outbox, &mut items, session.is_stomp());
                 if let Some(array) = encoded.array {
                     if tx.send(plan.wrapping.wrap(&array)).await.is_err() {
                         session.interrupted();

@@ -15,11 +15,13 @@ use tokio::sync::watch;
 
 use super::receive::{self, OwnedWrapping, ReceivePlan};
 use super::session::Sessions;
+use crate::config::SockJsConfig;
 use crate::engine::Engine;
 use crate::hooks::UpgradeDecision;
+use crate::raw::RawEndpoint;
 use crate::sockjs::frame::{
-    DecodeError, Shape, decode_messages, htmlfile_prelude, is_valid_callback, json_string,
-    xhr_streaming_prelude,
+    DecodeError, Shape, decode_each, decode_messages, htmlfile_prelude, is_valid_callback,
+    json_string, xhr_streaming_prelude,
 };
 use crate::sockjs::url::{Route, Transport};
 use crate::transport::http::text_response;
@@ -35,6 +37,11 @@ const PLAIN: &str = "text/plain; charset=UTF-8";
 
 pub(crate) struct SockJsService {
     pub(crate) prefix: String,
+    /// This service's settings: the server's `sockjs` for the STOMP service; for a raw
+    /// endpoint's, the server's with the endpoint's own options.
+    config: SockJsConfig,
+    /// The raw endpoint whose sessions this service carries; `None`: STOMP sessions.
+    raw: Option<Arc<RawEndpoint>>,
     engine: Arc<Engine>,
     sessions: Arc<Sessions>,
     shutdown: watch::Receiver<bool>,
@@ -44,12 +51,41 @@ pub(crate) struct SockJsService {
 
 impl SockJsService {
     pub(crate) fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> SockJsService {
-        let config = &engine.config.sockjs;
+        let config = engine.config.sockjs.clone();
+        SockJsService::with(engine, shutdown, config, None)
+    }
+
+    /// The SockJS service of a raw endpoint, under the endpoint's path.
+    pub(crate) fn for_raw(
+        engine: Arc<Engine>,
+        shutdown: watch::Receiver<bool>,
+        endpoint: Arc<RawEndpoint>,
+    ) -> SockJsService {
+        let mut config = engine.config.sockjs.clone();
+        config.path = endpoint.path.to_string();
+        if let Some(options) = endpoint.sockjs() {
+            config.websocket = options.websocket;
+            config.cookie_needed = options.cookie_needed;
+            if let Some(limit) = options.response_limit {
+                config.response_limit = limit;
+            }
+        }
+        SockJsService::with(engine, shutdown, config, Some(endpoint))
+    }
+
+    fn with(
+        engine: Arc<Engine>,
+        shutdown: watch::Receiver<bool>,
+        config: SockJsConfig,
+        raw: Option<Arc<RawEndpoint>>,
+    ) -> SockJsService {
         let iframe = iframe_page(&config.client_url);
         let mut hasher = std::hash::DefaultHasher::new();
         hasher.write(iframe.as_bytes());
         SockJsService {
             prefix: config.path.clone(),
+            config,
+            raw,
             iframe: Bytes::from(iframe),
             iframe_etag: format!("\"{:016x}\"", hasher.finish()),
             engine,
@@ -83,7 +119,7 @@ impl SockJsService {
                 transport: Transport::WebSocket,
                 ..
             } => {
-                if self.engine.config.sockjs.websocket {
+                if self.config.websocket {
                     not_upgraded(&method)
                 } else {
                     not_found()
@@ -101,7 +137,7 @@ impl SockJsService {
     }
 
     fn info(&self, headers: &HeaderMap) -> Response<ResponseBody> {
-        let config = &self.engine.config.sockjs;
+        let config = &self.config;
         let body = format!(
             "{{\"websocket\":{},\"cookie_needed\":{},\"origins\":[\"*:*\"],\"entropy\":{}}}",
             config.websocket,
@@ -177,7 +213,7 @@ impl SockJsService {
         request: &Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<ResponseBody> {
-        let config = &self.engine.config.sockjs;
+        let config = &self.config;
         let callback = match transport {
             Transport::HtmlFile | Transport::Jsonp => {
                 match query_param(request.uri().query(), "c") {
@@ -260,6 +296,29 @@ impl SockJsService {
             Ok(grant) => (grant, self.engine.decide_upgrade(&upgrade, peer).await),
             Err(reject) => (None, reject),
         };
+        // A raw endpoint: the token's permissions on its path (403 without).
+        let raw = match &self.raw {
+            None => None,
+            Some(endpoint) => {
+                let access = crate::transport::listener::raw_access_of(
+                    &self.engine,
+                    endpoint,
+                    grant.as_ref(),
+                )
+                .map_err(|why| {
+                    Box::new(text_response(
+                        StatusCode::FORBIDDEN,
+                        PLAIN,
+                        format!("{why}\n"),
+                    ))
+                })?;
+                Some(super::session::RawStart {
+                    endpoint: endpoint.clone(),
+                    access,
+                    request: upgrade.clone(),
+                })
+            }
+        };
         let principal = match decision {
             UpgradeDecision::Accept { principal } => principal,
             UpgradeDecision::Reject { status, reason } => {
@@ -286,6 +345,7 @@ impl SockJsService {
                 peer,
                 (principal, grant),
                 self.shutdown.clone(),
+                raw,
             )
             .map(|session| (session, true))
             // Opened by a concurrent request with the same id a moment ago.
@@ -310,7 +370,7 @@ impl SockJsService {
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         let limit = self.payload_limit();
         // A body dripped in (or never sent) would otherwise hold its connection slot forever.
-        let deadline = self.engine.config.sockjs.request_body_timeout;
+        let deadline = self.config.request_body_timeout;
         let collected =
             tokio::time::timeout(deadline, Limited::new(request.into_body(), limit).collect());
         let body = match collected.await {
@@ -333,11 +393,26 @@ impl SockJsService {
         } else {
             body.to_vec()
         };
-        let mut bytes = Vec::new();
-        if let Err(error) = decode_messages(&payload, Shape::Array, limit, &mut bytes) {
-            return text_response(StatusCode::INTERNAL_SERVER_ERROR, PLAIN, error.to_string());
-        }
-        if !session.deliver(bytes).await {
+        let delivered = if self.raw.is_some() {
+            // A raw session: each string is one message.
+            match decode_each(&payload, Shape::Array, limit) {
+                Ok(messages) => session.deliver_each(messages).await,
+                Err(error) => {
+                    return text_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        PLAIN,
+                        error.to_string(),
+                    );
+                }
+            }
+        } else {
+            let mut bytes = Vec::new();
+            if let Err(error) = decode_messages(&payload, Shape::Array, limit, &mut bytes) {
+                return text_response(StatusCode::INTERNAL_SERVER_ERROR, PLAIN, error.to_string());
+            }
+            session.deliver(bytes).await
+        };
+        if !delivered {
             return not_found();
         }
         let mut response = if transport == Transport::XhrSend {
@@ -368,7 +443,11 @@ impl SockJsService {
 
     /// Largest send body: a maximal STOMP frame, JSON-escaped (up to 6 bytes per byte).
     fn payload_limit(&self) -> usize {
-        self.engine.config.max_ws_message_size().saturating_mul(6)
+        let max = match &self.raw {
+            Some(endpoint) => endpoint.limits.max_message_size,
+            None => self.engine.config.max_ws_message_size(),
+        };
+        max.saturating_mul(6)
     }
 
     fn with_cookie(
@@ -376,7 +455,7 @@ impl SockJsService {
         headers: &HeaderMap,
         mut response: Response<ResponseBody>,
     ) -> Response<ResponseBody> {
-        if self.engine.config.sockjs.cookie_needed {
+        if self.config.cookie_needed {
             let value = cookie(headers, "JSESSIONID").unwrap_or_else(|| "dummy".to_owned());
             if let Ok(v) = HeaderValue::from_str(&format!("JSESSIONID={value}; Path=/")) {
                 response.headers_mut().insert(header::SET_COOKIE, v);

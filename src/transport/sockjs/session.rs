@@ -60,11 +60,18 @@ pub(crate) struct SockJsSession {
     /// True once the STOMP side is over: the reader sees end of stream, receivers answer
     /// with the close frame.
     ended: watch::Sender<bool>,
+    /// A STOMP session (else a raw endpoint's).
+    stomp: bool,
 }
 
 impl SockJsSession {
     pub(crate) fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
+    }
+
+    /// Whether it carries STOMP (else a raw endpoint's messages).
+    pub(crate) fn is_stomp(&self) -> bool {
+        self.stomp
     }
 
     /// Hands client bytes (decoded from a send request) to the STOMP reader; false when the
@@ -74,6 +81,17 @@ impl SockJsSession {
             return !*self.ended.borrow();
         }
         self.inbound.send(Bytes::from(bytes)).await.is_ok()
+    }
+
+    /// Hands a raw session's messages (one per SockJS string, empty ones included) to its
+    /// reader; false when the session is over.
+    pub(crate) async fn deliver_each(&self, messages: Vec<String>) -> bool {
+        for message in messages {
+            if self.inbound.send(Bytes::from(message)).await.is_err() {
+                return false;
+            }
+        }
+        !*self.ended.borrow()
     }
 
     /// Attaches a receiving request; the guard detaches it when dropped.
@@ -158,8 +176,13 @@ impl Sessions {
         self.map.lock().len()
     }
 
-    /// Starts a session (its STOMP side runs in its own task) for the upgrade hook's principal
-    /// and the request token's grant; `None` when `id` is taken.
+    /// Starts a session (its STOMP side, or with `raw` its raw endpoint side, runs in its own
+    /// task) for the upgrade hook's principal and the request token's grant; `None` when `id`
+    /// is taken.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument distinct"
+    )]
     pub(crate) fn open(
         self: &Arc<Self>,
         id: &str,
@@ -168,6 +191,7 @@ impl Sessions {
         peer: SocketAddr,
         (principal, grant): (Option<String>, Option<Grant>),
         shutdown: watch::Receiver<bool>,
+        raw: Option<RawStart>,
     ) -> Option<Arc<SockJsSession>> {
         let config = &engine.config;
         let outbox = engine.broker.new_outbox();
@@ -183,6 +207,7 @@ impl Sessions {
             }),
             changed: Notify::new(),
             ended,
+            stomp: raw.is_none(),
         });
         {
             let mut map = self.map.lock();
@@ -191,11 +216,46 @@ impl Sessions {
             }
             map.insert(id.to_owned(), session.clone());
         }
+        let delay = config.sockjs.disconnect_delay;
+        if let Some(start) = raw {
+            let lifetime = tokio::spawn(lifetime(session.clone(), delay));
+            let conn = engine
+                .raw
+                .open(engine.next_session_id(), start.endpoint.clone(), outbox);
+            let user = principal.or_else(|| grant.map(|g| g.subject));
+            engine.emit(crate::events::Event::RawOpen(crate::raw::RawOpen {
+                conn: conn.id,
+                endpoint: start.endpoint.path.clone(),
+                remote_addr: Some(peer),
+                query: start.request.query,
+                headers: start.request.headers,
+                subprotocol: None,
+                user,
+            }));
+            let end = SessionEnd {
+                sessions: self.clone(),
+                id: id.to_owned(),
+                session: session.clone(),
+                delay,
+                _slot: slot,
+            };
+            tokio::spawn(super::raw_session::run(super::raw_session::RawSessionRun {
+                engine: engine.clone(),
+                conn,
+                access: start.access,
+                messages: receiver,
+                ended: ended_rx,
+                lifetime,
+                shutdown,
+                end,
+                disconnect_delay: delay,
+            }));
+            return Some(session);
+        }
         let mut stomp = Session::new(engine.clone(), outbox, TransportKind::WebSocket, Some(peer));
         stomp.set_principal(principal);
         stomp.set_grant(grant);
         let conn = Connection::new(stomp, Inbound::Raw);
-        let delay = config.sockjs.disconnect_delay;
         let lifetime = tokio::spawn(lifetime(session.clone(), delay));
         let source = ChannelSource {
             receiver,
@@ -253,9 +313,18 @@ async fn session_lifetime(session: &SockJsSession, delay: Duration) {
     }
 }
 
+/// What a raw endpoint's SockJS session starts with.
+pub(crate) struct RawStart {
+    pub endpoint: Arc<crate::raw::RawEndpoint>,
+    /// Token permissions on the endpoint (token authentication on).
+    pub access: Option<crate::transport::raw_connection::RawAccess>,
+    /// The opening request (query and headers for `RawOpen`).
+    pub request: crate::ws::handshake::UpgradeRequest,
+}
+
 /// Runs when the session's STOMP side has ended: marks the session over, and forgets it after
 /// the disconnect delay (until then, requests are answered with its close frame).
-struct SessionEnd {
+pub(crate) struct SessionEnd {
     sessions: Arc<Sessions>,
     id: String,
     session: Arc<SockJsSession>,

@@ -25,6 +25,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin + Send + 'static>(
     outbox: Arc<Outbox>,
     counters: Arc<Counters>,
     heartbeat: Duration,
+    stomp: bool,
 ) -> io::Result<()> {
     let mut out = BytesMut::new();
     encode_frame(OpCode::Text, OPEN.as_bytes(), &mut out);
@@ -50,7 +51,8 @@ pub(crate) async fn run<W: AsyncWrite + Unpin + Send + 'static>(
                 continue;
             }
         }
-        let encoded = encode_batch(&outbox, &mut items);
+        let encoded = encode_batch(&outbox, &mut items, stomp);
+        stats::add(&counters.dropped, encoded.dropped);
         for control in &encoded.control {
             match control {
                 Outbound::Ping(payload) => encode_frame(OpCode::Ping, payload, &mut out),

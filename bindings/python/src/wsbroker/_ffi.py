@@ -472,6 +472,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
         _res,
         [_srv, _str, _len, c_uint32, _str, _len, c_uint32, c_size_t],
     ),
+    "wsb_server_add_raw_sockjs_endpoint": (
+        _res,
+        [_srv, _str, _len, c_uint32, c_uint32, c_size_t, c_bool, c_bool, c_size_t],
+    ),
     "wsb_server_raw_subscribe": (_res, [_srv, c_uint64, _str, _len, POINTER(c_uint32)]),
     "wsb_server_raw_unsubscribe": (_res, [_srv, c_uint64, _str, _len, POINTER(c_uint32)]),
     "wsb_server_raw_publish": (

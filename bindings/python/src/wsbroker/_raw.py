@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import byref, c_size_t, c_uint64
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from . import _convert as cv
 from . import _ffi
 from ._config import SLOW_CONSUMER_POLICIES
 from ._convert import Body
-from ._errors import error_for
+from ._errors import InvalidArgument, error_for
 from ._library import lib
 
 BEHAVIOURS = {"host": _ffi.WSB_RAW_HOST, "broadcast": _ffi.WSB_RAW_BROADCAST, "echo": _ffi.WSB_RAW_ECHO}
@@ -26,10 +26,11 @@ BEHAVIOURS = {"host": _ffi.WSB_RAW_HOST, "broadcast": _ffi.WSB_RAW_BROADCAST, "e
 class RawEndpoint:
     """The checked arguments of one ``wsb_server_add_raw_endpoint`` call."""
 
-    __slots__ = ("path", "behaviour", "subprotocols", "policy", "max_message_size")
+    __slots__ = ("path", "behaviour", "subprotocols", "policy", "max_message_size", "sockjs")
 
     def __init__(self, path: str, behaviour: str, subprotocols: Sequence[str],
-                 slow_consumer_policy: Optional[str], max_message_size: Optional[int]) -> None:
+                 slow_consumer_policy: Optional[str], max_message_size: Optional[int],
+                 sockjs: Union[bool, Mapping[str, Any]] = False) -> None:
         self.path = cv.text(path, "path")
         self.behaviour = cv.choice(behaviour, BEHAVIOURS, "behaviour")
         if isinstance(subprotocols, str):
@@ -38,11 +39,31 @@ class RawEndpoint:
         self.policy = (_ffi.WSB_RAW_POLICY_SERVER if slow_consumer_policy is None
                        else cv.choice(slow_consumer_policy, SLOW_CONSUMER_POLICIES, "slow_consumer_policy"))
         self.max_message_size = cv.usize(max_message_size or 0, "max_message_size")
+        if sockjs is True:
+            sockjs = {}
+        if sockjs is not False and not isinstance(sockjs, Mapping):
+            raise TypeError("sockjs must be a bool or a mapping of SockJS options")
+        if sockjs is not False:
+            unknown = set(sockjs) - {"websocket", "cookie_needed", "response_limit"}
+            if unknown:
+                raise TypeError(f"unknown SockJS option(s): {', '.join(sorted(unknown))}")
+            if self.subprotocols:
+                raise InvalidArgument("subprotocols: a SockJS endpoint takes none")
+            self.sockjs = (bool(sockjs.get("websocket", True)), bool(sockjs.get("cookie_needed", False)),
+                           cv.usize(sockjs.get("response_limit") or 0, "response_limit"))
+        else:
+            self.sockjs = None
 
     def register(self, handle: int) -> None:
-        code = lib.wsb_server_add_raw_endpoint(
-            handle, self.path, len(self.path), self.behaviour, self.subprotocols or None,
-            len(self.subprotocols), self.policy, self.max_message_size)
+        if self.sockjs is not None:
+            websocket, cookie_needed, response_limit = self.sockjs
+            code = lib.wsb_server_add_raw_sockjs_endpoint(
+                handle, self.path, len(self.path), self.behaviour, self.policy, self.max_message_size,
+                websocket, cookie_needed, response_limit)
+        else:
+            code = lib.wsb_server_add_raw_endpoint(
+                handle, self.path, len(self.path), self.behaviour, self.subprotocols or None,
+                len(self.subprotocols), self.policy, self.max_message_size)
         if code != _ffi.WSB_OK:
             raise error_for(code, f"add raw endpoint {self.path.decode('utf-8', 'replace')}")
 
@@ -61,6 +82,7 @@ class RawMode:
         subprotocols: Sequence[str] = (),
         slow_consumer_policy: Optional[str] = None,
         max_message_size: Optional[int] = None,
+        sockjs: Union[bool, Mapping[str, Any]] = False,
     ) -> None:
         """Registers a raw WebSocket endpoint at ``path`` (before or after start).
 
@@ -70,9 +92,11 @@ class RawMode:
         order (none by default). ``slow_consumer_policy``: ``"disconnect"``, ``"drop_oldest"``
         or ``"drop_newest"`` (default: the server's). ``max_message_size``: largest client
         message (default: the server's limit). Every raw endpoint reports
-        :class:`RawOpenEvent` and :class:`RawCloseEvent`.
+        :class:`RawOpenEvent` and :class:`RawCloseEvent`. ``sockjs``: also serve it over SockJS
+        with ``path`` as the prefix (``True``, or options ``websocket``, ``cookie_needed``,
+        ``response_limit``); SockJS carries text, binary sends do not reach SockJS clients.
         """
-        endpoint = RawEndpoint(path, behaviour, subprotocols, slow_consumer_policy, max_message_size)
+        endpoint = RawEndpoint(path, behaviour, subprotocols, slow_consumer_policy, max_message_size, sockjs)
         self._before_start(endpoint.register)
 
     def raw_subscribe(self, conn: int, topic: str) -> bool:
