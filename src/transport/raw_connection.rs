@@ -328,14 +328,19 @@ impl RawConnection {
 
     /// Forgets the connection and tells the host; its id is stale from here on.
     fn finish(&self) {
-        self.engine.raw.remove(&self.conn);
-        let (code, reason) = self.conn.close_reason();
-        self.engine.emit(Event::RawClose(RawClose {
-            conn: self.conn.id,
-            code,
-            reason,
-        }));
+        finish(&self.engine, &self.conn);
     }
+}
+
+/// Forgets a raw connection (WebSocket or SockJS) and reports its `RawClose` to the host.
+pub(crate) fn finish(engine: &Engine, conn: &Arc<RawConn>) {
+    engine.raw.remove(conn);
+    let (code, reason) = conn.close_reason();
+    engine.emit(Event::RawClose(RawClose {
+        conn: conn.id,
+        code,
+        reason,
+    }));
 }
 
 /// Runs a raw connection until it ends, then lingers so the last frames arrive (as the STOMP

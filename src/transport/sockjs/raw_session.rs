@@ -15,8 +15,6 @@ use tokio::time::timeout;
 use super::session::SessionEnd;
 use crate::broker::outbox::CloseReason;
 use crate::engine::Engine;
-use crate::events::Event;
-use crate::raw::RawClose;
 use crate::raw::hub::RawConn;
 use crate::transport::paused::Paused;
 use crate::transport::raw_connection::{RawAccess, handle_message};
@@ -40,6 +38,7 @@ pub(crate) struct RawSessionRun {
 pub(crate) async fn run(mut run: RawSessionRun) {
     let counters = run.engine.counters().clone();
     let outbox = run.conn.outbox.clone();
+    let mut stopping = false;
     loop {
         tokio::select! {
             biased;
@@ -47,6 +46,7 @@ pub(crate) async fn run(mut run: RawSessionRun) {
             changed = run.shutdown.changed() => {
                 if changed.is_err() || *run.shutdown.borrow() {
                     close(&run.conn, codes::GOING_AWAY, "server shutting down");
+                    stopping = true;
                     break;
                 }
             }
@@ -78,15 +78,15 @@ pub(crate) async fn run(mut run: RawSessionRun) {
             }
         }
     }
-    // The close frame reaches a receiving request, or the client stays away for the delay.
-    let _ = timeout(run.disconnect_delay + Duration::from_secs(1), run.lifetime).await;
-    run.engine.raw.remove(&run.conn);
-    let (code, reason) = run.conn.close_reason();
-    run.engine.emit(Event::RawClose(RawClose {
-        conn: run.conn.id,
-        code,
-        reason,
-    }));
+    // The close frame reaches a receiving request, or the client stays away for the delay;
+    // a stopping server gives an attached request only a moment to take it.
+    let linger = if stopping {
+        Duration::from_millis(200)
+    } else {
+        run.disconnect_delay + Duration::from_secs(1)
+    };
+    let _ = timeout(linger, run.lifetime).await;
+    crate::transport::raw_connection::finish(&run.engine, &run.conn);
     drop(run.end);
 }
 

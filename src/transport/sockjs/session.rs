@@ -217,6 +217,13 @@ impl Sessions {
             map.insert(id.to_owned(), session.clone());
         }
         let delay = config.sockjs.disconnect_delay;
+        let end = SessionEnd {
+            sessions: self.clone(),
+            id: id.to_owned(),
+            session: session.clone(),
+            delay,
+            _slot: slot,
+        };
         if let Some(start) = raw {
             let lifetime = tokio::spawn(lifetime(session.clone(), delay));
             let conn = engine
@@ -232,13 +239,6 @@ impl Sessions {
                 subprotocol: None,
                 user,
             }));
-            let end = SessionEnd {
-                sessions: self.clone(),
-                id: id.to_owned(),
-                session: session.clone(),
-                delay,
-                _slot: slot,
-            };
             tokio::spawn(super::raw_session::run(super::raw_session::RawSessionRun {
                 engine: engine.clone(),
                 conn,
@@ -260,13 +260,6 @@ impl Sessions {
         let source = ChannelSource {
             receiver,
             ended: ended_rx,
-        };
-        let end = SessionEnd {
-            sessions: self.clone(),
-            id: id.to_owned(),
-            session: session.clone(),
-            delay,
-            _slot: slot,
         };
         tokio::spawn(drive(
             source,
