@@ -505,13 +505,27 @@ pub(crate) async fn ws_connect(
     path: &str,
     protocol: Option<&str>,
 ) -> Result<(TcpStream, BytesMut), String> {
+    ws_connect_with(addr, path, protocol, None).await
+}
+
+/// [`ws_connect`] offering `extensions` (`Sec-WebSocket-Extensions`); fails when the server
+/// does not agree to them.
+pub(crate) async fn ws_connect_with(
+    addr: SocketAddr,
+    path: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Result<(TcpStream, BytesMut), String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let protocol = protocol
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &extensions
+            .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+            .unwrap_or_default();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -525,6 +539,9 @@ pub(crate) async fn ws_connect(
     loop {
         if let Some(end) = find(&buf, b"\r\n\r\n") {
             let head = buf.split_to(end + 4);
+            if extensions.is_some() && find(&head, b"Sec-WebSocket-Extensions: ").is_none() {
+                return Err("the server did not agree to the offered extension".into());
+            }
             if !head.starts_with(b"HTTP/1.1 101") {
                 let line = head[..].split(|&b| b == b'\r').next().unwrap_or_default();
                 return Err(format!(
@@ -595,7 +612,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             return Ok(None);
         }
         buf.advance(head);
-        Ok(Some((b0 & 0x0f, buf.split_to(len).freeze())))
+        // The opcode, with RSV1 (0x40) kept: a permessage-deflate compressed message.
+        Ok(Some((b0 & 0x4f, buf.split_to(len).freeze())))
     }
 
     /// The next complete frame: `(opcode, payload)`.

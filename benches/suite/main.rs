@@ -335,10 +335,23 @@ impl Suite {
         conns: usize,
         msgs: u64,
     ) -> Cell<raw::RawReport> {
-        let name = if echo {
-            format!("raw-echo-{conns}")
-        } else {
-            format!("raw-fanout-{conns}")
+        self.raw_sized(server, server_name, echo, (conns, msgs, SIZE), false)
+    }
+
+    /// A raw run with messages of `size` bytes, offering permessage-deflate when `deflate`.
+    fn raw_sized(
+        &mut self,
+        server: &Result<ServerProcess, String>,
+        server_name: &str,
+        echo: bool,
+        (conns, msgs, size): (usize, u64, usize),
+        deflate: bool,
+    ) -> Cell<raw::RawReport> {
+        let kind = if echo { "echo" } else { "fanout" };
+        let name = match (size == SIZE, deflate) {
+            (true, false) => format!("raw-{kind}-{conns}"),
+            (_, false) => format!("raw-{kind}-{conns}-{size}B"),
+            (_, true) => format!("raw-{kind}-{conns}-{size}B-deflate"),
         };
         let server = match server {
             Ok(server) => server,
@@ -349,18 +362,25 @@ impl Suite {
         };
         println!("-- {name} on {server_name}");
         let run = async {
+            let shape = (conns, msgs, size);
             if echo {
-                raw::run_echo(server, RAW_PATH, conns, msgs, SIZE, self.opts.timeout).await
+                raw::run_echo(server, RAW_PATH, shape, deflate, self.opts.timeout).await
             } else {
-                raw::run_fanout(server, RAW_PATH, conns, msgs, SIZE, self.opts.timeout).await
+                raw::run_fanout(server, RAW_PATH, shape, deflate, self.opts.timeout).await
             }
         };
         match self.runtime.block_on(run) {
             Ok(r) => {
                 println!(
-                    "{name:<16} {conns} conns x {msgs} msgs x {SIZE} B: {:.0} msgs/s, server {:.2} us/msg, \
-                     lost {}, out-of-order {}, latency p50 {:.0} us p99 {:.0} us",
-                    r.per_sec, r.server_cpu_us_per_msg, r.lost, r.out_of_order, r.p50_us, r.p99_us
+                    "{name:<16} {conns} conns x {msgs} msgs x {size} B: {:.0} msgs/s, server {:.2} us/msg, \
+                     {:.0} B/msg on the wire, lost {}, out-of-order {}, latency p50 {:.0} us p99 {:.0} us",
+                    r.per_sec,
+                    r.server_cpu_us_per_msg,
+                    r.wire_bytes_per_msg,
+                    r.lost,
+                    r.out_of_order,
+                    r.p50_us,
+                    r.p99_us
                 );
                 for e in &r.errors {
                     println!("    ! {e}");
@@ -540,6 +560,22 @@ fn run(opts: Options) -> Result<(), String> {
     let nv = suite.raw(&naive_echo, "naive", true, conns, msgs);
     let echo_row = (format!("raw echo {conns}x{msgs}"), ws, nv);
 
+    // permessage-deflate on raw endpoints: 1 KiB game-state-like messages, each run once with
+    // connections that negotiate compression and once with ones that do not.
+    let mut deflate_rows = Vec::new();
+    for (echo, subs, msgs) in [(false, 100, 2_000), (true, 64, 2_000)] {
+        let (s, m) = if suite.opts.smoke {
+            (8, 100)
+        } else {
+            shape(&suite.opts, subs, msgs)
+        };
+        let server = if echo { &raw_echo } else { &raw_broadcast };
+        let plain = suite.raw_sized(server, "wsbroker", echo, (s, m, 1024), false);
+        let deflate = suite.raw_sized(server, "wsbroker", echo, (s, m, 1024), true);
+        let kind = if echo { "echo" } else { "fan-out" };
+        deflate_rows.push((format!("raw {kind} {s}x{m} 1 KiB"), plain, deflate));
+    }
+
     // Idle memory.
     let idle_conns = suite.opts.idle_conns;
     println!("-- idle memory, {idle_conns} connections");
@@ -661,6 +697,21 @@ fn run(opts: Options) -> Result<(), String> {
         ));
         rows.push(row("server us/msg", |r| r.server_cpu_us_per_msg, None));
         rows.push(row("lost", |r| r.lost as f64, None));
+    }
+    for (name, plain, deflate) in &deflate_rows {
+        // wsbroker with permessage-deflate negotiated, next to the same run without it.
+        let row = |metric: &str, figure: fn(&raw::RawReport) -> f64| {
+            Row::new(
+                format!("{name} {metric}, deflate (col 1) vs not (col 3)"),
+                deflate.map(figure),
+                Cell::Skipped("n/a".into()),
+                plain.map(figure),
+                None,
+            )
+        };
+        rows.push(row("server us/msg", |r| r.server_cpu_us_per_msg));
+        rows.push(row("wire B/msg", |r| r.wire_bytes_per_msg));
+        rows.push(row("msgs/s", |r| r.per_sec));
     }
     rows.push(Row::new(
         format!("idle KiB/conn at {idle_conns} conns"),

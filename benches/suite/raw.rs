@@ -16,8 +16,15 @@ use tokio::task::JoinHandle;
 
 use crate::fanout::{
     Broker, CONNECT_PARALLELISM, FrameReader, MAX_SAMPLES, OP_BINARY, OP_CLOSE, OP_TEXT,
-    ServerProcess, SubResult, now_nanos, percentile, put_frame, self_cpu_secs, ws_connect,
+    ServerProcess, SubResult, now_nanos, percentile, put_frame, self_cpu_secs, ws_connect_with,
 };
+
+/// Whether this run's connections offer permessage-deflate (set by `run_fanout`/`run_echo`
+/// for their run; runs are sequential).
+static OFFER_DEFLATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Payload bytes this run's receivers read (compressed size when compressed).
+static WIRE_PAYLOAD: AtomicU64 = AtomicU64::new(0);
+const DEFLATE_OFFER: &str = "permessage-deflate; client_no_context_takeover";
 
 /// Payload prefix: sequence number and send time.
 pub(crate) const RAW_STAMP_LEN: usize = 16;
@@ -46,6 +53,8 @@ pub(crate) struct RawReport {
     /// Deliveries (fan-out) or echoed messages (echo) per second.
     pub(crate) per_sec: f64,
     pub(crate) server_cpu_us_per_msg: f64,
+    /// Payload bytes a receiver read per message (less than `size` when compressed).
+    pub(crate) wire_bytes_per_msg: f64,
     pub(crate) client_cpu_us_per_msg: f64,
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
@@ -53,12 +62,53 @@ pub(crate) struct RawReport {
     pub(crate) server_exit: String,
 }
 
+/// What pads a message after its stamp: game-state-like JSON, so that compression figures
+/// are those of a realistic payload (zeros would shrink to nothing).
+const FILLER: &[u8] =
+    br#"{"id":17,"pos":[12.5,-3.25,7.0],"vel":[0.5,0.0,-1.25],"hp":97,"name":"player-17"},"#;
+
 fn stamp(out: &mut Vec<u8>, seq: u64, size: usize) {
     let mut payload = [0u8; 4096];
+    for (i, b) in payload.iter_mut().enumerate().skip(RAW_STAMP_LEN) {
+        *b = FILLER[(i + seq as usize) % FILLER.len()];
+    }
     let size = size.clamp(RAW_STAMP_LEN, payload.len());
     payload[..8].copy_from_slice(&seq.to_be_bytes());
     payload[8..16].copy_from_slice(&now_nanos().to_be_bytes());
     put_frame(out, OP_BINARY, &payload[..size]);
+}
+
+/// A data frame's message (counted on the wire; inflated when compressed), or `None` for
+/// another frame.
+fn data_of(opcode: u8, payload: &bytes::Bytes) -> Result<Option<bytes::Bytes>, String> {
+    let data = opcode & 0x0f == OP_BINARY || opcode & 0x0f == OP_TEXT;
+    if !data {
+        return Ok(None);
+    }
+    WIRE_PAYLOAD.fetch_add(payload.len() as u64, Ordering::Relaxed);
+    if opcode & 0x40 != 0 {
+        // Compressed (RSV1): inflate as a permessage-deflate client does.
+        return inflate(payload).map(Some);
+    }
+    Ok(Some(payload.clone()))
+}
+
+/// A compressed message payload inflated (RFC 7692: the `00 00 ff ff` tail appended).
+fn inflate(payload: &[u8]) -> Result<bytes::Bytes, String> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(payload.len() * 4 + 64);
+    let mut inflater = flate2::Decompress::new(false);
+    loop {
+        let consumed = inflater.total_in() as usize;
+        out.reserve(4096);
+        inflater
+            .decompress_vec(&input[consumed..], &mut out, flate2::FlushDecompress::Sync)
+            .map_err(|e| format!("inflate: {e}"))?;
+        if inflater.total_in() as usize >= input.len() && out.len() < out.capacity() {
+            return Ok(out.into());
+        }
+    }
 }
 
 fn read_stamp(payload: &[u8]) -> Option<(u64, u64)> {
@@ -70,7 +120,10 @@ fn read_stamp(payload: &[u8]) -> Option<(u64, u64)> {
 type Conn = (FrameReader<OwnedReadHalf>, OwnedWriteHalf);
 
 async fn connect(addr: SocketAddr, path: &str) -> Result<Conn, String> {
-    let (stream, leftover) = ws_connect(addr, path, None).await?;
+    let offer = OFFER_DEFLATE
+        .load(Ordering::Relaxed)
+        .then_some(DEFLATE_OFFER);
+    let (stream, leftover) = ws_connect_with(addr, path, None, offer).await?;
     let (r, w) = stream.into_split();
     Ok((
         FrameReader {
@@ -85,8 +138,10 @@ async fn connect(addr: SocketAddr, path: &str) -> Result<Conn, String> {
 async fn next_data(reader: &mut FrameReader<OwnedReadHalf>) -> Result<bytes::Bytes, String> {
     loop {
         let (opcode, payload) = reader.next().await?;
+        if let Some(data) = data_of(opcode, &payload)? {
+            return Ok(data);
+        }
         match opcode {
-            OP_BINARY | OP_TEXT => return Ok(payload),
             OP_CLOSE => return Err("server closed the WebSocket".into()),
             _ => {}
         }
@@ -311,6 +366,8 @@ async fn end_run(
     timer.abort();
     let cpu = (broker.cpu_secs() - cpu0.0, self_cpu_secs() - cpu0.1);
     finish(&mut report, results, first, cpu);
+    report.wire_bytes_per_msg =
+        WIRE_PAYLOAD.load(Ordering::Relaxed) as f64 / (report.received.max(1)) as f64;
     report.server_exit = broker.stop();
     Ok(report)
 }
@@ -320,11 +377,12 @@ async fn end_run(
 pub(crate) async fn run_fanout(
     server: &ServerProcess,
     path: &str,
-    subs: usize,
-    msgs: u64,
-    size: usize,
+    (subs, msgs, size): (usize, u64, usize),
+    deflate: bool,
     timeout: Duration,
 ) -> Result<RawReport, String> {
+    OFFER_DEFLATE.store(deflate, Ordering::Relaxed);
+    WIRE_PAYLOAD.store(0, Ordering::Relaxed);
     let mut broker = Broker::start(server)?;
     let mut report = RawReport {
         conns: subs,
@@ -403,9 +461,9 @@ async fn echo_client(
                 // Every echo is a latency sample.
                 result.record(seq, sent_at, now, 1);
                 payload = match reader.parse()? {
-                    Some((OP_BINARY | OP_TEXT, p)) => Some(p),
                     Some((OP_CLOSE, _)) => return Err("server closed the WebSocket".into()),
-                    _ => None,
+                    Some((opcode, p)) => data_of(opcode, &p)?,
+                    None => None,
                 };
             }
         }
@@ -434,11 +492,12 @@ async fn echo_client(
 pub(crate) async fn run_echo(
     server: &ServerProcess,
     path: &str,
-    conns: usize,
-    msgs: u64,
-    size: usize,
+    (conns, msgs, size): (usize, u64, usize),
+    deflate: bool,
     timeout: Duration,
 ) -> Result<RawReport, String> {
+    OFFER_DEFLATE.store(deflate, Ordering::Relaxed);
+    WIRE_PAYLOAD.store(0, Ordering::Relaxed);
     let mut broker = Broker::start(server)?;
     let report = RawReport {
         conns,
