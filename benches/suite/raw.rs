@@ -141,9 +141,8 @@ async fn next_data(reader: &mut FrameReader<OwnedReadHalf>) -> Result<bytes::Byt
         if let Some(data) = data_of(opcode, &payload)? {
             return Ok(data);
         }
-        match opcode {
-            OP_CLOSE => return Err("server closed the WebSocket".into()),
-            _ => {}
+        if opcode == OP_CLOSE {
+            return Err("server closed the WebSocket".into());
         }
     }
 }
