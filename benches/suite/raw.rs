@@ -67,11 +67,14 @@ pub(crate) struct RawReport {
 const FILLER: &[u8] =
     br#"{"id":17,"pos":[12.5,-3.25,7.0],"vel":[0.5,0.0,-1.25],"hp":97,"name":"player-17"},"#;
 
+/// [`FILLER`] repeated over the largest message, made once (a message copies its prefix).
+fn filler() -> &'static [u8; 4096] {
+    static BYTES: std::sync::OnceLock<[u8; 4096]> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| std::array::from_fn(|i| FILLER[i % FILLER.len()]))
+}
+
 fn stamp(out: &mut Vec<u8>, seq: u64, size: usize) {
-    let mut payload = [0u8; 4096];
-    for (i, b) in payload.iter_mut().enumerate().skip(RAW_STAMP_LEN) {
-        *b = FILLER[(i + seq as usize) % FILLER.len()];
-    }
+    let mut payload = *filler();
     let size = size.clamp(RAW_STAMP_LEN, payload.len());
     payload[..8].copy_from_slice(&seq.to_be_bytes());
     payload[8..16].copy_from_slice(&now_nanos().to_be_bytes());
