@@ -934,14 +934,16 @@ impl Broker {
     }
 
     /// Acknowledges (or, with `nack`, rejects) the delivery `ack_id` of `session`.
-    /// `subscription`, when given (STOMP 1.1), must be the delivery's subscription.
+    /// `subscription`, when given (STOMP 1.1), must be the delivery's subscription. With a
+    /// durable store, the ticket after which the consumed queue messages are gone from it
+    /// (a RECEIPT for the ACK waits for that).
     pub fn acknowledge(
         &self,
         session: u64,
         ack_id: &str,
         subscription: Option<&str>,
         nack: bool,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Option<Ticket>, BrokerError> {
         let seq = parse_ack_id(session, ack_id)
             .ok_or_else(|| BrokerError(format!("unknown ack id '{ack_id}'")))?;
         let mut state = self.state.lock();
@@ -982,10 +984,11 @@ impl Broker {
                 touched.push(sub.spec.route.clone());
             }
         }
+        let mut ticket = None;
         if nack {
             state.requeue(done.into_iter(), session, &mut touched);
         } else {
-            state.consumed(
+            ticket = state.consumed(
                 done.iter()
                     .filter_map(|u| Some((u.queue.as_deref()?, &u.message))),
             );
@@ -993,7 +996,7 @@ impl Broker {
         for name in touched {
             state.dispatch(&name, &self.counters, &mut Vec::new());
         }
-        Ok(())
+        Ok(ticket)
     }
 
     /// Delivers to the broadcast subscriptions of one session that match `destination`, written
@@ -1396,16 +1399,19 @@ impl State {
         }
     }
 
-    /// Journals that these queue messages (queue, message) were consumed.
-    fn consumed<'a>(&self, done: impl Iterator<Item = (&'a str, &'a Arc<Message>)>) {
-        if let Some(journal) = &self.journal {
-            for (route, message) in done {
-                journal.append(Record::Dequeue {
-                    route: route.into(),
-                    id: message.id(),
-                });
-            }
-        }
+    /// Journals that these queue messages (queue, message) were consumed; the last ticket.
+    fn consumed<'a>(
+        &self,
+        done: impl Iterator<Item = (&'a str, &'a Arc<Message>)>,
+    ) -> Option<Ticket> {
+        let journal = self.journal.as_ref()?;
+        done.map(|(route, message)| {
+            journal.append(Record::Dequeue {
+                route: route.into(),
+                id: message.id(),
+            })
+        })
+        .last()
     }
 
     /// Hands waiting messages of queue `name` to consumers with capacity, round-robin.

@@ -40,9 +40,12 @@ impl Session {
         } else {
             None
         };
-        self.engine
+        let durable = self
+            .engine
             .broker
             .acknowledge(self.id, ack_id, subscription, nack)?;
+        // Its RECEIPT means the message will not come back after a crash.
+        self.note_durable(durable);
         Ok(())
     }
 }

@@ -71,6 +71,9 @@ struct Shared {
     failing: AtomicBool,
     last_error: Mutex<String>,
     commits: AtomicU64,
+    /// Tests: this many next commits fail as a full disk would.
+    #[cfg(test)]
+    fail_next: AtomicUsize,
 }
 
 impl Journal for Shared {
@@ -206,6 +209,8 @@ impl Store {
             failing: AtomicBool::new(false),
             last_error: Mutex::new(String::new()),
             commits: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next: AtomicUsize::new(0),
         });
         let first_kept = restored
             .streams
@@ -441,6 +446,15 @@ impl Writer {
     }
 
     fn write(&mut self, batch: &[(Ticket, Record)]) -> Result<(), String> {
+        #[cfg(test)]
+        if self
+            .shared
+            .fail_next
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err("No space left on device (injected)".into());
+        }
         let txn = self.db.begin_write().map_err(|e| e.to_string())?;
         let mut trimmed: Vec<(String, u64)> = Vec::new();
         {
@@ -597,6 +611,51 @@ mod tests {
         assert_eq!(offsets, [(3, 1003), (4, 1004)]);
         assert_eq!(restored.next_message_id, 15);
         drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failing_commits_are_retried_and_refuse_new_messages_once_the_backlog_is_full() {
+        let dir = std::env::temp_dir().join(format!("wsb-store-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = StoreConfig::new(&dir);
+        config.max_backlog = 2;
+        let (db, restored) = Store::open(&config).unwrap();
+        let store = Store::start(db, &config, &restored, Box::new(|_| {})).unwrap();
+        store.shared.fail_next.store(usize::MAX, Ordering::Release);
+        let journal = store.journal();
+        let enqueue = |id| {
+            journal.append(Record::Enqueue {
+                route: "/queue/a".into(),
+                message: message(id, "m"),
+            })
+        };
+        enqueue(1);
+        let last = enqueue(2);
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        wait("the store reports failing", &|| journal.stats().failing);
+        let refusal = journal
+            .refusal()
+            .expect("refused while failing with a full backlog");
+        assert!(refusal.contains("No space left on device"), "{refusal}");
+        assert!(journal.is_backed_up());
+        assert!(!journal.durable().is_durable(last), "nothing committed");
+        // The disk has room again: the retry commits everything, in order.
+        store.shared.fail_next.store(0, Ordering::Release);
+        wait("the retry commits", &|| journal.durable().is_durable(last));
+        assert!(journal.refusal().is_none());
+        assert!(!journal.stats().failing);
+        drop(store);
+        let (reopened, restored) = Store::open(&config).unwrap();
+        let ids: Vec<u64> = restored.queues[0].1.iter().map(|m| m.id()).collect();
+        assert_eq!(ids, [1, 2]);
+        drop(reopened);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
