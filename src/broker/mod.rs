@@ -14,6 +14,8 @@
 pub(crate) mod config;
 pub mod destination;
 pub mod drops;
+#[cfg(test)]
+mod durable_tests;
 pub mod history;
 pub mod journal;
 pub mod message;
@@ -110,6 +112,15 @@ struct Queue {
     pending: VecDeque<Pending>,
     consumers: Vec<SubKey>,
     next: usize,
+    /// Messages journaled for it and not yet committed (they count against its depth).
+    unreleased: usize,
+}
+
+impl Queue {
+    /// Nothing keeps it: no consumer, nothing waiting, nothing on its way.
+    fn is_unused(&self) -> bool {
+        self.consumers.is_empty() && self.pending.is_empty() && self.unreleased == 0
+    }
 }
 
 struct State {
@@ -310,6 +321,7 @@ impl Broker {
                 }
                 None => {
                     let queue = state.queues.entry(u.route.to_string()).or_default();
+                    queue.unreleased = queue.unreleased.saturating_sub(1);
                     queue.pending.push_back(Pending {
                         message: u.message.clone(),
                         redelivered: false,
@@ -744,14 +756,14 @@ impl Broker {
         };
         let route_key: Arc<str> = route.into();
         if queue {
-            let waiting = queues.get(route).map_or(0, |q| q.pending.len())
-                + unreleased.iter().filter(|u| *u.route == *route).count();
-            if waiting >= self.config.max_queue_depth {
+            let entry = queues.entry(route.to_string()).or_default();
+            if entry.pending.len() + entry.unreleased >= self.config.max_queue_depth {
                 return refuse(format!(
                     "queue {route} is full ({} messages waiting)",
                     self.config.max_queue_depth
                 ));
             }
+            entry.unreleased += 1;
             let ticket = journal.append(Record::Enqueue {
                 route: route_key.clone(),
                 message: message.clone(),
@@ -1326,7 +1338,7 @@ impl State {
         if sub.queue {
             if let Some(queue) = self.queues.get_mut(route) {
                 queue.consumers.retain(|k| k != key);
-                if queue.consumers.is_empty() && queue.pending.is_empty() {
+                if queue.is_unused() {
                     self.queues.remove(route);
                 }
             }
@@ -1489,7 +1501,7 @@ impl State {
                 Err(_) => queue.pending.push_front(pending),
             }
         }
-        if queue.consumers.is_empty() && queue.pending.is_empty() {
+        if queue.is_unused() {
             queues.remove(name);
         }
         delivered
