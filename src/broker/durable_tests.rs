@@ -35,9 +35,11 @@ impl Journal for ManualJournal {
 }
 
 fn broker(max_queue_depth: usize) -> (Broker, Arc<ManualJournal>) {
-    let mut config = BrokerConfig::default();
-    config.history = vec![HistoryRule::new("/topic/h", 10)];
-    config.max_queue_depth = max_queue_depth;
+    let config = BrokerConfig {
+        history: vec![HistoryRule::new("/topic/h", 10)],
+        max_queue_depth,
+        ..BrokerConfig::default()
+    };
     let (executor, _lanes) = Executor::new(1, 16);
     let broker = Broker::new(config, Arc::default(), Arc::new(executor));
     let journal = Arc::new(ManualJournal::default());
