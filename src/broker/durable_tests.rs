@@ -8,10 +8,11 @@ use parking_lot::Mutex;
 
 use super::*;
 
+/// A journal whose records are committed when the test says so (`durable.advance`).
 #[derive(Default)]
-struct ManualJournal {
-    records: Mutex<Vec<Record>>,
-    durable: Arc<DurableSignal>,
+pub(crate) struct ManualJournal {
+    pub(crate) records: Mutex<Vec<Record>>,
+    pub(crate) durable: Arc<DurableSignal>,
 }
 
 impl Journal for ManualJournal {

@@ -99,7 +99,8 @@ impl HistoryRule {
         Ok(())
     }
 
-    fn covers(&self, route: &str) -> bool {
+    /// Whether this rule applies to `route`.
+    pub(super) fn covers(&self, route: &str) -> bool {
         self.pattern == route || pattern::matches(&self.pattern, route)
     }
 }

@@ -15,7 +15,7 @@ pub(crate) mod config;
 pub mod destination;
 pub mod drops;
 #[cfg(test)]
-mod durable_tests;
+pub(crate) mod durable_tests;
 pub mod history;
 pub mod journal;
 pub mod message;
@@ -718,18 +718,16 @@ impl Broker {
         message: &Arc<Message>,
         congestion: &mut Congestion,
     ) -> Result<Option<Published>, BrokerError> {
+        // Without a store, or for a destination nothing persists, this costs no lock.
+        let Some(journal) = self.journal.get() else {
+            return Ok(None);
+        };
         let queue = self.is_queue(route);
-        {
-            let state = self.state.lock();
-            let Some(journal) = &state.journal else {
-                return Ok(None);
-            };
-            if !queue && state.streams.rule_for(route).is_none() {
-                return Ok(None);
-            }
-            if let Some(why) = journal.refusal() {
-                return refuse(why);
-            }
+        if !queue && !self.config.history.iter().any(|r| r.covers(route)) {
+            return Ok(None);
+        }
+        if let Some(why) = journal.refusal() {
+            return refuse(why);
         }
         if !queue {
             // The subscribers this will reach later: a publisher into congested ones pauses
@@ -1405,6 +1403,7 @@ impl State {
             .filter(|s| s.queue)
             .map(|s| s.spec.route.clone())
             .collect();
+        routes.sort_unstable();
         routes.dedup();
         for route in routes {
             self.dispatch(&route, counters, &mut Vec::new());

@@ -273,7 +273,11 @@ impl Session {
         if let Some(wait) = self.durable_wait() {
             return Flow::Throttle(Throttle::Durable(wait));
         }
-        if let Some(held) = self.unconfirmed.take().and_then(|u| u.held) {
+        // An answer held for a publish that is durable now goes out. A publish not durable yet
+        // with nothing held stays noted: a later RECEIPT (or DISCONNECT's) must wait for it.
+        if self.unconfirmed.as_ref().is_some_and(|u| u.held.is_some())
+            && let Some(held) = self.unconfirmed.take().and_then(|u| u.held)
+        {
             match held {
                 Held::Receipt(receipt) => self.send_receipt(&receipt),
                 Held::Disconnect(receipt) => {

@@ -4,6 +4,7 @@
 mod auth;
 mod broker;
 mod common;
+mod durable;
 mod history;
 mod protocol;
 mod slow_consumer;
