@@ -146,6 +146,32 @@ pub(crate) struct RawAccess {
     pub valid_until: Option<u64>,
 }
 
+impl RawAccess {
+    /// Whether the client may send a message to the endpoint at `path` now; else why not
+    /// (counted in `auth_expired` or `auth_denied`), for its 1008 close.
+    pub(crate) fn check_send(
+        &self,
+        path: &str,
+        counters: &crate::broker::Counters,
+    ) -> Result<(), String> {
+        if self
+            .valid_until
+            .is_some_and(|until| crate::auth::unix_now() >= until)
+        {
+            stats::add(&counters.auth_expired, 1);
+            return Err("token expired".into());
+        }
+        if self.may_send {
+            return Ok(());
+        }
+        stats::add(&counters.auth_denied, 1);
+        Err(format!(
+            "permission denied: {} may not send to {path}",
+            self.who
+        ))
+    }
+}
+
 /// Where a raw connection's input processing stands.
 enum RawProgress {
     /// Keep reading.
@@ -213,24 +239,13 @@ impl RawConnection {
         let Some(access) = self.access.as_deref() else {
             return true;
         };
-        if access
-            .valid_until
-            .is_some_and(|until| crate::auth::unix_now() >= until)
-        {
-            stats::add(&self.engine.counters().auth_expired, 1);
-            self.close(codes::POLICY_VIOLATION, "token expired");
-            return false;
+        match access.check_send(&self.conn.endpoint.path, self.engine.counters()) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.close(codes::POLICY_VIOLATION, &reason);
+                false
+            }
         }
-        if access.may_send {
-            return true;
-        }
-        stats::add(&self.engine.counters().auth_denied, 1);
-        let reason = format!(
-            "permission denied: {} may not send to {}",
-            access.who, self.conn.endpoint.path
-        );
-        self.close(codes::POLICY_VIOLATION, &reason);
-        false
     }
 
     /// A SockJS frame from the client: each of its strings is one message. False when the

@@ -53,7 +53,11 @@ pub(crate) async fn run(mut run: RawSessionRun) {
             () = async { drop(run.ended.wait_for(|ended| *ended).await) } => break,
             message = run.messages.recv() => {
                 let Some(message) = message else { break };
-                if let Some(refusal) = refusal(run.access.as_ref(), &run.conn) {
+                if let Some(Err(refusal)) = run
+                    .access
+                    .as_ref()
+                    .map(|a| a.check_send(&run.conn.endpoint.path, &counters))
+                {
                     close(&run.conn, codes::POLICY_VIOLATION, &refusal);
                     break;
                 }
@@ -88,23 +92,6 @@ pub(crate) async fn run(mut run: RawSessionRun) {
     let _ = timeout(linger, run.lifetime).await;
     crate::transport::raw_connection::finish(&run.engine, &run.conn);
     drop(run.end);
-}
-
-/// Why this client may not send now (token authentication), if it may not.
-fn refusal(access: Option<&RawAccess>, conn: &RawConn) -> Option<String> {
-    let access = access?;
-    if access
-        .valid_until
-        .is_some_and(|until| crate::auth::unix_now() >= until)
-    {
-        return Some("token expired".into());
-    }
-    (!access.may_send).then(|| {
-        format!(
-            "permission denied: {} may not send to {}",
-            access.who, conn.endpoint.path
-        )
-    })
 }
 
 fn close(conn: &RawConn, code: u16, reason: &str) {

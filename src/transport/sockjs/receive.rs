@@ -32,6 +32,8 @@ pub(crate) struct ReceivePlan {
     pub response_limit: usize,
     /// SockJS heart-beat interval.
     pub heartbeat: Duration,
+    /// Where binary raw messages left out of a SockJS response are counted (`dropped`).
+    pub counters: Arc<crate::broker::Counters>,
 }
 
 /// [`Wrapping`] with an owned callback name, to move into a task.
@@ -112,6 +114,7 @@ async fn run(
             }
             _ = outbox.next_batch(&mut items, MAX_BATCH) => {
                 let encoded = encode_batch(&outbox, &mut items, session.is_stomp());
+                crate::broker::stats::add(&plan.counters.dropped, encoded.dropped);
                 if let Some(array) = encoded.array {
                     if tx.send(plan.wrapping.wrap(&array)).await.is_err() {
                         session.interrupted();

@@ -273,6 +273,7 @@ impl SockJsService {
             polling: transport.is_polling(),
             response_limit: config.response_limit,
             heartbeat: config.heartbeat,
+            counters: self.engine.counters().clone(),
         };
         let body = receive::start(session, plan);
         let mut response = Response::new(ResponseBody::Stream(body));
