@@ -8,6 +8,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/broker/stats.rs");
+    println!("cargo:rerun-if-changed=src/cluster/stats.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -22,6 +23,8 @@ fn main() {
         .with_src(crate_dir.join("src/ffi/mod.rs"))
         // `wsb_stats` is the safe API's `Stats`, defined once there.
         .with_src(crate_dir.join("src/broker/stats.rs"))
+        // `wsb_cluster_stats` likewise is `ClusterStats`.
+        .with_src(crate_dir.join("src/cluster/stats.rs"))
         .generate()
         .unwrap_or_else(|e| panic!("generating the C header from src/ffi: {e}"));
     bindings.write_to_file(&header);

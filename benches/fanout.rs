@@ -271,6 +271,15 @@ pub(crate) struct Target {
     pub(crate) connect: Arc<[u8]>,
     /// Destination the publisher sends to and the subscribers subscribe to.
     pub(crate) dest: Arc<str>,
+    /// A second node the publisher connects to (cluster and relay runs: subscribers on one
+    /// node, the publisher on another); `None`: the publisher uses the subscribers' server.
+    pub(crate) publisher_server: Option<ServerProcess>,
+    /// Processes whose CPU counts as the server's too (the cluster engine, the relayed
+    /// broker), read around each round like the nodes'.
+    pub(crate) extra_cpu_pids: Vec<u32>,
+    /// Before publishing, wait until the nodes' `/metrics` say the cluster engine is
+    /// reachable and holds the subscribers' engine subscription.
+    pub(crate) wait_for_cluster: bool,
 }
 
 /// The flags every benchmarked `wsbroker` process starts with: a free port on loopback, no
@@ -296,6 +305,9 @@ impl Target {
                 &b"CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0"[..],
             ),
             dest: DEST.into(),
+            publisher_server: None,
+            extra_cpu_pids: Vec::new(),
+            wait_for_cluster: false,
         }
     }
 }
@@ -390,11 +402,7 @@ impl Broker {
     /// Server CPU time (user + system) in seconds.
     /// NaN when the server's pid is unknown.
     pub(crate) fn cpu_secs(&self) -> f64 {
-        let Some(pid) = self.pid else {
-            return f64::NAN;
-        };
-        let ticks = proc_cpu_ticks(&format!("/proc/{pid}/stat")).unwrap_or(0);
-        ticks as f64 / clock_ticks()
+        self.pid.map_or(f64::NAN, pid_cpu_secs)
     }
 
     pub(crate) fn rss_kib(&self) -> u64 {
@@ -1145,6 +1153,10 @@ async fn run_round(
     sample_every: u64,
 ) -> Result<Round, String> {
     let mut broker = Broker::start(&target.server)?;
+    let publisher_node = match &target.publisher_server {
+        Some(server) => Some(Broker::start(server)?),
+        None => None,
+    };
     // Let the freshly started process settle before the idle RSS reading.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut round = Round {
@@ -1197,10 +1209,35 @@ async fn run_round(
         }
     }
     round.connect_secs = connect_start.elapsed().as_secs_f64();
+    if target.wait_for_cluster {
+        let nodes = [Some(&broker), publisher_node.as_ref()];
+        for (node, subscriptions) in nodes.into_iter().flatten().zip([1, 0]) {
+            if let Err(e) = wait_for_cluster(node.addr, subscriptions).await {
+                round.errors.push(e);
+            }
+        }
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
     round.rss_subscribed_kib = broker.rss_kib();
+    let publisher_endpoint = match &publisher_node {
+        Some(node) => Endpoint {
+            addr: node.addr,
+            path: node.path.as_str().into(),
+            ..endpoint.clone()
+        },
+        None => endpoint.clone(),
+    };
+    let servers_cpu = |broker: &Broker, publisher_node: &Option<Broker>| {
+        broker.cpu_secs()
+            + publisher_node.as_ref().map_or(0.0, Broker::cpu_secs)
+            + target
+                .extra_cpu_pids
+                .iter()
+                .map(|pid| pid_cpu_secs(*pid))
+                .sum::<f64>()
+    };
 
-    let server_cpu0 = broker.cpu_secs();
+    let server_cpu0 = servers_cpu(&broker, &publisher_node);
     let client_cpu0 = self_cpu_secs();
     let run_start = Instant::now();
     let stop_at = tokio::time::Instant::from_std(run_start + timeout);
@@ -1208,7 +1245,7 @@ async fn run_round(
         tokio::time::sleep_until(stop_at).await;
         let _ = stop_tx.send(true);
     });
-    let published = publisher(&endpoint, msgs, size, rate, stop_rx.clone()).await;
+    let published = publisher(&publisher_endpoint, msgs, size, rate, stop_rx.clone()).await;
     if let Some(e) = &published.error {
         round.errors.push(e.clone());
     }
@@ -1244,7 +1281,7 @@ async fn run_round(
             .errors
             .push(format!("... {sub_errors} subscribers ended with an error"));
     }
-    round.server_cpu_secs = broker.cpu_secs() - server_cpu0;
+    round.server_cpu_secs = servers_cpu(&broker, &publisher_node) - server_cpu0;
     round.client_cpu_secs = self_cpu_secs() - client_cpu0;
     round.rss_after_kib = broker.rss_kib();
     round.hwm_kib = broker.hwm_kib();
@@ -1253,7 +1290,63 @@ async fn run_round(
     drop(stop_rx);
     tokio::time::sleep(Duration::from_millis(50)).await;
     round.broker_exit = broker.stop();
+    if let Some(mut node) = publisher_node {
+        let exit = node.stop();
+        if !exit.starts_with("exited cleanly") {
+            round.broker_exit = format!("publisher node {exit}");
+        }
+    }
     Ok(round)
+}
+
+/// CPU time (user + system) of process `pid` in seconds.
+pub(crate) fn pid_cpu_secs(pid: u32) -> f64 {
+    let ticks = proc_cpu_ticks(&format!("/proc/{pid}/stat")).unwrap_or(0);
+    ticks as f64 / clock_ticks()
+}
+
+/// Polls the node's `/metrics` (bounded, 15 s) until the cluster engine is reachable and holds
+/// at least `subscriptions` engine subscriptions of the node's.
+async fn wait_for_cluster(addr: SocketAddr, subscriptions: u64) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let figure = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    let mut last = String::new();
+    loop {
+        if let Ok(text) = http_get(addr, "/metrics").await {
+            let available = figure(&text, "wsbroker_cluster_available");
+            let held = figure(&text, "wsbroker_cluster_engine_subscriptions");
+            if available == Some(1) && held.is_some_and(|n| n >= subscriptions) {
+                return Ok(());
+            }
+            last = format!("available {available:?}, engine subscriptions {held:?}");
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("cluster node {addr} not ready after 15 s ({last})"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The body of `GET path` (HTTP/1.0, the connection closed by the server).
+async fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string()))
 }
 
 /// Runs `rounds` rounds and aggregates them: rates and CPU per delivery over the sums,

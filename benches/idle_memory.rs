@@ -113,7 +113,12 @@ struct Broker {
 }
 
 impl Broker {
-    fn spawn(bin: &Path, arena_max: Option<u32>, max_connections: usize) -> Result<Broker, String> {
+    fn spawn(
+        bin: &Path,
+        arena_max: Option<u32>,
+        max_connections: usize,
+        extra_args: &[String],
+    ) -> Result<Broker, String> {
         let mut cmd = Command::new(bin);
         cmd.args([
             "--listen",
@@ -125,6 +130,7 @@ impl Broker {
             "--max-connections",
             &max_connections.to_string(),
         ])
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -398,12 +404,28 @@ fn run_clients(addr: SocketAddr, n: usize, half: &dyn Fn()) -> Result<Vec<TcpStr
 /// memory figures, its pid), e.g. under heaptrack.
 pub(crate) enum Target<'a> {
     Spawn(&'a Path, Option<u32>),
+    /// Started with these extra flags (e.g. a cluster node's).
+    #[allow(
+        dead_code,
+        reason = "the suite starts cluster nodes; this bench does not"
+    )]
+    SpawnWith(&'a Path, &'a [String]),
     External(SocketAddr, u32),
 }
 
 pub(crate) fn measure(target: Target<'_>, n: usize) -> Result<Figures, String> {
+    measure_with(target, n, &|| {})
+}
+
+/// [`measure`], calling `at_full` while all `n` connections are open.
+pub(crate) fn measure_with(
+    target: Target<'_>,
+    n: usize,
+    at_full: &dyn Fn(),
+) -> Result<Figures, String> {
     let mut broker = match target {
-        Target::Spawn(bin, arena_max) => Broker::spawn(bin, arena_max, n + 100)?,
+        Target::Spawn(bin, arena_max) => Broker::spawn(bin, arena_max, n + 100, &[])?,
+        Target::SpawnWith(bin, args) => Broker::spawn(bin, None, n + 100, args)?,
         Target::External(addr, pid) => Broker {
             child: None,
             pid,
@@ -431,6 +453,7 @@ pub(crate) fn measure(target: Target<'_>, n: usize) -> Result<Figures, String> {
         threads: broker.status("Threads:"),
         setup_secs,
     };
+    at_full();
     drop(conns);
     broker.stop();
     Ok(figures)

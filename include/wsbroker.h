@@ -1,5 +1,5 @@
 /*
- * wsbroker.h - C API (ABI version 4) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
+ * wsbroker.h - C API (ABI version 5) of wsbroker, an embeddable STOMP 1.0-1.2 message broker
  * over WebSocket (and optionally plain TCP), with its own threads.
  *
  * A host program creates a configuration (wsb_config_new, wsb_config_set_*), creates a server
@@ -117,7 +117,9 @@
 // the client API (`wsb_client_*`, `wsb_client_event`) was added.
 // 4: `wsb_stats` gained the token-authentication counters (`auth_refused`, `auth_denied`,
 // `auth_expired`, `auth_refreshed`); `wsb_config_set_jwt_*` were added.
-#define WSB_ABI_VERSION 4
+// 5: cluster mode: `wsb_config_set_cluster_*`, `wsb_server_cluster_stats` (`wsb_cluster_stats`)
+// and the `WSB_EVENT_BACKPLANE_*` events were added.
+#define WSB_ABI_VERSION 5
 
 // `which` for `wsb_struct_size`: the `wsb_event` struct.
 #define WSB_STRUCT_EVENT 1
@@ -130,6 +132,9 @@
 
 // `which` for `wsb_struct_size`: the `wsb_client_event` struct.
 #define WSB_STRUCT_CLIENT_EVENT 4
+
+// `which` for `wsb_struct_size`: the `wsb_cluster_stats` struct.
+#define WSB_STRUCT_CLUSTER_STATS 5
 
 // Log level: errors.
 #define WSB_LOG_ERROR 1
@@ -203,6 +208,14 @@
 // Relay mode: the external message broker cannot be reached (the system connection retries
 // with backoff). `body` holds the reason as UTF-8 text.
 #define WSB_EVENT_BROKER_UNAVAILABLE 12
+
+// Cluster mode: the engine (Redis or NATS) is reachable (again); publications reach the
+// other nodes.
+#define WSB_EVENT_BACKPLANE_AVAILABLE 13
+
+// Cluster mode: the engine cannot be reached (the link retries with backoff); local clients
+// are still served. `body` holds the reason as UTF-8 text.
+#define WSB_EVENT_BACKPLANE_UNAVAILABLE 14
 
 // Events are queued; drain them with `wsb_server_poll` / `wsb_server_poll_timeout` (default).
 #define WSB_DELIVERY_POLL 0
@@ -453,6 +466,25 @@ typedef struct wsb_event {
 // Receives an event (callback mode, or a host subscription with a callback). `event` and
 // every pointer inside it are valid only during the call.
 typedef void (*wsb_event_callback)(void *user_data, const struct wsb_event *event);
+
+// Figures for `/metrics` and the host (`wsb_cluster_stats` in C: this struct as it is).
+typedef struct wsb_cluster_stats {
+    // Whether the engine is reachable.
+    bool available;
+    // Engine subscriptions held and confirmed by the engine (destinations and patterns with
+    // local subscribers, and the history rules' patterns): a publication made anywhere after
+    // the count includes a new subscriber's reaches it.
+    uint64_t engine_subscriptions;
+    // Publications of this node handed to the engine.
+    uint64_t published;
+    // Publications of other nodes received.
+    uint64_t received;
+    // Publications of this node the other nodes did not get: made while the engine was
+    // unreachable, or lost with the connection.
+    uint64_t dropped;
+    // Times the engine link was lost and opened again.
+    uint64_t reconnects;
+} wsb_cluster_stats;
 
 // A point-in-time copy of the server's counters: `Server::stats` in Rust, `wsb_stats` in C
 // (`wsb_server_stats`), `Server.stats()` in Python, and `/metrics`. Fields may be added at
@@ -1194,6 +1226,55 @@ enum wsb_result wsb_config_add_relay_prefix(struct wsb_config *config,
 // # Safety
 // `config` is NULL or a live config.
 enum wsb_result wsb_config_set_relay_session_restore(struct wsb_config *config, bool enabled);
+
+// Cluster mode on Redis: this node shares its broadcast destinations, `/user` destinations and
+// host publishes with every node on the same Redis (`redis://[user:password@]host[:port][/db]`,
+// `rediss://` for TLS) through one pub/sub and one command connection, and fans out locally.
+// Resets the other cluster settings to their defaults. `url` NULL turns cluster mode off.
+// Copied. See docs/cluster.md.
+//
+// # Safety
+// `config` is NULL or a live config; `url` is NULL or valid for `url_len` bytes.
+enum wsb_result wsb_config_set_cluster_redis(struct wsb_config *config,
+                                             const char *url,
+                                             size_t url_len);
+
+// Cluster mode on NATS core subjects (`nats://host[:port]`, several servers comma-separated),
+// through one connection; otherwise as `wsb_config_set_cluster_redis`.
+//
+// # Safety
+// `config` is NULL or a live config; `url` is NULL or valid for `url_len` bytes.
+enum wsb_result wsb_config_set_cluster_nats(struct wsb_config *config,
+                                            const char *url,
+                                            size_t url_len);
+
+// Cluster mode: this node's name in logs and metrics (default: host name and process id).
+// Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `node_id` is valid for `node_id_len` bytes.
+enum wsb_result wsb_config_set_cluster_node_id(struct wsb_config *config,
+                                               const char *node_id,
+                                               size_t node_id_len);
+
+// Cluster mode: the prefix of every engine channel or subject (default "wsbroker"; letters,
+// digits, '-' and '_'). Clusters sharing one engine keep apart with different prefixes.
+// Copied.
+//
+// # Safety
+// `config` is NULL or a live config; `prefix` is valid for `prefix_len` bytes.
+enum wsb_result wsb_config_set_cluster_prefix(struct wsb_config *config,
+                                              const char *prefix,
+                                              size_t prefix_len);
+
+// A snapshot of the cluster figures: whether the engine is reachable, the engine
+// subscriptions it confirmed, publications handed on, received and dropped, reconnections.
+// `WSB_ERR_NOT_FOUND` when the server is not a cluster node.
+//
+// # Safety
+// `server` is NULL or a live server; `out_stats` is NULL or valid for writing.
+enum wsb_result wsb_server_cluster_stats(const struct wsb_server *server,
+                                         struct wsb_cluster_stats *out_stats);
 
 // Creates a server from `config` (validated now: `WSB_ERR_INVALID_CONFIG` names the bad
 // field). Copies the settings and moves the callbacks out of the config (so each drop runs

@@ -10,6 +10,7 @@
 # The relay tests use the machine's RabbitMQ (scripts/rabbitmq.sh ensure) but never stop it: the
 # test that stops its broker gets a private node (scripts/rabbitmq-private.sh), and ActiveMQ is a
 # private instance (scripts/activemq.sh); both run from target/ and are removed at exit. The
+# cluster tests start private Redis and NATS servers (scripts/cluster-engines.sh installs them). The
 # deployment files are checked by scripts/packaging-tests.sh after the C tests.
 # Reports (cargo log, JUnit XML) go to target/interop-reports/.
 # To run only the interop suites (e.g. against an existing binary): bash scripts/interop.sh
@@ -34,7 +35,7 @@ cargo clippy --all-targets --features internals -- -D warnings
 cargo clippy --lib --bins -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 
-banner "2b/7 brokers for the relay tests (scripts/rabbitmq.sh, scripts/activemq.sh, scripts/rabbitmq-private.sh)"
+banner "2b/7 brokers for the relay tests (scripts/rabbitmq.sh, scripts/activemq.sh, scripts/rabbitmq-private.sh) and engines for the cluster tests (scripts/cluster-engines.sh)"
 # Relay tests run against RabbitMQ (and the scale-out test against ActiveMQ too). In CI a broker
 # that cannot be set up fails the run; elsewhere the relay tests print SKIPPED instead.
 # ActiveMQ and the RabbitMQ node of the test that stops its broker (relay_fault) are private
@@ -66,6 +67,15 @@ if bash scripts/rabbitmq-private.sh start; then
 else
   [[ "${CI:-}" != "true" ]] || die "the private RabbitMQ node (scripts/rabbitmq-private.sh) is required in CI"
   log "WARNING: no private RabbitMQ node: tests/relay_fault.rs will be skipped"
+fi
+
+# Cluster mode's tests start private Redis and NATS servers from these binaries (never the
+# machine's own instances).
+if bash scripts/cluster-engines.sh ensure; then
+  eval "$(bash scripts/cluster-engines.sh env)"
+else
+  [[ "${CI:-}" != "true" ]] || die "redis-server and nats-server (scripts/cluster-engines.sh) are required in CI"
+  log "WARNING: no redis-server / nats-server: the cluster tests will be skipped"
 fi
 
 banner "3/7 cargo test --all-targets --features internals, and the doctests"

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::auth::AuthConfig;
 use crate::broker::config::BrokerConfig;
+use crate::cluster::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::relay::RelayConfig;
 use crate::session::config::SessionConfig;
@@ -98,6 +99,10 @@ pub struct ServerConfig {
     /// A durable store (`--data-dir`): queues and histories persist in it and survive a
     /// restart; in memory only when `None` (the default). See `docs/history.md`.
     pub store: Option<StoreConfig>,
+    /// Cluster mode (`--cluster-redis` / `--cluster-nats`): this node shares its destination
+    /// space with the other nodes on the same engine; a single node when `None` (the
+    /// default). See `docs/cluster.md`.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// SockJS (protocol 0.3.x) on the WebSocket listener, for browsers without WebSocket or
@@ -260,6 +265,7 @@ impl Default for ServerConfig {
             static_dir: None,
             auth: None,
             store: None,
+            cluster: None,
         }
     }
 }
@@ -310,6 +316,9 @@ impl ServerConfig {
         }
         if let Some(store) = &self.store {
             store.validate().map_err(Error::InvalidConfig)?;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate().map_err(Error::InvalidConfig)?;
         }
         if let Some(auth) = &self.auth {
             auth.validate().map_err(Error::InvalidConfig)?;

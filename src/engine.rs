@@ -53,6 +53,8 @@ pub struct Engine {
     pub(crate) relay: Option<Arc<crate::relay::Relay>>,
     /// Token verification, when `config.auth` is set.
     pub(crate) auth: Option<Arc<Authenticator>>,
+    /// Cluster mode's link to the engine, when `config.cluster` is set.
+    pub(crate) cluster: Option<Arc<crate::cluster::Link>>,
     events: OnceLock<EventSink>,
     pending: Mutex<HashMap<u64, (QuestionKind, oneshot::Sender<Answer>)>>,
     next_session: AtomicU64,
@@ -74,8 +76,14 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         let (executor, lanes) = Executor::new(config.callback_threads, config.callback_queue);
         let executor = Arc::new(executor);
+        let broker = Broker::new(config.broker.clone(), counters, executor.clone());
+        let cluster = config.cluster.clone().map(crate::cluster::Link::new);
+        if let Some(link) = &cluster {
+            broker.attach_backplane(link.clone());
+        }
         Arc::new(Engine {
-            broker: Broker::new(config.broker.clone(), counters, executor.clone()),
+            broker,
+            cluster,
             executor,
             lanes: Mutex::new(Some(lanes)),
             relay: config
@@ -397,6 +405,20 @@ impl crate::relay::SystemListener for Engine {
         ));
         self.broker
             .deliver_to_host_subscription(subscription, &message);
+    }
+}
+
+/// The cluster link reports here: availability becomes an event.
+impl crate::cluster::ClusterListener for Engine {
+    fn availability_changed(&self, unavailable: Option<String>) {
+        self.emit(match unavailable {
+            None => Event::BackplaneAvailable,
+            Some(reason) => Event::BackplaneUnavailable { reason },
+        });
+    }
+
+    fn broker(&self) -> &crate::broker::Broker {
+        &self.broker
     }
 }
 

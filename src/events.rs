@@ -59,6 +59,16 @@ pub enum Event {
         /// Why, for logs.
         reason: String,
     },
+    /// Cluster mode: the engine (Redis or NATS) is reachable (again); publications reach
+    /// the other nodes.
+    BackplaneAvailable,
+    /// Cluster mode: the engine cannot be reached (at start, or the link dropped and is
+    /// being re-opened with backoff). Local clients are still served; publications made
+    /// meanwhile do not reach the other nodes (counted in `wsbroker_cluster_dropped_total`).
+    BackplaneUnavailable {
+        /// Why, for logs.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -75,7 +85,11 @@ impl Event {
             Event::RawMessage(m) => m.conn,
             Event::RawClose(c) => c.conn,
             Event::MessagesDropped(report) => report.session,
-            Event::Overflow { .. } | Event::BrokerAvailable | Event::BrokerUnavailable { .. } => 0,
+            Event::Overflow { .. }
+            | Event::BrokerAvailable
+            | Event::BrokerUnavailable { .. }
+            | Event::BackplaneAvailable
+            | Event::BackplaneUnavailable { .. } => 0,
         }
     }
 }

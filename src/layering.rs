@@ -19,6 +19,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("raw", &["broker", "error", "ws"]),
     // The durable store writes what the broker journals; it knows nothing above it.
     ("store", &["broker"]),
+    // Cluster mode links the broker to Redis or NATS; it reuses the relay's backoff.
+    ("cluster", &["broker", "relay"]),
     // `hooks` names `host::Publisher` (the handle given to app handlers) and `host` holds the
     // engine: the one cycle, of types only (engine → events → hooks → host → engine).
     ("hooks", &["broker", "executor", "host", "ws"]),
@@ -33,14 +35,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "engine",
         &[
-            "auth", "broker", "config", "error", "events", "executor", "hooks", "raw", "relay",
-            "session", "stomp", "ws",
+            "auth", "broker", "cluster", "config", "error", "events", "executor", "hooks", "raw",
+            "relay", "session", "stomp", "ws",
         ],
     ),
     (
         "config",
         &[
-            "auth", "broker", "error", "relay", "session", "stomp", "store", "ws",
+            "auth", "broker", "cluster", "error", "relay", "session", "stomp", "store", "ws",
         ],
     ),
     // The client sits beside the server, on the codecs; it reuses the relay's backoff and
@@ -62,7 +64,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Where tasks may be spawned and sockets opened: the transports, relay links, the server,
 /// the client's IO task, the store's writer thread (files, no sockets), and the standalone
 /// binary (`src/bin`, the outermost edge).
-const IO_MODULES: &[&str] = &["transport", "relay", "server", "client", "store", "bin"];
+const IO_MODULES: &[&str] = &[
+    "transport",
+    "relay",
+    "server",
+    "client",
+    "store",
+    "cluster",
+    "bin",
+];
 const IO_MARKERS: &[&str] = &[
     "tokio::spawn",
     "TcpStream",

@@ -52,6 +52,7 @@ macro_rules! internal_mod {
 mod auth;
 mod broker;
 mod client;
+mod cluster;
 mod config;
 mod engine;
 mod error;
@@ -85,6 +86,7 @@ pub use client::{
     Client, ClientCallback, ClientConfig, ClientDelivery, ClientEvent, ClientMessage, ClientMode,
     ClientTlsConfig, OutboundQueue, QueuePolicy, ReconnectPolicy,
 };
+pub use cluster::{ClusterConfig, ClusterEngine, ClusterStats};
 pub use config::{PemSource, ServerConfig, SockJsConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use events::{

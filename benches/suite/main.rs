@@ -20,6 +20,13 @@
 //! `target/bench/results.json`. Run without `--bench` (as `cargo test` does) it is a small smoke
 //! run that asserts nothing. `WSBROKER_BIN` overrides the broker binary.
 
+mod cluster;
+#[path = "../../tests/relay/engine_process.rs"]
+#[allow(
+    dead_code,
+    reason = "the suite starts engines, the cluster tests also restart them"
+)]
+mod engine_process;
 #[path = "../fanout.rs"]
 #[allow(dead_code, reason = "the suite uses part of the fanout bench")]
 mod fanout;
@@ -54,6 +61,7 @@ struct Options {
     quick: bool,
     rounds: usize,
     rabbitmq: bool,
+    cluster: bool,
     latency_secs: f64,
     idle_conns: usize,
     timeout: Duration,
@@ -64,6 +72,7 @@ usage: cargo bench --bench suite -- [options]
   --quick              1/10 of the messages, one round, 2,000 idle connections
   --rounds N           rounds of each wsbroker STOMP fan-out (default 3)
   --no-rabbitmq        leave RabbitMQ out
+  --no-cluster         leave the cluster-mode runs (private Redis / NATS) out
   --latency-secs S     duration of the paced latency run (default 5)
   --idle-conns N       idle connections of the memory run (default 10000)
   --timeout S          limit per scenario from the first publish (default 180)
@@ -76,6 +85,7 @@ fn parse_options() -> Result<Options, String> {
         quick: smoke,
         rounds: 0,
         rabbitmq: true,
+        cluster: true,
         latency_secs: 0.0,
         idle_conns: 0,
         timeout: Duration::from_secs(180),
@@ -88,6 +98,7 @@ fn parse_options() -> Result<Options, String> {
             "--quick" => opts.quick = true,
             "--rounds" => rounds = Some(flag_value(&mut args, "--rounds")?),
             "--no-rabbitmq" => opts.rabbitmq = false,
+            "--no-cluster" => opts.cluster = false,
             "--latency-secs" => latency_secs = Some(flag_value(&mut args, "--latency-secs")?),
             "--idle-conns" => idle_conns = Some(flag_value(&mut args, "--idle-conns")?),
             "--timeout" => {
@@ -212,6 +223,9 @@ fn rabbitmq_target(may_enable: bool) -> Result<Target, String> {
             &b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\nheart-beat:0,0\n\n\0"[..],
         ),
         dest: "/topic/bench.x".into(),
+        publisher_server: None,
+        extra_cpu_pids: Vec::new(),
+        wait_for_cluster: false,
     })
 }
 
@@ -576,6 +590,10 @@ fn run(opts: Options) -> Result<(), String> {
         deflate_rows.push((format!("raw {kind} {s}x{m} 1 KiB"), plain, deflate));
     }
 
+    // Cluster mode: subscribers on node A, publisher on node B, through a private Redis or
+    // NATS; relay mode (both nodes on RabbitMQ) and the single node for comparison.
+    let cluster_runs = cluster_runs(&mut suite);
+
     // Idle memory.
     let idle_conns = suite.opts.idle_conns;
     println!("-- idle memory, {idle_conns} connections");
@@ -713,6 +731,7 @@ fn run(opts: Options) -> Result<(), String> {
         rows.push(row("wire B/msg", |r| r.wire_bytes_per_msg));
         rows.push(row("msgs/s", |r| r.per_sec));
     }
+    cluster_rows(&mut rows, &cluster_runs, &stomp_rows[0].1);
     rows.push(Row::new(
         format!("idle KiB/conn at {idle_conns} conns"),
         idle.clone(),
@@ -741,6 +760,128 @@ fn run(opts: Options) -> Result<(), String> {
     suite.results.write_json(&file)?;
     println!("figures written to {}", file.display());
     Ok(())
+}
+
+/// One engine's cluster runs: its name, the fan-out, and the engine connections of one node
+/// with 2 and with many clients.
+type EngineRuns = (&'static str, Cell<fanout::Report>, Cell<(usize, usize)>);
+
+/// The cluster-mode figures: per engine, and the relay-mode fan-out.
+struct ClusterRuns {
+    engines: Vec<EngineRuns>,
+    relay: Cell<fanout::Report>,
+    clients: usize,
+}
+
+fn cluster_runs(suite: &mut Suite) -> ClusterRuns {
+    let (s, m) = shape(&suite.opts, 100, 2_000);
+    let name = format!("cluster-fanout-{s}");
+    let clients = suite.opts.idle_conns;
+    let mut runs = ClusterRuns {
+        engines: Vec::new(),
+        relay: Cell::Skipped("left out (--no-cluster)".into()),
+        clients,
+    };
+    if !suite.opts.cluster {
+        return runs;
+    }
+    for (kind, engine_name) in [
+        (engine_process::Kind::Redis, "cluster-redis"),
+        (engine_process::Kind::Nats, "cluster-nats"),
+    ] {
+        let engine = match cluster::Engine::start(kind, engine_name) {
+            Ok(engine) => engine,
+            Err(e) => {
+                println!("-- {name} on {engine_name}: skipped: {e}");
+                runs.engines
+                    .push((engine_name, Cell::Skipped(e.clone()), Cell::Skipped(e)));
+                continue;
+            }
+        };
+        let target = engine.target(&suite.bin);
+        let fan_out = suite.stomp(&target, engine.name, &name, s, m, None, suite.opts.rounds);
+        println!(
+            "-- engine connections of one {} node, 2 and {clients} idle clients",
+            engine.name
+        );
+        let connections = match engine.connections_with_clients(&suite.bin, clients) {
+            Ok((few, many)) => {
+                println!("engine connections: {few} with 2 clients, {many} with {clients}");
+                Cell::Measured((few, many))
+            }
+            Err(e) => {
+                println!("    ! {e}");
+                Cell::Skipped(e)
+            }
+        };
+        runs.engines.push((engine.name, fan_out, connections));
+    }
+    runs.relay = if suite.opts.rabbitmq {
+        match cluster::relay_target(&suite.bin, find_pid("beam.smp")) {
+            Ok(target) => suite.stomp(&target, "relay-rabbitmq", &name, s, m, None, 1),
+            Err(e) => {
+                println!("-- {name} on relay-rabbitmq: skipped: {e}");
+                Cell::Skipped(e)
+            }
+        }
+    } else {
+        Cell::Skipped("left out (--no-rabbitmq)".into())
+    };
+    runs
+}
+
+/// Rows: cluster (col 1) vs relay mode (col 2) vs one node (col 3).
+fn cluster_rows(rows: &mut Vec<Row>, runs: &ClusterRuns, single: &Cell<fanout::Report>) {
+    for (engine, fan_out, connections) in &runs.engines {
+        let label = format!("{engine} (col 1) vs relay (col 2) vs one node (col 3)");
+        let row = |metric: &str, figure: fn(&fanout::Report) -> f64, goal| {
+            Row::new(
+                format!("STOMP cluster fanout, {metric}: {label}"),
+                fan_out.map(figure),
+                runs.relay.map(figure),
+                single.map(figure),
+                goal,
+            )
+        };
+        rows.push(row(
+            "deliveries/s",
+            |r| r.deliveries_per_sec,
+            Some(report::Goal::RatioToRabbitAtLeast(10.0)),
+        ));
+        rows.push(row(
+            "CPU us/delivery (nodes + engine)",
+            |r| r.server_cpu_us_per_delivery,
+            None,
+        ));
+        rows.push(row(
+            "lost",
+            |r| r.lost as f64,
+            Some(report::Goal::AtMost(0.0)),
+        ));
+        let ratio = match (fan_out, single) {
+            (Cell::Measured(c), Cell::Measured(one)) if one.deliveries_per_sec > 0.0 => {
+                Cell::Measured(c.deliveries_per_sec / one.deliveries_per_sec)
+            }
+            _ => Cell::Skipped("a fan-out run is missing".into()),
+        };
+        rows.push(Row::new(
+            format!("STOMP cluster fanout {engine} / one node, deliveries/s"),
+            ratio,
+            Cell::Skipped("n/a".into()),
+            Cell::Skipped("n/a".into()),
+            Some(report::Goal::AtLeast(0.5)),
+        ));
+        rows.push(Row::new(
+            format!(
+                "{engine} engine connections of a node: {} idle clients (col 1) vs 2 (col 3)",
+                runs.clients
+            ),
+            connections.map(|c| c.1 as f64),
+            Cell::Skipped("n/a".into()),
+            connections.map(|c| c.0 as f64),
+            Some(report::Goal::AtMost(2.0)),
+        ));
+    }
 }
 
 fn main() -> ExitCode {

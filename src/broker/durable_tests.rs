@@ -48,7 +48,7 @@ fn broker(max_queue_depth: usize) -> (Broker, Arc<ManualJournal>) {
     (broker, journal)
 }
 
-fn spec(id: &str, route: &str) -> SubscribeSpec {
+pub(crate) fn spec(id: &str, route: &str) -> SubscribeSpec {
     SubscribeSpec {
         id: id.into(),
         route: route.into(),
@@ -60,7 +60,7 @@ fn spec(id: &str, route: &str) -> SubscribeSpec {
     }
 }
 
-fn message(body: &'static str) -> Arc<Message> {
+pub(crate) fn message(body: &'static str) -> Arc<Message> {
     Arc::new(Message::new(
         7,
         "/x",
@@ -70,7 +70,7 @@ fn message(body: &'static str) -> Arc<Message> {
     ))
 }
 
-fn queued(outbox: &Outbox) -> Vec<Outbound> {
+pub(crate) fn queued(outbox: &Outbox) -> Vec<Outbound> {
     let mut items = Vec::new();
     outbox.try_drain(&mut items, 100);
     items

@@ -405,6 +405,15 @@ impl Streams {
         self.stream_and_rule(route, now).map(|(stream, _)| stream)
     }
 
+    /// Forgets every stream (their next messages start new epochs); returns their routes.
+    pub fn forget_all(&mut self) -> Vec<String> {
+        let routes: Vec<String> = self.streams.drain().map(|(route, _)| route).collect();
+        if let Some(evicted) = &mut self.evicted {
+            evicted.extend(routes.iter().cloned());
+        }
+        routes
+    }
+
     fn evict_least_used(&mut self) {
         if let Some(route) = self
             .streams

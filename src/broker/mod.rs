@@ -11,6 +11,9 @@
 //!
 //! One mutex guards the routing state; it is never held while host code runs.
 
+pub mod backplane;
+#[cfg(test)]
+mod cluster_tests;
 pub(crate) mod config;
 pub mod destination;
 pub mod drops;
@@ -26,6 +29,7 @@ pub mod shared_frame;
 pub mod stats;
 mod sub_map;
 pub mod subscription;
+pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -38,6 +42,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::executor::Executor;
 
+use backplane::Interests;
+pub use backplane::{Backplane, Interest, Reach};
 pub use config::BrokerConfig;
 pub use drops::{DROP_REPORT_INTERVAL, DropReport};
 use history::Streams;
@@ -138,6 +144,14 @@ struct State {
     journal: Option<Arc<dyn Journal>>,
     /// Persisted messages waiting for their commit, in ticket order.
     unreleased: VecDeque<Unreleased>,
+    /// Cluster mode: the engine linking the nodes, and this node's interests.
+    cluster: Option<Cluster>,
+}
+
+/// Cluster mode's part of the routing state.
+struct Cluster {
+    backplane: Arc<dyn Backplane>,
+    interests: Interests,
 }
 
 /// A persisted message not yet durable: nobody sees it before [`Broker::release_durable`].
@@ -147,6 +161,9 @@ struct Unreleased {
     message: Arc<Message>,
     /// A history entry (its epoch and offset); `None` for a queue message.
     position: Option<(Arc<str>, u64)>,
+    /// Published on another node (cluster mode): it reaches only this node's exact
+    /// subscribers once durable, and goes back to no other node.
+    remote: bool,
 }
 
 /// How a delivery is marked.
@@ -175,6 +192,8 @@ pub struct Broker {
     /// The durable store's journal (also in `State`, for the paths under the lock), read
     /// without the lock by sessions waiting for their messages to be durable.
     journal: std::sync::OnceLock<Arc<dyn Journal>>,
+    /// Cluster mode's engine (also in `State`), read without the lock on the publishing path.
+    backplane: std::sync::OnceLock<Arc<dyn Backplane>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -200,6 +219,7 @@ impl Broker {
             rooms,
             journal: None,
             unreleased: VecDeque::new(),
+            cluster: None,
         }));
         let flow = Arc::new(FlowSignal::default());
         // A queue consumer passed over while its connection's queue was congested gets the
@@ -221,6 +241,7 @@ impl Broker {
             next_message: AtomicU64::new(1),
             next_host_sub: AtomicU64::new(1),
             journal: std::sync::OnceLock::new(),
+            backplane: std::sync::OnceLock::new(),
         }
     }
 
@@ -289,6 +310,138 @@ impl Broker {
         self.journal.get()
     }
 
+    /// Cluster mode: links this node to the others through `backplane`, which hears at once
+    /// of every interest held so far (and of the history rules' patterns, held for good).
+    /// Returns false (and changes nothing) when a backplane is already attached.
+    pub fn attach_backplane(&self, backplane: Arc<dyn Backplane>) -> bool {
+        let mut state = self.state.lock();
+        if self.backplane.set(backplane.clone()).is_err() {
+            return false;
+        }
+        let mut interests = Interests::default();
+        for rule in &self.config.history {
+            if !self.is_queue(&rule.pattern) {
+                let interest = if pattern::is_pattern(&rule.pattern) {
+                    Interest::Pattern(rule.pattern.as_str().into())
+                } else {
+                    Interest::Exact(rule.pattern.as_str().into())
+                };
+                interests.add(interest, &*backplane);
+            }
+        }
+        let held = state
+            .exact
+            .iter()
+            .flat_map(|(route, keys)| keys.iter().map(move |_| route.as_str()))
+            .chain(state.patterns.iter().map(|(p, _)| p.as_str()));
+        let hosts = self.host_subs.read();
+        for route in held.chain(hosts.iter().map(|s| s.pattern.as_str())) {
+            if let Some(interest) = interest_of(&state.streams, route, self.is_queue(route)) {
+                interests.add(interest, &*backplane);
+            }
+        }
+        drop(hosts);
+        state.cluster = Some(Cluster {
+            backplane,
+            interests,
+        });
+        true
+    }
+
+    /// Cluster mode, after the engine was out of reach (or before this node first reached
+    /// it): publications of other nodes may be missing from the histories, so every one
+    /// starts a new epoch — a resume says `x-recovered:false` instead of claiming a complete
+    /// replay. Returns how many histories were restarted.
+    pub fn history_gap(&self) -> usize {
+        let mut state = self.state.lock();
+        let State {
+            streams, journal, ..
+        } = &mut *state;
+        let forgotten = streams.forget_all();
+        if let Some(journal) = journal.as_ref() {
+            for route in streams.take_evicted() {
+                journal.append(Record::DropStream {
+                    route: route.into(),
+                });
+            }
+        }
+        if !forgotten.is_empty() {
+            tracing::warn!(
+                histories = forgotten.len(),
+                "cluster engine was out of reach: histories start new epochs"
+            );
+        }
+        forgotten.len()
+    }
+
+    /// Cluster mode: the interests this node holds.
+    #[cfg(test)]
+    pub fn interests(&self) -> Vec<Interest> {
+        self.state
+            .lock()
+            .cluster
+            .as_ref()
+            .map(|c| c.interests.all())
+            .unwrap_or_default()
+    }
+
+    /// Cluster mode: delivers a publication of another node to the local subscriptions that
+    /// `reach` stands for. Recorded in this node's history (once: by its own destination, or
+    /// by the pattern of the history rule that covers it); never sent on to other nodes.
+    pub fn deliver_remote(&self, route: &str, message: Arc<Message>, reach: Reach<'_>) {
+        if self.is_queue(route) {
+            return;
+        }
+        let owner = match reach {
+            Reach::Exact => true,
+            Reach::Patterns(set) => self
+                .config
+                .history
+                .iter()
+                .find(|rule| rule.covers(route))
+                .is_some_and(|rule| {
+                    pattern::is_pattern(&rule.pattern) && set.iter().any(|p| **p == *rule.pattern)
+                }),
+        };
+        // With a durable store the exact side waits for the commit (like a local publish).
+        let mut exact_now = owner;
+        if owner {
+            match self.publish_durable(route, &message, &mut Vec::new(), true) {
+                Ok(Some(_)) => exact_now = false,
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::warn!(route, %why, "a publication from another node was not stored");
+                    exact_now = false;
+                }
+            }
+        }
+        let mut state = self.state.lock();
+        let mut message = message;
+        if exact_now {
+            message = state
+                .streams
+                .record(route, &message, Instant::now(), false)
+                .map_or(message, |recorded| recorded.message);
+            self.fan_out(&mut state, route, &message, Targets::Exact, &mut Vec::new());
+        }
+        if let Reach::Patterns(set) = reach {
+            self.fan_out(
+                &mut state,
+                route,
+                &message,
+                Targets::Patterns(set),
+                &mut Vec::new(),
+            );
+        }
+        drop(state);
+        if exact_now {
+            self.notify_host_subscriptions(route, &message, Targets::Exact);
+        }
+        if let Reach::Patterns(set) = reach {
+            self.notify_host_subscriptions(route, &message, Targets::Patterns(set));
+        }
+    }
+
     /// Delivers the persisted messages whose records are committed, up to `ticket` (the
     /// store calls this after each commit): history entries to the destination's
     /// subscribers, queue messages onto their queue.
@@ -317,7 +470,17 @@ impl Broker {
             match &u.position {
                 Some((epoch, offset)) => {
                     state.streams.release(&u.route, epoch, *offset);
-                    self.fan_out(&mut state, &u.route, &u.message, &mut Vec::new());
+                    let targets = if u.remote {
+                        Targets::Exact
+                    } else {
+                        Targets::All
+                    };
+                    self.fan_out(&mut state, &u.route, &u.message, targets, &mut Vec::new());
+                    if !u.remote
+                        && let Some(cluster) = &state.cluster
+                    {
+                        cluster.backplane.publish(&u.route, &u.message);
+                    }
                 }
                 None => {
                     let queue = state.queues.entry(u.route.to_string()).or_default();
@@ -342,7 +505,12 @@ impl Broker {
         let more = state.unreleased.front().is_some_and(|u| u.ticket <= ticket);
         drop(state);
         for u in released {
-            self.notify_host_subscriptions(&u.route, &u.message);
+            let targets = if u.remote {
+                Targets::Exact
+            } else {
+                Targets::All
+            };
+            self.notify_host_subscriptions(&u.route, &u.message, targets);
         }
         more
     }
@@ -464,6 +632,7 @@ impl Broker {
         if !queue && !pattern::is_pattern(&route) {
             subscribed = self.replay(&mut state, session, &sub_id, &route, &resume);
         }
+        state.add_interest(&route, queue);
         if queue {
             state
                 .queues
@@ -688,7 +857,7 @@ impl Broker {
         message: Arc<Message>,
         congestion: &mut Congestion,
     ) -> Result<Published, BrokerError> {
-        if let Some(published) = self.publish_durable(route, &message, congestion)? {
+        if let Some(published) = self.publish_durable(route, &message, congestion, false)? {
             stats::add(&self.counters.messages_in, 1);
             return Ok(published);
         }
@@ -698,7 +867,7 @@ impl Broker {
             self.broadcast(route, message, congestion)
         };
         stats::add(&self.counters.messages_in, 1);
-        self.notify_host_subscriptions(route, &message);
+        self.notify_host_subscriptions(route, &message, Targets::All);
         let offset = message
             .header(history::OFFSET_HEADER)
             .and_then(|o| o.parse().ok());
@@ -711,12 +880,13 @@ impl Broker {
 
     /// With a durable store, a publish to a queue or history destination: journaled now,
     /// delivered once committed ([`Broker::release_durable`]). `None` when `route` is not
-    /// persisted.
+    /// persisted. `remote`: a publication of another node (cluster mode), never a queue's.
     fn publish_durable(
         &self,
         route: &str,
         message: &Arc<Message>,
         congestion: &mut Congestion,
+        remote: bool,
     ) -> Result<Option<Published>, BrokerError> {
         // Without a store, or for a destination nothing persists, this costs no lock.
         let Some(journal) = self.journal.get() else {
@@ -771,6 +941,7 @@ impl Broker {
                 route: route_key,
                 message: message.clone(),
                 position: None,
+                remote: false,
             });
             return Ok(Some(Published {
                 delivered: 0,
@@ -799,6 +970,7 @@ impl Broker {
             route: route_key,
             message: recorded.message,
             position: Some((recorded.epoch, recorded.offset)),
+            remote,
         });
         Ok(Some(Published {
             delivered: 0,
@@ -831,11 +1003,15 @@ impl Broker {
             return congested;
         }
         let state = self.state.lock();
+        if let Some(outbox) = self.backplane.get().and_then(|b| b.congested()) {
+            congested.push(outbox);
+        }
         for_each_target(
             &state.exact,
             &state.patterns,
             &self.config.user_prefix,
             route,
+            Targets::All,
             |key| {
                 let Some(entry) = state.sessions.get(&key.session) else {
                     return;
@@ -888,20 +1064,31 @@ impl Broker {
         congestion: &mut Congestion,
     ) -> (usize, Arc<Message>) {
         let mut state = self.state.lock();
+        if let Some(cluster) = &state.cluster {
+            // Under the lock: the other nodes get this node's publications in its order.
+            cluster.backplane.publish(route, &message);
+            if let Some(outbox) = cluster.backplane.congested()
+                && !congestion.iter().any(|o| Arc::ptr_eq(o, &outbox))
+            {
+                congestion.push(outbox);
+            }
+        }
         let message = state
             .streams
             .record(route, &message, Instant::now(), false)
             .map_or(message, |recorded| recorded.message);
-        let delivered = self.fan_out(&mut state, route, &message, congestion);
+        let delivered = self.fan_out(&mut state, route, &message, Targets::All, congestion);
         (delivered, message)
     }
 
-    /// Queues `message` to every broadcast subscription matching `route`; returns how many.
+    /// Queues `message` to every broadcast subscription among `targets` matching `route`;
+    /// returns how many.
     fn fan_out(
         &self,
         state: &mut State,
         route: &str,
         message: &Arc<Message>,
+        targets: Targets<'_>,
         congestion: &mut Congestion,
     ) -> usize {
         let State {
@@ -912,7 +1099,8 @@ impl Broker {
         } = state;
         let mut delivered = 0;
         let counters = &*self.counters;
-        for_each_target(exact, patterns, &self.config.user_prefix, route, |key| {
+        let prefix = &self.config.user_prefix;
+        for_each_target(exact, patterns, prefix, route, targets, |key| {
             let Some(entry) = sessions.get_mut(&key.session) else {
                 return;
             };
@@ -1057,7 +1245,7 @@ impl Broker {
         note_congestion(entry, congestion);
         stats::add(&self.counters.messages_in, 1);
         drop(state);
-        self.notify_host_subscriptions(&route, &message);
+        self.notify_host_subscriptions(&route, &message, Targets::All);
         Ok(delivered)
     }
 
@@ -1105,6 +1293,8 @@ impl Broker {
     ) -> u64 {
         let id = self.next_host_sub.fetch_add(1, Relaxed);
         let callback = make_callback(id);
+        let mut state = self.state.lock();
+        state.add_interest(pattern, self.is_queue(pattern));
         let mut subs = self.host_subs.write();
         subs.push(HostSubscription {
             id,
@@ -1118,11 +1308,15 @@ impl Broker {
 
     /// Removes a host subscription; false when the id is unknown.
     pub fn remove_host_subscription(&self, id: u64) -> bool {
+        let mut state = self.state.lock();
         let mut subs = self.host_subs.write();
-        let before = subs.len();
-        subs.retain(|s| s.id != id);
+        let Some(at) = subs.iter().position(|s| s.id == id) else {
+            return false;
+        };
+        let removed = subs.remove(at);
         self.host_sub_count.store(subs.len(), Relaxed);
-        subs.len() != before
+        state.remove_interest(&removed.pattern, self.is_queue(&removed.pattern));
+        true
     }
 
     /// Hands `message` to host subscription `id` alone (messages of relayed destinations,
@@ -1166,7 +1360,7 @@ impl Broker {
         false
     }
 
-    fn notify_host_subscriptions(&self, route: &str, message: &Arc<Message>) {
+    fn notify_host_subscriptions(&self, route: &str, message: &Arc<Message>, targets: Targets) {
         if self.host_sub_count.load(Relaxed) == 0 {
             return;
         }
@@ -1174,7 +1368,13 @@ impl Broker {
             .host_subs
             .read()
             .iter()
-            .filter(|s| s.pattern == route || pattern::matches(&s.pattern, route))
+            .filter(|s| match targets {
+                Targets::All => s.pattern == route || pattern::matches(&s.pattern, route),
+                Targets::Exact => s.pattern == route,
+                Targets::Patterns(set) => {
+                    set.iter().any(|p| **p == *s.pattern) && pattern::matches(&s.pattern, route)
+                }
+            })
             .map(|s| (s.id, s.callback.clone(), s.runs))
             .collect();
         for (id, callback, runs) in callbacks {
@@ -1183,23 +1383,62 @@ impl Broker {
     }
 }
 
-/// Calls `f` for each broadcast subscription matching `route` (exact ones, then patterns).
+/// The interest a subscription to `route` holds in the other nodes' publications: none for a
+/// queue's (queues stay on their node) or for a destination under a history rule with
+/// wildcards (the rule's pattern, held for good, brings it: see [`backplane`]).
+fn interest_of(streams: &Streams, route: &str, queue: bool) -> Option<Interest> {
+    if queue {
+        return None;
+    }
+    if pattern::is_pattern(route) {
+        return Some(Interest::Pattern(route.into()));
+    }
+    match streams.rule_for(route) {
+        Some(rule) if pattern::is_pattern(&rule.pattern) => None,
+        _ => Some(Interest::Exact(route.into())),
+    }
+}
+
+/// Which of the subscriptions matching a destination a delivery is for.
+#[derive(Clone, Copy, Debug)]
+enum Targets<'a> {
+    /// All of them (a publication made on this node).
+    All,
+    /// The exact ones (a publication of another node that came by its own destination).
+    Exact,
+    /// Those with one of these patterns (one that came by an engine pattern subscription).
+    Patterns(&'a [Arc<str>]),
+}
+
+/// Calls `f` for each broadcast subscription among `targets` matching `route` (exact ones,
+/// then patterns).
 fn for_each_target(
     exact: &HashMap<String, Vec<SubKey>>,
     patterns: &[(String, SubKey)],
     user_prefix: &str,
     route: &str,
+    targets: Targets<'_>,
     mut f: impl FnMut(&SubKey),
 ) {
-    if let Some(keys) = exact.get(route) {
+    if matches!(targets, Targets::All | Targets::Exact)
+        && let Some(keys) = exact.get(route)
+    {
         keys.iter().for_each(&mut f);
     }
+    let wanted = |pattern: &str| match targets {
+        Targets::All => true,
+        Targets::Exact => false,
+        Targets::Patterns(set) => set.iter().any(|p| **p == *pattern),
+    };
     // A user's private destinations are never reached by a broad pattern (`/**`) of someone
     // else: only patterns under the user prefix (which subscribe_route scopes to the
     // subscriber's own name) may match them.
     let private = route.starts_with(user_prefix);
     for (pattern, key) in patterns {
-        if (!private || pattern.starts_with(user_prefix)) && pattern::matches(pattern, route) {
+        if (!private || pattern.starts_with(user_prefix))
+            && wanted(pattern)
+            && pattern::matches(pattern, route)
+        {
             f(key);
         }
     }
@@ -1347,6 +1586,26 @@ impl State {
             if keys.is_empty() {
                 self.exact.remove(route);
             }
+        }
+        self.remove_interest(route, sub.queue);
+    }
+
+    /// Cluster mode: one more local holder of the interest in `route` (a subscription or
+    /// host subscription; `queue` when it is a queue's, which stays on this node).
+    fn add_interest(&mut self, route: &str, queue: bool) {
+        if let Some(cluster) = &mut self.cluster
+            && let Some(interest) = interest_of(&self.streams, route, queue)
+        {
+            cluster.interests.add(interest, &*cluster.backplane);
+        }
+    }
+
+    /// Cluster mode: one local holder fewer of the interest in `route`.
+    fn remove_interest(&mut self, route: &str, queue: bool) {
+        if let Some(cluster) = &mut self.cluster
+            && let Some(interest) = interest_of(&self.streams, route, queue)
+        {
+            cluster.interests.remove(&interest, &*cluster.backplane);
         }
     }
 

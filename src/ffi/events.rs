@@ -53,6 +53,12 @@ pub const WSB_EVENT_BROKER_AVAILABLE: u32 = 11;
 /// Relay mode: the external message broker cannot be reached (the system connection retries
 /// with backoff). `body` holds the reason as UTF-8 text.
 pub const WSB_EVENT_BROKER_UNAVAILABLE: u32 = 12;
+/// Cluster mode: the engine (Redis or NATS) is reachable (again); publications reach the
+/// other nodes.
+pub const WSB_EVENT_BACKPLANE_AVAILABLE: u32 = 13;
+/// Cluster mode: the engine cannot be reached (the link retries with backoff); local clients
+/// are still served. `body` holds the reason as UTF-8 text.
+pub const WSB_EVENT_BACKPLANE_UNAVAILABLE: u32 = 14;
 
 /// A STOMP header. In arguments: pointer + length, UTF-8, not necessarily NUL-terminated.
 /// In events: also NUL-terminated.
@@ -345,6 +351,12 @@ impl OwnedEvent {
             Event::BrokerAvailable => OwnedEvent::start(WSB_EVENT_BROKER_AVAILABLE),
             Event::BrokerUnavailable { reason } => {
                 let mut out = OwnedEvent::start(WSB_EVENT_BROKER_UNAVAILABLE);
+                out.set_body(reason.as_bytes());
+                out
+            }
+            Event::BackplaneAvailable => OwnedEvent::start(WSB_EVENT_BACKPLANE_AVAILABLE),
+            Event::BackplaneUnavailable { reason } => {
+                let mut out = OwnedEvent::start(WSB_EVENT_BACKPLANE_UNAVAILABLE);
                 out.set_body(reason.as_bytes());
                 out
             }

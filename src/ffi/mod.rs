@@ -41,6 +41,7 @@ mod config;
 
 mod jwt;
 mod relay;
+mod cluster;
 
 mod server;
 
@@ -58,9 +59,11 @@ pub use callbacks::{
     wsb_app_callback, wsb_drop_callback, wsb_event_callback, wsb_log_callback, wsb_wake_callback,
 };
 pub use client::*;
+pub use cluster::*;
 pub use config::*;
 pub use events::{
-    WSB_EVENT_APP_MESSAGE, WSB_EVENT_BROKER_AVAILABLE, WSB_EVENT_BROKER_UNAVAILABLE,
+    WSB_EVENT_APP_MESSAGE, WSB_EVENT_BACKPLANE_AVAILABLE, WSB_EVENT_BACKPLANE_UNAVAILABLE,
+    WSB_EVENT_BROKER_AVAILABLE, WSB_EVENT_BROKER_UNAVAILABLE,
     WSB_EVENT_CONNECT, WSB_EVENT_DISCONNECT, WSB_EVENT_MESSAGE, WSB_EVENT_MESSAGES_DROPPED,
     WSB_EVENT_OVERFLOW, WSB_EVENT_RAW_CLOSE, WSB_EVENT_RAW_MESSAGE, WSB_EVENT_RAW_OPEN,
     WSB_EVENT_SUBSCRIBE, WSB_TRANSPORT_NONE, WSB_TRANSPORT_TCP, WSB_TRANSPORT_WEBSOCKET, wsb_event,
@@ -77,6 +80,7 @@ pub use server::*;
 /// The server's counters as C sees them: the safe API's [`crate::Stats`] (cbindgen names it
 /// `wsb_stats`).
 pub use crate::broker::Stats as wsb_stats;
+pub use crate::cluster::ClusterStats as wsb_cluster_stats;
 pub use upgrade::*;
 
 use std::ffi::c_char;
@@ -87,7 +91,9 @@ use std::ffi::c_char;
 /// the client API (`wsb_client_*`, `wsb_client_event`) was added.
 /// 4: `wsb_stats` gained the token-authentication counters (`auth_refused`, `auth_denied`,
 /// `auth_expired`, `auth_refreshed`); `wsb_config_set_jwt_*` were added.
-pub const WSB_ABI_VERSION: u32 = 4;
+/// 5: cluster mode: `wsb_config_set_cluster_*`, `wsb_server_cluster_stats` (`wsb_cluster_stats`)
+/// and the `WSB_EVENT_BACKPLANE_*` events were added.
+pub const WSB_ABI_VERSION: u32 = 5;
 
 /// The library version, e.g. "0.1.0" (static, NUL-terminated).
 #[unsafe(no_mangle)]
@@ -113,6 +119,8 @@ pub const WSB_STRUCT_HEADER: u32 = 2;
 pub const WSB_STRUCT_STATS: u32 = 3;
 /// `which` for `wsb_struct_size`: the `wsb_client_event` struct.
 pub const WSB_STRUCT_CLIENT_EVENT: u32 = 4;
+/// `which` for `wsb_struct_size`: the `wsb_cluster_stats` struct.
+pub const WSB_STRUCT_CLUSTER_STATS: u32 = 5;
 
 /// `sizeof` of a shared struct as this library was built (`WSB_STRUCT_*`), 0 for an unknown
 /// value: bindings that declare the structs themselves (ctypes, FFI generators) compare their
@@ -125,6 +133,7 @@ pub extern "C" fn wsb_struct_size(which: u32) -> usize {
             WSB_STRUCT_HEADER => std::mem::size_of::<wsb_header>(),
             WSB_STRUCT_STATS => std::mem::size_of::<wsb_stats>(),
             WSB_STRUCT_CLIENT_EVENT => std::mem::size_of::<wsb_client_event>(),
+            WSB_STRUCT_CLUSTER_STATS => std::mem::size_of::<wsb_cluster_stats>(),
             _ => 0,
         }
     })

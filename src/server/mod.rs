@@ -234,6 +234,11 @@ impl Server {
                     Arc::downgrade(&self.engine) as _;
                 crate::relay::start(relay, listener, shutdown_rx.clone());
             }
+            if let Some(link) = &self.engine.cluster {
+                let listener: std::sync::Weak<dyn crate::cluster::ClusterListener> =
+                    Arc::downgrade(&self.engine) as _;
+                crate::cluster::start(link, listener, shutdown_rx.clone());
+            }
             if let Some(tcp) = tcp {
                 let tcp = tokio::net::TcpListener::from_std(tcp)?;
                 let ctx = ListenerContext {
@@ -369,6 +374,12 @@ impl Server {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.engine.counters().snapshot()
+    }
+
+    /// Cluster mode's figures (engine reachable, engine subscriptions, publications sent,
+    /// received and dropped); `None` on a single node.
+    pub fn cluster_stats(&self) -> Option<crate::cluster::ClusterStats> {
+        self.engine.cluster.as_ref().map(|link| link.stats())
     }
 
     /// A publisher for other threads; cheap to clone.

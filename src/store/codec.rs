@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::broker::Message;
+use crate::broker::wire::{self, Reader};
 
 const VERSION: u8 = 1;
 
@@ -18,83 +19,34 @@ pub fn encode(at_ms: u64, message: &Message) -> Vec<u8> {
         + 8
         + 4
         + message.destination().len()
-        + 4
-        + headers
-            .iter()
-            .map(|(n, v)| 8 + n.len() + v.len())
-            .sum::<usize>()
+        + wire::headers_len(headers)
         + message.body().len();
     let mut out = Vec::with_capacity(size);
     out.push(VERSION);
     out.extend_from_slice(&at_ms.to_le_bytes());
     out.extend_from_slice(&message.id().to_le_bytes());
-    put_bytes(&mut out, message.destination().as_bytes());
-    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
-    for (name, value) in headers {
-        put_bytes(&mut out, name.as_bytes());
-        put_bytes(&mut out, value.as_bytes());
-    }
+    wire::put_bytes(&mut out, message.destination().as_bytes());
+    wire::put_headers(&mut out, headers.iter());
     out.extend_from_slice(message.body());
     out
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
 }
 
 /// Decodes what [`encode`] wrote: the publish time and the message. `None` for a damaged or
 /// unknown value.
 pub fn decode(data: &[u8]) -> Option<(u64, Arc<Message>)> {
-    let mut reader = Reader { data };
+    let mut reader = Reader::new(data);
     if reader.take(1)? != [VERSION] {
         return None;
     }
     let at_ms = reader.u64()?;
     let id = reader.u64()?;
     let destination = reader.string()?;
-    let count = reader.u32()? as usize;
-    // Each header takes at least 8 bytes: a count beyond what is left is damage.
-    if count > reader.data.len() / 8 {
-        return None;
-    }
-    let mut headers = Vec::with_capacity(count);
-    for _ in 0..count {
-        headers.push((reader.string()?, reader.string()?));
-    }
+    let headers = reader.headers()?;
     let body = Bytes::copy_from_slice(reader.data);
     Some((
         at_ms,
         Arc::new(Message::new(id, destination, headers, body, None)),
     ))
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.data.len() < n {
-            return None;
-        }
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        Some(head)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
 }
 
 /// A stream's metadata: its epoch and last offset.

@@ -88,6 +88,7 @@ impl HttpRouter {
                     self.engine.broker.history_sizes(),
                     self.engine.broker.presence_counts(),
                     self.engine.broker.journal().map(|j| j.stats()),
+                    self.engine.cluster.as_ref().map(|link| link.stats()),
                 );
                 Some(("text/plain; version=0.0.4; charset=utf-8", body))
             }

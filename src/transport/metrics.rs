@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::broker::{JournalStats, Stats};
+use crate::cluster::ClusterStats;
 
 /// Per-destination gauges are written for at most this many destinations (the largest): a
 /// label per destination must not make the page unbounded.
@@ -16,6 +17,7 @@ pub(crate) fn render(
     history: Vec<(String, usize)>,
     presence: Vec<(String, usize)>,
     store: Option<JournalStats>,
+    cluster: Option<ClusterStats>,
 ) -> String {
     let mut rows = stats.metrics();
     rows.push((
@@ -49,6 +51,46 @@ pub(crate) fn render(
                 "gauge",
                 "1 while the durable store's commits fail (they are retried).",
                 u64::from(store.failing),
+            ),
+        ]);
+    }
+    if let Some(cluster) = cluster {
+        rows.extend([
+            (
+                "cluster_available",
+                "gauge",
+                "1 while the cluster engine (Redis or NATS) is reachable.",
+                u64::from(cluster.available),
+            ),
+            (
+                "cluster_engine_subscriptions",
+                "gauge",
+                "Engine subscriptions this node holds (destinations and patterns).",
+                cluster.engine_subscriptions,
+            ),
+            (
+                "cluster_published_total",
+                "counter",
+                "Publications of this node handed to the cluster engine.",
+                cluster.published,
+            ),
+            (
+                "cluster_received_total",
+                "counter",
+                "Publications of other nodes received.",
+                cluster.received,
+            ),
+            (
+                "cluster_dropped_total",
+                "counter",
+                "Publications of this node the other nodes did not get (engine unreachable).",
+                cluster.dropped,
+            ),
+            (
+                "cluster_reconnects_total",
+                "counter",
+                "Times the link to the cluster engine was opened again after a loss.",
+                cluster.reconnects,
             ),
         ]);
     }
@@ -134,7 +176,7 @@ mod tests {
             connections: 3,
             ..Default::default()
         };
-        let text = super::render(&stats, 2, Vec::new(), Vec::new(), None);
+        let text = super::render(&stats, 2, Vec::new(), Vec::new(), None, None);
         assert!(text.contains("# TYPE wsbroker_connections gauge\nwsbroker_connections 3\n"));
         assert!(text.contains("wsbroker_sockjs_sessions 2\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 18);
@@ -149,7 +191,7 @@ mod tests {
             failing: true,
         };
         let stats = crate::broker::Stats::default();
-        let text = super::render(&stats, 0, Vec::new(), Vec::new(), Some(store));
+        let text = super::render(&stats, 0, Vec::new(), Vec::new(), Some(store), None);
         for line in [
             "wsbroker_store_backlog 4\n",
             "# TYPE wsbroker_store_commits_total counter\nwsbroker_store_commits_total 9\n",
@@ -158,14 +200,42 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line}");
         }
-        assert!(!super::render(&stats, 0, Vec::new(), Vec::new(), None).contains("store_"));
+        assert!(!super::render(&stats, 0, Vec::new(), Vec::new(), None, None).contains("store_"));
+    }
+
+    #[test]
+    fn cluster_figures_appear_in_cluster_mode() {
+        let cluster = crate::cluster::ClusterStats {
+            available: true,
+            engine_subscriptions: 3,
+            dropped: 5,
+            ..Default::default()
+        };
+        let stats = crate::broker::Stats::default();
+        let text = super::render(&stats, 0, Vec::new(), Vec::new(), None, Some(cluster));
+        for line in [
+            "wsbroker_cluster_available 1\n",
+            "wsbroker_cluster_engine_subscriptions 3\n",
+            "# TYPE wsbroker_cluster_dropped_total counter\nwsbroker_cluster_dropped_total 5\n",
+            "wsbroker_cluster_reconnects_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
+        assert!(!super::render(&stats, 0, Vec::new(), Vec::new(), None, None).contains("cluster_"));
     }
 
     #[test]
     fn history_and_presence_are_gauges_with_escaped_labels() {
         let history = vec![("/topic/a".to_string(), 3), ("/topic/\"b\"".to_string(), 7)];
         let presence = vec![("/topic/room".to_string(), 4)];
-        let text = super::render(&crate::broker::Stats::default(), 0, history, presence, None);
+        let text = super::render(
+            &crate::broker::Stats::default(),
+            0,
+            history,
+            presence,
+            None,
+            None,
+        );
         assert!(text.contains("wsbroker_history_destinations 2\n"));
         assert!(text.contains("wsbroker_presence_destinations 1\n"));
         assert!(text.contains("wsbroker_presence_members 4\n"));

@@ -856,7 +856,7 @@ impl Client {
     pub async fn drop_connection(self) {
         match self.io {
             Io::Ws(mut ws) => {
-                let _ = tokio::time::timeout(WAIT, ws.close(None)).await;
+                let _ = tokio::time::timeout(WAIT, Ws::close(&mut ws, None)).await;
             }
             Io::Tcp(mut s) => {
                 let _ = s.shutdown().await;

@@ -130,12 +130,14 @@ const USE_HEADER: &str = r#"
 CHECK(header_size, sizeof(wsb_header) == 4 * sizeof(void *));
 CHECK(stats_size, sizeof(wsb_stats) == 17 * 8);
 CHECK(event_size, sizeof(wsb_event) == 40 + 18 * sizeof(void *));
-CHECK(abi, WSB_ABI_VERSION == 4);
+CHECK(abi, WSB_ABI_VERSION == 5);
+CHECK(cluster_stats_size, sizeof(wsb_cluster_stats) == 6 * 8);
 CHECK(codes, WSB_OK == 0 && WSB_ERR_NULL_ARGUMENT == 100 && WSB_ERR_INVALID_CONFIG == 103
       && WSB_ERR_CALLED_FROM_CALLBACK == 203 && WSB_ERR_BACKPRESSURE == 302 && WSB_ERR_PANIC == 900);
 CHECK(events, WSB_EVENT_CONNECT == 1 && WSB_EVENT_OVERFLOW == 6 && WSB_TRANSPORT_TCP == 2
       && WSB_EVENT_MESSAGES_DROPPED == 7 && WSB_EVENT_RAW_OPEN == 8 && WSB_EVENT_RAW_CLOSE == 10
-      && WSB_EVENT_BROKER_UNAVAILABLE == 12 && WSB_RAW_ECHO == 2);
+      && WSB_EVENT_BROKER_UNAVAILABLE == 12 && WSB_EVENT_BACKPLANE_AVAILABLE == 13
+      && WSB_EVENT_BACKPLANE_UNAVAILABLE == 14 && WSB_RAW_ECHO == 2);
 
 static void on_event(void *user_data, const wsb_event *event) { (void)user_data; (void)event; }
 static int32_t on_app(void *user_data, const wsb_event *event, char *buf, size_t cap) {

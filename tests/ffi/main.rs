@@ -1,8 +1,9 @@
 //! The C ABI, called from Rust exactly as C calls it: the contract (NULL and bad arguments,
-//! result codes, drops, panics), the committed header, relay, upgrade, raw and client
+//! result codes, drops, panics), the committed header, relay, cluster, upgrade, raw and client
 //! functions.
 
 mod client;
+mod cluster;
 mod contract;
 mod header;
 mod history;

@@ -10,11 +10,11 @@ use wsbroker::ffi::*;
 
 const OK: wsb_result = wsb_result::WSB_OK;
 
-fn s(text: &str) -> (*const c_char, usize) {
+pub(crate) fn s(text: &str) -> (*const c_char, usize) {
     (text.as_ptr().cast(), text.len())
 }
 
-fn new_config() -> *mut wsb_config {
+pub(crate) fn new_config() -> *mut wsb_config {
     let mut config = ptr::null_mut();
     // SAFETY: a valid out-pointer.
     assert_eq!(unsafe { wsb_config_new(&mut config) }, OK);
@@ -91,26 +91,40 @@ fn an_unreachable_broker_is_a_broker_unavailable_event() {
         assert_eq!(wsb_server_new(config, &mut server), OK);
         wsb_config_free(config);
         assert_eq!(wsb_server_start(server), OK);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let reason = 'found: loop {
-            assert!(Instant::now() < deadline, "no BROKER_UNAVAILABLE event");
-            let mut events: [std::mem::MaybeUninit<wsb_event>; 8] =
-                [const { std::mem::MaybeUninit::uninit() }; 8];
-            let mut n = 0usize;
-            assert_eq!(
-                wsb_server_poll_timeout(server, events.as_mut_ptr().cast(), 8, 50, &mut n),
-                OK
-            );
-            for event in &events[..n] {
-                let event = event.assume_init_ref();
-                if event.kind == WSB_EVENT_BROKER_UNAVAILABLE {
-                    let body = std::slice::from_raw_parts(event.body, event.body_len);
-                    break 'found String::from_utf8(body.to_vec()).unwrap();
-                }
-            }
-        };
+        let reason = event_body(server, WSB_EVENT_BROKER_UNAVAILABLE, Duration::from_secs(5));
         assert!(reason.contains(&address), "{reason}");
         assert_eq!(wsb_server_stop(server, 1000), OK);
         assert_eq!(wsb_server_free(server), OK);
+    }
+}
+
+/// Polls `server` (bounded by `limit`) until an event of `kind` arrives; returns its body.
+///
+/// # Safety
+/// `server` is a live, started server.
+pub(crate) unsafe fn event_body(server: *mut wsb_server, kind: u32, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no event of kind {kind} within {limit:?}"
+        );
+        let mut events: [std::mem::MaybeUninit<wsb_event>; 8] =
+            [const { std::mem::MaybeUninit::uninit() }; 8];
+        let mut n = 0usize;
+        // SAFETY: a live server and a buffer of 8 events.
+        let polled =
+            unsafe { wsb_server_poll_timeout(server, events.as_mut_ptr().cast(), 8, 50, &mut n) };
+        assert_eq!(polled, OK);
+        for event in &events[..n] {
+            // SAFETY: the first `n` events were written; their body lives until the next poll.
+            unsafe {
+                let event = event.assume_init_ref();
+                if event.kind == kind {
+                    let body = std::slice::from_raw_parts(event.body, event.body_len);
+                    return String::from_utf8(body.to_vec()).unwrap();
+                }
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ from clients import WsClient, wait_until
 
 def test_library_is_checked_at_import() -> None:
     assert wsbroker.version() == "0.1.0"
-    assert _library.lib.wsb_abi_version() == wsbroker.ABI_VERSION == 4
+    assert _library.lib.wsb_abi_version() == wsbroker.ABI_VERSION == 5
     assert wsbroker.LIBRARY_PATH.exists()
     if not os.environ.get(_library.LIBRARY_ENV):
         # the installed package carries its own copy of the library

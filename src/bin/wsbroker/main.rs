@@ -144,6 +144,24 @@ struct Args {
     /// receipts later by up to the window).
     #[arg(long, value_name = "POLICY", default_value = "every-message", value_parser = wsbroker::FsyncPolicy::parse)]
     fsync: wsbroker::FsyncPolicy,
+    /// Cluster mode on Redis: share the destination space with every node on this Redis
+    /// (`redis://[:password@]host[:port][/db]`, `rediss://` for TLS). Topics, /user
+    /// destinations and host publishes reach the whole cluster; each node fans out locally
+    /// over one engine link. Queues, histories and presence stay per node (docs/cluster.md).
+    #[arg(long, value_name = "URL", conflicts_with = "cluster_nats")]
+    cluster_redis: Option<String>,
+    /// Cluster mode on NATS (`nats://host[:port]`, several servers comma-separated); as
+    /// --cluster-redis.
+    #[arg(long, value_name = "URL")]
+    cluster_nats: Option<String>,
+    /// This node's name in cluster mode, for logs and metrics [default: host name and
+    /// process id].
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
+    /// Prefix of the cluster's engine channels or subjects: clusters sharing an engine use
+    /// different prefixes.
+    #[arg(long, value_name = "PREFIX", default_value = "wsbroker")]
+    cluster_prefix: String,
     /// Every subscriber of the destinations matching PATTERN is a presence member (repeatable);
     /// a SUBSCRIBE with x-presence:true is one anywhere and also gets a snapshot and join/leave
     /// MESSAGEs.
@@ -477,6 +495,19 @@ fn config_from(args: &Args) -> Result<ServerConfig, String> {
     });
     config.broker.presence.clone_from(&args.presence);
     config.broker.presence_event_limit = args.presence_event_limit;
+    let engine = match (&args.cluster_redis, &args.cluster_nats) {
+        (Some(url), _) => Some(wsbroker::ClusterEngine::Redis(url.clone())),
+        (None, Some(url)) => Some(wsbroker::ClusterEngine::Nats(url.clone())),
+        (None, None) => None,
+    };
+    config.cluster = engine.map(|engine| {
+        let mut cluster = wsbroker::ClusterConfig::new(engine);
+        if let Some(node) = &args.node_id {
+            cluster.node_id.clone_from(node);
+        }
+        cluster.prefix.clone_from(&args.cluster_prefix);
+        cluster
+    });
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = TlsConfig::new(cert.clone(), key.clone());
         tls.client_ca_pem = args.tls_client_ca.clone().map(PemSource::File);

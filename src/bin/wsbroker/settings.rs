@@ -17,7 +17,13 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 pub const ENV_PREFIX: &str = "WSBROKER_";
 
 /// Settings that must not be shown: `--print-config` masks them.
-const SECRETS: &[&str] = &["relay-passcode", "relay-system-passcode"];
+/// (An engine URL may hold a password.)
+const SECRETS: &[&str] = &[
+    "relay-passcode",
+    "relay-system-passcode",
+    "cluster-redis",
+    "cluster-nats",
+];
 
 /// Settings that choose the other sources or act at once; never keys of the file.
 const NOT_KEYS: &[&str] = &["config", "print-config", "help", "version"];

@@ -68,6 +68,11 @@ Design choices
   :class:`RawOpenEvent`, :class:`RawMessageEvent` and :class:`RawCloseEvent`; answer with
   ``raw_send``, ``raw_subscribe`` + ``raw_publish`` (topics are exact names), ``raw_close``;
   ``raw_set_user_data`` and ``raw_buffered_bytes`` complete the uWebSockets-style API.
+* **Cluster mode.** ``cluster_redis=`` or ``cluster_nats=`` (an engine URL; one of them),
+  ``node_id=`` and ``cluster_prefix=`` make the server a node of a cluster sharing broadcast
+  and ``/user`` destinations through Redis or NATS; ``cluster_stats()`` returns
+  :class:`ClusterStats` (``None`` on a standalone server), and :class:`BackplaneEvent` events report
+  the engine link coming up or going away.
 * **Callbacks and C.** One ``CFUNCTYPE`` trampoline per callback type lives for the whole
   process; each registration gets an integer slot passed as ``user_data``, and the library's
   drop callback frees the slot. Everything is thread-safe: publish from any thread.
@@ -118,7 +123,9 @@ from ._errors import (
 )
 from ._events import (
     Accept,
+    BackplaneEvent,
     BrokerEvent,
+    ClusterStats,
     ConnectEvent,
     DisconnectEvent,
     Event,
@@ -161,12 +168,14 @@ __all__ = [
     "Accept",
     "AddressInUse",
     "AlreadyStarted",
+    "BackplaneEvent",
     "Backpressure",
     "BrokerEvent",
     "CalledFromCallback",
     "CallbackError",
     "Client",
     "ClientEvent",
+    "ClusterStats",
     "Config",
     "ConnectEvent",
     "DisconnectEvent",

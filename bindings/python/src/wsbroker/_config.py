@@ -256,6 +256,55 @@ def _relay(config: "Config", handle: int) -> None:
     check(lib.wsb_config_set_relay_session_restore(handle, config.relay_session_restore), "relay_session_restore")
 
 
+#: The two cluster engines (one at most may be set) and the other cluster settings, in the
+#: order they are re-issued.
+CLUSTER_ENGINES = ("cluster_redis", "cluster_nats")
+CLUSTER_SETTINGS = ("node_id", "cluster_prefix")
+
+
+def _cluster(config: "Config", handle: int) -> None:
+    """The whole cluster group. ``wsb_config_set_cluster_redis`` / ``_nats`` reset the other
+    cluster settings to their defaults, so the engine is re-issued first and the settings made
+    so far follow: assignment order does not matter. An engine set to ``None`` (with the other
+    one unset) turns cluster mode off and forgets the other cluster settings, as C does."""
+    engines = [name for name in CLUSTER_ENGINES if getattr(config, name) is not None]
+    if len(engines) > 1:
+        named = config._assigning if config._assigning in engines else engines[1]
+        raise InvalidArgument(f"{named}: cluster_redis and cluster_nats are both set: a cluster node uses "
+                              "one engine (set the other to None first)")
+    if not engines:
+        if config._assigning in CLUSTER_ENGINES:
+            for name in CLUSTER_SETTINGS:
+                config._values.pop(name, None)
+        set_here = [name for name in CLUSTER_SETTINGS if name in config._values]
+        if set_here:
+            raise InvalidArgument(f"{set_here[0]}: cluster mode is off: set cluster_redis or cluster_nats first")
+        check(lib.wsb_config_set_cluster_redis(handle, None, 0), "cluster_redis")
+        return
+    set_here = [name for name in CLUSTER_SETTINGS if name in config._values]
+    engine = engines[0]
+    url = cv.text(getattr(config, engine), engine)
+    setter = lib.wsb_config_set_cluster_redis if engine == "cluster_redis" else lib.wsb_config_set_cluster_nats
+    check(setter(handle, url, len(url)), engine)
+    if config.node_id is not None:
+        node_id = cv.text(config.node_id, "node_id")
+        check(lib.wsb_config_set_cluster_node_id(handle, node_id, len(node_id)), "node_id")
+    if "cluster_prefix" in set_here:
+        prefix = cv.text(config.cluster_prefix, "cluster_prefix")
+        check(lib.wsb_config_set_cluster_prefix(handle, prefix, len(prefix)), "cluster_prefix")
+
+
+def _hide_password(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://user:***@host`` (for ``repr``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 #: The token-authentication settings other than the key, in the order they are re-issued.
 JWT_SETTINGS = ("jwt_algorithms", "jwt_issuer", "jwt_audience", "jwt_leeway_s", "jwt_cookie",
                 "jwt_query_param", "jwt_required", "jwt_default_subscribe", "jwt_default_publish",
@@ -527,6 +576,20 @@ class Config(Managed):
     relay_session_restore = Setting(False, _flag, _relay,
                                     "Re-make a session's broker connection (and subscriptions) when it drops.")
 
+    # --- cluster mode: nodes on one Redis or NATS share their broadcast and
+    # /user destinations and host publishes; the engine comes first
+    cluster_redis = Setting(None, _opt_str, _cluster,
+                            "Cluster mode on Redis: 'redis://[user:password@]host[:port][/db]' ('rediss://' for "
+                            "TLS) (None: off; not together with cluster_nats).")
+    cluster_nats = Setting(None, _opt_str, _cluster,
+                           "Cluster mode on NATS core subjects: 'nats://host[:port]', several servers "
+                           "comma-separated (None: off; not together with cluster_redis).")
+    node_id = Setting(None, _opt_str, _cluster,
+                      "Cluster mode: this node's name in logs and metrics (None: host name and process id).")
+    cluster_prefix = Setting("wsbroker", _str, _cluster,
+                             "Cluster mode: the prefix of every engine channel or subject (letters, digits, '-' "
+                             "and '_'); clusters sharing one engine keep apart with different prefixes.")
+
     # --- token (JWT) authentication (docs/authentication.md); one key turns it on, and the
     # key settings come first
     jwt_hmac_secret = Setting(None, _secret, _jwt, "HMAC secret (bytes or str) verifying tokens (None: off).")
@@ -571,7 +634,8 @@ class Config(Managed):
         try:
             with self._borrow() as handle:
                 _listen(self, handle)  # port 0 here, where C defaults to 61614
-            for name in SETTING_NAMES:  # declaration order: `relay` before the other relay settings
+            for name in SETTING_NAMES:  # declaration order: `relay` before the other relay settings,
+                # the cluster engines before node_id and cluster_prefix
                 if name in settings:
                     setattr(self, name, settings[name])
             for origin in _items(allowed_origins, "allowed_origins"):
@@ -702,6 +766,8 @@ class Config(Managed):
                 value = self._values[name]
                 if name in ("relay_login", "relay_system_login"):
                     value = (value[0], "***")
+                elif name == "cluster_redis" and value is not None:
+                    value = _hide_password(value)
                 changed.append(f"{name}={value!r}")
         for key, values in self._lists.items():
             if values:

@@ -26,6 +26,8 @@ class EventKind(enum.IntEnum):
     RAW_CLOSE = _ffi.WSB_EVENT_RAW_CLOSE
     BROKER_AVAILABLE = _ffi.WSB_EVENT_BROKER_AVAILABLE
     BROKER_UNAVAILABLE = _ffi.WSB_EVENT_BROKER_UNAVAILABLE
+    BACKPLANE_AVAILABLE = _ffi.WSB_EVENT_BACKPLANE_AVAILABLE
+    BACKPLANE_UNAVAILABLE = _ffi.WSB_EVENT_BACKPLANE_UNAVAILABLE
 
 
 class Transport(enum.IntEnum):
@@ -201,6 +203,18 @@ class BrokerEvent:
     reason: Optional[str] = None
 
 
+@dataclass(frozen=True)
+class BackplaneEvent:
+    """Cluster mode: the engine (Redis or NATS) is reachable (again) (``kind``
+    BACKPLANE_AVAILABLE, ``available`` true: publications reach the other nodes) or cannot be
+    reached (BACKPLANE_UNAVAILABLE, with the ``reason``: the link retries with backoff, local
+    clients are still served)."""
+
+    kind: EventKind
+    available: bool
+    reason: Optional[str] = None
+
+
 Event = Union[
     ConnectEvent,
     SubscribeEvent,
@@ -212,6 +226,7 @@ Event = Union[
     RawMessageEvent,
     RawCloseEvent,
     BrokerEvent,
+    BackplaneEvent,
 ]
 
 
@@ -258,6 +273,27 @@ class Stats:
     auth_denied: int
     auth_expired: int
     auth_refreshed: int
+
+
+@dataclass(frozen=True)
+class ClusterStats:
+    """``wsb_cluster_stats``: a snapshot of a cluster node's figures (``Server.cluster_stats()``)."""
+
+    #: Whether the engine (Redis or NATS) is reachable.
+    available: bool
+    #: Engine subscriptions held and confirmed by the engine (destinations and patterns with
+    #: local subscribers, and the history rules' patterns): a publication made anywhere after
+    #: the count includes a new subscriber's reaches it.
+    engine_subscriptions: int
+    #: Publications of this node handed to the engine.
+    published: int
+    #: Publications of other nodes received.
+    received: int
+    #: Publications of this node the other nodes did not get (made while the engine was
+    #: unreachable, or lost with the connection).
+    dropped: int
+    #: Times the engine link was lost and opened again.
+    reconnects: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,6 +392,11 @@ def copy_event(ev: _ffi.WsbEvent) -> Optional[Event]:
     if kind == _ffi.WSB_EVENT_BROKER_UNAVAILABLE:
         return BrokerEvent(kind=EventKind.BROKER_UNAVAILABLE, available=False,
                            reason=_str(ev.body, ev.body_len))
+    if kind == _ffi.WSB_EVENT_BACKPLANE_AVAILABLE:
+        return BackplaneEvent(kind=EventKind.BACKPLANE_AVAILABLE, available=True)
+    if kind == _ffi.WSB_EVENT_BACKPLANE_UNAVAILABLE:
+        return BackplaneEvent(kind=EventKind.BACKPLANE_UNAVAILABLE, available=False,
+                              reason=_str(ev.body, ev.body_len))
     return None
 
 
@@ -368,3 +409,7 @@ def _transport(value: int) -> Transport:
 
 def stats_from(raw: _ffi.WsbStats) -> Stats:
     return Stats(**{name: getattr(raw, name) for name, _ in raw._fields_})
+
+
+def cluster_stats_from(raw: _ffi.WsbClusterStats) -> ClusterStats:
+    return ClusterStats(**{name: getattr(raw, name) for name, _ in raw._fields_})

@@ -2,7 +2,8 @@
 
 Everything the package calls in the shared library is declared in :data:`FUNCTIONS`, with the
 ctypes type of every parameter and of the result; the structs shared with C are
-:class:`WsbHeader`, :class:`WsbStats`, :class:`WsbEvent` and :class:`WsbClientEvent`, the callback types are in
+:class:`WsbHeader`, :class:`WsbStats`, :class:`WsbClusterStats`, :class:`WsbEvent` and
+:class:`WsbClientEvent`, the callback types are in
 :data:`CALLBACK_TYPES`. ``tests/test_header.py`` parses the header and checks all of it: every
 declared function exists with the same parameter types and result type, every struct has the
 same fields (and, with a C compiler, the same offsets), every header function is either bound
@@ -35,7 +36,7 @@ from ctypes import (
 from typing import Any, Dict, List, Tuple
 
 #: The C ABI version this binding is written for (``WSB_ABI_VERSION``).
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 # ---------------------------------------------------------------------------------------------
 # Result codes and constants (values are part of the ABI and never renumbered)
@@ -61,6 +62,7 @@ WSB_STRUCT_EVENT = 1
 WSB_STRUCT_HEADER = 2
 WSB_STRUCT_STATS = 3
 WSB_STRUCT_CLIENT_EVENT = 4
+WSB_STRUCT_CLUSTER_STATS = 5
 
 WSB_CLIENT_EVENT_CONNECTED = 1
 WSB_CLIENT_EVENT_DISCONNECTED = 2
@@ -106,6 +108,8 @@ WSB_EVENT_RAW_MESSAGE = 9
 WSB_EVENT_RAW_CLOSE = 10
 WSB_EVENT_BROKER_AVAILABLE = 11
 WSB_EVENT_BROKER_UNAVAILABLE = 12
+WSB_EVENT_BACKPLANE_AVAILABLE = 13
+WSB_EVENT_BACKPLANE_UNAVAILABLE = 14
 
 WSB_RAW_HOST = 0
 WSB_RAW_BROADCAST = 1
@@ -201,6 +205,19 @@ class WsbStats(Structure):
     ]
 
 
+class WsbClusterStats(Structure):
+    """``wsb_cluster_stats``: a ``bool`` (padded to 8 bytes) then 5 x ``uint64_t``."""
+
+    _fields_ = [
+        ("available", c_bool),
+        ("engine_subscriptions", c_uint64),
+        ("published", c_uint64),
+        ("received", c_uint64),
+        ("dropped", c_uint64),
+        ("reconnects", c_uint64),
+    ]
+
+
 class WsbEvent(Structure):
     """``wsb_event``: the tagged event of both delivery modes.
 
@@ -279,6 +296,7 @@ class WsbHeaderView(Structure):
 STRUCTS: Dict[str, type] = {
     "wsb_header": WsbHeader,
     "wsb_stats": WsbStats,
+    "wsb_cluster_stats": WsbClusterStats,
     "wsb_event": WsbEvent,
     "wsb_client_event": WsbClientEvent,
 }
@@ -289,6 +307,7 @@ STRUCT_IDS: Dict[str, int] = {
     "wsb_header": WSB_STRUCT_HEADER,
     "wsb_stats": WSB_STRUCT_STATS,
     "wsb_client_event": WSB_STRUCT_CLIENT_EVENT,
+    "wsb_cluster_stats": WSB_STRUCT_CLUSTER_STATS,
 }
 
 _P = ctypes.sizeof(c_void_p)
@@ -297,6 +316,7 @@ _P = ctypes.sizeof(c_void_p)
 C_LAYOUT_SIZEOF: Dict[str, int] = {
     "wsb_header": 4 * _P,
     "wsb_stats": 17 * 8,
+    "wsb_cluster_stats": 8 + 5 * 8,  # bool, padded to uint64_t's alignment
     "wsb_event": 4 + 4 + 3 * 8 + 7 * (_P + _P) + 4 + 4 + 2 * (_P + _P),
     "wsb_client_event": 6 * 4 + 2 * 8 + 6 * (_P + _P),
 }
@@ -409,6 +429,11 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_config_clear_relay_prefixes": (_res, [_cfg]),
     "wsb_config_add_relay_prefix": (_res, [_cfg, _str, _len]),
     "wsb_config_set_relay_session_restore": (_res, [_cfg, c_bool]),
+    # cluster mode (wsbroker._config)
+    "wsb_config_set_cluster_redis": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_cluster_nats": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_cluster_node_id": (_res, [_cfg, _str, _len]),
+    "wsb_config_set_cluster_prefix": (_res, [_cfg, _str, _len]),
     # server lifecycle (wsbroker._server)
     "wsb_server_new": (_res, [_cfg, POINTER(ServerHandle)]),
     "wsb_server_free": (_res, [_srv]),
@@ -418,6 +443,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "wsb_server_tcp_port": (_res, [_srv, POINTER(c_uint16)]),
     "wsb_server_last_error": (_res, [_srv, buffer_out, c_size_t, POINTER(c_size_t)]),
     "wsb_server_stats": (_res, [_srv, POINTER(WsbStats)]),
+    "wsb_server_cluster_stats": (_res, [_srv, POINTER(WsbClusterStats)]),
     # publishing
     "wsb_server_publish_recorded": (
         _res,

@@ -22,7 +22,7 @@ from ._config import Config
 from ._convert import Body, Headers
 from ._dispatch import ConnectHandler, Dispatcher, SubscribeHandler
 from ._errors import AlreadyStarted, CalledFromCallback, CallbackErrorLog, NotFound, NotRunning, check, error_for
-from ._events import Event, Stats, stats_from
+from ._events import ClusterStats, Event, Stats, cluster_stats_from, stats_from
 from ._history import HistoryPage, read_page
 from ._presence import Presence, read_presence
 from ._library import lib
@@ -594,6 +594,17 @@ class Server(Managed, RawMode):
         raw = _ffi.WsbStats()
         self._call("stats", lib.wsb_server_stats, byref(raw))
         return stats_from(raw)
+
+    def cluster_stats(self) -> Optional[ClusterStats]:
+        """A snapshot of the cluster figures (``cluster_redis`` / ``cluster_nats``): whether the
+        engine is reachable, the engine subscriptions it confirmed, publications handed on,
+        received and dropped, reconnections; ``None`` when the server is not a cluster node."""
+        raw = _ffi.WsbClusterStats()
+        try:
+            self._call("cluster stats", lib.wsb_server_cluster_stats, byref(raw))
+        except NotFound:
+            return None
+        return cluster_stats_from(raw)
 
     def last_error(self) -> str:
         """The detail text of the last failed call on this server, from any thread

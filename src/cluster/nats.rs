@@ -1,0 +1,165 @@
+//! The NATS engine: one connection for publishing and subscribing. The client library
+//! reconnects by itself and re-subscribes what it held; its connection events drive this
+//! node's availability. Each engine subscription is read by its own small task into one
+//! channel, which keeps each subscription's order (the order a local subscriber sees).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::table::Table;
+use super::{Command, EngineKey, Link, Listener};
+use crate::relay::backoff::Backoff;
+
+/// How long the first connection may take before the engine is reported unavailable.
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// Payloads read ahead per engine subscription before its reader waits.
+const READ_AHEAD: usize = 1024;
+
+enum Connection {
+    Up,
+    Down(String),
+}
+
+pub(super) async fn run(
+    link: Arc<Link>,
+    url: String,
+    listener: Listener,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let backoff = Arc::new(parking_lot::Mutex::new(Backoff::new(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    )));
+    let delays = backoff.clone();
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("wsbroker {}", link.config.node_id))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(move |_| delays.lock().next_delay())
+        .event_callback(move |event| {
+            let events_tx = events_tx.clone();
+            async move {
+                let change = match event {
+                    async_nats::Event::Connected => Some(Connection::Up),
+                    async_nats::Event::Disconnected => {
+                        Some(Connection::Down("disconnected".into()))
+                    }
+                    async_nats::Event::Closed => Some(Connection::Down("closed".into())),
+                    _ => None,
+                };
+                if let Some(change) = change {
+                    let _ = events_tx.send(change);
+                }
+            }
+        });
+    let client = match options.connect(url.as_str()).await {
+        Ok(client) => client,
+        Err(e) => {
+            link.set_available(&listener, Some(format!("cannot connect to {url}: {e}")));
+            return;
+        }
+    };
+    let (payloads_tx, mut payloads) = mpsc::channel::<(EngineKey, Bytes)>(READ_AHEAD);
+    let mut table = Table::default();
+    let mut readers: HashMap<EngineKey, JoinHandle<()>> = HashMap::new();
+    let mut connected_before = false;
+    let mut batch = Vec::new();
+    // The client keeps trying on its own and says nothing until it connects: a first
+    // connection that takes too long is reported as an outage.
+    let first_connect = tokio::time::sleep(FIRST_CONNECT_WAIT);
+    tokio::pin!(first_connect);
+    let mut awaiting_first = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            () = &mut first_connect, if awaiting_first => {
+                awaiting_first = false;
+                link.set_available(&listener, Some(format!("cannot connect to {url} within {FIRST_CONNECT_WAIT:?}")));
+            }
+            event = events.recv() => match event {
+                Some(Connection::Up) => {
+                    backoff.lock().reset();
+                    if connected_before {
+                        link.reconnects.fetch_add(1, Relaxed);
+                    }
+                    connected_before = true;
+                    awaiting_first = false;
+                    // The client re-sent its subscriptions; the PONG says the server has them.
+                    if client.flush().await.is_ok() {
+                        link.confirmed(&table);
+                    }
+                    link.set_available(&listener, None);
+                    super::after_connect(&listener);
+                }
+                Some(Connection::Down(why)) => link.set_available(&listener, Some(why)),
+                None => break,
+            },
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                for (key, on) in link.take_changes(&mut commands, &mut table, Some(command)) {
+                    if let Some(reader) = readers.remove(&key) {
+                        reader.abort();
+                    }
+                    if on {
+                        match client.subscribe(key.name.clone()).await {
+                            Ok(subscriber) => {
+                                readers.insert(key.clone(), tokio::spawn(read(key, subscriber, payloads_tx.clone())));
+                            }
+                            Err(e) => tracing::warn!(subject = %key.name, error = %e, "cluster subscribe failed"),
+                        }
+                    }
+                }
+                // The PONG to this flush says the server has the subscriptions.
+                if client.flush().await.is_ok() {
+                    link.confirmed(&table);
+                }
+            }
+            () = link.outbox.ready() => {
+                batch.clear();
+                link.take_batch(&mut batch);
+                for (subject, payload) in batch.drain(..) {
+                    if let Err(e) = client.publish(subject, Bytes::from(payload)).await {
+                        tracing::debug!(error = %e, "cluster publish failed");
+                        link.dropped.fetch_add(1, Relaxed);
+                    } else {
+                        link.published.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            payload = payloads.recv() => {
+                let Some((key, payload)) = payload else { break };
+                if table.contains(&key) {
+                    link.receive(&listener, &table, &key, &payload);
+                }
+            }
+        }
+    }
+    for reader in readers.into_values() {
+        reader.abort();
+    }
+    let _ = client.drain().await;
+}
+
+/// Reads one engine subscription into the shared channel.
+async fn read(
+    key: EngineKey,
+    mut subscriber: async_nats::Subscriber,
+    payloads: mpsc::Sender<(EngineKey, Bytes)>,
+) {
+    while let Some(message) = subscriber.next().await {
+        if payloads.send((key.clone(), message.payload)).await.is_err() {
+            return;
+        }
+    }
+}

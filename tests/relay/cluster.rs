@@ -1,0 +1,370 @@
+//! Cluster mode against real engines: several nodes in this process share one destination
+//! space through a private Redis or NATS server (engine_process.rs), subscribers on one node,
+//! publishers on another. Each test uses its own engine prefix, so tests sharing nothing run
+//! side by side. Every wait is bounded; readiness is read off the nodes' cluster figures (the
+//! engine confirmed their subscriptions), never slept for.
+
+use std::time::Duration;
+
+use crate::common::{Client, Frame, TestServer, WAIT, config};
+use crate::engine_process::{EngineProcess, Kind};
+use crate::support::unique;
+use wsbroker::{ClusterConfig, ClusterStats, Event, EventQueueConfig, HistoryRule, Server};
+
+/// Upper bound of an engine restart and of the nodes' reconnection after it (their backoff
+/// tops out at 5 s).
+const OUTAGE_WAIT: Duration = Duration::from_secs(30);
+
+/// A node of the cluster on `engine` under `prefix`, with events on and `history` rules.
+fn node(engine: &EngineProcess, prefix: &str, history: &[&str]) -> TestServer {
+    let mut c = config();
+    c.cluster = Some({
+        let mut cluster = ClusterConfig::new(engine.engine());
+        cluster.prefix = prefix.into();
+        cluster
+    });
+    for rule in history {
+        c.broker.history.push(HistoryRule::parse(rule).unwrap());
+    }
+    let server = Server::new(c).expect("valid cluster config");
+    server.enable_events(EventQueueConfig::default()).unwrap();
+    server.start().expect("node starts");
+    TestServer::from_server(server)
+}
+
+fn stats(node: &TestServer) -> ClusterStats {
+    node.server.cluster_stats().expect("a cluster node")
+}
+
+/// Waits (bounded by `limit`) until the node's cluster figures satisfy `cond`.
+async fn wait_cluster(
+    node: &TestServer,
+    what: &str,
+    limit: Duration,
+    cond: impl Fn(&ClusterStats) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let s = stats(node);
+        if cond(&s) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}; cluster figures {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the node is connected and the engine holds at least `subscriptions` of its.
+async fn wait_subscribed(node: &TestServer, subscriptions: u64) {
+    wait_cluster(node, "engine subscriptions", WAIT, |s| {
+        s.available && s.engine_subscriptions >= subscriptions
+    })
+    .await;
+}
+
+/// Waits (bounded) for the next backplane availability event of `node`.
+async fn next_availability(node: &TestServer, limit: Duration) -> Event {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut events = Vec::new();
+        node.server
+            .poll_events(&mut events, 64, Duration::ZERO)
+            .unwrap();
+        if let Some(event) = events.into_iter().find(|e| {
+            matches!(
+                e,
+                Event::BackplaneAvailable | Event::BackplaneUnavailable { .. }
+            )
+        }) {
+            return event;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no backplane availability event within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The bodies of `n` MESSAGE frames, in arrival order.
+async fn bodies(client: &mut Client, n: usize) -> Vec<String> {
+    client
+        .messages(n)
+        .await
+        .iter()
+        .map(|m| m.body_str().to_string())
+        .collect()
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Three nodes: exact, wildcard and `/user` subscribers on different nodes than their
+/// publishers, host publishes and `send_to_user` from any node. Each subscriber gets each
+/// publication once (none twice through an exact and a pattern subscription, none echoed back
+/// to the publishing node), in publish order.
+async fn fan_out_across_nodes(kind: Kind) {
+    let Some(engine) = EngineProcess::start(kind) else {
+        return;
+    };
+    let prefix = unique("fanout");
+    let (a, b, c) = (
+        node(&engine, &prefix, &[]),
+        node(&engine, &prefix, &[]),
+        node(&engine, &prefix, &[]),
+    );
+    let mut exact_on_a = a.ws_connected(None).await;
+    exact_on_a.subscribe("/topic/chat.room1", "s").await;
+    let mut pattern_on_b = b.ws_connected(None).await;
+    pattern_on_b.subscribe("/topic/chat.*", "s").await;
+    // Also exact on the publisher's node: it must not get an echo from the engine.
+    let mut exact_on_b = b.tcp_connected(None).await;
+    exact_on_b.subscribe("/topic/chat.room1", "s").await;
+    let mut alice_on_c = c.ws_connected(Some("alice")).await;
+    alice_on_c.subscribe("/user/queue/inbox", "s").await;
+    let mut alice_on_a = a.tcp_connected(Some("alice")).await;
+    alice_on_a.subscribe("/user/queue/inbox", "s").await;
+    wait_subscribed(&a, 2).await;
+    wait_subscribed(&b, 2).await;
+    wait_subscribed(&c, 1).await;
+
+    const N: usize = 200;
+    let mut publisher = b.tcp_connected(None).await;
+    for i in 0..N {
+        publisher.send("/topic/chat.room1", format!("m{i}")).await;
+    }
+    publisher
+        .send_sync("/topic/chat.room2", &[], b"other")
+        .await;
+    assert_eq!(bodies(&mut exact_on_a, N).await, numbered("m", 0..N));
+    let mut expected = numbered("m", 0..N);
+    expected.push("other".into());
+    assert_eq!(bodies(&mut pattern_on_b, N + 1).await, expected);
+    assert_eq!(bodies(&mut exact_on_b, N).await, numbered("m", 0..N));
+
+    // `/user/alice/...` sent on B reaches alice's sessions on A and C.
+    publisher
+        .send_sync("/user/alice/queue/inbox", &[], b"to alice")
+        .await;
+    // The host API of any node reaches the other nodes' subscribers.
+    b.server
+        .send_to_user("alice", "/queue/inbox", &[], "from host")
+        .unwrap();
+    c.server
+        .publish("/topic/chat.room1", &[("k", "v")], "host publish")
+        .unwrap();
+    for alice in [&mut alice_on_c, &mut alice_on_a] {
+        assert_eq!(bodies(alice, 2).await, ["to alice", "from host"]);
+    }
+    let from_host = exact_on_a.expect("MESSAGE").await;
+    assert_eq!(from_host.body_str(), "host publish");
+    assert_eq!(from_host.header("k"), Some("v"));
+    assert_eq!(from_host.h("destination"), "/topic/chat.room1");
+    assert_eq!(bodies(&mut pattern_on_b, 1).await, ["host publish"]);
+    assert_eq!(bodies(&mut exact_on_b, 1).await, ["host publish"]);
+
+    // Nothing more, anywhere: no duplicates.
+    for client in [
+        &mut exact_on_a,
+        &mut pattern_on_b,
+        &mut exact_on_b,
+        &mut alice_on_c,
+        &mut alice_on_a,
+    ] {
+        client.assert_quiet().await;
+    }
+    let (sa, sb, sc) = (stats(&a), stats(&b), stats(&c));
+    assert!(sb.published >= N as u64 + 2, "{sb:?}");
+    assert!(sa.received >= N as u64 + 2, "{sa:?}");
+    assert!(sc.received >= 2, "{sc:?}");
+    assert_eq!(sb.dropped, 0, "{sb:?}");
+
+    // The last local subscriber leaving gives the engine subscription back.
+    exact_on_a.request("UNSUBSCRIBE", &[("id", "s")], b"").await;
+    wait_cluster(&a, "subscription given back", WAIT, |s| {
+        s.engine_subscriptions == 1
+    })
+    .await;
+    for node in [&a, &b, &c] {
+        node.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_fans_out_across_nodes() {
+    fan_out_across_nodes(Kind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_fans_out_across_nodes() {
+    fan_out_across_nodes(Kind::Nats).await;
+}
+
+/// A node stopped in the middle of a stream: the other nodes keep every publication, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_mid_stream_leaves_the_others_whole() {
+    let Some(engine) = EngineProcess::start(Kind::Redis) else {
+        return;
+    };
+    let prefix = unique("nodestop");
+    let (a, b, c) = (
+        node(&engine, &prefix, &[]),
+        node(&engine, &prefix, &[]),
+        node(&engine, &prefix, &[]),
+    );
+    let mut on_a = a.ws_connected(None).await;
+    on_a.subscribe("/topic/stream", "s").await;
+    let mut on_b = b.ws_connected(None).await;
+    on_b.subscribe("/topic/stream", "s").await;
+    wait_subscribed(&a, 1).await;
+    wait_subscribed(&b, 1).await;
+
+    const N: usize = 400;
+    let mut publisher = c.tcp_connected(None).await;
+    for i in 0..N / 2 {
+        publisher.send("/topic/stream", format!("m{i}")).await;
+    }
+    // A goes away while C is publishing.
+    let stopping = tokio::spawn({
+        let server = a.server.clone();
+        async move {
+            tokio::task::spawn_blocking(move || server.stop(Duration::from_millis(50)))
+                .await
+                .unwrap()
+        }
+    });
+    for i in N / 2..N {
+        publisher.send("/topic/stream", format!("m{i}")).await;
+    }
+    publisher.barrier().await;
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("node stops in time")
+        .unwrap()
+        .expect("node stops");
+    assert_eq!(bodies(&mut on_b, N).await, numbered("m", 0..N));
+    on_b.assert_quiet().await;
+    // A's subscriber got a prefix of the stream, in order, before its node closed it.
+    let (frames, _) = on_a.until_closed().await;
+    let got: Vec<String> = frames
+        .iter()
+        .filter(|f| f.command == "MESSAGE")
+        .map(|f| f.body_str().to_string())
+        .collect();
+    assert_eq!(got, numbered("m", 0..got.len()));
+    assert_eq!(stats(&c).dropped, 0);
+    b.finish().await;
+    c.finish().await;
+}
+
+/// The engine killed and started again mid-stream: the nodes keep serving their own clients,
+/// report the outage and the return, count what the other nodes could not get, subscribe again
+/// and carry on in order; histories start a new epoch, so a resume there is not claimed
+/// complete.
+async fn engine_restart(kind: Kind) {
+    let Some(mut engine) = EngineProcess::start(kind) else {
+        return;
+    };
+    let prefix = unique("restart");
+    let history = ["/topic/feed=100"];
+    let (a, b) = (
+        node(&engine, &prefix, &history),
+        node(&engine, &prefix, &history),
+    );
+    for n in [&a, &b] {
+        assert!(matches!(
+            next_availability(n, WAIT).await,
+            Event::BackplaneAvailable
+        ));
+    }
+    let mut on_a = a.ws_connected(None).await;
+    on_a.subscribe("/topic/feed", "s").await;
+    let mut on_b = b.ws_connected(None).await;
+    on_b.subscribe("/topic/feed", "s").await;
+    wait_subscribed(&a, 1).await;
+    wait_subscribed(&b, 1).await;
+
+    let mut publisher = b.tcp_connected(None).await;
+    for i in 0..10 {
+        publisher.send("/topic/feed", format!("before{i}")).await;
+    }
+    let before = on_a.messages(10).await;
+    assert_eq!(
+        before.iter().map(Frame::body_str).collect::<Vec<_>>(),
+        numbered("before", 0..10)
+    );
+    let epoch_before = before[9].h("x-epoch").to_string();
+    assert_eq!(bodies(&mut on_b, 10).await, numbered("before", 0..10));
+
+    engine.kill();
+    for n in [&a, &b] {
+        match next_availability(n, OUTAGE_WAIT).await {
+            Event::BackplaneUnavailable { reason } => assert!(!reason.is_empty()),
+            other => panic!("expected BackplaneUnavailable, got {other:?}"),
+        }
+        assert!(!stats(n).available);
+    }
+    // Local traffic goes on; what the other node misses is counted.
+    let dropped_before = stats(&b).dropped;
+    for i in 0..5 {
+        publisher.send("/topic/feed", format!("gap{i}")).await;
+    }
+    assert_eq!(bodies(&mut on_b, 5).await, numbered("gap", 0..5));
+    assert!(stats(&b).dropped >= dropped_before + 5, "{:?}", stats(&b));
+
+    engine.resume();
+    for n in [&a, &b] {
+        let event = next_availability(n, OUTAGE_WAIT).await;
+        assert!(matches!(event, Event::BackplaneAvailable), "{event:?}");
+    }
+    wait_subscribed(&a, 1).await;
+    wait_subscribed(&b, 1).await;
+    assert!(stats(&a).reconnects >= 1, "{:?}", stats(&a));
+    for i in 0..10 {
+        publisher.send("/topic/feed", format!("after{i}")).await;
+    }
+    let after = on_a.messages(10).await;
+    assert_eq!(
+        after.iter().map(Frame::body_str).collect::<Vec<_>>(),
+        numbered("after", 0..10),
+        "A missed the gap, and nothing after it"
+    );
+    assert_ne!(
+        after[0].h("x-epoch"),
+        epoch_before,
+        "A's history lost the gap: a new epoch"
+    );
+    assert_eq!(after[0].h("x-offset"), "1");
+    assert_eq!(bodies(&mut on_b, 10).await, numbered("after", 0..10));
+
+    // A client that resumes on A from before the outage is told the replay is not complete.
+    let mut resumer = a.ws_connected(None).await;
+    let (receipt, replayed) = resumer
+        .subscribe_with_receipt(
+            "/topic/feed",
+            &[("x-since", "10"), ("x-epoch", &epoch_before)],
+        )
+        .await;
+    assert_eq!(receipt.header("x-recovered"), Some("false"), "{receipt:?}");
+    assert_eq!(
+        replayed.iter().map(Frame::body_str).collect::<Vec<_>>(),
+        numbered("after", 0..10)
+    );
+    for n in [&a, &b] {
+        n.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_mid_stream_is_reported_and_recovered() {
+    engine_restart(Kind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_mid_stream_is_reported_and_recovered() {
+    engine_restart(Kind::Nats).await;
+}

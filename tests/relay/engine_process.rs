@@ -1,0 +1,193 @@
+//! A private Redis or NATS server for the cluster tests: its own process on a free loopback
+//! port with its own (temporary) data directory and nothing kept on disk, stopped and started
+//! again by the tests that take the engine away, killed when dropped. Never the machine's own
+//! Redis (6379) or NATS (4222).
+//!
+//! The binaries are `redis-server` and `nats-server` (Debian packages of those names;
+//! `bash scripts/cluster-engines.sh ensure` installs them), looked up on `PATH` and in the
+//! sbin folders, or named by `WSBROKER_REDIS_SERVER` / `WSBROKER_NATS_SERVER`. Without them
+//! the tests are skipped with a printed reason, except in CI (`CI=true`), where they fail.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wsbroker::ClusterEngine;
+
+/// How long a server may take to accept connections after it was started.
+const START_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Redis,
+    Nats,
+}
+
+impl Kind {
+    fn binary(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Redis => ("redis-server", "WSBROKER_REDIS_SERVER"),
+            Kind::Nats => ("nats-server", "WSBROKER_NATS_SERVER"),
+        }
+    }
+}
+
+/// A running private engine server.
+pub struct EngineProcess {
+    kind: Kind,
+    binary: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl EngineProcess {
+    /// Starts a private server of `kind`, or returns `None` (after printing why) when its
+    /// binary is missing outside CI.
+    pub fn start(kind: Kind) -> Option<EngineProcess> {
+        let binary = find_binary(kind)?;
+        let dir = std::env::temp_dir().join(format!(
+            "wsbroker-test-{kind:?}-{}-{:x}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).expect("engine data directory");
+        let port = free_port();
+        let mut engine = EngineProcess {
+            kind,
+            binary,
+            port,
+            dir,
+            child: None,
+        };
+        engine.resume();
+        Some(engine)
+    }
+
+    /// The cluster engine setting that reaches this server.
+    pub fn engine(&self) -> ClusterEngine {
+        match self.kind {
+            Kind::Redis => ClusterEngine::Redis(format!("redis://127.0.0.1:{}/", self.port)),
+            Kind::Nats => ClusterEngine::Nats(format!("nats://127.0.0.1:{}", self.port)),
+        }
+    }
+
+    /// The server's process id (for CPU figures), while it runs.
+    #[allow(dead_code, reason = "the bench suite reads it")]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The loopback port it listens on.
+    #[allow(dead_code, reason = "the bench suite reads it")]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (as a crash would) and waits until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (with nothing of its former state) and waits
+    /// until it accepts connections.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "the engine is already running");
+        let port = self.port.to_string();
+        let mut command = Command::new(&self.binary);
+        match self.kind {
+            Kind::Redis => command.args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+            ]),
+            Kind::Nats => command.args(["-a", "127.0.0.1", "-p", &port, "--store_dir"]),
+        };
+        command
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + START_WAIT;
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "{:?} on port {} exited at start: {status}",
+                    self.kind, self.port
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{:?} does not accept connections on port {} within {START_WAIT:?}",
+                self.kind,
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn find_binary(kind: Kind) -> Option<PathBuf> {
+    let (name, variable) = kind.binary();
+    if let Ok(path) = std::env::var(variable) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"])
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        let why = format!(
+            "{name} is not installed (set {variable} or run `bash scripts/cluster-engines.sh ensure`)"
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("{why} (CI=true: cluster tests must run)");
+        }
+        eprintln!("SKIPPED: {why}");
+    }
+    found
+}
+
+/// A port nothing listens on right now (the kernel's pick, released for the server).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
