@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::journal::{DurableSignal, Ticket};
 use super::message::Message;
 use super::outbox::Outbox;
 
@@ -49,6 +50,12 @@ pub trait Backplane: Send + Sync {
     /// The queue of publications waiting for the engine, while it is congested: publishers
     /// pause on it like on a subscriber's.
     fn congested(&self) -> Option<Arc<Outbox>>;
+    /// What a subscription made just now must wait for before its RECEIPT says it is in
+    /// place cluster-wide: the engine confirming every engine subscription asked for so far
+    /// (`None`: nothing unconfirmed, or the engine is unreachable and the node serves alone).
+    fn pending_confirmation(&self) -> Option<(Arc<DurableSignal>, Ticket)> {
+        None
+    }
 }
 
 /// Reference counts of this node's interests.

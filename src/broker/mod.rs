@@ -348,6 +348,12 @@ impl Broker {
         true
     }
 
+    /// Cluster mode: what a subscription made just now waits for before its RECEIPT (see
+    /// [`Backplane::pending_confirmation`]).
+    pub fn cluster_confirmation(&self) -> Option<(Arc<journal::DurableSignal>, journal::Ticket)> {
+        self.backplane.get()?.pending_confirmation()
+    }
+
     /// Cluster mode, after the engine was out of reach (or before this node first reached
     /// it): publications of other nodes may be missing from the histories, so every one
     /// starts a new epoch — a resume says `x-recovered:false` instead of claiming a complete

@@ -8,7 +8,9 @@
 //! — and publishes there every broadcast publication made on it, encoded once
 //! ([`codec`]). A publication from another node is handed to the broker, which fans it out
 //! with the shared-frame path like a local one; a node skips its own publications when the
-//! engine echoes them, so each subscriber in the cluster gets a publish once.
+//! engine echoes them, so each subscriber in the cluster gets a publish once. A SUBSCRIBE
+//! that needs a new engine subscription has its RECEIPT held until the engine confirmed it
+//! ([`Backplane::pending_confirmation`]), so the RECEIPT means "subscribed cluster-wide".
 //!
 //! Semantics:
 //! - `/topic/...` and the other broadcast destinations, `/user/...` destinations (a user's
@@ -33,7 +35,8 @@ mod redis;
 mod stats;
 mod table;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -42,7 +45,8 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::broker::{
-    Backplane, Broker, Delivery, Interest, Message, Outbound, Outbox, Reach, outbox::OutboxLimits,
+    Backplane, Broker, Delivery, DurableSignal, Interest, Message, Outbound, Outbox, Reach, Ticket,
+    outbox::OutboxLimits,
 };
 pub use config::{ClusterConfig, ClusterEngine};
 use keys::{EngineKey, Naming};
@@ -68,6 +72,18 @@ type Listener = Weak<dyn ClusterListener>;
 struct Command {
     interest: Interest,
     present: bool,
+    /// The interest's number among those asked for (0 for a departure): the engine's
+    /// confirmation of it releases the RECEIPTs of subscriptions waiting for it.
+    seq: Ticket,
+}
+
+/// Interest changes taken from the queue in one go.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Engine subscriptions to take (`true`) and give back (`false`), in order.
+    keys: Vec<(EngineKey, bool)>,
+    /// The number of the last interest asked for among them.
+    upto: Ticket,
 }
 
 /// This node's link to the engine: the broker's [`Backplane`].
@@ -85,6 +101,11 @@ pub struct Link {
     commands: mpsc::UnboundedSender<Command>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     engine_subscriptions: AtomicU64,
+    /// Interests asked for so far (numbered 1, 2, ...).
+    asked: AtomicU64,
+    /// Up to which of them the engine has confirmed (or the link gave up waiting: engine
+    /// lost), for the subscriptions whose RECEIPT waits.
+    confirmed_upto: Arc<DurableSignal>,
     published: AtomicU64,
     received: AtomicU64,
     dropped: AtomicU64,
@@ -131,6 +152,8 @@ impl Link {
             commands,
             receiver: Mutex::new(Some(receiver)),
             engine_subscriptions: AtomicU64::new(0),
+            asked: AtomicU64::new(0),
+            confirmed_upto: Arc::new(DurableSignal::default()),
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -167,7 +190,7 @@ impl Link {
     fn set_available(&self, listener: &Listener, unavailable: Option<String>) {
         let up = unavailable.is_none();
         let first = !self.reported.swap(true, Relaxed);
-        if self.available.swap(up, Relaxed) == up && !first {
+        if self.available.swap(up, SeqCst) == up && !first {
             return;
         }
         match &unavailable {
@@ -177,6 +200,8 @@ impl Link {
             Some(why) => {
                 tracing::warn!(engine = self.config.engine.kind(), %why, "cluster engine unavailable");
                 self.engine_subscriptions.store(0, Relaxed);
+                // Nobody waits for an engine that is gone: the node serves alone meanwhile.
+                self.release_waiters();
                 let mut lost = Vec::new();
                 while self.outbox.try_drain(&mut lost, BATCH) > 0 {
                     self.dropped.fetch_add(lost.len() as u64, Relaxed);
@@ -190,16 +215,19 @@ impl Link {
     }
 
     /// Applies the interest changes queued so far to `table`; returns the engine
-    /// subscriptions to take (`true`) and give back (`false`), in order.
+    /// subscriptions to take (`true`) and give back (`false`), in order, and the number of the
+    /// last interest among them (for [`Link::confirmed`]).
     fn take_changes(
         &self,
         receiver: &mut mpsc::UnboundedReceiver<Command>,
         table: &mut Table,
         first: Option<Command>,
-    ) -> Vec<(EngineKey, bool)> {
-        let mut changes = Vec::new();
+    ) -> Changes {
+        let mut changes = Changes::default();
         let mut next = first;
         while let Some(command) = next.take().or_else(|| receiver.try_recv().ok()) {
+            changes.upto = changes.upto.max(command.seq);
+            let changes = &mut changes.keys;
             let key = self.key(&command.interest);
             if command.present {
                 if table.add(key.clone(), &command.interest) {
@@ -212,9 +240,16 @@ impl Link {
         changes
     }
 
-    /// The engine confirmed the subscriptions of `table`.
-    fn confirmed(&self, table: &Table) {
+    /// The engine confirmed the subscriptions of `table`, which hold the interests up to
+    /// number `upto`.
+    fn confirmed(&self, table: &Table, upto: Ticket) {
         self.engine_subscriptions.store(table.len() as u64, Relaxed);
+        self.confirmed_upto.advance(upto);
+    }
+
+    /// Lets every subscription waiting for a confirmation go on without it.
+    fn release_waiters(&self) {
+        self.confirmed_upto.advance(self.asked.load(SeqCst));
     }
 
     /// Takes the next batch of queued publications, encoded: (channel, payload).
@@ -268,10 +303,30 @@ impl Link {
 
 impl Backplane for Link {
     fn interest(&self, interest: &Interest, present: bool) {
+        // Numbered under the broker's lock, so in the order the link applies them.
+        let seq = if present {
+            self.asked.fetch_add(1, SeqCst) + 1
+        } else {
+            0
+        };
         let _ = self.commands.send(Command {
             interest: interest.clone(),
             present,
+            seq,
         });
+    }
+
+    fn pending_confirmation(&self) -> Option<(Arc<DurableSignal>, Ticket)> {
+        // Checked again after reading `asked`: a link lost in between released only the
+        // interests asked before it went down (`set_available` clears the flag first).
+        if !self.available.load(SeqCst) {
+            return None;
+        }
+        let asked = self.asked.load(SeqCst);
+        if self.confirmed_upto.is_durable(asked) || !self.available.load(SeqCst) {
+            return None;
+        }
+        Some((self.confirmed_upto.clone(), asked))
     }
 
     fn publish(&self, route: &str, message: &Arc<Message>) {

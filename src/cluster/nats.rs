@@ -15,7 +15,11 @@ use tokio::task::JoinHandle;
 
 use super::table::Table;
 use super::{Command, EngineKey, Link, Listener};
+use crate::broker::Ticket;
 use crate::relay::backoff::Backoff;
+
+/// How long the server may take to answer a flush that confirms subscriptions.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the first connection may take before the engine is reported unavailable.
 const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
@@ -96,9 +100,9 @@ pub(super) async fn run(
                     connected_before = true;
                     awaiting_first = false;
                     // The client re-sent its subscriptions; the PONG says the server has them.
-                    if client.flush().await.is_ok() {
-                        link.confirmed(&table);
-                    }
+                    let upto = link.take_changes(&mut commands, &mut table, None);
+                    subscribe_all(&client, &mut readers, &payloads_tx, &upto.keys).await;
+                    confirm(&link, &client, &table, upto.upto).await;
                     link.set_available(&listener, None);
                     super::after_connect(&listener);
                 }
@@ -107,23 +111,9 @@ pub(super) async fn run(
             },
             command = commands.recv() => {
                 let Some(command) = command else { break };
-                for (key, on) in link.take_changes(&mut commands, &mut table, Some(command)) {
-                    if let Some(reader) = readers.remove(&key) {
-                        reader.abort();
-                    }
-                    if on {
-                        match client.subscribe(key.name.clone()).await {
-                            Ok(subscriber) => {
-                                readers.insert(key.clone(), tokio::spawn(read(key, subscriber, payloads_tx.clone())));
-                            }
-                            Err(e) => tracing::warn!(subject = %key.name, error = %e, "cluster subscribe failed"),
-                        }
-                    }
-                }
-                // The PONG to this flush says the server has the subscriptions.
-                if client.flush().await.is_ok() {
-                    link.confirmed(&table);
-                }
+                let changes = link.take_changes(&mut commands, &mut table, Some(command));
+                subscribe_all(&client, &mut readers, &payloads_tx, &changes.keys).await;
+                confirm(&link, &client, &table, changes.upto).await;
             }
             () = link.outbox.ready() => {
                 batch.clear();
@@ -149,6 +139,48 @@ pub(super) async fn run(
         reader.abort();
     }
     let _ = client.drain().await;
+}
+
+/// Takes (and gives back) the engine subscriptions of `changes`, each read by its own task.
+async fn subscribe_all(
+    client: &async_nats::Client,
+    readers: &mut HashMap<EngineKey, JoinHandle<()>>,
+    payloads: &mpsc::Sender<(EngineKey, Bytes)>,
+    changes: &[(EngineKey, bool)],
+) {
+    for (key, on) in changes {
+        if let Some(reader) = readers.remove(key) {
+            reader.abort();
+        }
+        if *on {
+            match client.subscribe(key.name.clone()).await {
+                Ok(subscriber) => {
+                    let reader = tokio::spawn(read(key.clone(), subscriber, payloads.clone()));
+                    readers.insert(key.clone(), reader);
+                }
+                Err(e) => {
+                    tracing::warn!(subject = %key.name, error = %e, "cluster subscribe failed");
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the server's PONG to a flush, which says it has every subscription sent before;
+/// then the subscriptions up to `upto` count as confirmed. A server that does not answer in
+/// time releases the waiting subscribers anyway (their RECEIPTs must not hang on it).
+async fn confirm(link: &Link, client: &async_nats::Client, table: &Table, upto: Ticket) {
+    match tokio::time::timeout(CONFIRM_TIMEOUT, client.flush()).await {
+        Ok(Ok(())) => link.confirmed(table, upto),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cluster subscriptions not confirmed");
+            link.release_waiters();
+        }
+        Err(_) => {
+            tracing::warn!("cluster subscriptions not confirmed within {CONFIRM_TIMEOUT:?}");
+            link.release_waiters();
+        }
+    }
 }
 
 /// Reads one engine subscription into the shared channel.

@@ -77,13 +77,40 @@ async fn connect(
     Ok((sink, stream, conn))
 }
 
-async fn subscribe(sink: &mut PubSubSink, key: &EngineKey, on: bool) -> redis::RedisResult<()> {
-    match (key.pattern, on) {
-        (false, true) => sink.subscribe(&key.name).await,
-        (false, false) => sink.unsubscribe(&key.name).await,
-        (true, true) => sink.psubscribe(&key.name).await,
-        (true, false) => sink.punsubscribe(&key.name).await,
+/// How long the engine may take to confirm a (P)SUBSCRIBE before the connection counts as
+/// lost (subscribers' RECEIPTs wait for the confirmation).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Channels or patterns per SUBSCRIBE-like command.
+const KEYS_PER_COMMAND: usize = 1000;
+
+/// Applies `changes` in order, each run of the same kind (subscribe or not, channel or
+/// pattern) as one command per [`KEYS_PER_COMMAND`] keys, each confirmed by the engine.
+async fn apply(sink: &mut PubSubSink, changes: &[(EngineKey, bool)]) -> Result<(), String> {
+    for run in changes.chunk_by(|a, b| a.0.pattern == b.0.pattern && a.1 == b.1) {
+        let (pattern, on) = (run[0].0.pattern, run[0].1);
+        for chunk in run.chunks(KEYS_PER_COMMAND) {
+            let names: Vec<&str> = chunk.iter().map(|(key, _)| key.name.as_str()).collect();
+            let command = async {
+                match (pattern, on) {
+                    (false, true) => sink.subscribe(&names).await,
+                    (false, false) => sink.unsubscribe(&names).await,
+                    (true, true) => sink.psubscribe(&names).await,
+                    (true, false) => sink.punsubscribe(&names).await,
+                }
+            };
+            match tokio::time::timeout(CONFIRM_TIMEOUT, command).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => {
+                    return Err(format!(
+                        "no confirmation of a subscription within {CONFIRM_TIMEOUT:?}"
+                    ));
+                }
+            }
+        }
     }
+    Ok(())
 }
 
 /// Serves one connection until it fails (returns why) or the server stops.
@@ -99,14 +126,12 @@ async fn serve(
     mut conn: MultiplexedConnection,
 ) -> String {
     // Everything this node is interested in, on the new connection.
-    link.take_changes(commands, table, None);
-    let keys: Vec<EngineKey> = table.keys().cloned().collect();
-    for key in &keys {
-        if let Err(e) = subscribe(&mut sink, key, true).await {
-            return e.to_string();
-        }
+    let upto = link.take_changes(commands, table, None).upto;
+    let everything: Vec<(EngineKey, bool)> = table.keys().map(|key| (key.clone(), true)).collect();
+    if let Err(why) = apply(&mut sink, &everything).await {
+        return why;
     }
-    link.confirmed(table);
+    link.confirmed(table, upto);
     link.set_available(listener, None);
     super::after_connect(listener);
     let mut batch = Vec::new();
@@ -115,12 +140,11 @@ async fn serve(
             _ = shutdown.changed() => return "server stopping".into(),
             command = commands.recv() => {
                 let Some(command) = command else { return "link closed".into() };
-                for (key, on) in link.take_changes(commands, table, Some(command)) {
-                    if let Err(e) = subscribe(&mut sink, &key, on).await {
-                        return e.to_string();
-                    }
+                let changes = link.take_changes(commands, table, Some(command));
+                if let Err(why) = apply(&mut sink, &changes.keys).await {
+                    return why;
                 }
-                link.confirmed(table);
+                link.confirmed(table, changes.upto);
             }
             () = link.outbox.ready() => {
                 batch.clear();

@@ -44,6 +44,10 @@ pub enum Throttle {
     /// held until then, or the store is backed up). Then call
     /// [`super::Session::relieved`].
     Durable(DurableWait),
+    /// Cluster mode: the engine confirming the subscription just made, whose RECEIPT is held
+    /// until then (the link gives up waiting when the engine is lost). Then call
+    /// [`super::Session::relieved`].
+    Cluster(DurableWait),
 }
 
 /// A journal ticket to wait for.

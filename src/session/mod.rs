@@ -123,6 +123,10 @@ pub struct Session {
     /// disk, and the answer held back until it is (boxed: only between such a publish and
     /// its commit).
     unconfirmed: Option<Box<Unconfirmed>>,
+    /// Cluster mode: a SUBSCRIBE's RECEIPT held until the engine confirmed the subscription,
+    /// so that what is published on any node after the RECEIPT reaches it (boxed: only
+    /// between such a SUBSCRIBE and the confirmation).
+    unsubscribed: Option<Box<EngineWait>>,
     /// Subscriptions to private destinations and when their subscription tokens stop
     /// counting (boxed: most sessions have none).
     #[allow(
@@ -146,6 +150,13 @@ struct PrivateSub {
 struct Unconfirmed {
     ticket: Ticket,
     held: Option<Held>,
+}
+
+/// A SUBSCRIBE's RECEIPT waiting for the cluster engine's confirmation.
+#[derive(Debug)]
+struct EngineWait {
+    wait: DurableWait,
+    receipt: Frame,
 }
 
 /// An answer that waits until the session's messages are durable.
@@ -193,6 +204,7 @@ impl Session {
             congested: Vec::new(),
             grant: None,
             unconfirmed: None,
+            unsubscribed: None,
             private_subs: None,
         }
     }
@@ -272,6 +284,17 @@ impl Session {
         }
         if let Some(wait) = self.durable_wait() {
             return Flow::Throttle(Throttle::Durable(wait));
+        }
+        if let Some(held) = self.unsubscribed.take() {
+            if !held.wait.signal.is_durable(held.wait.ticket) {
+                let wait = DurableWait {
+                    signal: held.wait.signal.clone(),
+                    ticket: held.wait.ticket,
+                };
+                self.unsubscribed = Some(held);
+                return Flow::Throttle(Throttle::Cluster(wait));
+            }
+            self.push(&held.receipt);
         }
         // An answer held for a publish that is durable now goes out. A publish not durable yet
         // with nothing held stays noted: a later RECEIPT (or DISCONNECT's) must wait for it.
@@ -453,7 +476,8 @@ impl Session {
                     }
                 };
                 match result {
-                    Ok(()) => Flow::Continue,
+                    // A RECEIPT waiting for the cluster engine goes out from here.
+                    Ok(()) => self.throttle_after(Flow::Continue),
                     Err(refusal) => self.refuse(refusal, receipt),
                 }
             }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use super::flow::Flow;
+use super::flow::{DurableWait, Flow};
 use super::refusal::{Refusal, required};
-use super::{Phase, Session, Waiting};
+use super::{EngineWait, Phase, Session, Waiting};
 use crate::broker::history::{EPOCH_HEADER, OFFSET_HEADER, RECOVERED_HEADER};
 use crate::broker::presence::{self, PresenceRequest};
 use crate::broker::{AckMode, ResumeRequest, SlowConsumerPolicy, SubscribeSpec, destination};
@@ -103,6 +103,15 @@ impl Session {
         }
         if let Some(count) = subscribed.presence_count {
             frame.push_header(presence::COUNT_HEADER, count.to_string());
+        }
+        // Cluster mode: the RECEIPT promises the subscription cluster-wide, so it waits for
+        // the engine's confirmation (see `throttle_after`).
+        if let Some((signal, ticket)) = self.engine.broker.cluster_confirmation() {
+            self.unsubscribed = Some(Box::new(EngineWait {
+                wait: DurableWait { signal, ticket },
+                receipt: frame,
+            }));
+            return Ok(());
         }
         self.push(&frame);
         Ok(())

@@ -361,6 +361,12 @@ impl Connection {
                             let far = Instant::now() + Duration::from_secs(3600);
                             (Awaited::Durable(wait), far)
                         }
+                        Throttle::Cluster(wait) => {
+                            // The link releases the wait itself when the engine does not
+                            // confirm in time or is lost.
+                            let far = Instant::now() + Duration::from_secs(3600);
+                            (Awaited::Durable(wait), far)
+                        }
                     };
                     self.waiting = Some(Box::new(waiting));
                     return Progress::Waiting;

@@ -204,6 +204,48 @@ async fn nats_fans_out_across_nodes() {
     fan_out_across_nodes(Kind::Nats).await;
 }
 
+/// A SUBSCRIBE's RECEIPT means the subscription is in place cluster-wide: a publication made
+/// on another node right after it arrives (no waiting for the engine's figures).
+async fn receipt_means_subscribed_everywhere(kind: Kind) {
+    let Some(engine) = EngineProcess::start(kind) else {
+        return;
+    };
+    let prefix = unique("receipt");
+    let (a, b) = (node(&engine, &prefix, &[]), node(&engine, &prefix, &[]));
+    wait_subscribed(&a, 0).await;
+    wait_subscribed(&b, 0).await;
+    let mut subscriber = a.ws_connected(None).await;
+    let mut publisher = b.tcp_connected(None).await;
+    // Fresh destinations and patterns, each a new engine subscription.
+    for i in 0..25 {
+        let (destination, subscription) = if i % 2 == 0 {
+            let d = format!("/topic/fresh.{i}");
+            (d.clone(), d)
+        } else {
+            (format!("/topic/wild{i}.x"), format!("/topic/wild{i}.*"))
+        };
+        let id = format!("s{i}");
+        subscriber.subscribe(&subscription, &id).await;
+        publisher.send(&destination, format!("m{i}")).await;
+        let message = subscriber.expect("MESSAGE").await;
+        assert_eq!(message.body_str(), format!("m{i}"));
+        assert_eq!(message.h("subscription"), id);
+    }
+    subscriber.assert_quiet().await;
+    a.finish().await;
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_subscribe_receipt_means_subscribed_everywhere() {
+    receipt_means_subscribed_everywhere(Kind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_subscribe_receipt_means_subscribed_everywhere() {
+    receipt_means_subscribed_everywhere(Kind::Nats).await;
+}
+
 /// A node stopped in the middle of a stream: the other nodes keep every publication, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_mid_stream_leaves_the_others_whole() {

@@ -270,6 +270,11 @@ fn permessage_deflate_both_ways() {
     client
         .send_with_receipt("/topic/deflate-in", &[], body.clone(), WAIT)
         .unwrap();
+    // Host subscriptions run on the callback threads: the RECEIPT may come first.
+    let deadline = Instant::now() + WAIT;
+    while got.lock().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     assert_eq!(got.lock().as_slice(), [body.as_bytes().to_vec()]);
     // Server → client: the server compresses the shared tail, the client inflates.
     client

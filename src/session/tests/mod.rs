@@ -3,6 +3,7 @@
 
 mod auth;
 mod broker;
+mod cluster;
 mod common;
 mod durable;
 mod history;
