@@ -80,6 +80,16 @@ impl Row {
         }
     }
 
+    /// What the row measures.
+    pub(crate) fn metric(&self) -> &str {
+        &self.metric
+    }
+
+    /// Its three figures, in column order.
+    pub(crate) fn cells(&self) -> impl Iterator<Item = &Cell<f64>> {
+        [&self.wsbroker, &self.rabbitmq, &self.naive].into_iter()
+    }
+
     fn ratio(&self, peer: &Cell<f64>) -> Option<f64> {
         let (ws, peer) = (self.wsbroker.value()?, peer.value()?);
         (peer > 0.0).then(|| ws / peer)
