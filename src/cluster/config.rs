@@ -4,7 +4,9 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClusterEngine {
-    /// Redis pub/sub, at `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS).
+    /// Redis pub/sub, at `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS);
+    /// several servers comma-separated (e.g. the nodes of a Redis Cluster): the first that
+    /// answers is used, the next one when it fails.
     Redis(String),
     /// NATS core subjects, at `nats://host[:port]` (several servers: comma-separated).
     Nats(String),
@@ -60,6 +62,15 @@ impl ClusterConfig {
         if url.trim().is_empty() {
             return Err("cluster engine URL is empty".into());
         }
+        if let ClusterEngine::Redis(url) = &self.engine {
+            for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                // Parsed as the client will (scheme, host, port, db), without connecting.
+                redis::IntoConnectionInfo::into_connection_info(server).map_err(|e| {
+                    let shown = server.rsplit('@').next().unwrap_or(server);
+                    format!("cluster Redis URL {shown:?}: {e}")
+                })?;
+            }
+        }
         if self.prefix.is_empty()
             || !self
                 .prefix
@@ -89,4 +100,25 @@ fn default_node_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".into());
     format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClusterConfig, ClusterEngine};
+
+    #[test]
+    fn redis_urls_are_checked_one_by_one_without_showing_passwords() {
+        let ok = ClusterConfig::new(ClusterEngine::Redis(
+            "redis://127.0.0.1:7000, redis://127.0.0.1:7001/0".into(),
+        ));
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = ClusterConfig::new(ClusterEngine::Redis(
+            "redis://127.0.0.1:7000,http://user:secret@host".into(),
+        ));
+        let why = bad.validate().unwrap_err();
+        assert!(why.contains("host") && !why.contains("secret"), "{why}");
+        let mut prefix = ClusterConfig::new(ClusterEngine::Nats("nats://127.0.0.1".into()));
+        prefix.prefix = "a.b".into();
+        assert!(prefix.validate().is_err());
+    }
 }

@@ -2,6 +2,12 @@
 //! trip), SUBSCRIBE / PSUBSCRIBE on one pub/sub connection. Redis delivers a client's
 //! publications to a subscriber connection in the order it received them, so one publisher's
 //! messages arrive in publish order on every node.
+//!
+//! The URL may list several servers, comma-separated (`redis://a:6379,redis://b:6379`): the
+//! link uses the first it can reach and moves on to the next when a connection attempt fails.
+//! That covers a Redis Cluster — classic pub/sub is cluster-wide, every node forwards every
+//! publication to the subscribers on all nodes over the cluster bus — and a set of servers
+//! behind which one is the one to use at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +33,11 @@ pub(super) async fn run(
     let mut table = Table::default();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut connected_before = false;
+    let servers = server_urls(&url);
+    let mut server = 0;
     loop {
-        let why = match connect(&url).await {
+        let url = servers[server % servers.len()];
+        let why = match connect(url).await {
             Ok((sink, stream, conn)) => {
                 backoff.reset();
                 if connected_before {
@@ -48,7 +57,11 @@ pub(super) async fn run(
                 )
                 .await
             }
-            Err(e) => e.to_string(),
+            Err(e) => {
+                // The next server of the list gets the next attempt.
+                server += 1;
+                format!("{}: {e}", redacted(url))
+            }
         };
         if *shutdown.borrow() {
             return;
@@ -59,6 +72,30 @@ pub(super) async fn run(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// The servers of a (comma-separated) URL list, in order.
+fn server_urls(url: &str) -> Vec<&str> {
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if servers.is_empty() {
+        vec![url]
+    } else {
+        servers
+    }
+}
+
+/// `url` without its password, for logs and events.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -175,5 +212,22 @@ async fn serve(
                 link.receive(listener, table, &key, &payload);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_list_is_split_and_passwords_stay_out_of_messages() {
+        assert_eq!(
+            super::server_urls("redis://a:1, redis://b:2/0 ,"),
+            ["redis://a:1", "redis://b:2/0"]
+        );
+        assert_eq!(super::server_urls("redis://a"), ["redis://a"]);
+        assert_eq!(
+            super::redacted("redis://user:secret@host:6379/0"),
+            "redis://…@host:6379/0"
+        );
+        assert_eq!(super::redacted("redis://host"), "redis://host");
     }
 }

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use crate::common::{Client, Frame, TestServer, WAIT, config};
-use crate::engine_process::{EngineProcess, Kind};
+use crate::engine_process::{EngineProcess, Kind, RedisCluster};
 use crate::support::unique;
-use wsbroker::{ClusterConfig, ClusterStats, Event, EventQueueConfig, HistoryRule, Server};
+use wsbroker::{
+    ClusterConfig, ClusterEngine, ClusterStats, Event, EventQueueConfig, HistoryRule, Server,
+};
 
 /// Upper bound of an engine restart and of the nodes' reconnection after it (their backoff
 /// tops out at 5 s).
@@ -17,9 +19,13 @@ const OUTAGE_WAIT: Duration = Duration::from_secs(30);
 
 /// A node of the cluster on `engine` under `prefix`, with events on and `history` rules.
 fn node(engine: &EngineProcess, prefix: &str, history: &[&str]) -> TestServer {
+    node_on(engine.engine(), prefix, history)
+}
+
+fn node_on(engine: ClusterEngine, prefix: &str, history: &[&str]) -> TestServer {
     let mut c = config();
     c.cluster = Some({
-        let mut cluster = ClusterConfig::new(engine.engine());
+        let mut cluster = ClusterConfig::new(engine);
         cluster.prefix = prefix.into();
         cluster
     });
@@ -244,6 +250,65 @@ async fn redis_subscribe_receipt_means_subscribed_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_subscribe_receipt_means_subscribed_everywhere() {
     receipt_means_subscribed_everywhere(Kind::Nats).await;
+}
+
+/// A Redis Cluster as the engine: nodes of ours connected to different Redis nodes share
+/// publications (classic pub/sub crosses the cluster bus), and a server list whose first
+/// server is down moves on to the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_nodes_share_publications() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    let prefix = unique("rcluster");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = node_on(
+        ClusterEngine::Redis(format!("redis://127.0.0.1:{dead}/,{}", redis.urls(0))),
+        &prefix,
+        &[],
+    );
+    let b = node_on(ClusterEngine::Redis(redis.urls(1)), &prefix, &[]);
+    // A tried the dead server first, said so, and went on to the next one.
+    match next_availability(&a, WAIT).await {
+        Event::BackplaneUnavailable { reason } => {
+            assert!(reason.contains(&dead.to_string()), "{reason}");
+        }
+        other => panic!("expected BackplaneUnavailable first, got {other:?}"),
+    }
+    assert!(matches!(
+        next_availability(&a, WAIT).await,
+        Event::BackplaneAvailable
+    ));
+    let mut on_a = a.ws_connected(None).await;
+    on_a.subscribe("/topic/rc.*", "s").await;
+    let mut on_b = b.ws_connected(None).await;
+    on_b.subscribe("/topic/rc.x", "s").await;
+    wait_subscribed(&a, 1).await;
+    wait_subscribed(&b, 1).await;
+    let mut from_b = b.tcp_connected(None).await;
+    let mut from_a = a.tcp_connected(None).await;
+    const N: usize = 100;
+    for i in 0..N {
+        from_b.send("/topic/rc.x", format!("b{i}")).await;
+    }
+    assert_eq!(bodies(&mut on_a, N).await, numbered("b", 0..N));
+    for i in 0..N {
+        from_a.send("/topic/rc.x", format!("a{i}")).await;
+    }
+    let mut expected = numbered("b", 0..N);
+    expected.extend(numbered("a", 0..N));
+    assert_eq!(bodies(&mut on_b, 2 * N).await, expected);
+    assert_eq!(bodies(&mut on_a, N).await, numbered("a", 0..N));
+    on_a.assert_quiet().await;
+    on_b.assert_quiet().await;
+    assert!(stats(&a).received >= N as u64 && stats(&b).received >= N as u64);
+    a.finish().await;
+    b.finish().await;
+    drop(redis);
 }
 
 /// A node stopped in the middle of a stream: the other nodes keep every publication, in order.

@@ -21,13 +21,15 @@ const START_WAIT: Duration = Duration::from_secs(15);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Redis,
+    /// A Redis server in cluster mode (a node of [`RedisCluster`]).
+    RedisClusterNode,
     Nats,
 }
 
 impl Kind {
     fn binary(self) -> (&'static str, &'static str) {
         match self {
-            Kind::Redis => ("redis-server", "WSBROKER_REDIS_SERVER"),
+            Kind::Redis | Kind::RedisClusterNode => ("redis-server", "WSBROKER_REDIS_SERVER"),
             Kind::Nats => ("nats-server", "WSBROKER_NATS_SERVER"),
         }
     }
@@ -68,7 +70,9 @@ impl EngineProcess {
     /// The cluster engine setting that reaches this server.
     pub fn engine(&self) -> ClusterEngine {
         match self.kind {
-            Kind::Redis => ClusterEngine::Redis(format!("redis://127.0.0.1:{}/", self.port)),
+            Kind::Redis | Kind::RedisClusterNode => {
+                ClusterEngine::Redis(format!("redis://127.0.0.1:{}/", self.port))
+            }
             Kind::Nats => ClusterEngine::Nats(format!("nats://127.0.0.1:{}", self.port)),
         }
     }
@@ -99,8 +103,18 @@ impl EngineProcess {
         assert!(self.child.is_none(), "the engine is already running");
         let port = self.port.to_string();
         let mut command = Command::new(&self.binary);
+        if self.kind == Kind::RedisClusterNode {
+            command.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ]);
+        }
         match self.kind {
-            Kind::Redis => command.args([
+            Kind::Redis | Kind::RedisClusterNode => command.args([
                 "--port",
                 &port,
                 "--bind",
@@ -190,4 +204,71 @@ fn rand_suffix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
+}
+
+/// A private three-node Redis Cluster (all hash slots assigned, no replicas), made with
+/// `redis-cli --cluster create`; its nodes are killed when it is dropped.
+pub struct RedisCluster {
+    pub nodes: Vec<EngineProcess>,
+}
+
+impl RedisCluster {
+    /// Starts the nodes and joins them, waiting (bounded) until the cluster is up; `None`
+    /// (after printing why) when `redis-server` is missing outside CI.
+    #[allow(dead_code, reason = "the bench suite does not start a cluster")]
+    pub fn start() -> Option<RedisCluster> {
+        let nodes: Vec<EngineProcess> = (0..3)
+            .map(|_| EngineProcess::start(Kind::RedisClusterNode))
+            .collect::<Option<_>>()?;
+        let cli = nodes[0].binary.with_file_name("redis-cli");
+        let cli = if cli.is_file() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new(&cli)
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", cli.display()));
+        assert!(
+            status.success(),
+            "redis-cli --cluster create failed: {status}"
+        );
+        let deadline = Instant::now() + START_WAIT;
+        for node in &nodes {
+            loop {
+                let info = Command::new(&cli)
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli cluster info");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the Redis Cluster is not up within {START_WAIT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(RedisCluster { nodes })
+    }
+
+    /// A URL list naming these nodes, `first` first.
+    #[allow(dead_code, reason = "the bench suite does not start a cluster")]
+    pub fn urls(&self, first: usize) -> String {
+        let n = self.nodes.len();
+        (0..n)
+            .map(|i| format!("redis://127.0.0.1:{}/", self.nodes[(first + i) % n].port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
