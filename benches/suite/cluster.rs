@@ -27,7 +27,7 @@ impl Engine {
     /// Starts a private engine of `kind`, or says why not.
     pub(crate) fn start(kind: Kind, name: &'static str) -> Result<Engine, String> {
         let flag = match kind {
-            Kind::Redis | Kind::RedisClusterNode => "--cluster-redis",
+            Kind::Redis | Kind::RedisClusterNode | Kind::Sentinel => "--cluster-redis",
             Kind::Nats => "--cluster-nats",
         };
         let process = EngineProcess::start(kind)

@@ -6,7 +6,9 @@
 pub enum ClusterEngine {
     /// Redis pub/sub, at `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS);
     /// several servers comma-separated (e.g. the nodes of a Redis Cluster): the first that
-    /// answers is used, the next one when it fails.
+    /// answers is used, the next one when it fails; or Redis Sentinel,
+    /// `redis+sentinel://[:password@]host:port[,host:port...]/SERVICE[/db]`: the master the
+    /// sentinels name, again after a failover.
     Redis(String),
     /// NATS core subjects, at `nats://host[:port]` (several servers: comma-separated).
     Nats(String),
@@ -62,7 +64,12 @@ impl ClusterConfig {
         if url.trim().is_empty() {
             return Err("cluster engine URL is empty".into());
         }
-        if let ClusterEngine::Redis(url) = &self.engine {
+        if let ClusterEngine::Redis(url) = &self.engine
+            && url.trim_start().starts_with(super::sentinel::SCHEME)
+        {
+            super::sentinel::SentinelUrl::parse(url.trim())
+                .map_err(|e| format!("cluster Redis URL: {e}"))?;
+        } else if let ClusterEngine::Redis(url) = &self.engine {
             for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 // Parsed as the client will (scheme, host, port, db), without connecting.
                 redis::IntoConnectionInfo::into_connection_info(server).map_err(|e| {

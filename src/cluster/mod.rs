@@ -32,6 +32,7 @@ mod config;
 pub mod keys;
 mod nats;
 mod redis;
+mod sentinel;
 mod stats;
 mod table;
 

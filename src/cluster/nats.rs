@@ -1,7 +1,9 @@
 //! The NATS engine: one connection for publishing and subscribing. The client library
 //! reconnects by itself and re-subscribes what it held; its connection events drive this
 //! node's availability. Each engine subscription is read by its own small task into one
-//! channel, which keeps each subscription's order (the order a local subscriber sees).
+//! channel, which keeps each subscription's order (the order a local subscriber sees). A
+//! round trip through a subject only this connection subscribes to confirms new
+//! subscriptions (see [`Echo`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use super::{Command, EngineKey, Link, Listener};
 use crate::broker::Ticket;
 use crate::relay::backoff::Backoff;
 
-/// How long the server may take to answer a flush that confirms subscriptions.
+/// How long the server may take to answer the round trip that confirms subscriptions.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the first connection may take before the engine is reported unavailable.
@@ -74,6 +76,13 @@ pub(super) async fn run(
             return;
         }
     };
+    let mut echo = match Echo::new(&client).await {
+        Ok(echo) => echo,
+        Err(e) => {
+            link.set_available(&listener, Some(format!("cannot subscribe on {url}: {e}")));
+            return;
+        }
+    };
     let (payloads_tx, mut payloads) = mpsc::channel::<(EngineKey, Bytes)>(READ_AHEAD);
     let mut table = Table::default();
     let mut readers: HashMap<EngineKey, JoinHandle<()>> = HashMap::new();
@@ -102,7 +111,7 @@ pub(super) async fn run(
                     // The client re-sent its subscriptions; the PONG says the server has them.
                     let upto = link.take_changes(&mut commands, &mut table, None);
                     subscribe_all(&client, &mut readers, &payloads_tx, &upto.keys).await;
-                    confirm(&link, &client, &table, upto.upto).await;
+                    confirm(&link, &client, &mut echo, &table, upto.upto).await;
                     link.set_available(&listener, None);
                     super::after_connect(&listener);
                 }
@@ -113,7 +122,7 @@ pub(super) async fn run(
                 let Some(command) = command else { break };
                 let changes = link.take_changes(&mut commands, &mut table, Some(command));
                 subscribe_all(&client, &mut readers, &payloads_tx, &changes.keys).await;
-                confirm(&link, &client, &table, changes.upto).await;
+                confirm(&link, &client, &mut echo, &table, changes.upto).await;
             }
             () = link.outbox.ready() => {
                 batch.clear();
@@ -166,11 +175,56 @@ async fn subscribe_all(
     }
 }
 
-/// Waits for the server's PONG to a flush, which says it has every subscription sent before;
-/// then the subscriptions up to `upto` count as confirmed. A server that does not answer in
-/// time releases the waiting subscribers anyway (their RECEIPTs must not hang on it).
-async fn confirm(link: &Link, client: &async_nats::Client, table: &Table, upto: Ticket) {
-    match tokio::time::timeout(CONFIRM_TIMEOUT, client.flush()).await {
+/// This connection's round trip to the server: a subject only it subscribes to. The server
+/// handles one connection's messages in order, so once a publication to it comes back, every
+/// SUB sent before it is in place (a flush alone only says the bytes left this process).
+struct Echo {
+    subject: String,
+    subscriber: async_nats::Subscriber,
+    sent: u64,
+}
+
+impl Echo {
+    async fn new(client: &async_nats::Client) -> Result<Echo, async_nats::SubscribeError> {
+        let subject = client.new_inbox();
+        let subscriber = client.subscribe(subject.clone()).await?;
+        Ok(Echo {
+            subject,
+            subscriber,
+            sent: 0,
+        })
+    }
+
+    /// Sends a numbered probe and waits for it to come back (older ones are skipped).
+    async fn round_trip(&mut self, client: &async_nats::Client) -> Result<(), String> {
+        self.sent += 1;
+        let probe = Bytes::from(self.sent.to_string());
+        client
+            .publish(self.subject.clone(), probe.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())?;
+        while let Some(message) = self.subscriber.next().await {
+            if message.payload == probe {
+                return Ok(());
+            }
+        }
+        Err("the connection's subscription ended".into())
+    }
+}
+
+/// Waits for a round trip through the server, which says it has every subscription sent
+/// before; then the subscriptions up to `upto` count as confirmed. A server that does not
+/// answer in time releases the waiting subscribers anyway (their RECEIPTs must not hang on
+/// it).
+async fn confirm(
+    link: &Link,
+    client: &async_nats::Client,
+    echo: &mut Echo,
+    table: &Table,
+    upto: Ticket,
+) {
+    match tokio::time::timeout(CONFIRM_TIMEOUT, echo.round_trip(client)).await {
         Ok(Ok(())) => link.confirmed(table, upto),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cluster subscriptions not confirmed");

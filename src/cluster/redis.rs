@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink};
 use tokio::sync::{mpsc, watch};
 
+use super::sentinel::{self, SentinelUrl};
 use super::table::Table;
 use super::{Command, EngineKey, Link, Listener};
 use crate::relay::backoff::Backoff;
@@ -75,8 +76,12 @@ pub(super) async fn run(
     }
 }
 
-/// The servers of a (comma-separated) URL list, in order.
+/// The servers of a (comma-separated) URL list, in order; a sentinel URL (its commas
+/// separate sentinels) is one server.
 fn server_urls(url: &str) -> Vec<&str> {
+    if url.trim_start().starts_with(super::sentinel::SCHEME) {
+        return vec![url.trim()];
+    }
     let servers: Vec<&str> = url
         .split(',')
         .map(str::trim)
@@ -102,8 +107,17 @@ fn redacted(url: &str) -> String {
 async fn connect(
     url: &str,
 ) -> redis::RedisResult<(PubSubSink, redis::aio::PubSubStream, MultiplexedConnection)> {
-    let client = redis::Client::open(url)?;
     let timeout = |e| redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, e));
+    let client = if url.starts_with(sentinel::SCHEME) {
+        let sentinels = SentinelUrl::parse(url).map_err(|e| {
+            redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        })?;
+        tokio::time::timeout(CONNECT_TIMEOUT, sentinels.master())
+            .await
+            .map_err(|_| timeout("asking the sentinels timed out"))??
+    } else {
+        redis::Client::open(url)?
+    };
     let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| timeout("connecting timed out"))??;
@@ -224,6 +238,10 @@ mod tests {
             ["redis://a:1", "redis://b:2/0"]
         );
         assert_eq!(super::server_urls("redis://a"), ["redis://a"]);
+        assert_eq!(
+            super::server_urls("redis+sentinel://s1,s2/master"),
+            ["redis+sentinel://s1,s2/master"]
+        );
         assert_eq!(
             super::redacted("redis://user:secret@host:6379/0"),
             "redis://…@host:6379/0"

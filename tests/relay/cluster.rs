@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::common::{Client, Frame, TestServer, WAIT, config};
-use crate::engine_process::{EngineProcess, Kind, RedisCluster};
+use crate::engine_process::{EngineProcess, Kind, RedisCluster, RedisSentinel};
 use crate::support::unique;
 use wsbroker::{
     ClusterConfig, ClusterEngine, ClusterStats, Event, EventQueueConfig, HistoryRule, Server,
@@ -71,21 +71,21 @@ async fn wait_subscribed(node: &TestServer, subscriptions: u64) {
     .await;
 }
 
-/// Waits (bounded) for the next backplane availability event of `node`.
+/// Waits (bounded) for the next backplane availability event of `node`. Events are taken
+/// one at a time, so an availability event right behind another stays for the next call.
 async fn next_availability(node: &TestServer, limit: Duration) -> Event {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let mut events = Vec::new();
         node.server
-            .poll_events(&mut events, 64, Duration::ZERO)
+            .poll_events(&mut events, 1, Duration::ZERO)
             .unwrap();
-        if let Some(event) = events.into_iter().find(|e| {
-            matches!(
-                e,
-                Event::BackplaneAvailable | Event::BackplaneUnavailable { .. }
-            )
-        }) {
-            return event;
+        match events.pop() {
+            Some(event @ (Event::BackplaneAvailable | Event::BackplaneUnavailable { .. })) => {
+                return event;
+            }
+            Some(_) => continue, // another kind of event: look at the next one at once
+            None => {}
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -309,6 +309,59 @@ async fn redis_cluster_nodes_share_publications() {
     a.finish().await;
     b.finish().await;
     drop(redis);
+}
+
+/// Redis Sentinel: the nodes find the master through the sentinel, and when the master dies
+/// they report the outage, reconnect to the replica the sentinel promotes, and carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_failover_moves_the_nodes_to_the_new_master() {
+    let Some(mut redis) = RedisSentinel::start() else {
+        return;
+    };
+    let prefix = unique("sentinel");
+    let url = redis.url();
+    let (a, b) = (
+        node_on(ClusterEngine::Redis(url.clone()), &prefix, &[]),
+        node_on(ClusterEngine::Redis(url), &prefix, &[]),
+    );
+    for n in [&a, &b] {
+        let event = next_availability(n, WAIT).await;
+        assert!(matches!(event, Event::BackplaneAvailable), "{event:?}");
+    }
+    let mut on_a = a.ws_connected(None).await;
+    on_a.subscribe("/topic/ha", "s").await;
+    let mut publisher = b.tcp_connected(None).await;
+    publisher.send("/topic/ha", "before").await;
+    assert_eq!(bodies(&mut on_a, 1).await, ["before"]);
+
+    redis.master.kill();
+    for n in [&a, &b] {
+        let event = next_availability(n, OUTAGE_WAIT).await;
+        assert!(
+            matches!(event, Event::BackplaneUnavailable { .. }),
+            "{event:?}"
+        );
+        let back = tokio::time::timeout(OUTAGE_WAIT, next_availability(n, OUTAGE_WAIT * 2)).await;
+        assert!(
+            matches!(back, Ok(Event::BackplaneAvailable)),
+            "{back:?}; {:?}; sentinel log:\n{}",
+            stats(n),
+            redis.sentinel.log_tail(30)
+        );
+    }
+    assert_eq!(
+        redis.replica_role(),
+        "master",
+        "the sentinel promoted the replica"
+    );
+    wait_subscribed(&a, 1).await;
+    wait_subscribed(&b, 0).await;
+    publisher.send("/topic/ha", "after").await;
+    assert_eq!(bodies(&mut on_a, 1).await, ["after"]);
+    on_a.assert_quiet().await;
+    assert!(stats(&a).reconnects >= 1);
+    a.finish().await;
+    b.finish().await;
 }
 
 /// A node stopped in the middle of a stream: the other nodes keep every publication, in order.

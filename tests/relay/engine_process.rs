@@ -23,13 +23,17 @@ pub enum Kind {
     Redis,
     /// A Redis server in cluster mode (a node of [`RedisCluster`]).
     RedisClusterNode,
+    /// A Redis Sentinel (of [`RedisSentinel`]).
+    Sentinel,
     Nats,
 }
 
 impl Kind {
     fn binary(self) -> (&'static str, &'static str) {
         match self {
-            Kind::Redis | Kind::RedisClusterNode => ("redis-server", "WSBROKER_REDIS_SERVER"),
+            Kind::Redis | Kind::RedisClusterNode | Kind::Sentinel => {
+                ("redis-server", "WSBROKER_REDIS_SERVER")
+            }
             Kind::Nats => ("nats-server", "WSBROKER_NATS_SERVER"),
         }
     }
@@ -41,6 +45,8 @@ pub struct EngineProcess {
     binary: PathBuf,
     port: u16,
     dir: PathBuf,
+    /// Flags after the kind's own (e.g. `--replicaof`).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -48,6 +54,16 @@ impl EngineProcess {
     /// Starts a private server of `kind`, or returns `None` (after printing why) when its
     /// binary is missing outside CI.
     pub fn start(kind: Kind) -> Option<EngineProcess> {
+        EngineProcess::start_with(kind, Vec::new(), |_| {})
+    }
+
+    /// Starts one with `extra` flags, after `prepare` wrote what it needs into its data
+    /// directory (a sentinel's configuration).
+    fn start_with(
+        kind: Kind,
+        extra: Vec<String>,
+        prepare: impl FnOnce(&EngineProcess),
+    ) -> Option<EngineProcess> {
         let binary = find_binary(kind)?;
         let dir = std::env::temp_dir().join(format!(
             "wsbroker-test-{kind:?}-{}-{:x}",
@@ -61,8 +77,10 @@ impl EngineProcess {
             binary,
             port,
             dir,
+            extra,
             child: None,
         };
+        prepare(&engine);
         engine.resume();
         Some(engine)
     }
@@ -70,7 +88,7 @@ impl EngineProcess {
     /// The cluster engine setting that reaches this server.
     pub fn engine(&self) -> ClusterEngine {
         match self.kind {
-            Kind::Redis | Kind::RedisClusterNode => {
+            Kind::Redis | Kind::RedisClusterNode | Kind::Sentinel => {
                 ClusterEngine::Redis(format!("redis://127.0.0.1:{}/", self.port))
             }
             Kind::Nats => ClusterEngine::Nats(format!("nats://127.0.0.1:{}", self.port)),
@@ -89,6 +107,14 @@ impl EngineProcess {
         self.port
     }
 
+    /// The last lines of the server's log.
+    #[allow(dead_code, reason = "only some tests show it")]
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Kills the server (as a crash would) and waits until it is gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -103,6 +129,11 @@ impl EngineProcess {
         assert!(self.child.is_none(), "the engine is already running");
         let port = self.port.to_string();
         let mut command = Command::new(&self.binary);
+        if self.kind == Kind::Sentinel {
+            command
+                .arg(self.dir.join("sentinel.conf"))
+                .arg("--sentinel");
+        }
         if self.kind == Kind::RedisClusterNode {
             command.args([
                 "--cluster-enabled",
@@ -113,8 +144,9 @@ impl EngineProcess {
                 "2000",
             ]);
         }
+        command.args(&self.extra);
         match self.kind {
-            Kind::Redis | Kind::RedisClusterNode => command.args([
+            Kind::Redis | Kind::RedisClusterNode | Kind::Sentinel => command.args([
                 "--port",
                 &port,
                 "--bind",
@@ -129,11 +161,17 @@ impl EngineProcess {
             ]),
             Kind::Nats => command.args(["-a", "127.0.0.1", "-p", &port, "--store_dir"]),
         };
+        // The server's log, for a failing test to show (removed with the directory).
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("engine log file");
         command
             .arg(&self.dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
@@ -270,5 +308,103 @@ impl RedisCluster {
             .map(|i| format!("redis://127.0.0.1:{}/", self.nodes[(first + i) % n].port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// A private Redis master with one replica, watched by one sentinel (quorum 1, the master
+/// counted down after 1 s): killing the master promotes the replica within seconds.
+pub struct RedisSentinel {
+    pub master: EngineProcess,
+    pub replica: EngineProcess,
+    pub sentinel: EngineProcess,
+}
+
+impl RedisSentinel {
+    /// The service name the sentinel watches.
+    pub const SERVICE: &'static str = "wsbmaster";
+
+    /// Starts the three and waits (bounded) until the sentinel knows the replica (without
+    /// that it could not fail over); `None` when `redis-server` is missing outside CI.
+    #[allow(dead_code, reason = "the bench suite does not start sentinels")]
+    pub fn start() -> Option<RedisSentinel> {
+        let master = EngineProcess::start(Kind::Redis)?;
+        let replicaof = vec![
+            "--replicaof".to_string(),
+            "127.0.0.1".to_string(),
+            master.port.to_string(),
+        ];
+        let replica = EngineProcess::start_with(Kind::Redis, replicaof, |_| {})?;
+        let master_port = master.port;
+        let sentinel = EngineProcess::start_with(Kind::Sentinel, Vec::new(), |s| {
+            let service = RedisSentinel::SERVICE;
+            let config = format!(
+                "sentinel monitor {service} 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds {service} 1000\n\
+                 sentinel failover-timeout {service} 5000\n"
+            );
+            std::fs::write(s.dir.join("sentinel.conf"), config).expect("sentinel.conf");
+        })?;
+        let cli = sentinel.binary.with_file_name("redis-cli");
+        let cli = if cli.is_file() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            let replicas = Command::new(&cli)
+                .args([
+                    "-p",
+                    &sentinel.port.to_string(),
+                    "sentinel",
+                    "replicas",
+                    Self::SERVICE,
+                ])
+                .output()
+                .expect("redis-cli sentinel replicas");
+            if String::from_utf8_lossy(&replicas.stdout).contains(&replica.port.to_string()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinel does not see the replica within {START_WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(RedisSentinel {
+            master,
+            replica,
+            sentinel,
+        })
+    }
+
+    /// The `redis+sentinel://` URL of the set.
+    #[allow(dead_code, reason = "the bench suite does not start sentinels")]
+    pub fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}/{}",
+            self.sentinel.port,
+            Self::SERVICE
+        )
+    }
+
+    /// The role (`master`, `slave`) the replica reports.
+    #[allow(dead_code, reason = "the bench suite does not start sentinels")]
+    pub fn replica_role(&self) -> String {
+        let cli = self.replica.binary.with_file_name("redis-cli");
+        let cli = if cli.is_file() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let out = Command::new(cli)
+            .args(["-p", &self.replica.port.to_string(), "role"])
+            .output()
+            .expect("redis-cli role");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
     }
 }
