@@ -29,6 +29,7 @@ pub mod shared_frame;
 pub mod stats;
 mod sub_map;
 pub mod subscription;
+mod tally;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -3,19 +3,20 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::drops::DropLog;
+pub use super::tally::Tally;
 
 /// Declares every counter once: the live [`Counters`] (atomics), their snapshot into [`Stats`]
 /// (whose struct literal makes the compiler check that both list the same fields) and the
 /// Prometheus rows of `/metrics`. `Stats` itself is written out below because it is also the C
 /// ABI's `wsb_stats` (cbindgen reads it from this file; it cannot expand macros).
 macro_rules! counters {
-    ($($field:ident: $kind:literal $metric:literal $help:literal,)*) => {
+    ($($field:ident($ty:ty): $kind:literal $metric:literal $help:literal,)*) => {
         /// Live counters shared by the broker and the transports (see [`Stats`] for each one).
         #[derive(Debug, Default)]
         pub struct Counters {
             $(
                 #[doc = $help]
-                pub $field: AtomicU64,
+                pub $field: $ty,
             )*
             /// The drops behind `dropped`, per subscription, until they are reported to the host.
             pub drops: DropLog,
@@ -25,7 +26,7 @@ macro_rules! counters {
             /// Reads every counter.
             pub fn snapshot(&self) -> Stats {
                 Stats {
-                    $($field: self.$field.load(Relaxed),)*
+                    $($field: Count::value(&self.$field),)*
                 }
             }
         }
@@ -41,23 +42,23 @@ macro_rules! counters {
 }
 
 counters! {
-    connections: "gauge" "connections" "Open connections.",
-    connections_total: "counter" "connections_total" "Connections accepted since start.",
-    connections_refused: "counter" "connections_refused_total" "Connections refused at a connection limit.",
-    sessions: "gauge" "sessions" "STOMP sessions past CONNECT.",
-    subscriptions: "gauge" "subscriptions" "Active client subscriptions.",
-    messages_in: "counter" "messages_in_total" "Messages published.",
-    messages_out: "counter" "messages_out_total" "MESSAGE frames queued to subscribers.",
-    bytes_in: "counter" "bytes_in_total" "Bytes read from clients.",
-    bytes_out: "counter" "bytes_out_total" "Bytes written to clients.",
-    dropped: "counter" "dropped_total" "Messages discarded.",
-    slow_consumer_disconnects: "counter" "slow_consumer_disconnects_total" "Sessions closed as slow consumers.",
-    publishers_paused: "counter" "publishers_paused_total" "Times flow control paused a publishing connection.",
-    publishes_refused: "counter" "publishes_refused_total" "Host publishes refused with Backpressure by flow control.",
-    auth_refused: "counter" "auth_refused_total" "Tokens refused (upgrade, CONNECT or refresh) and token-less clients refused.",
-    auth_denied: "counter" "auth_denied_total" "SUBSCRIBE and SEND frames refused by token permissions.",
-    auth_expired: "counter" "auth_expired_total" "Sessions closed because their token expired.",
-    auth_refreshed: "counter" "auth_refreshed_total" "Tokens refreshed on live sessions.",
+    connections(AtomicU64): "gauge" "connections" "Open connections.",
+    connections_total(AtomicU64): "counter" "connections_total" "Connections accepted since start.",
+    connections_refused(AtomicU64): "counter" "connections_refused_total" "Connections refused at a connection limit.",
+    sessions(AtomicU64): "gauge" "sessions" "STOMP sessions past CONNECT.",
+    subscriptions(AtomicU64): "gauge" "subscriptions" "Active client subscriptions.",
+    messages_in(Tally): "counter" "messages_in_total" "Messages published.",
+    messages_out(Tally): "counter" "messages_out_total" "MESSAGE frames queued to subscribers.",
+    bytes_in(Tally): "counter" "bytes_in_total" "Bytes read from clients.",
+    bytes_out(Tally): "counter" "bytes_out_total" "Bytes written to clients.",
+    dropped(AtomicU64): "counter" "dropped_total" "Messages discarded.",
+    slow_consumer_disconnects(AtomicU64): "counter" "slow_consumer_disconnects_total" "Sessions closed as slow consumers.",
+    publishers_paused(AtomicU64): "counter" "publishers_paused_total" "Times flow control paused a publishing connection.",
+    publishes_refused(AtomicU64): "counter" "publishes_refused_total" "Host publishes refused with Backpressure by flow control.",
+    auth_refused(AtomicU64): "counter" "auth_refused_total" "Tokens refused (upgrade, CONNECT or refresh) and token-less clients refused.",
+    auth_denied(AtomicU64): "counter" "auth_denied_total" "SUBSCRIBE and SEND frames refused by token permissions.",
+    auth_expired(AtomicU64): "counter" "auth_expired_total" "Sessions closed because their token expired.",
+    auth_refreshed(AtomicU64): "counter" "auth_refreshed_total" "Tokens refreshed on live sessions.",
 }
 
 /// A point-in-time copy of the server's counters: `Server::stats` in Rust, `wsb_stats` in C
@@ -146,9 +147,36 @@ pub(crate) fn count_dropped(
     counters.drops.record(session, subscription, destination, n);
 }
 
+/// A counter of [`Counters`]: a plain atomic (gauges, rare events) or a [`Tally`] (the
+/// per-message throughput counters).
+pub trait Count {
+    /// Adds `n`.
+    fn add(&self, n: u64);
+    /// The current value.
+    fn value(&self) -> u64;
+}
+
+impl Count for AtomicU64 {
+    fn add(&self, n: u64) {
+        self.fetch_add(n, Relaxed);
+    }
+    fn value(&self) -> u64 {
+        self.load(Relaxed)
+    }
+}
+
+impl Count for Tally {
+    fn add(&self, n: u64) {
+        Tally::add(self, n);
+    }
+    fn value(&self) -> u64 {
+        self.load()
+    }
+}
+
 /// Adds to a counter.
-pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Relaxed);
+pub(crate) fn add(counter: &impl Count, n: u64) {
+    counter.add(n);
 }
 
 /// Subtracts from a gauge.
