@@ -364,58 +364,133 @@ async fn redis_sentinel_failover_moves_the_nodes_to_the_new_master() {
     b.finish().await;
 }
 
-/// A node stopped in the middle of a stream: the other nodes keep every publication, in order.
+/// A node that is its own process (the `wsbroker` binary in cluster mode), killed with
+/// SIGKILL when dropped.
+struct NodeProcess {
+    child: std::process::Child,
+    ws: std::net::SocketAddr,
+}
+
+impl NodeProcess {
+    fn start(engine: &EngineProcess, prefix: &str) -> NodeProcess {
+        use std::io::BufRead;
+        let ClusterEngine::Redis(url) = engine.engine() else {
+            panic!("a Redis engine")
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsbroker"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--heartbeat",
+                "0",
+                "--log",
+                "warn",
+            ])
+            .args(["--cluster-redis", &url, "--cluster-prefix", prefix])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start wsbroker");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the listening line, then keeps draining so the child never blocks on it.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("wsbroker listening websocket ws://") {
+                    let _ = tx.send(url.trim_end_matches("/ws").to_string());
+                }
+            }
+        });
+        let address = rx.recv_timeout(WAIT).expect("the node prints its address");
+        NodeProcess {
+            child,
+            ws: address.parse().expect("a socket address"),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Subscribers of `channel` on `engine`, as Redis counts them (`PUBSUB NUMSUB`).
+fn redis_subscribers(engine: &EngineProcess, channel: &str) -> u64 {
+    let out = std::process::Command::new(engine.redis_cli())
+        .args([
+            "-p",
+            &engine.port().to_string(),
+            "pubsub",
+            "numsub",
+            channel,
+        ])
+        .output()
+        .expect("redis-cli pubsub numsub");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until Redis counts `n` subscribers of `channel`.
+async fn wait_redis_subscribers(engine: &EngineProcess, channel: &str, n: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while redis_subscribers(engine, channel) != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis does not count {n} subscribers of {channel}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A node killed (SIGKILL) in the middle of a stream: the other nodes keep every
+/// publication, in order; Redis drops the dead node's subscription with its connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_stopped_mid_stream_leaves_the_others_whole() {
+async fn a_node_killed_mid_stream_leaves_the_others_whole() {
     let Some(engine) = EngineProcess::start(Kind::Redis) else {
         return;
     };
-    let prefix = unique("nodestop");
-    let (a, b, c) = (
-        node(&engine, &prefix, &[]),
-        node(&engine, &prefix, &[]),
-        node(&engine, &prefix, &[]),
-    );
-    let mut on_a = a.ws_connected(None).await;
-    on_a.subscribe("/topic/stream", "s").await;
+    let prefix = unique("nodekill");
+    let channel = format!("{prefix}:/topic/stream");
+    let mut doomed = NodeProcess::start(&engine, &prefix);
+    let (b, c) = (node(&engine, &prefix, &[]), node(&engine, &prefix, &[]));
+    let mut on_doomed = Client::ws(doomed.ws).await;
+    on_doomed.connect_as(None).await;
+    on_doomed.subscribe("/topic/stream", "s").await;
     let mut on_b = b.ws_connected(None).await;
     on_b.subscribe("/topic/stream", "s").await;
-    wait_subscribed(&a, 1).await;
-    wait_subscribed(&b, 1).await;
+    wait_redis_subscribers(&engine, &channel, 2).await;
 
     const N: usize = 400;
     let mut publisher = c.tcp_connected(None).await;
     for i in 0..N / 2 {
         publisher.send("/topic/stream", format!("m{i}")).await;
     }
-    // A goes away while C is publishing.
-    let stopping = tokio::spawn({
-        let server = a.server.clone();
-        async move {
-            tokio::task::spawn_blocking(move || server.stop(Duration::from_millis(50)))
-                .await
-                .unwrap()
-        }
-    });
+    doomed.kill();
     for i in N / 2..N {
         publisher.send("/topic/stream", format!("m{i}")).await;
     }
     publisher.barrier().await;
-    tokio::time::timeout(WAIT, stopping)
-        .await
-        .expect("node stops in time")
-        .unwrap()
-        .expect("node stops");
     assert_eq!(bodies(&mut on_b, N).await, numbered("m", 0..N));
     on_b.assert_quiet().await;
-    // A's subscriber got a prefix of the stream, in order, before its node closed it.
-    let (frames, _) = on_a.until_closed().await;
+    // The killed node's subscriber got a prefix of the stream, in order.
+    let (frames, _) = on_doomed.until_closed().await;
     let got: Vec<String> = frames
         .iter()
         .filter(|f| f.command == "MESSAGE")
         .map(|f| f.body_str().to_string())
         .collect();
     assert_eq!(got, numbered("m", 0..got.len()));
+    wait_redis_subscribers(&engine, &channel, 1).await;
     assert_eq!(stats(&c).dropped, 0);
     b.finish().await;
     c.finish().await;

@@ -107,6 +107,16 @@ impl EngineProcess {
         self.port
     }
 
+    /// `redis-cli` next to this `redis-server`, or the one on `PATH`.
+    pub fn redis_cli(&self) -> PathBuf {
+        let cli = self.binary.with_file_name("redis-cli");
+        if cli.is_file() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        }
+    }
+
     /// The last lines of the server's log.
     #[allow(dead_code, reason = "only some tests show it")]
     pub fn log_tail(&self, lines: usize) -> String {
@@ -258,12 +268,7 @@ impl RedisCluster {
         let nodes: Vec<EngineProcess> = (0..3)
             .map(|_| EngineProcess::start(Kind::RedisClusterNode))
             .collect::<Option<_>>()?;
-        let cli = nodes[0].binary.with_file_name("redis-cli");
-        let cli = if cli.is_file() {
-            cli
-        } else {
-            PathBuf::from("redis-cli")
-        };
+        let cli = nodes[0].redis_cli();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -344,12 +349,7 @@ impl RedisSentinel {
             );
             std::fs::write(s.dir.join("sentinel.conf"), config).expect("sentinel.conf");
         })?;
-        let cli = sentinel.binary.with_file_name("redis-cli");
-        let cli = if cli.is_file() {
-            cli
-        } else {
-            PathBuf::from("redis-cli")
-        };
+        let cli = sentinel.redis_cli();
         let deadline = Instant::now() + START_WAIT;
         loop {
             let replicas = Command::new(&cli)
@@ -391,13 +391,7 @@ impl RedisSentinel {
     /// The role (`master`, `slave`) the replica reports.
     #[allow(dead_code, reason = "the bench suite does not start sentinels")]
     pub fn replica_role(&self) -> String {
-        let cli = self.replica.binary.with_file_name("redis-cli");
-        let cli = if cli.is_file() {
-            cli
-        } else {
-            PathBuf::from("redis-cli")
-        };
-        let out = Command::new(cli)
+        let out = Command::new(self.replica.redis_cli())
             .args(["-p", &self.replica.port.to_string(), "role"])
             .output()
             .expect("redis-cli role");
