@@ -390,9 +390,9 @@ pub(crate) fn start(
     }
 }
 
-/// After the engine (re)connected: every history starts a new epoch, since publications of
-/// other nodes may be missing from it.
-fn after_connect(listener: &Listener) {
+/// After the engine (re)connected, or lost publications for this node: every history starts a
+/// new epoch, since publications of other nodes may be missing from it.
+fn history_gap(listener: &Listener) {
     if let Some(listener) = listener.upgrade() {
         listener.broker().history_gap();
     }

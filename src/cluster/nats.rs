@@ -32,6 +32,8 @@ const READ_AHEAD: usize = 1024;
 enum Connection {
     Up,
     Down(String),
+    /// The client gave up messages of a subscription this node did not read fast enough.
+    Lost(String),
 }
 
 pub(super) async fn run(
@@ -62,6 +64,7 @@ pub(super) async fn run(
                         Some(Connection::Down("disconnected".into()))
                     }
                     async_nats::Event::Closed => Some(Connection::Down("closed".into())),
+                    async_nats::Event::SlowConsumer(_) => Some(Connection::Lost(event.to_string())),
                     _ => None,
                 };
                 if let Some(change) = change {
@@ -113,9 +116,15 @@ pub(super) async fn run(
                     subscribe_all(&client, &mut readers, &payloads_tx, &upto.keys).await;
                     confirm(&link, &client, &mut echo, &table, upto.upto).await;
                     link.set_available(&listener, None);
-                    super::after_connect(&listener);
+                    super::history_gap(&listener);
                 }
                 Some(Connection::Down(why)) => link.set_available(&listener, Some(why)),
+                Some(Connection::Lost(why)) => {
+                    // Publications of other nodes are missing here: histories must not claim
+                    // a complete replay across them.
+                    tracing::warn!(%why, "cluster publications lost on this node; histories start new epochs");
+                    super::history_gap(&listener);
+                }
                 None => break,
             },
             command = commands.recv() => {

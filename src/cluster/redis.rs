@@ -184,7 +184,7 @@ async fn serve(
     }
     link.confirmed(table, upto);
     link.set_available(listener, None);
-    super::after_connect(listener);
+    super::history_gap(listener);
     let mut batch = Vec::new();
     loop {
         tokio::select! {
