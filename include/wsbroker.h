@@ -1229,8 +1229,9 @@ enum wsb_result wsb_config_set_relay_session_restore(struct wsb_config *config, 
 
 // Cluster mode on Redis: this node shares its broadcast destinations, `/user` destinations and
 // host publishes with every node on the same Redis (`redis://[user:password@]host[:port][/db]`,
-// `rediss://` for TLS; several servers comma-separated, e.g. a Redis Cluster's nodes) through
-// one pub/sub and one command connection, and fans out locally.
+// `rediss://` for TLS; several servers comma-separated, e.g. a Redis Cluster's nodes; or
+// `redis+sentinel://host:port[,host:port...]/SERVICE[/db]`, the master Redis Sentinel names)
+// through one pub/sub and one command connection, and fans out locally.
 // Resets the other cluster settings to their defaults. `url` NULL turns cluster mode off.
 // Copied. See docs/cluster.md.
 //

@@ -146,7 +146,8 @@ struct Args {
     fsync: wsbroker::FsyncPolicy,
     /// Cluster mode on Redis: share the destination space with every node on this Redis
     /// (`redis://[:password@]host[:port][/db]`, `rediss://` for TLS; several servers
-    /// comma-separated, e.g. a Redis Cluster's nodes: the next is tried when one fails). Topics, /user
+    /// comma-separated, e.g. a Redis Cluster's nodes: the next is tried when one fails; or
+    /// `redis+sentinel://HOST:PORT[,...]/SERVICE[/db]`: the master Sentinel names). Topics, /user
     /// destinations and host publishes reach the whole cluster; each node fans out locally
     /// over one engine link. Queues, histories and presence stay per node (docs/cluster.md).
     #[arg(long, value_name = "URL", conflicts_with = "cluster_nats")]
