@@ -301,3 +301,39 @@ fn the_example_config_file_is_accepted() {
         "{printed}"
     );
 }
+
+/// SIGTERM the moment the listening lines are out (what scripts and test fixtures do) is a
+/// graceful stop with exit code 0: the handler is in place before the lines are printed.
+#[test]
+fn sigterm_right_after_the_listening_lines_is_a_clean_stop() {
+    for _ in 0..10 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsbroker"))
+            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wsbroker");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with("wsbroker listening"), "{line:?}");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        // Bounded: a broker that ignored the signal is killed and fails the test.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("wsbroker did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(exit.code(), Some(0), "{exit:?}");
+    }
+}

@@ -552,26 +552,51 @@ fn raise_nofile_limit() -> Option<(u64, u64)> {
     None
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-fn wait_for_signal() -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+/// Ctrl-C and SIGTERM, caught from the moment this exists: made before the listening lines
+/// are printed, so a script that reads them and signals at once gets a graceful stop, never the
+/// default action (termination by the signal).
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn catch() -> std::io::Result<StopSignals> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         #[cfg(unix)]
         {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => r,
-                _ = term.recv() => Ok(()),
-            }
+            use tokio::signal::unix::{SignalKind, signal};
+            let entered = runtime.enter();
+            let term = signal(SignalKind::terminate())?;
+            let interrupt = signal(SignalKind::interrupt())?;
+            drop(entered);
+            Ok(StopSignals {
+                runtime,
+                term,
+                interrupt,
+            })
         }
         #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await
-        }
-    })
+        Ok(StopSignals { runtime })
+    }
+
+    /// Waits for one of them.
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            #[cfg(unix)]
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.interrupt.recv() => {}
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
 }
 
 /// The format of the log lines on stderr.
@@ -730,6 +755,13 @@ fn main() -> ExitCode {
         let host = server.clone();
         std::thread::spawn(move || close_test_sessions(&host));
     }
+    let signals = match StopSignals::catch() {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            eprintln!("wsbroker: cannot wait for signals: {e}");
+            None
+        }
+    };
     // Machine-readable lines (tests and scripts read the real ports from them).
     let mut out = std::io::stdout().lock();
     // With TLS: `websocket wss://...` and `tcp+tls ADDR`, so a plain-text client's parser
@@ -774,8 +806,8 @@ fn main() -> ExitCode {
     let _ = out.flush();
     drop(out);
 
-    if let Err(e) = wait_for_signal() {
-        eprintln!("wsbroker: cannot wait for signals: {e}");
+    if let Some(signals) = signals {
+        signals.wait();
     }
     match server.stop(Duration::from_secs(5)) {
         Ok(()) => ExitCode::SUCCESS,
